@@ -1,0 +1,271 @@
+"""The ``gridkit`` command line: a thin click front over the kernel.
+
+Every user-caused failure is a :class:`gridkit.GridkitError` and ends as one line on stderr with
+its exit status (2 for bad input, 1 for a failed run); ``--debug`` shows the traceback instead.
+Plugins are loaded only by commands that need them, so ``gridkit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+import click
+
+from gridkit.core.errors import GridkitError
+
+_BUILTIN = ("run", "validate", "plugins", "components")
+
+
+class _Group(click.Group):
+    """Adds the commands of ``gridkit_register_commands`` plugins when they are asked for."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if self._plugins_added:
+            return
+        self._plugins_added = True
+        from gridkit.core.plugins import get_host
+
+        try:
+            get_host().call_each("gridkit_register_commands", cli=self)
+        except GridkitError as err:
+            click.echo(f"Warning: {err}", err=True)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _BUILTIN:
+            self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="gridkit")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """gridkit: grid-trading bots built from plugins.
+
+    Run a pipeline with `gridkit run pipeline.toml`; see what is installed with
+    `gridkit plugins` and `gridkit components`.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _load(path: str, db: str | None = None) -> Any:
+    from gridkit.core.config import load_pipeline
+    from gridkit.core.engine import build_pipeline
+
+    return build_pipeline(load_pipeline(path), store_path=db)
+
+
+@cli.command()
+@click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+@click.option("--db", type=click.Path(dir_okay=False),
+              help="SQLite file to record the run in (overrides [store] path).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool) -> None:
+    """Run the pipeline in FILE and print its summary."""
+    from gridkit.core.engine import run_pipeline
+
+    pipeline = _load(pipeline_file, db)
+    size = pipeline.source.size_hint()
+    show = not quiet and sys.stderr.isatty()
+    if show:
+        with click.progressbar(length=size or 0, label="events", file=sys.stderr,
+                               show_pos=True) as bar:
+            done = [0]
+
+            def progress(n: int) -> None:
+                bar.update(n - done[0])
+                done[0] = n
+
+            summary = run_pipeline(pipeline, progress)
+    else:
+        summary = run_pipeline(pipeline)
+    if as_json:
+        click.echo(json.dumps(_jsonable(summary)))
+    else:
+        click.echo(format_summary(summary))
+
+
+def _jsonable(value: Any) -> Any:
+    """NaN and inf are not JSON: they become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """The run summary as aligned text."""
+    rows = [
+        ("pipeline", f"{s['name']} ({s['mode']}, {s['symbol']})"),
+        ("status", s["status"] + (f", halted: {s['halted']}" if s["halted"] else "")),
+        ("bars", f"{s['bars_seen']} seen, {s['bars_accepted']} accepted, "
+                 f"{s['bars_dropped']} dropped"),
+    ]
+    for name, counts in s["dropped_by"].items():
+        rows.append(("  " + name, ", ".join(f"{k} {v}" for k, v in counts.items())))
+    rows += [
+        ("orders", f"{s['orders_placed']} placed, {s['orders_cancelled']} cancelled, "
+                   f"{s['orders_rejected']} rejected, {s['open_orders']} open"),
+    ]
+    for reason, n in s["rejected_by"].items():
+        rows.append(("  rejected", f"{n} x {reason}"))
+    rows += [
+        ("fills", f"{s['buy_fills']} buys, {s['sell_fills']} sells"),
+        ("fees paid", f"{s['fees_paid']:.4f}"),
+        ("final cash", f"{s['final_cash']:.4f}"),
+        ("final base", f"{s['final_base']:.8g}"),
+        ("final equity", f"{s['final_equity']:.4f} ({s['return_pct']:+.2f}%)"),
+        ("realized profit", f"{s['realized_profit']:.4f}"),
+        ("max drawdown", f"{s['max_drawdown']:.2%}"),
+    ]
+    strategy = s["components"].get("strategy", {})
+    if "round_trips" in strategy:
+        rows.append(("grid round trips",
+                     f"{strategy['round_trips']} (profit {strategy['grid_profit']:.4f})"))
+    if s.get("regime"):
+        rows.append(("last regime", s["regime"]))
+    store = s["components"].get("store", {})
+    if store.get("path") and store["path"] != ":memory:":
+        rows.append(("stored", f"run {store.get('run_id')} in {store['path']}"))
+    rate = s.get("events_per_s")
+    rows.append(("speed", f"{s['elapsed_s']:.3f} s" + (f", {rate:,.0f} bars/s" if rate else "")))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lat = s.get("latency_us") or {}
+    if lat:
+        lines.append("")
+        lines.append(f"{'latency (µs)'.ljust(width)}  {'p50':>8} {'p99':>8}")
+        for stage, q in lat.items():
+            lines.append(f"{('  ' + stage).ljust(width)}  {q['p50']:8.2f} {q['p99']:8.2f}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
+def validate(pipeline_file: str) -> None:
+    """Check the pipeline in FILE without running it."""
+    p = _load(pipeline_file)
+    parts = [f"source {_used(p, p.source)}"]
+    for label, items in (("validators", p.validators), ("features", [f for _, f in p.features]),
+                         ("attention", p.attention), ("regimes", p.regimes),
+                         ("risk", p.risk), ("monitors", p.monitors)):
+        if items:
+            parts.append(f"{label} {', '.join(_used(p, c) for c in items)}")
+    parts.append(f"strategy {_used(p, p.strategy)}")
+    parts.append(f"executor {_used(p, p.executor)}")
+    click.echo(f"{pipeline_file}: OK ({p.run.mode}, {p.run.symbol}): " + "; ".join(parts))
+
+
+def _used(p: Any, component: Any) -> str:
+    _, reg = p.origin(component)
+    return reg.name if reg.distribution == "gridkit" else f"{reg.name} [{reg.origin}]"
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def plugins(as_json: bool) -> None:
+    """List the installed plugins, the hooks they implement, and load failures."""
+    from gridkit.core.plugins import get_host
+    from gridkit.core.registry import build_registry
+
+    host = get_host()
+    build_registry(host)  # registration problems show up as failures too
+    rows = [{
+        "name": name,
+        "distribution": host.distributions.get(name),
+        "version": host.versions.get(name),
+        "hooks": host.hooks_of(name),
+    } for name, _ in sorted(host.pm.list_name_plugin())]
+    failures = [{"plugin": f.plugin, "distribution": f.distribution, "error": f.error}
+                for f in dict.fromkeys(host.failures)]
+    if as_json:
+        click.echo(json.dumps({"plugins": rows, "failures": failures}, indent=2))
+        return
+    for r in rows:
+        dist = f"{r['distribution']} {r['version'] or ''}".strip() if r["distribution"] else "-"
+        click.echo(f"{r['name']}  ({dist})")
+        click.echo(f"    hooks: {', '.join(r['hooks'])}")
+    for f in failures:
+        click.echo(f"FAILED {f['plugin']} ({f['distribution'] or '-'}): {f['error']}")
+
+
+@cli.command()
+@click.option("--kind", help="Only components of this kind (source, feature, strategy, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--all", "show_all", is_flag=True, help="Show every option of every component.")
+def components(kind: str | None, as_json: bool, show_all: bool) -> None:
+    """List the registered components: kind, name, summary, plugin and options."""
+    from gridkit.core.errors import ConfigError
+    from gridkit.core.hookspecs import KIND_HOOKS
+    from gridkit.core.plugins import get_host
+    from gridkit.core.registry import build_registry, describe
+
+    if kind is not None and kind not in KIND_HOOKS:
+        raise ConfigError(f"unknown kind '{kind}'; kinds are: {', '.join(KIND_HOOKS)}")
+    registry = build_registry(get_host())
+    items = [describe(r) for r in registry.all(kind)]
+    if as_json:
+        click.echo(json.dumps(items, indent=2, default=str))
+        return
+    click.echo(render_components(items, show_all))
+
+
+def render_components(items: list[dict[str, Any]], show_all: bool = False) -> str:
+    """Components as text: one line each, and with ``show_all`` their options."""
+    lines = []
+    for c in items:
+        origin = c["plugin"] + (f" ({c['distribution']})" if c["distribution"] else "")
+        lines.append(f"{c['kind']:<10} {c['name']:<16} {c['summary']}  [{origin}]")
+        if show_all:
+            for f in c["config"]:
+                default = "required" if f["required"] else f"default {f['default']!r}"
+                doc = f"  {f['doc']}" if f["doc"] else ""
+                lines.append(f"{'':<28}{f['name']}: {f['type']} ({default}){doc}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, turning gridkit errors into one line and a status."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="gridkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
+    except GridkitError as err:
+        if debug:
+            raise
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    except Exception as err:  # a bug in gridkit itself: still one line unless --debug
+        if debug:
+            raise
+        click.echo(f"Error: internal error: {type(err).__name__}: {err} "
+                   f"(run with --debug for the traceback)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

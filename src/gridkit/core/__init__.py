@@ -1,0 +1,1 @@
+"""The kernel: hook specs, plugin manager, registry, config, engine and domain types."""

@@ -1,0 +1,302 @@
+"""Base classes per component kind: the methods the engine calls, and nothing else.
+
+A component is a class with a ``name``, a frozen attrs ``Config`` (its options in pipeline.toml)
+and the methods of its kind. Hot methods (``update``, ``accept``, ``check``, ...) are called
+directly by the engine once per event, so they must do O(1) work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from attrs import frozen
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from gridkit.core.context import Context, RunInfo
+    from gridkit.core.types import Bar, Cancel, Fill, Order, Reject, Rejection
+
+
+@frozen
+class NoOptions:
+    """The Config of a component that takes no options."""
+
+
+class Component:
+    """Base of every component: a name, a Config, and optional setup/stats/close."""
+
+    #: Component kind; set by each kind's base class.
+    kind: ClassVar[str] = ""
+    #: The name pipeline.toml uses (``use = "name"``); unique per kind.
+    name: ClassVar[str] = ""
+    #: Frozen attrs class of the component's options.
+    Config: ClassVar[type] = NoOptions
+
+    def __init__(self, config: Any = None) -> None:
+        self.config = config if config is not None else type(self).Config()
+
+    def validate(self, run: RunInfo) -> None:
+        """Check what can be checked before a run (files exist, options fit the pipeline).
+
+        Called by ``gridkit validate`` and before every run; raise a :class:`gridkit.GridkitError`
+        subclass with a one-line message to refuse the pipeline.
+        """
+
+    def setup(self, run: RunInfo) -> None:
+        """Prepare for a run (open files, size buffers); called once before the first event."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for the run summary (dropped bars, orders refused, ...); empty by default."""
+        return {}
+
+    def close(self) -> None:
+        """Release what :meth:`setup` acquired; called once when the run ends, even on error."""
+
+    @classmethod
+    def summary(cls) -> str:
+        """The first line of the class docstring: what the component is for."""
+        doc = (cls.__doc__ or "").strip()
+        return doc.splitlines()[0].strip() if doc else ""
+
+
+class Source(Component):
+    """Produces market events (bars, trades, book updates) in time order."""
+
+    kind = "source"
+    #: Event streams this source feeds: a subset of ``{"bars", "trades", "book"}``.
+    provides: ClassVar[frozenset[str]] = frozenset({"bars"})
+    #: True for sources of live data (paper and live modes), False for file replay.
+    live: ClassVar[bool] = False
+
+    def events(self) -> Iterator[Any]:
+        """Yield events in time order. Raise :class:`gridkit.DataError` for an unreadable input."""
+        raise NotImplementedError
+
+    def size_hint(self) -> int | None:
+        """How many events :meth:`events` will yield, if known (drives the progress bar)."""
+        return None
+
+
+class Validator(Component):
+    """Accepts or drops each event before anything else sees it; never raises on bad data."""
+
+    kind = "validator"
+
+    def accept(self, event: Any) -> bool:
+        """Return True to pass the event on, False to drop it (and count why in :meth:`stats`)."""
+        raise NotImplementedError
+
+
+class Feature(Component):
+    """Turns the event stream into one number per event, with O(1) work per event."""
+
+    kind = "feature"
+    #: Event streams the feature reads: a subset of ``{"bars", "trades", "book"}``.
+    inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
+
+    #: False until the window is full; :meth:`update` returns NaN until then.
+    ready: bool = False
+
+    def update(self, bar: Bar) -> float:
+        """Take one event and return the feature's new value (NaN while not ready)."""
+        raise NotImplementedError
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Compute the feature over whole arrays (``ts, open, high, low, close, volume``).
+
+        Must equal, element for element, what :meth:`update` returns on the same events.
+        """
+        raise NotImplementedError
+
+
+class Signal(Component):
+    """Emits a trading signal (or None) from the features of the current event."""
+
+    kind = "signal"
+
+    def update(self, ctx: Context) -> Any | None:
+        """Return a signal object when one fires, else None."""
+        raise NotImplementedError
+
+
+class Attention(Component):
+    """Weighs features for the stages after it; phased modules learn before they act."""
+
+    kind = "attention"
+    #: Current phase: ``"learning"``, ``"shadow"`` or ``"active"``.
+    phase: str = "learning"
+
+    def observe(self, ctx: Context) -> None:
+        """See the current event's features; may write ``ctx.weights`` when active."""
+        raise NotImplementedError
+
+
+class Regime(Component):
+    """Scores how well the market fits one regime; the engine picks the highest score."""
+
+    kind = "regime"
+    #: Regime label this rule scores, e.g. ``"RANGING"``.
+    label: ClassVar[str] = ""
+    #: Feature keys the rule reads from ``ctx.features``; ``gridkit validate`` checks them.
+    requires_features: ClassVar[tuple[str, ...]] = ()
+
+    def score(self, ctx: Context) -> float:
+        """Return a score in [0, 1]; NaN while the features it reads are not ready."""
+        raise NotImplementedError
+
+
+class GridStrategy(Component):
+    """Plans the orders of a grid; every method returns the orders and cancels to send."""
+
+    kind = "strategy"
+
+    def start(self, ctx: Context) -> Sequence[Order | Cancel]:
+        """Called on the first accepted event: return the initial orders."""
+        raise NotImplementedError
+
+    def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+        """Called on every later accepted bar; return nothing unless the plan changes."""
+        return ()
+
+    def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel]:
+        """Called once per fill: return the follow-up orders (live from the next bar)."""
+        return ()
+
+    def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
+        """Called when one of its orders was refused by a risk check or the executor."""
+        return ()
+
+
+class SignalFilter(Component):
+    """Lets a signal through or holds it back (sessions, cooldowns, confirmation)."""
+
+    kind = "filter"
+
+    def allow(self, signal: Any, ctx: Context) -> bool:
+        """Return True to let the signal reach the strategy."""
+        raise NotImplementedError
+
+
+class RiskCheck(Component):
+    """Vets each new order, and may halt trading when the account breaches a limit."""
+
+    kind = "risk"
+
+    def check(self, order: Order, ctx: Context) -> Order | Reject:
+        """Return the order (possibly resized) or a :class:`gridkit.Reject` with a reason."""
+        return order
+
+    def on_bar(self, ctx: Context) -> str | None:
+        """Return a reason to halt trading (all orders cancelled, no new ones), else None."""
+        return None
+
+
+class Executor(Component):
+    """Places, cancels and fills orders: simulated against bars, or on an exchange."""
+
+    kind = "executor"
+    #: True if orders reach a real exchange (live mode).
+    live: ClassVar[bool] = False
+
+    def submit(self, order: Order, ctx: Context) -> str | None:
+        """Queue an order, live from the next event. Return None, or a reason it was refused."""
+        raise NotImplementedError
+
+    def cancel(self, order_id: int) -> bool:
+        """Cancel a live or queued order; return False if it is not open."""
+        raise NotImplementedError
+
+    def match_bar(self, bar: Bar) -> list[Fill]:
+        """Fill the live orders ``bar`` reaches; return the fills in the order they happened."""
+        raise NotImplementedError
+
+    def open_orders(self) -> list[Order]:
+        """Every order that is live or queued."""
+        raise NotImplementedError
+
+
+class Monitor(Component):
+    """Watches the run (metrics, alerts, audit); never changes it."""
+
+    kind = "monitor"
+
+    def on_event(self, ctx: Context) -> None:
+        """Called after each accepted event has been fully processed."""
+        raise NotImplementedError
+
+
+class Feedback(Component):
+    """The slow loop: every ``every`` events it may adjust attention, parameters or limits."""
+
+    kind = "feedback"
+    every: ClassVar[int] = 1000
+
+    def step(self, ctx: Context) -> None:
+        """Called every ``every`` accepted events."""
+        raise NotImplementedError
+
+
+class Optimizer(Component):
+    """Searches a strategy's parameter space by running backtests."""
+
+    kind = "optimizer"
+
+    def optimize(self, objective: Any, space: Mapping[str, Any]) -> Any:
+        """Return the best parameters found for ``objective`` over ``space``."""
+        raise NotImplementedError
+
+
+class Store(Component):
+    """Persists runs: orders, fills and the equity curve, written in transactions."""
+
+    kind = "store"
+
+    def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> int:
+        """Start a run record and return its id."""
+        raise NotImplementedError
+
+    def record_order(self, order: Order, ts: int, status: str) -> None:
+        """Remember an order's status change: ``placed``, ``cancelled`` or ``rejected``."""
+        raise NotImplementedError
+
+    def record_fill(self, fill: Fill) -> None:
+        """Remember a fill."""
+        raise NotImplementedError
+
+    def record_equity(self, ts: int, close: float, cash: float, base: float, equity: float) -> None:
+        """Remember the account after one event."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Write what is buffered, in one transaction."""
+        raise NotImplementedError
+
+    def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None) -> None:
+        """Flush and close the run record with its final status and summary."""
+        raise NotImplementedError
+
+
+class Bus(Component):
+    """Carries events between processes or components by topic."""
+
+    kind = "bus"
+
+    def publish(self, topic: str, message: Any) -> None:
+        """Send a message on a topic."""
+        raise NotImplementedError
+
+    def subscribe(self, topic: str) -> Iterator[Any]:
+        """Receive the messages of a topic."""
+        raise NotImplementedError
+
+
+#: Base class per kind, in pipeline order.
+BASES: dict[str, type[Component]] = {
+    cls.kind: cls
+    for cls in (
+        Source, Validator, Feature, Signal, Attention, Regime, GridStrategy, SignalFilter,
+        RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus,
+    )
+}

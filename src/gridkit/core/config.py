@@ -1,0 +1,370 @@
+"""pipeline.toml: its attrs schema, the strict cattrs converter, and two-step structuring.
+
+Step 1 (:func:`parse_pipeline`) turns the TOML document into a :class:`PipelineConfig` whose
+component sections are :class:`ComponentSpec` (a name plus raw options). Step 2
+(:func:`structure_options`), after the registry lookup, structures the options into the component's
+own ``Config`` class, refusing unknown keys. Every problem is collected with its TOML path
+(``strategy.grids: expected int, got 'ten'``) and raised together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from attrs import field, frozen
+
+from gridkit.core.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised by the py310 tox env
+    import tomli as tomllib
+
+
+class OptionError(ValueError):
+    """Raised by a Config validator: ``option`` is the field at fault, the message says why."""
+
+    def __init__(self, option: str, message: str) -> None:
+        self.option = option
+        super().__init__(message)
+
+
+# --- validators and field helpers for component Configs ----------------------------------------
+
+
+def option(default: Any = attrs.NOTHING, *, doc: str = "",
+           validator: Callable[..., Any] | None = None, factory: Any = None) -> Any:
+    """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs."""
+    if factory is not None:
+        return field(factory=factory, validator=validator, metadata={"doc": doc})
+    return field(default=default, validator=validator, metadata={"doc": doc})
+
+
+def _bound(test: Callable[[Any], bool], text: str) -> Callable[[Any, attrs.Attribute, Any], None]:
+    def check(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not test(value):
+            raise OptionError(attribute.name, f"{text}, got {value!r}")
+
+    return check
+
+
+def positive() -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: the value is > 0."""
+    return _bound(lambda v: v > 0, "must be > 0")
+
+
+def non_negative() -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: the value is >= 0."""
+    return _bound(lambda v: v >= 0, "must be >= 0")
+
+
+def at_least(n: float) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: the value is >= n."""
+    return _bound(lambda v: v >= n, f"must be >= {n}")
+
+
+def fraction() -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: the value is in (0, 1]."""
+    return _bound(lambda v: 0 < v <= 1, "must be in (0, 1]")
+
+
+# --- the strict converter -----------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _strict(tp: type, accept: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    name = tp.__name__
+
+    def hook(value: Any, _type: Any) -> Any:
+        # bool is an int subclass, but `grids = true` is never what a user meant.
+        if (isinstance(value, bool) and tp is not bool) or not isinstance(value, accept):
+            raise TypeError(f"expected {name}, got {value!r}")
+        return tp(value)
+
+    return hook
+
+
+def _literal(value: Any, tp: Any) -> Any:
+    allowed = typing.get_args(tp)
+    if value not in allowed:
+        raise ValueError(f"expected one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+    return value
+
+
+def make_converter() -> cattrs.Converter:
+    """A converter that never coerces: ``"10"`` is not an int and ``1.5`` is not a str."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+    conv.register_structure_hook(int, _strict(int, (int,)))
+    conv.register_structure_hook(float, _strict(float, (int, float)))
+    conv.register_structure_hook(str, _strict(str, (str,)))
+    conv.register_structure_hook(bool, _strict(bool, (bool,)))
+    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
+    return conv
+
+
+converter = make_converter()
+
+
+def _format_exc(exc: BaseException, _type: Any) -> str:
+    if isinstance(exc, KeyError):
+        return "required option is missing"
+    return str(exc)
+
+
+def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str]]:
+    """Structure ``data`` into attrs ``cls``; return (instance or None, problems with paths)."""
+    attrs.resolve_types(cls)
+    known = {a.alias for a in attrs.fields(cls)}
+    problems = []
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            choices = ", ".join(sorted(known)) or "none"
+            problems.append(f"{path}.{key}: unknown option{hint}; options are: {choices}")
+    if problems:
+        return None, problems
+    try:
+        return converter.structure(data, cls), []
+    except cattrs.ClassValidationError as err:
+        lines = cattrs.transform_error(err, path="$", format_exception=_format_exc)
+        return None, [_at(path, line) for line in lines]
+    except OptionError as err:
+        return None, [f"{path}.{err.option}: {err}"]
+    except (ValueError, TypeError) as err:
+        return None, [f"{path}: {err}"]
+
+
+def _at(path: str, line: str) -> str:
+    msg, _, where = line.rpartition(" @ $")
+    return f"{path}{where}: {msg}" if msg else f"{path}: {line}"
+
+
+def describe_fields(cls: type) -> list[dict[str, Any]]:
+    """Each option of a Config class: name, type, default (or required) and doc."""
+    attrs.resolve_types(cls)
+    out = []
+    for a in attrs.fields(cls):
+        if a.default is attrs.NOTHING:
+            default: Any = None
+            required = True
+        elif isinstance(a.default, attrs.Factory):  # type: ignore[arg-type]
+            default, required = a.default.factory(), False  # type: ignore[union-attr]
+        else:
+            default, required = a.default, False
+        out.append({
+            "name": a.alias,
+            "type": _type_name(a.type),
+            "default": default,
+            "required": required,
+            "doc": a.metadata.get("doc", ""),
+        })
+    return out
+
+
+# --- the pipeline.toml schema -------------------------------------------------------------------
+
+
+@frozen
+class PipelineSection:
+    """The ``[pipeline]`` table: what is traded, how, and with how much."""
+
+    symbol: str = option(doc="Market symbol in ccxt form, e.g. 'BTC/USDT'.")
+    name: str = option("pipeline", doc="Name of the run in summaries and the store.")
+    mode: Literal["backtest", "paper", "live"] = option(
+        "backtest",
+        doc="backtest: file replay; paper: live data, simulated fills; live: real orders.",
+    )
+    capital: float = option(10000.0, doc="Starting cash, in the quote currency.",
+                            validator=positive())
+
+
+@frozen
+class PluginsSection:
+    """The ``[plugins]`` table: distributions this pipeline needs, plugins it switches off."""
+
+    require: list[str] = option(factory=list, doc="Requirements such as 'gridkit-acme>=0.2'.")
+    disable: list[str] = option(factory=list, doc="Plugin or distribution names to leave out.")
+
+
+@frozen
+class Section:
+    """A component section of pipeline.toml: its TOML key, component kind, and arity."""
+
+    key: str
+    kind: str
+    many: bool
+    default: tuple[str, ...] = ()
+    required: bool = False
+
+
+#: Component sections in pipeline order. ``default`` names are used when the section is absent.
+SECTIONS: tuple[Section, ...] = (
+    Section("source", "source", False, required=True),
+    Section("validators", "validator", True, ("timestamp", "price", "volume", "ohlc")),
+    Section("features", "feature", True),
+    Section("signals", "signal", True),
+    Section("attention", "attention", True),
+    Section("regimes", "regime", True),
+    Section("strategy", "strategy", False, required=True),
+    Section("filters", "filter", True),
+    Section("risk", "risk", True),
+    Section("executor", "executor", False, ("simulated",)),
+    Section("monitors", "monitor", True),
+    Section("feedback", "feedback", False),
+    Section("store", "store", False, ("sqlite",)),
+)
+SECTION_BY_KEY = {s.key: s for s in SECTIONS}
+TOP_LEVEL = ("pipeline", "plugins", *SECTION_BY_KEY)
+
+
+@frozen
+class ComponentSpec:
+    """A component as pipeline.toml names it: ``use`` plus its raw options, before lookup."""
+
+    use: str
+    options: dict[str, Any]
+    #: TOML path of the table, e.g. ``features[1]``; prefixes every error about it.
+    path: str
+    #: Key under which a feature's value is published (``ctx.features[key]``); default ``use``.
+    key: str | None = None
+
+
+@frozen
+class PipelineConfig:
+    """A parsed pipeline.toml: its sections, with components not yet looked up."""
+
+    pipeline: PipelineSection
+    plugins: PluginsSection
+    #: section key -> component specs (a one-element list for single sections).
+    components: dict[str, list[ComponentSpec]]
+    #: The document as read, kept with the run in the store.
+    raw: dict[str, Any]
+    #: Where the pipeline came from (a file path or ``<string>``); relative paths resolve here.
+    source: str = "<string>"
+    base_dir: Path = field(factory=Path.cwd)
+
+
+def load_pipeline(path: str | Path) -> PipelineConfig:
+    """Read and parse a pipeline.toml file (step 1); raise ConfigError for any problem."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"pipeline file not found: {p}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"pipeline path is a directory, not a file: {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read pipeline file {p}: {err}") from None
+    return parse_pipeline(text, source=str(p), base_dir=p.resolve().parent)
+
+
+def parse_pipeline(text: str, source: str = "<string>",
+                   base_dir: Path | None = None) -> PipelineConfig:
+    """Parse pipeline.toml text (step 1): check sections, split each component into a spec."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"TOML syntax error: {err}", source) from None
+    problems: list[str] = []
+
+    for key in data:
+        if key not in TOP_LEVEL:
+            close = difflib.get_close_matches(key, TOP_LEVEL, n=1, cutoff=0.6)
+            hint = f"did you mean [{close[0]}]? " if close else ""
+            problems.append(f"unknown section [{key}]; {hint}sections are: {', '.join(TOP_LEVEL)}")
+
+    pipeline = _structure_table(data, "pipeline", PipelineSection, problems, required=True)
+    plugins = _structure_table(data, "plugins", PluginsSection, problems) or PluginsSection()
+
+    components: dict[str, list[ComponentSpec]] = {}
+    for section in SECTIONS:
+        if section.key not in data:
+            if section.required:
+                problems.append(f"missing section [{section.key}] (a {section.kind} to use)")
+            components[section.key] = [
+                ComponentSpec(name, {}, f"{section.key}[{i}]" if section.many else section.key)
+                for i, name in enumerate(section.default)
+            ]
+            continue
+        components[section.key] = _specs(section, data[section.key], problems)
+
+    keys: dict[str, str] = {}
+    for spec in components["features"]:
+        k = spec.key or spec.use
+        if k in keys:
+            problems.append(f"{spec.path}: feature key '{k}' is used by {keys[k]} too; "
+                            f"give one of them key = \"...\"")
+        keys[k] = spec.path
+
+    if problems:
+        raise ConfigError(problems, source)
+    return PipelineConfig(pipeline, plugins, components, data, source,
+                          base_dir if base_dir is not None else Path.cwd())
+
+
+def _structure_table(data: dict[str, Any], key: str, cls: type, problems: list[str],
+                     required: bool = False) -> Any:
+    table = data.get(key)
+    if table is None:
+        if required:
+            problems.append(f"missing section [{key}]")
+        return None
+    if not isinstance(table, dict):
+        problems.append(f"{key}: expected a table [{key}], got {type(table).__name__}")
+        return None
+    value, errs = structure(table, cls, key)
+    problems.extend(errs)
+    return value
+
+
+def _specs(section: Section, value: Any, problems: list[str]) -> list[ComponentSpec]:
+    if section.many:
+        tables = [value] if isinstance(value, dict) else value
+        if not isinstance(tables, list):
+            problems.append(f"{section.key}: expected [[{section.key}]] tables, "
+                            f"got {type(value).__name__}")
+            return []
+        paths = [f"{section.key}[{i}]" for i in range(len(tables))]
+    else:
+        if not isinstance(value, dict):
+            problems.append(f"{section.key}: expected a table [{section.key}], "
+                            f"got {type(value).__name__}")
+            return []
+        tables, paths = [value], [section.key]
+
+    specs = []
+    for table, path in zip(tables, paths, strict=True):
+        if not isinstance(table, dict):
+            problems.append(f"{path}: expected a table, got {type(table).__name__}")
+            continue
+        use = table.get("use")
+        if not isinstance(use, str) or not use:
+            problems.append(f"{path}.use: required: the name of the {section.kind} to use")
+            continue
+        key = table.get("key")
+        if key is not None and (not isinstance(key, str) or section.kind != "feature"):
+            problems.append(f"{path}.key: only features take a key, and it must be a string")
+            continue
+        options = {k: v for k, v in table.items() if k not in ("use", "key")}
+        specs.append(ComponentSpec(use, options, path, key))
+    return specs
+
+
+def structure_options(spec: ComponentSpec, config_cls: type) -> tuple[Any, list[str]]:
+    """Step 2: a spec's options into its component's Config; returns (config, problems)."""
+    return structure(spec.options, config_cls, spec.path)

@@ -1,0 +1,596 @@
+"""The event loop: builds a pipeline's components once, then runs every event through them.
+
+The loop is the same for backtest, paper and live; only the source and executor differ. No hook
+is called per event: components are looked up when the pipeline is built and their methods are
+then called directly. Each stage's time per event is kept in a ring buffer for the summary.
+"""
+
+from __future__ import annotations
+
+import time
+from array import array
+from collections.abc import Callable
+from importlib import metadata
+from typing import Any
+
+from attrs import define, field
+
+from gridkit.core.components import (
+    Attention,
+    Component,
+    Executor,
+    Feature,
+    Feedback,
+    GridStrategy,
+    Monitor,
+    Regime,
+    RiskCheck,
+    Signal,
+    SignalFilter,
+    Source,
+    Store,
+    Validator,
+)
+from gridkit.core.config import ComponentSpec, PipelineConfig, structure_options
+from gridkit.core.context import Context, RunInfo
+from gridkit.core.errors import ComponentError, ConfigError, GridkitError, PluginError
+from gridkit.core.plugins import PluginHost, get_host
+from gridkit.core.registry import Registration, Registry, build_registry
+from gridkit.core.types import Cancel, Order, Reject, Rejection
+
+#: Stages timed per event, in the order they run.
+STAGES = (
+    "validate", "fills", "account", "features", "attention", "regime", "strategy", "risk",
+    "execute", "monitor",
+)
+_RING = 1 << 16  # samples kept per stage: the last 65,536 events
+
+
+@define
+class Pipeline:
+    """A pipeline whose components are built and ready to run."""
+
+    config: PipelineConfig
+    run: RunInfo
+    host: PluginHost
+    registry: Registry
+    source: Source
+    validators: list[Validator]
+    features: list[tuple[str, Feature]]
+    signals: list[Signal]
+    attention: list[Attention]
+    regimes: list[Regime]
+    strategy: GridStrategy
+    filters: list[SignalFilter]
+    risk: list[RiskCheck]
+    executor: Executor
+    monitors: list[Monitor]
+    feedback: Feedback | None
+    store: Store
+    #: id(component) -> (spec, registration): who to blame when a component raises.
+    origins: dict[int, tuple[ComponentSpec, Registration]] = field(factory=dict)
+
+    def components(self) -> list[Component]:
+        """Every component, in pipeline order."""
+        out: list[Component] = [self.source, *self.validators, *(f for _, f in self.features),
+                                *self.signals, *self.attention, *self.regimes, self.strategy,
+                                *self.filters, *self.risk, self.executor, *self.monitors]
+        if self.feedback is not None:
+            out.append(self.feedback)
+        out.append(self.store)
+        return out
+
+    def origin(self, component: Component) -> tuple[ComponentSpec, Registration]:
+        """The spec and registration a component was built from."""
+        return self.origins[id(component)]
+
+
+def check_requirements(requirements: list[str]) -> list[str]:
+    """Problems with ``[plugins] require``: each missing or too-old distribution, named."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    problems = []
+    for i, text in enumerate(requirements):
+        try:
+            req = Requirement(text)
+        except InvalidRequirement as err:
+            problems.append(f"plugins.require[{i}]: not a requirement: {text!r} ({err})")
+            continue
+        try:
+            version = metadata.version(req.name)
+        except metadata.PackageNotFoundError:
+            problems.append(f"plugins.require[{i}]: required plugin distribution '{req.name}' "
+                            f"is not installed (pip install '{text}')")
+            continue
+        if req.specifier and not req.specifier.contains(version, prereleases=True):
+            problems.append(f"plugins.require[{i}]: '{req.name}' {version} is installed, "
+                            f"but the pipeline requires {text}")
+    return problems
+
+
+def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
+                   store_path: str | None = None) -> Pipeline:
+    """Look up and configure every component (step 2); raise ConfigError listing all problems."""
+    host = host if host is not None else get_host()
+    problems = check_requirements(config.plugins.require)
+    if problems:
+        raise PluginError("; ".join(problems))
+    registry = build_registry(host, exclude=config.plugins.disable)
+    run = RunInfo(config.pipeline.name, config.pipeline.mode, config.pipeline.symbol,
+                  config.pipeline.capital, config.base_dir)
+
+    built: dict[str, list[Component]] = {}
+    origins: dict[int, tuple[ComponentSpec, Registration]] = {}
+    for key, specs in config.components.items():
+        built[key] = []
+        for spec in specs:
+            if key == "store" and store_path is not None:
+                spec = ComponentSpec(spec.use, {**spec.options, "path": store_path}, spec.path)
+            try:
+                reg = registry.get(_kind_of(key), spec.use, where=spec.path)
+            except ConfigError as err:
+                problems.extend(err.problems)
+                continue
+            cfg, errs = structure_options(spec, reg.cls.Config)
+            if errs:
+                problems.extend(errs)
+                continue
+            try:
+                component = reg.cls(cfg)
+            except GridkitError as err:
+                problems.append(f"{spec.path}: {err}")
+                continue
+            except Exception as err:
+                raise PluginError(f"{spec.path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
+                                  f"failed to build: {type(err).__name__}: {err}") from err
+            origins[id(component)] = (spec, reg)
+            built[key].append(component)
+    if problems:
+        raise ConfigError(problems, config.source)
+
+    feature_specs = config.components["features"]
+    pipeline = Pipeline(
+        config=config, run=run, host=host, registry=registry,
+        source=built["source"][0],  # type: ignore[arg-type]
+        validators=built["validators"],  # type: ignore[arg-type]
+        features=[(spec.key or spec.use, f)  # type: ignore[misc]
+                  for spec, f in zip(feature_specs, built["features"], strict=True)],
+        signals=built["signals"], attention=built["attention"],  # type: ignore[arg-type]
+        regimes=built["regimes"],  # type: ignore[arg-type]
+        strategy=built["strategy"][0],  # type: ignore[arg-type]
+        filters=built["filters"], risk=built["risk"],  # type: ignore[arg-type]
+        executor=built["executor"][0],  # type: ignore[arg-type]
+        monitors=built["monitors"],  # type: ignore[arg-type]
+        feedback=(built["feedback"] or [None])[0],  # type: ignore[arg-type]
+        store=built["store"][0],  # type: ignore[arg-type]
+        origins=origins,
+    )
+    problems = _cross_checks(pipeline)
+    for component in pipeline.components():
+        try:
+            component.validate(run)
+        except GridkitError as err:
+            spec, _ = pipeline.origin(component)
+            problems.append(f"{spec.path}: {err}")
+    if problems:
+        raise ConfigError(problems, config.source)
+    return pipeline
+
+
+def _kind_of(section_key: str) -> str:
+    from gridkit.core.config import SECTION_BY_KEY
+
+    return SECTION_BY_KEY[section_key].kind
+
+
+def _cross_checks(p: Pipeline) -> list[str]:
+    problems = []
+    _, src_reg = p.origin(p.source)
+    provides = p.source.provides
+    for _, feature in p.features:
+        spec, reg = p.origin(feature)
+        missing = sorted(feature.inputs - provides)
+        if missing:
+            problems.append(f"{spec.path}: feature '{reg.name}' reads {', '.join(missing)}, "
+                            f"which source '{src_reg.name}' does not provide "
+                            f"(it provides {', '.join(sorted(provides))})")
+    keys = {k for k, _ in p.features}
+    for rule in p.regimes:
+        spec, reg = p.origin(rule)
+        for need in rule.requires_features:
+            if need not in keys:
+                problems.append(f"{spec.path}: regime '{reg.name}' reads feature '{need}', "
+                                f"which no [[features]] entry provides (add use = \"{need}\")")
+    mode = p.run.mode
+    _, ex_reg = p.origin(p.executor)
+    if mode == "backtest" and p.source.live:
+        problems.append(f"source: '{src_reg.name}' is a live source; backtests replay files")
+    if mode == "backtest" and p.executor.live:
+        problems.append(f"executor: '{ex_reg.name}' sends real orders; backtests must simulate")
+    if mode in ("paper", "live") and not p.source.live:
+        problems.append(f"pipeline.mode: {mode} mode needs a live data source, "
+                        f"and '{src_reg.name}' replays a file")
+    if mode == "paper" and p.executor.live:
+        problems.append(f"executor: paper mode simulates fills; '{ex_reg.name}' sends real orders")
+    if mode == "live" and not p.executor.live:
+        live = [r.name for r in p.registry.all("executor") if r.cls.live]
+        hint = (f"use one of: {', '.join(live)}" if live
+                else "no live executor is installed yet (the 'ccxt' executor is coming)")
+        problems.append(f"executor: live mode needs an executor that sends real orders; {hint}")
+    return problems
+
+
+class _Timer:
+    """Per-stage latency samples in fixed-size ring buffers: memory stays flat over long runs."""
+
+    def __init__(self) -> None:
+        self.rings = {name: array("q", bytes(8 * _RING)) for name in (*STAGES, "event")}
+        self.count = 0
+
+    def percentiles(self) -> dict[str, dict[str, float]]:
+        n = min(self.count, _RING)
+        out = {}
+        for name, ring in self.rings.items():
+            samples = sorted(ring[:n])
+            if not samples:
+                continue
+            out[name] = {
+                "p50": samples[(n - 1) // 2] / 1000.0,
+                "p99": samples[min(n - 1, int(0.99 * n))] / 1000.0,
+            }
+        return out
+
+
+@define
+class Run:
+    """The mutable state of one run of a pipeline; :meth:`summary` is what the CLI prints."""
+
+    pipeline: Pipeline
+    ctx: Context
+    timer: _Timer = field(factory=_Timer)
+    run_id: int | None = None
+    seen: int = 0
+    accepted: int = 0
+    orders_placed: int = 0
+    orders_cancelled: int = 0
+    rejected: dict[str, int] = field(factory=dict)
+    first_ts: int | None = None
+    last_ts: int | None = None
+    status: str = "running"
+    error: str | None = None
+    elapsed: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary (DESIGN.md §7), JSON-able."""
+        p, pf = self.pipeline, self.ctx.portfolio
+        comps: dict[str, dict[str, Any]] = {}
+        for c in p.components():
+            stats = c.stats()
+            if stats:
+                spec, _ = p.origin(c)
+                comps[spec.path] = stats
+        dropped_by = {p.origin(v)[0].use: v.stats() for v in p.validators if v.stats()}
+        equity = pf.equity
+        return {
+            "name": p.run.name, "mode": p.run.mode, "symbol": p.run.symbol,
+            "status": self.status, "error": self.error, "run_id": self.run_id,
+            "bars_seen": self.seen, "bars_accepted": self.accepted,
+            "bars_dropped": self.seen - self.accepted, "dropped_by": dropped_by,
+            "first_ts": self.first_ts, "last_ts": self.last_ts,
+            "orders_placed": self.orders_placed, "orders_cancelled": self.orders_cancelled,
+            "orders_rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
+            "open_orders": len(p.executor.open_orders()),
+            "buy_fills": pf.buy_fills, "sell_fills": pf.sell_fills,
+            "fees_paid": pf.fees, "capital": pf.capital,
+            "final_cash": pf.cash, "final_base": pf.base, "final_price": pf.price,
+            "final_equity": equity, "realized_profit": pf.realized,
+            "return_pct": (equity / pf.capital - 1.0) * 100.0 if pf.capital else 0.0,
+            "max_drawdown": pf.max_drawdown, "halted": self.ctx.halted,
+            "regime": self.ctx.regime,
+            "components": comps,
+            "latency_us": self.timer.percentiles(),
+            "elapsed_s": self.elapsed,
+            "events_per_s": self.seen / self.elapsed if self.elapsed > 0 else None,
+        }
+
+
+def run_pipeline(pipeline: Pipeline,
+                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run a built pipeline to the end of its source; return the summary.
+
+    Raises :class:`ComponentError` (after recording the failure in the store) when a component
+    raises; what was written before stays in the store, marked ``failed``.
+    """
+    ctx = Context(pipeline.run)
+    ctx.phase_changed = lambda component, old, new: pipeline.host.call_each(
+        "gridkit_phase_changed", exclude=pipeline.config.plugins.disable,
+        component=component, old=old, new=new)
+    run = Run(pipeline, ctx)
+    setup_done: list[Component] = []
+    try:
+        for component in pipeline.components():
+            _guard(pipeline, component, "in setup", component.setup, pipeline.run)
+            setup_done.append(component)
+        run.run_id = _guard(pipeline, pipeline.store, "opening the run", pipeline.store.open_run,
+                            pipeline.run, pipeline.config.raw)
+        pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,
+                                pipeline=pipeline)
+        started = time.perf_counter()
+        try:
+            _loop(run, progress)
+        finally:
+            run.elapsed = time.perf_counter() - started
+        run.status = "finished"
+    except BaseException as err:
+        run.status = "failed"
+        run.error = str(err) if isinstance(err, GridkitError) else f"{type(err).__name__}: {err}"
+        _finish(run, setup_done)
+        raise
+    _finish(run, setup_done)
+    return run.summary()
+
+
+def _finish(run: Run, setup_done: list[Component]) -> None:
+    pipeline = run.pipeline
+    summary = run.summary()
+    if run.run_id is not None:
+        try:
+            pipeline.store.finish_run(run.status, summary, run.error)
+        except Exception as err:  # the store failing must not hide the original error
+            if run.status == "finished":
+                raise _blame(pipeline, pipeline.store, "finishing the run", err) from err
+    for component in reversed(setup_done):
+        try:
+            component.close()
+        except Exception as err:
+            if run.status == "finished":
+                raise _blame(pipeline, component, "in close", err) from err
+    if run.status == "finished":
+        pipeline.host.call_each("gridkit_run_finished", exclude=pipeline.config.plugins.disable,
+                                pipeline=pipeline, summary=summary)
+
+
+def _guard(pipeline: Pipeline, component: Component, where: str, fn: Callable[..., Any],
+           *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except GridkitError:
+        raise
+    except Exception as err:
+        raise _blame(pipeline, component, where, err) from err
+
+
+def _blame(pipeline: Pipeline, component: Component, where: str,
+           err: BaseException) -> ComponentError:
+    spec, reg = pipeline.origin(component)
+    return ComponentError(reg.kind, reg.name, reg.origin, err, f"{where} ({spec.path})")
+
+
+def _culprit(pipeline: Pipeline, err: BaseException) -> Component | None:
+    """The outermost component method on the traceback: the one the engine called."""
+    tb = err.__traceback__
+    while tb is not None:
+        obj = tb.tb_frame.f_locals.get("self")
+        if obj is not None and id(obj) in pipeline.origins:
+            return obj
+        tb = tb.tb_next
+    return None
+
+
+def _loop(run: Run, progress: Callable[[int], None] | None) -> None:
+    p, ctx = run.pipeline, run.ctx
+    try:
+        _bars(run, progress)
+    except GridkitError:
+        raise
+    except Exception as err:
+        culprit = _culprit(p, err)
+        bar = ctx.bar
+        where = f"on event #{run.seen}" + (f" (ts {bar.ts})" if bar is not None else "")
+        if culprit is None:
+            raise
+        raise _blame(p, culprit, where, err) from err
+
+
+def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
+    """The hot loop over bar events. Locals are bound up front: this runs once per bar."""
+    p, ctx = run.pipeline, run.ctx
+    now = time.perf_counter_ns
+    rings = run.timer.rings
+    r_val, r_fill, r_acct, r_feat, r_att, r_reg, r_strat, r_risk, r_exec, r_mon, r_evt = (
+        rings[name] for name in (*STAGES, "event"))
+    validators = tuple(v.accept for v in p.validators)
+    features = tuple((key, f.update) for key, f in p.features)
+    attention = tuple(a.observe for a in p.attention)
+    regimes = tuple((r.label, r.score) for r in p.regimes)
+    signals = tuple(s.update for s in p.signals)
+    filters = tuple(f.allow for f in p.filters)
+    risk_bar = tuple(r.on_bar for r in p.risk)
+    risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk)
+    monitors = tuple(m.on_event for m in p.monitors)
+    feedback = p.feedback
+    every = feedback.every if feedback is not None else 0
+    strategy, executor, store = p.strategy, p.executor, p.store
+    match_bar = executor.match_bar
+    record_fill, record_equity = store.record_fill, store.record_equity
+    portfolio = ctx.portfolio
+    apply_fill, mark = portfolio.apply, portfolio.mark
+    closed = ctx.order_closed
+    fvals = ctx.features
+    for key, _ in features:
+        fvals[key] = float("nan")
+    nan = float("nan")
+    started = False
+    mask = _RING - 1
+    seen = accepted = 0
+    events = p.source.events()
+    for bar in events:
+        t0 = now()
+        seen += 1
+        if progress is not None and not seen & 4095:
+            progress(seen)
+        ok = True
+        for accept in validators:
+            if not accept(bar):
+                ok = False
+                break
+        if not ok:
+            run.seen = seen
+            continue
+        i = accepted & mask
+        accepted += 1
+        ctx.index += 1
+        ctx.bar = bar
+        t1 = now()
+        r_val[i] = t1 - t0
+
+        fills = match_bar(bar)
+        t2 = now()
+        r_fill[i] = t2 - t1
+
+        for fill in fills:
+            closed(fill.order_id)
+            apply_fill(fill)
+            record_fill(fill)
+        equity = mark(bar.close)
+        record_equity(bar.ts, bar.close, portfolio.cash, portfolio.base, equity)
+        t3 = now()
+        r_acct[i] = t3 - t2
+
+        for key, update in features:
+            fvals[key] = update(bar)
+        t4 = now()
+        r_feat[i] = t4 - t3
+
+        for observe in attention:
+            observe(ctx)
+        t5 = now()
+        r_att[i] = t5 - t4
+
+        if regimes:
+            best_label, best = None, nan
+            for label, score in regimes:
+                s = score(ctx)
+                if s == s and (best != best or s > best):  # s == s: not NaN
+                    best_label, best = label, s
+            ctx.regime, ctx.regime_score = best_label, best
+        if signals:
+            fired = []
+            for update in signals:
+                sig = update(ctx)
+                if sig is not None and all(allow(sig, ctx) for allow in filters):
+                    fired.append(sig)
+            ctx.signals = fired
+        t6 = now()
+        r_reg[i] = t6 - t5
+
+        if started:
+            actions: list[Order | Cancel] = []
+            for fill in fills:
+                actions.extend(strategy.on_fill(fill, ctx))
+            planned = strategy.on_bar(ctx)
+            if planned:
+                actions.extend(planned)
+        else:
+            actions = list(strategy.start(ctx))
+            started = True
+        t7 = now()
+        r_strat[i] = t7 - t6
+
+        if ctx.halted is None:
+            for on_bar in risk_bar:
+                reason = on_bar(ctx)
+                if reason:
+                    _halt(run, reason, bar.ts)
+                    break
+        t8 = now()
+        r_risk[i] = t8 - t7
+
+        if actions:
+            if ctx.halted is None:
+                _execute(run, actions, risk_checks, bar.ts)
+            else:
+                _refuse(run, actions, "trading halted", "engine")
+        t9 = now()
+        r_exec[i] = t9 - t8
+
+        for on_event in monitors:
+            on_event(ctx)
+        if every and not accepted % every:
+            feedback.step(ctx)  # type: ignore[union-attr]
+        t10 = now()
+        r_mon[i] = t10 - t9
+        r_evt[i] = t10 - t0
+        run.seen, run.accepted = seen, accepted
+        if run.first_ts is None:
+            run.first_ts = bar.ts
+        run.last_ts = bar.ts
+    run.seen, run.accepted = seen, accepted
+    run.timer.count = accepted
+    if progress is not None:
+        progress(seen)
+
+
+def _execute(run: Run, actions: list[Order | Cancel],
+             risk_checks: tuple[tuple[str, Callable[..., Any]], ...], ts: int) -> None:
+    """Vet each order with the risk checks, then hand it to the executor."""
+    p, ctx = run.pipeline, run.ctx
+    executor, store, strategy = p.executor, p.store, p.strategy
+    # A refused order goes back to the strategy, which may answer with other orders; bounded so
+    # a strategy that keeps re-proposing a refused order cannot spin.
+    for _ in range(4):
+        refused: list[Rejection] = []
+        for action in actions:
+            if isinstance(action, Cancel):
+                if executor.cancel(action.order_id):
+                    run.orders_cancelled += 1
+                    order = ctx.order_closed(action.order_id)
+                    if order is not None:
+                        store.record_order(order, ts, "cancelled")
+                continue
+            order: Order | Reject = action
+            by = ""
+            for name, check in risk_checks:
+                order = check(order, ctx)
+                if isinstance(order, Reject):
+                    by = name
+                    break
+            if isinstance(order, Reject):
+                refused.append(Rejection(action, order.reason, by))
+                continue
+            reason = executor.submit(order, ctx)
+            if reason is not None:
+                refused.append(Rejection(order, reason, p.origin(executor)[1].name))
+                continue
+            run.orders_placed += 1
+            ctx.order_opened(order)
+            store.record_order(order, ts, "placed")
+        if not refused:
+            return
+        actions = []
+        for rejection in refused:
+            key = f"{rejection.by}: {rejection.reason}"
+            run.rejected[key] = run.rejected.get(key, 0) + 1
+            store.record_order(rejection.order, ts, "rejected")
+            actions.extend(strategy.on_rejected(rejection, ctx))
+        if not actions:
+            return
+
+
+def _refuse(run: Run, actions: list[Order | Cancel], reason: str, by: str) -> None:
+    for action in actions:
+        if isinstance(action, Order):
+            key = f"{by}: {reason}"
+            run.rejected[key] = run.rejected.get(key, 0) + 1
+
+
+def _halt(run: Run, reason: str, ts: int) -> None:
+    """A risk check stopped trading: cancel every open order, place no new ones."""
+    p = run.pipeline
+    run.ctx.halted = reason
+    for order in p.executor.open_orders():
+        if p.executor.cancel(order.id):
+            run.orders_cancelled += 1
+            run.ctx.order_closed(order.id)
+            p.store.record_order(order, ts, "cancelled")
+

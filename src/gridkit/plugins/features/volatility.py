@@ -1,0 +1,79 @@
+"""The ``volatility`` feature: rolling standard deviation of log returns."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from gridkit.core.components import Feature
+from gridkit.core.config import at_least, option
+from gridkit.core.types import Bar
+
+if TYPE_CHECKING:
+    import numpy as np
+
+NAN = float("nan")
+
+
+class Volatility(Feature):
+    """Sample standard deviation of the last ``period`` log returns of the close (per bar).
+
+    r_t = ln(close_t / close_{t-1}); σ = sqrt((Σr² − (Σr)²/n) / (n − 1)) over a ring buffer of
+    the last n = ``period`` returns. The sums are updated in O(1) per bar and re-summed once per
+    window so they never drift. Not annualized: multiply by sqrt(bars per year) for that.
+    """
+
+    name = "volatility"
+
+    @frozen
+    class Config:
+        period: int = option(20, doc="Number of returns in the window.", validator=at_least(2))
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.ring = [0.0] * self.config.period
+        self.prev = NAN
+        self.k = 0
+        self.s1 = self.s2 = 0.0
+        self.ready = False
+
+    def update(self, bar: Bar) -> float:
+        close, prev = bar.close, self.prev
+        self.prev = close
+        if prev != prev:
+            return NAN
+        period = self.config.period
+        r = math.log(close / prev)
+        ring = self.ring
+        slot = self.k % period
+        if self.k >= period:
+            old = ring[slot]
+            self.s1 = self.s1 + r - old
+            self.s2 = self.s2 + r * r - old * old
+        else:
+            self.s1 = self.s1 + r
+            self.s2 = self.s2 + r * r
+        ring[slot] = r
+        self.k += 1
+        if slot == period - 1:
+            s1 = s2 = 0.0
+            for x in ring:
+                s1 += x
+                s2 += x * x
+            self.s1, self.s2 = s1, s2
+        if self.k < period:
+            return NAN
+        self.ready = True
+        var = (self.s2 - self.s1 * self.s1 / period) / (period - 1)
+        return math.sqrt(var) if var > 0.0 else 0.0
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        from gridkit.plugins.features.kernels import volatility_batch
+
+        return volatility_batch(np.ascontiguousarray(columns["close"], dtype=np.float64),
+                                self.config.period)
