@@ -119,9 +119,14 @@ def make_converter() -> cattrs.Converter:
 converter = make_converter()
 
 
+_OPTION_SEP = "\x1f"  # carries an OptionError's field name through cattrs' formatter
+
+
 def _format_exc(exc: BaseException, _type: Any) -> str:
     if isinstance(exc, KeyError):
         return "required option is missing"
+    if isinstance(exc, OptionError):
+        return f"{exc}{_OPTION_SEP}{exc.option}"
     return str(exc)
 
 
@@ -151,7 +156,12 @@ def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str
 
 def _at(path: str, line: str) -> str:
     msg, _, where = line.rpartition(" @ $")
-    return f"{path}{where}: {msg}" if msg else f"{path}: {line}"
+    if not msg:
+        msg, where = line, ""
+    if _OPTION_SEP in msg:
+        msg, _, option_name = msg.partition(_OPTION_SEP)
+        where = f"{where}.{option_name}"
+    return f"{path}{where}: {msg}"
 
 
 def describe_fields(cls: type) -> list[dict[str, Any]]:

@@ -249,6 +249,7 @@ class Run:
     ctx: Context
     timer: _Timer = field(factory=_Timer)
     run_id: int | None = None
+    opened: bool = False  # the store holds a run record that must be finished
     seen: int = 0
     accepted: int = 0
     orders_placed: int = 0
@@ -313,6 +314,7 @@ def run_pipeline(pipeline: Pipeline,
             setup_done.append(component)
         run.run_id = _guard(pipeline, pipeline.store, "opening the run", pipeline.store.open_run,
                             pipeline.run, pipeline.config.raw)
+        run.opened = True
         pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,
                                 pipeline=pipeline)
         started = time.perf_counter()
@@ -333,7 +335,7 @@ def run_pipeline(pipeline: Pipeline,
 def _finish(run: Run, setup_done: list[Component]) -> None:
     pipeline = run.pipeline
     summary = run.summary()
-    if run.run_id is not None:
+    if run.opened:
         try:
             pipeline.store.finish_run(run.status, summary, run.error)
         except Exception as err:  # the store failing must not hide the original error

@@ -92,13 +92,14 @@ class SqliteStore(Store):
             db[table].create_index(["run_id", "ts"], if_not_exists=True)
 
     def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> int:
+        runs = self.db["runs"]  # one Table object: last_pk lives on it
         with self.db.conn:
-            self.db["runs"].insert({
+            runs.insert({
                 "name": run.name, "mode": run.mode, "symbol": run.symbol,
                 "capital": run.capital, "status": "running", "started": time.time(),
                 "config": json.dumps(config, default=str),
             })
-        self.run_id = self.db["runs"].last_pk
+        self.run_id = runs.last_pk
         return self.run_id  # type: ignore[return-value]
 
     def record_order(self, order: Order, ts: int, status: str) -> None:
