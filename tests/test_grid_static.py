@@ -12,7 +12,7 @@ import pytest
 from gridkit import Bar
 from gridkit.plugins.grids.cells import grid_lines
 from gridkit.plugins.grids.static import StaticGrid
-from gridkit.testing import GridStrategyContract, run_toml, sample_bars
+from gridkit.testing import GridStrategyContract, run_toml, sample_bars, sample_path
 
 
 def reference_static(bars: list[Bar], lower: float, upper: float, n: int, qty: float,
@@ -178,7 +178,7 @@ path = "{{sample}}"
 [strategy]
 use = "static"
 {options}
-""".replace("{sample}", str(sample_bars and __import__("gridkit.testing").testing.sample_path()))
+""".replace("{sample}", sample_path().as_posix())
     with pytest.raises(ConfigError) as err:
         build_pipeline(parse_pipeline(text))
     assert message in str(err.value)

@@ -40,7 +40,15 @@ from typing import Any, ClassVar
 import pytest
 
 from gridkit.core.components import (
-    Attention, Component, Executor, Feature, GridStrategy, Regime, RiskCheck, Source, Store,
+    Attention,
+    Component,
+    Executor,
+    Feature,
+    GridStrategy,
+    Regime,
+    RiskCheck,
+    Source,
+    Store,
     Validator,
 )
 from gridkit.core.config import converter

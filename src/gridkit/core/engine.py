@@ -281,6 +281,10 @@ class Run:
             "orders_placed": self.orders_placed, "orders_cancelled": self.orders_cancelled,
             "orders_rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
             "open_orders": len(p.executor.open_orders()),
+            # Orders the engine believes open but the executor does not, or the reverse: a
+            # grid that never loses an order keeps this empty.
+            "unreconciled_orders": sorted(
+                set(self.ctx.open_orders) ^ {o.id for o in p.executor.open_orders()}),
             "buy_fills": pf.buy_fills, "sell_fills": pf.sell_fills,
             "fees_paid": pf.fees, "capital": pf.capital,
             "final_cash": pf.cash, "final_base": pf.base, "final_price": pf.price,
@@ -429,6 +433,7 @@ def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
     for bar in events:
         t0 = now()
         seen += 1
+        run.seen = seen  # kept current so a failure can say which event it was
         if progress is not None and not seen & 4095:
             progress(seen)
         ok = True
@@ -437,7 +442,6 @@ def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
                 ok = False
                 break
         if not ok:
-            run.seen = seen
             continue
         i = accepted & mask
         accepted += 1
@@ -523,7 +527,7 @@ def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
         t10 = now()
         r_mon[i] = t10 - t9
         r_evt[i] = t10 - t0
-        run.seen, run.accepted = seen, accepted
+        run.accepted = accepted
         if run.first_ts is None:
             run.first_ts = bar.ts
         run.last_ts = bar.ts

@@ -1,0 +1,189 @@
+"""pipeline.toml: schema, strict types, and every problem reported with its TOML path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gridkit import ConfigError
+from gridkit.core.config import load_pipeline, parse_pipeline
+from gridkit.core.engine import build_pipeline
+from gridkit.testing import sample_path
+
+SAMPLE = sample_path().as_posix()
+GOOD = f"""
+[pipeline]
+name = "t"
+symbol = "BTC/USDT"
+capital = 5000
+
+[source]
+use = "freqtrade-json"
+path = "{SAMPLE}"
+
+[[features]]
+use = "rsi"
+period = 14
+
+[strategy]
+use = "static"
+lower = 50000
+upper = 60000
+grids = 20
+qty = 0.001
+
+[[risk]]
+use = "drawdown"
+limit = 0.2
+
+[executor]
+use = "simulated"
+maker_fee = 0.001
+taker_fee = 0.001
+"""
+
+
+def problems(text: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text))
+    return str(err.value)
+
+
+def test_good_pipeline_builds() -> None:
+    p = build_pipeline(parse_pipeline(GOOD))
+    assert p.run.capital == 5000.0
+    assert [k for k, _ in p.features] == ["rsi"]
+    assert p.strategy.config.grids == 20
+    # Absent sections take their defaults: the four validators, the sqlite store.
+    assert [v.name for v in p.validators] == ["timestamp", "price", "volume", "ohlc"]
+    assert p.store.name == "sqlite"
+
+
+def test_toml_syntax_error_has_line_and_column() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline("[pipeline]\nsymbol = \n", source="p.toml")
+    msg = str(err.value)
+    assert msg.startswith("p.toml: TOML syntax error")
+    assert "line 2" in msg and "column" in msg
+
+
+def test_unknown_section_suggests_the_close_one() -> None:
+    msg = problems(GOOD.replace("[strategy]", "[stratgy]"))
+    assert "unknown section [stratgy]; did you mean [strategy]?" in msg
+    assert "missing section [strategy]" in msg
+
+
+def test_unknown_option_suggests_the_close_one() -> None:
+    msg = problems(GOOD.replace("grids = 20", "gridz = 20"))
+    assert "strategy.gridz: unknown option (did you mean 'grids'?)" in msg
+
+
+def test_unknown_pipeline_key() -> None:
+    assert "pipeline.capitl: unknown option (did you mean 'capital'?)" in problems(
+        GOOD.replace("capital = 5000", "capitl = 5000"))
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("grids = 20", "grids = 'ten'", "strategy.grids: expected int, got 'ten'"),
+    ("grids = 20", "grids = 20.5", "strategy.grids: expected int, got 20.5"),
+    ("grids = 20", "grids = true", "strategy.grids: expected int, got True"),
+    ("qty = 0.001", "qty = '0.001'", "strategy.qty: expected float, got '0.001'"),
+    ("capital = 5000", "capital = -1", "pipeline.capital: must be > 0, got -1"),
+    ("maker_fee = 0.001", "maker_fee = -0.001", "executor.maker_fee: must be >= 0, got -0.001"),
+    ("period = 14", "period = 1", "features[0].period: must be >= 2, got 1"),
+    ("limit = 0.2", "limit = 2", "risk[0].limit: must be in (0, 1], got 2"),
+    ('mode = "backtest"', 'mode = "paper"', ""),
+])
+def test_type_and_range_errors_carry_the_toml_path(old: str, new: str, expected: str) -> None:
+    text = GOOD.replace(old, new) if old in GOOD else GOOD.replace(
+        'name = "t"', f'name = "t"\n{new}')
+    if not expected:  # paper mode with a file source: refused with a reason
+        assert "paper mode needs a live data source" in problems(text)
+        return
+    assert expected in problems(text)
+
+
+def test_all_problems_are_collected_in_one_error() -> None:
+    text = (GOOD.replace("grids = 20", "grids = 1")
+            .replace("maker_fee = 0.001", "maker_fee = -1")
+            .replace('use = "rsi"', 'use = "rsx"'))
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text))
+    assert len(err.value.problems) == 3
+    assert "3 problems" in str(err.value)
+
+
+def test_unknown_component_lists_close_matches_and_the_installed_ones() -> None:
+    msg = problems(GOOD.replace('use = "static"', 'use = "statc"'))
+    assert "strategy: unknown strategy 'statc'; did you mean 'static'?" in msg
+    assert "available: static, symmetric" in msg
+
+
+def test_missing_required_option() -> None:
+    assert "strategy.lower: required option is missing" in problems(
+        GOOD.replace("lower = 50000\n", ""))
+
+
+def test_component_section_needs_use() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline(GOOD.replace('use = "drawdown"\n', ""))
+    assert "risk[0].use: required" in str(err.value)
+
+
+def test_feature_keys_must_be_unique_and_key_names_them() -> None:
+    text = GOOD.replace("[strategy]", '[[features]]\nuse = "rsi"\nperiod = 7\n\n[strategy]')
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline(text)
+    assert "features[1]: feature key 'rsi' is used by features[0] too" in str(err.value)
+    fixed = text.replace("period = 7", 'period = 7\nkey = "rsi_7"')
+    p = build_pipeline(parse_pipeline(fixed))
+    assert [k for k, _ in p.features] == ["rsi", "rsi_7"]
+
+
+def test_missing_pipeline_file() -> None:
+    with pytest.raises(ConfigError, match=r"pipeline file not found: nope\.toml"):
+        load_pipeline("nope.toml")
+
+
+def test_missing_data_file_is_named(tmp_path: Path) -> None:
+    msg = problems(GOOD.replace(SAMPLE, (tmp_path / "missing.json").as_posix()))
+    assert "source: data file not found:" in msg and "missing.json" in msg
+
+
+def test_relative_paths_resolve_against_the_pipeline_file(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "bars.json.gz").write_bytes(sample_path().read_bytes())
+    toml = tmp_path / "pipeline.toml"
+    toml.write_text(GOOD.replace(SAMPLE, "data/bars.json.gz"))
+    p = build_pipeline(load_pipeline(toml))
+    assert p.run.resolve("data/bars.json.gz") == data / "bars.json.gz"
+
+
+def test_live_mode_refuses_without_a_live_executor() -> None:
+    msg = problems(GOOD.replace('name = "t"', 'name = "t"\nmode = "live"'))
+    assert "live mode needs" in msg and "no live executor is installed yet" in msg
+
+
+def test_required_plugin_distribution_is_named() -> None:
+    from gridkit import PluginError
+
+    text = GOOD + '\n[plugins]\nrequire = ["gridkit-acme>=0.2"]\n'
+    with pytest.raises(PluginError) as err:
+        build_pipeline(parse_pipeline(text))
+    assert "required plugin distribution 'gridkit-acme' is not installed" in str(err.value)
+
+
+def test_required_plugin_version_too_old() -> None:
+    from gridkit import PluginError
+
+    text = GOOD + '\n[plugins]\nrequire = ["pluggy>=999"]\n'
+    with pytest.raises(PluginError, match="but the pipeline requires pluggy>=999"):
+        build_pipeline(parse_pipeline(text))
+
+
+def test_plugins_disable_removes_a_plugins_components() -> None:
+    text = GOOD + '\n[plugins]\ndisable = ["gridkit.risk"]\n'
+    msg = problems(text)
+    assert "risk[0]: unknown risk 'drawdown'" in msg
