@@ -29,7 +29,16 @@ from gridkit.core.components import (
     Store,
     Validator,
 )
-from gridkit.core.config import option
+from gridkit.core.config import (
+    OptionError,
+    at_least,
+    between,
+    fraction,
+    non_negative,
+    option,
+    optional,
+    positive,
+)
 from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, DataError, GridkitError, PluginError
 from gridkit.core.hookspecs import hookimpl
@@ -38,11 +47,49 @@ from gridkit.core.types import Bar, BookUpdate, Cancel, Fill, Order, Reject, Rej
 __version__ = "0.1.0"
 
 __all__ = [
-    "Attention", "Bar", "BookUpdate", "Bus", "Cancel", "Component", "ComponentError",
-    "ConfigError", "Context", "DataError", "Executor", "Feature", "Feedback", "Fill",
-    "GridStrategy", "GridkitError", "Monitor", "NoOptions", "Optimizer", "Order", "PluginError",
-    "Regime", "Reject", "Rejection", "RiskCheck", "RunInfo", "Signal", "SignalFilter", "Source",
-    "Store", "Trade", "Validator", "hookimpl", "option", "run",
+    "Attention",
+    "Bar",
+    "BookUpdate",
+    "Bus",
+    "Cancel",
+    "Component",
+    "ComponentError",
+    "ConfigError",
+    "Context",
+    "DataError",
+    "Executor",
+    "Feature",
+    "Feedback",
+    "Fill",
+    "GridStrategy",
+    "GridkitError",
+    "Monitor",
+    "NoOptions",
+    "Optimizer",
+    # Config validators for component options; raise OptionError for your own checks.
+    "OptionError",
+    "Order",
+    "PluginError",
+    "Regime",
+    "Reject",
+    "Rejection",
+    "RiskCheck",
+    "RunInfo",
+    "Signal",
+    "SignalFilter",
+    "Source",
+    "Store",
+    "Trade",
+    "Validator",
+    "at_least",
+    "between",
+    "fraction",
+    "hookimpl",
+    "non_negative",
+    "option",
+    "optional",
+    "positive",
+    "run",
 ]
 
 

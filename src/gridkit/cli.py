@@ -229,6 +229,8 @@ def render_components(items: list[dict[str, Any]], show_all: bool = False) -> st
     lines = []
     for c in items:
         origin = c["plugin"] + (f" ({c['distribution']})" if c["distribution"] else "")
+        if c.get("replaces"):
+            origin += f", replaces the built-in {c['replaces']!r}"
         lines.append(f"{c['kind']:<10} {c['name']:<16} {c['summary']}  [{origin}]")
         if show_all:
             for f in c["config"]:

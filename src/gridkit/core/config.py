@@ -75,6 +75,22 @@ def fraction() -> Callable[[Any, attrs.Attribute, Any], None]:
     return _bound(lambda v: 0 < v <= 1, "must be in (0, 1]")
 
 
+def between(low: float, high: float) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: the value is strictly between ``low`` and ``high``."""
+    return _bound(lambda v: low < v < high, f"must be in ({low:g}, {high:g})")
+
+
+def optional(check: Callable[[Any, attrs.Attribute, Any], None]
+             ) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: None, or a value that passes ``check``."""
+
+    def run(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value is not None:
+            check(instance, attribute, value)
+
+    return run
+
+
 # --- the strict converter -----------------------------------------------------------------------
 
 

@@ -85,9 +85,10 @@ class Pipeline:
         return self.origins[id(component)]
 
 
-def check_requirements(requirements: list[str]) -> list[str]:
-    """Problems with ``[plugins] require``: each missing or too-old distribution, named."""
+def check_requirements(requirements: list[str], host: PluginHost | None = None) -> list[str]:
+    """Problems with ``[plugins] require``: each distribution missing, too old, or not loaded."""
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
 
     problems = []
     for i, text in enumerate(requirements):
@@ -105,6 +106,13 @@ def check_requirements(requirements: list[str]) -> list[str]:
         if req.specifier and not req.specifier.contains(version, prereleases=True):
             problems.append(f"plugins.require[{i}]: '{req.name}' {version} is installed, "
                             f"but the pipeline requires {text}")
+            continue
+        loaded = {canonicalize_name(d) for d in (host.distributions.values() if host else ())
+                  if d}
+        if host is not None and canonicalize_name(req.name) not in loaded:
+            problems.append(f"plugins.require[{i}]: '{req.name}' is installed but its plugins "
+                            f"are not loaded (see GRIDKIT_LOAD_PLUGINS / GRIDKIT_DISABLE_PLUGINS "
+                            f"and 'gridkit plugins')")
     return problems
 
 
@@ -112,7 +120,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
                    store_path: str | None = None) -> Pipeline:
     """Look up and configure every component (step 2); raise ConfigError listing all problems."""
     host = host if host is not None else get_host()
-    problems = check_requirements(config.plugins.require)
+    problems = check_requirements(config.plugins.require, host)
     if problems:
         raise PluginError("; ".join(problems))
     registry = build_registry(host, exclude=config.plugins.disable)
@@ -292,6 +300,9 @@ class Run:
             "return_pct": (equity / pf.capital - 1.0) * 100.0 if pf.capital else 0.0,
             "max_drawdown": pf.max_drawdown, "halted": self.ctx.halted,
             "regime": self.ctx.regime,
+            "pipeline": {spec.path: {"use": spec.use, "plugin": reg.plugin,
+                                     "distribution": reg.distribution}
+                         for spec, reg in (p.origin(c) for c in p.components())},
             "components": comps,
             "latency_us": self.timer.percentiles(),
             "elapsed_s": self.elapsed,

@@ -7,7 +7,7 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import RiskCheck
-from gridkit.core.config import OptionError, fraction, option, positive
+from gridkit.core.config import OptionError, fraction, option, optional, positive
 from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
@@ -25,10 +25,10 @@ class PositionSize(RiskCheck):
     @frozen
     class Config:
         max_base: float | None = option(None, doc="Cap on base held plus open buys.",
-                                        validator=lambda i, a, v: v is None or positive()(i, a, v))
+                                        validator=optional(positive()))
         max_fraction: float | None = option(
             None, doc="Cap on (base held + open buys) * price / equity, e.g. 0.5.",
-            validator=lambda i, a, v: v is None or fraction()(i, a, v))
+            validator=optional(fraction()))
 
         def __attrs_post_init__(self) -> None:
             if self.max_base is None and self.max_fraction is None:
