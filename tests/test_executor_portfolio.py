@@ -23,7 +23,8 @@ def ctx_at(bar: Bar, capital: float = 1e9) -> Context:
     return ctx
 
 
-def ex(maker: float = 0.001, taker: float = 0.002, check_balance: bool = False) -> SimulatedExecutor:
+def ex(maker: float = 0.001, taker: float = 0.002,
+       check_balance: bool = False) -> SimulatedExecutor:
     return build(SimulatedExecutor, {"maker_fee": maker, "taker_fee": taker,
                                      "check_balance": check_balance})
 
