@@ -176,7 +176,7 @@ def test_position_size_caps_base_held_plus_open_buys(
     db = tmp_path / "r.db"
     s = gridkit_run_toml(text, db=str(db))
     assert s["orders_rejected"] > 0
-    assert any(k.startswith("position-size: position would be") for k in s["rejected_by"])
+    assert list(s["rejected_by"]) == ["position-size: position above max_base 0.5"]
     conn = sqlite3.connect(db)
     # Base after every bar stays under the cap (the cap counts open buys too, so it binds
     # before the fills could break it).

@@ -226,3 +226,30 @@ def test_cli_plugins_lists_failures_without_dying(site: Path) -> None:
     assert "gridkit.grids  (gridkit" in result.output
     assert "FAILED gridkit_broken (gridkit-broken): import failed: ImportError: nope" in (
         result.output)
+
+
+def test_require_fails_when_the_distribution_is_installed_but_not_loaded(site: Path) -> None:
+    from gridkit.core.config import parse_pipeline
+    from gridkit.core.engine import build_pipeline
+    from gridkit.testing import sample_path
+
+    make_dist(site, "gridkit-ones", "gridkit_ones", GOOD_PLUGIN)
+    text = f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "freqtrade-json"
+path = "{sample_path().as_posix()}"
+[strategy]
+use = "static"
+lower = 1
+upper = 2
+grids = 2
+qty = 1
+[plugins]
+require = ["gridkit-ones>=0.1"]
+"""
+    config = parse_pipeline(text)
+    with pytest.raises(PluginError, match="'gridkit-ones' is installed but its plugins are not"):
+        build_pipeline(config, new_host(env=BUILTINS_ONLY))
+    assert build_pipeline(config, new_host(env={"GRIDKIT_LOAD_PLUGINS": "gridkit-ones"}))

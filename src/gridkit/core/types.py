@@ -71,7 +71,10 @@ class Cancel:
 
 @frozen
 class Reject:
-    """What a risk check returns to refuse an order; ``reason`` is shown in the run summary."""
+    """What a risk check returns to refuse an order.
+
+    ``reason`` groups refusals in the run summary, so keep it stable (no per-order numbers).
+    """
 
     reason: str
 

@@ -46,13 +46,12 @@ class PositionSize(RiskCheck):
         c = self.config
         if c.max_base is not None and exposure > c.max_base + 1e-12:
             self.refused += 1
-            return Reject(f"position would be {exposure:g} base, above max_base {c.max_base:g}")
+            return Reject(f"position above max_base {c.max_base:g}")
         if c.max_fraction is not None and pf.equity > 0:
             share = exposure * pf.price / pf.equity
             if share > c.max_fraction + 1e-12:
                 self.refused += 1
-                return Reject(f"position would be {share:.1%} of equity, "
-                              f"above max_fraction {c.max_fraction:.1%}")
+                return Reject(f"position above max_fraction {c.max_fraction:g} of equity")
         return order
 
     def stats(self) -> dict[str, Any]:
