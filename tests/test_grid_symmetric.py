@@ -65,11 +65,10 @@ def test_recentres_on_regime_change_only_when_asked() -> None:
 
 
 def test_spacing_times_levels_must_stay_below_one() -> None:
+    from gridkit import ConfigError
     from gridkit.core.config import parse_pipeline
     from gridkit.core.engine import build_pipeline
     from gridkit.testing import sample_path
-
-    from gridkit import ConfigError
 
     text = f"""
 [pipeline]
