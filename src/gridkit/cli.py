@@ -77,9 +77,10 @@ def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool) -> None:
 
     pipeline = _load(pipeline_file, db)
     size = pipeline.source.size_hint()
-    show = not quiet and sys.stderr.isatty()
+    # A bar needs a length; live and streaming sources have none, and then get no bar.
+    show = not quiet and bool(size) and sys.stderr.isatty()
     if show:
-        with click.progressbar(length=size or 0, label="events", file=sys.stderr,
+        with click.progressbar(length=size, label="events", file=sys.stderr,
                                show_pos=True) as bar:
             done = [0]
 

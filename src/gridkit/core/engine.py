@@ -31,7 +31,7 @@ from gridkit.core.components import (
     Store,
     Validator,
 )
-from gridkit.core.config import ComponentSpec, PipelineConfig, structure_options
+from gridkit.core.config import SECTION_BY_KEY, ComponentSpec, PipelineConfig, structure_options
 from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, GridkitError, PluginError
 from gridkit.core.plugins import PluginHost, get_host
@@ -135,7 +135,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
             if key == "store" and store_path is not None:
                 spec = ComponentSpec(spec.use, {**spec.options, "path": store_path}, spec.path)
             try:
-                reg = registry.get(_kind_of(key), spec.use, where=spec.path)
+                reg = registry.get(SECTION_BY_KEY[key].kind, spec.use, where=spec.path)
             except ConfigError as err:
                 problems.extend(err.problems)
                 continue
@@ -183,12 +183,6 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
     if problems:
         raise ConfigError(problems, config.source)
     return pipeline
-
-
-def _kind_of(section_key: str) -> str:
-    from gridkit.core.config import SECTION_BY_KEY
-
-    return SECTION_BY_KEY[section_key].kind
 
 
 def _cross_checks(p: Pipeline) -> list[str]:
