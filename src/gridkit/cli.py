@@ -76,25 +76,41 @@ def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool) -> None:
     from gridkit.core.engine import run_pipeline
 
     pipeline = _load(pipeline_file, db)
-    size = pipeline.source.size_hint()
-    # A bar needs a length; live and streaming sources have none, and then get no bar.
-    show = not quiet and bool(size) and sys.stderr.isatty()
-    if show:
-        with click.progressbar(length=size, label="events", file=sys.stderr,
-                               show_pos=True) as bar:
-            done = [0]
-
-            def progress(n: int) -> None:
-                bar.update(n - done[0])
-                done[0] = n
-
-            summary = run_pipeline(pipeline, progress)
-    else:
+    if quiet or not sys.stderr.isatty():
         summary = run_pipeline(pipeline)
+    else:
+        with _Progress() as progress:
+            summary = run_pipeline(pipeline, progress)
     if as_json:
         click.echo(json.dumps(_jsonable(summary)))
     else:
         click.echo(format_summary(summary))
+
+
+class _Progress:
+    """A progress bar on stderr, made on the first report: the source's length is known only
+    once it is set up. Sources of unknown length (live data) get no bar."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if not total:
+            return
+        if self.bar is None:
+            self.bar = click.progressbar(length=total, label="events", file=sys.stderr,
+                                         show_pos=True)
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 def _jsonable(value: Any) -> Any:

@@ -305,8 +305,11 @@ class Run:
 
 
 def run_pipeline(pipeline: Pipeline,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """Run a built pipeline to the end of its source; return the summary.
+
+    ``progress(done, total)`` is called every 4,096 events and at the end (``total`` is the
+    source's size hint, or None).
 
     Raises :class:`ComponentError` (after recording the failure in the store) when a component
     raises; what was written before stays in the store, marked ``failed``.
@@ -388,7 +391,7 @@ def _culprit(pipeline: Pipeline, err: BaseException) -> Component | None:
     return None
 
 
-def _loop(run: Run, progress: Callable[[int], None] | None) -> None:
+def _loop(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     p, ctx = run.pipeline, run.ctx
     try:
         _bars(run, progress)
@@ -403,7 +406,7 @@ def _loop(run: Run, progress: Callable[[int], None] | None) -> None:
         raise _blame(p, culprit, where, err) from err
 
 
-def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
+def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     """The hot loop over bar events. Locals are bound up front: this runs once per bar."""
     p, ctx = run.pipeline, run.ctx
     now = time.perf_counter_ns
@@ -434,13 +437,14 @@ def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
     started = False
     mask = _RING - 1
     seen = accepted = 0
+    total = p.source.size_hint()  # known only after setup
     events = p.source.events()
     for bar in events:
         t0 = now()
         seen += 1
         run.seen = seen  # kept current so a failure can say which event it was
         if progress is not None and not seen & 4095:
-            progress(seen)
+            progress(seen, total)
         ok = True
         for accept in validators:
             if not accept(bar):
@@ -539,7 +543,7 @@ def _bars(run: Run, progress: Callable[[int], None] | None) -> None:
     run.seen, run.accepted = seen, accepted
     run.timer.count = accepted
     if progress is not None:
-        progress(seen)
+        progress(seen, total)
 
 
 def _execute(run: Run, actions: list[Order | Cancel],
