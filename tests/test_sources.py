@@ -277,10 +277,6 @@ def test_csv_short_rows_and_bad_timestamps_are_counted(tmp_path: Path,
     assert math.isnan(bad.close) and bad.open == float(btc_rows[40][1])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources.py CsvSource._ts: with ts_unit='auto' the unit is fixed by the first row even "
-    "when that row's timestamp cannot be parsed ('abc' -> 'iso', 'nan' -> 'ns'), so every "
-    "following good row is counted malformed and the file yields 0 bars without an error"))
 @pytest.mark.parametrize("first_ts", ["abc", "nan"])
 def test_csv_bad_first_timestamp_does_not_decide_the_unit(tmp_path: Path,
                                                           btc_rows: list[list[Any]],
@@ -352,9 +348,6 @@ path = "v.json"
     assert summary["last_ts"] == btc_rows[299][0]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources.py FreqtradeJson.setup: math.isfinite(r[0]) raises OverflowError on a JSON "
-    "integer too large for a float; the row should be counted in malformed_rows"))
 def test_huge_integer_timestamp_is_a_malformed_row(tmp_path: Path,
                                                    btc_rows: list[list[Any]]) -> None:
     rows: list[Any] = [list(r) for r in btc_rows[:20]]
@@ -365,9 +358,6 @@ def test_huge_integer_timestamp_is_a_malformed_row(tmp_path: Path,
     assert len(bars) == 20
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources.py _number: float() of a JSON integer too large for a float raises "
-    "OverflowError (not caught), so FreqtradeJson.events crashes instead of yielding NaN/inf"))
 def test_huge_integer_price_does_not_crash(tmp_path: Path, btc_rows: list[list[Any]]) -> None:
     rows: list[Any] = [list(r) for r in btc_rows[:20]]
     r = rows[5]
@@ -440,10 +430,6 @@ def test_gzip_with_bad_checksum(tmp_path: Path) -> None:
     assert str(tmp_path / "x.json.gz") in message and "corrupt" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources.py _read_bytes: gzip.decompress raises zlib.error on a corrupt deflate "
-    "stream; only OSError/EOFError are caught, so it escapes as a raw zlib.error (no file name; "
-    "the CLI says 'internal error', exit 1) instead of a DataError"))
 @pytest.mark.parametrize("offset", [10, 50, 1000])
 def test_gzip_with_corrupt_deflate_stream(tmp_path: Path, offset: int) -> None:
     raw = bytearray(sample_path().read_bytes())
@@ -483,16 +469,13 @@ def test_real_json_files_that_are_not_ohlcv(data_dir: Path, path: str) -> None:
     assert str(data_dir / path) in message
 
 
-def test_real_trades_file_is_dropped_and_counted(data_dir: Path, gridkit_run_toml: Any) -> None:
-    # freqtrade's trades format is also an array of rows led by an ms timestamp; read as OHLCV,
-    # its rows carry no usable prices, so the validators drop (and count) every one of them.
+def test_real_trades_file_is_refused_as_not_ohlcv(data_dir: Path, gridkit_run_toml: Any) -> None:
+    # freqtrade's trades format is also an array of rows led by an ms timestamp, but no row has
+    # four numeric prices after it: refused up front rather than run with every bar dropped.
     path = data_dir / "trades_orderbook/freqtrade/XRP_ETH-trades.json.gz"
-    summary = gridkit_run_toml(pipeline_text(path))
-    assert summary["bars_seen"] == 12_477
-    assert summary["bars_accepted"] == 0
-    assert summary["bars_dropped"] == 12_477
-    dropped = summary["dropped_by"]
-    assert dropped["price"]["nan"] + dropped.get("timestamp", {}).get("duplicate", 0) == 12_477
+    with pytest.raises(gridkit.DataError, match="has no OHLCV rows") as err:
+        gridkit_run_toml(pipeline_text(path))
+    assert str(path) in str(err.value)
 
 
 def test_real_binary_files(data_dir: Path) -> None:
@@ -530,10 +513,6 @@ def test_csv_missing_a_column(tmp_path: Path, btc_rows: list[list[Any]]) -> None
     assert str(tmp_path / "y.csv") in message and "'close'" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: sources.py CsvSource: a CSV with a header and no data rows (or only unparsable rows) "
-    "yields 0 bars and the run 'finishes' silently, while freqtrade-json refuses a file with "
-    "no OHLCV rows with a DataError (DESIGN.md §9)"))
 def test_csv_with_header_only(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("timestamp,open,high,low,close,volume\n")
     message = setup_error(CsvSource, {"path": "x.csv"}, tmp_path)
@@ -604,9 +583,7 @@ def _corrupt_gzip(tmp_path: Path, btc_1m: Path) -> str:
 
 @pytest.mark.parametrize("make", [
     _truncated, _empty, _garbage, _missing,
-    pytest.param(_corrupt_gzip, marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: sources.py _read_bytes lets zlib.error escape: the CLI prints 'internal error', "
-        "exits 1 and does not name the file"))),
+    _corrupt_gzip,
 ], ids=["truncated", "empty", "garbage", "missing", "corrupt-gzip"])
 def test_cli_bad_data_file_is_one_line_exit_2(tmp_path: Path, btc_1m: Path, make: Any) -> None:
     name = make(tmp_path, btc_1m)

@@ -25,7 +25,7 @@ from gridkit.plugins.validators import (
     TimestampValidator,
     VolumeValidator,
 )
-from gridkit.testing import ValidatorContract, build
+from gridkit.testing import ValidatorContract, build, feed
 
 NAN, INF = float("nan"), float("inf")
 STRATEGY = """
@@ -56,7 +56,7 @@ def chain() -> list[Any]:
 
 def accepted_by(validators: list[Any], bars: list[Bar]) -> list[Bar]:
     """The bars the validators let through, applied as the engine does (first refusal wins)."""
-    return [b for b in bars if all(v.accept(b) for v in validators)]
+    return [b for b in bars if feed(validators, b)]
 
 
 def pipeline(path: Path | str, validators: str = "") -> str:
@@ -95,7 +95,7 @@ def test_nfi_gaps_and_zero_volume(data_dir: Path, name: str, zero_volume: int) -
     accepted = 0
     for bar in bars:
         gaps = ts.counts.get("gaps", 0)
-        if all(v.accept(bar) for v in validators):
+        if feed(validators, bar):
             accepted += 1
         if ts.counts.get("gaps", 0) != gaps:
             gap_after.append(bar.ts)
@@ -198,11 +198,11 @@ def test_drops_and_counts_corrupt_copies_of_real_bars(
         reason: str | None) -> None:
     v = build(cls)
     real = gridkit_sample_bars[100:110]
-    assert all(v.accept(b) for b in real)
-    assert v.accept(corrupt(gridkit_sample_bars[110], **changes)) is (reason is None)
+    assert all(feed([v], b) for b in real)
+    assert feed([v], corrupt(gridkit_sample_bars[110], **changes)) is (reason is None)
     assert v.stats() == ({} if reason is None else {reason: 1})
     # The run goes on: the next real bars pass.
-    assert all(v.accept(b) for b in gridkit_sample_bars[111:120])
+    assert all(feed([v], b) for b in gridkit_sample_bars[111:120])
 
 
 def test_zero_volume_kept_or_dropped(gridkit_sample_bars: list[Bar]) -> None:
@@ -217,7 +217,7 @@ def test_timestamp_duplicates_and_out_of_order(gridkit_sample_bars: list[Bar]) -
     v = build(TimestampValidator)
     stream = [b[0], b[1], b[2], b[2], corrupt(b[2], close=1.0), b[1], b[0], b[3], b[4],
               corrupt(b[4], ts=b[4].ts - 1), b[5]]
-    got = [v.accept(x) for x in stream]
+    got = [feed([v], x) for x in stream]
     assert got == [True, True, True, False, False, False, False, True, True, False, True]
     assert v.stats() == {"duplicate": 2, "out_of_order": 3}
 
@@ -226,7 +226,7 @@ def test_timestamp_gap_is_counted_not_dropped(gridkit_sample_bars: list[Bar]) ->
     b = gridkit_sample_bars[:50]
     v = build(TimestampValidator)
     kept = [x for i, x in enumerate(b) if not 20 <= i < 27]  # 7 bars missing
-    assert all(v.accept(x) for x in kept)
+    assert all(feed([v], x) for x in kept)
     assert v.stats() == {"gaps": 1, "missing_bars": 7}
 
 
@@ -286,10 +286,6 @@ def test_hostile_rows_in_a_real_file(tmp_path: Path, btc_rows: list[list[Any]],
     assert math.isfinite(summary["final_equity"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: validators.py TimestampValidator.accept: it advances `last` on a bar that a later "
-    "validator drops, so a single corrupt row (null prices, far-future timestamp) makes every "
-    "later real bar 'out_of_order'; DESIGN.md §6 rule 6 compares with the previous ACCEPTED bar"))
 def test_dropped_bar_does_not_move_the_timestamp_baseline(tmp_path: Path,
                                                           btc_rows: list[list[Any]],
                                                           gridkit_run_toml: Any) -> None:
@@ -302,10 +298,6 @@ def test_dropped_bar_does_not_move_the_timestamp_baseline(tmp_path: Path,
     assert summary["bars_accepted"] == len(btc_rows)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: validators.py TimestampValidator.accept (same root cause): a corrected re-send of a "
-    "candle after a copy with a null close is dropped as 'duplicate', though no bar with that "
-    "timestamp was accepted (DESIGN.md §6 rule 6)"))
 def test_corrected_resend_after_a_dropped_copy_is_accepted(tmp_path: Path,
                                                           btc_rows: list[list[Any]],
                                                           gridkit_run_toml: Any) -> None:
@@ -366,6 +358,8 @@ def test_property_validators_never_raise_and_accept_only_sane_bars(seq: list[Bar
                 refused[i] += 1
                 break
         else:
+            for v in validators:
+                v.accepted(bar)
             accepted.append(bar)
     for a, b in pairwise(accepted):
         assert b.ts > a.ts
@@ -392,7 +386,7 @@ def test_property_each_validator_alone_never_raises(seq: list[Bar]) -> None:
     for cls in (TimestampValidator, PriceValidator, VolumeValidator, OhlcValidator):
         v = build(cls)
         for bar in seq:
-            assert v.accept(bar) in (True, False)
+            assert feed([v], bar) in (True, False)
         assert all(isinstance(k, str) and n >= 0 for k, n in v.stats().items())
 
 

@@ -88,6 +88,10 @@ class Validator(Component):
         """Return True to pass the event on, False to drop it (and count why in :meth:`stats`)."""
         raise NotImplementedError
 
+    def accepted(self, event: Any) -> None:
+        """Called when *every* validator accepted ``event``; override to keep state that must
+        follow only accepted events (the last timestamp, say). Not called unless overridden."""
+
 
 class Feature(Component):
     """Turns the event stream into one number per event, with O(1) work per event."""

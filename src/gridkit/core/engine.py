@@ -414,6 +414,9 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     r_val, r_fill, r_acct, r_feat, r_att, r_reg, r_strat, r_risk, r_exec, r_mon, r_evt = (
         rings[name] for name in (*STAGES, "event"))
     validators = tuple(v.accept for v in p.validators)
+    # Only validators that override accepted() pay for the extra call.
+    on_accepted = tuple(v.accepted for v in p.validators
+                        if type(v).accepted is not Validator.accepted)
     features = tuple((key, f.update) for key, f in p.features)
     attention = tuple(a.observe for a in p.attention)
     regimes = tuple((r.label, r.score) for r in p.regimes)
@@ -452,6 +455,8 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
                 break
         if not ok:
             continue
+        for note in on_accepted:
+            note(bar)
         i = accepted & mask
         accepted += 1
         ctx.index += 1

@@ -12,6 +12,7 @@ import csv
 import gzip
 import json
 import math
+import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,8 +37,20 @@ def _number(value: Any) -> float:
         return NAN
     try:
         return float(value)
+    except OverflowError:  # a JSON integer beyond float range: as good as infinite
+        return math.inf if value > 0 else -math.inf
     except (TypeError, ValueError):
         return NAN
+
+
+def _is_timestamp(value: Any) -> bool:
+    """True for a JSON number usable as epoch milliseconds."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e17
+    except OverflowError:
+        return False
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -52,7 +65,7 @@ def _read_bytes(path: Path) -> bytes:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise DataError(f"data file {path} is a truncated or corrupt gzip file: {err}"
                             ) from None
     if not raw.strip():
@@ -104,11 +117,12 @@ class FreqtradeJson(Source):
         if not isinstance(data, list):
             raise DataError(f"data file {path} is not freqtrade OHLCV: expected a JSON array of "
                             f"[ms, open, high, low, close, volume] rows, got {type(data).__name__}")
-        rows = [r for r in data if isinstance(r, list) and len(r) >= 6
-                and isinstance(r[0], (int, float)) and not isinstance(r[0], bool)
-                and math.isfinite(r[0])]
+        rows = [r for r in data if isinstance(r, list) and len(r) >= 6 and _is_timestamp(r[0])]
         self.malformed = len(data) - len(rows)
-        if not rows:
+        # A single bad price becomes NaN for the validators to count; a file where no row has
+        # four numeric prices (freqtrade's trades files: [ms, id, type, side, ...]) is not
+        # OHLCV. Numeric strings count: raw Binance klines send prices as strings.
+        if not any(all(math.isfinite(_number(x)) for x in r[1:5]) for r in rows):
             raise DataError(f"data file {path} has no OHLCV rows "
                             f"(expected [ms, open, high, low, close, volume])")
         self.rows = rows
@@ -244,10 +258,7 @@ class CsvSource(Source):
     def _ts(self, cell: str) -> int:
         unit = self.unit
         if unit == "auto":
-            try:
-                unit = unit_of(float(cell))
-            except ValueError:
-                unit = "iso"
+            unit = self._detect_unit(cell)  # raises ValueError: this row is malformed
             self.unit = unit
         if unit == "iso":
             return parse_iso_ms(cell)
@@ -256,6 +267,18 @@ class CsvSource(Source):
             raise ValueError(f"timestamp {cell} is not in {unit} like the first row")
         return round(value * _TO_MS[unit])
 
+    @staticmethod
+    def _detect_unit(cell: str) -> str:
+        """The unit of the first well-formed timestamp; a bad cell decides nothing."""
+        try:
+            value = float(cell)
+        except ValueError:
+            parse_iso_ms(cell)  # raises ValueError if it is not a date either
+            return "iso"
+        if not math.isfinite(value):
+            raise ValueError(f"timestamp {cell!r} is not a number")
+        return unit_of(value)
+
     def events(self) -> Iterator[Bar]:
         reader = self._open()
         next(reader, None)
@@ -263,6 +286,7 @@ class CsvSource(Source):
         its, io, ih, il, ic, iv = (ix[r] for r in ROLES)
         width = max(ix.values()) + 1
         num = _number
+        bars = 0
         for row in reader:
             if not row:
                 continue
@@ -275,7 +299,11 @@ class CsvSource(Source):
             except (ValueError, OverflowError):
                 self.malformed += 1
                 continue
+            bars += 1
             yield Bar(ts, num(row[io]), num(row[ih]), num(row[il]), num(row[ic]), num(row[iv]))
+        if not bars:
+            raise DataError(f"data file {self.path} has no OHLCV rows "
+                            f"({self.rows} data rows, {self.malformed} malformed)")
 
     def stats(self) -> dict[str, Any]:
         return {"rows": self.rows, "malformed_rows": self.malformed, "ts_unit": self.unit}

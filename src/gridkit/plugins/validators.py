@@ -12,7 +12,7 @@ from typing import Any, Literal
 from attrs import frozen
 
 from gridkit.core.components import Validator
-from gridkit.core.config import option
+from gridkit.core.config import non_negative, option
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar
 
@@ -34,37 +34,64 @@ class _Counting(Validator):
 
 
 class TimestampValidator(_Counting):
-    """Drops bars not later than the last bar it passed (duplicates, out of order); counts gaps.
+    """Drops bars not later than the last accepted bar (duplicates, out of order); counts gaps.
 
-    DESIGN.md §6 rule 6. A gap is a step longer than the bar interval, taken as the smallest step
-    seen so far; gaps are counted (``gaps``, ``missing_bars``), not dropped.
+    DESIGN.md §6 rule 6: the baseline is the last bar that *every* validator accepted, so a bar
+    dropped for its prices does not move it. A gap is a step longer than the bar interval
+    (``interval_ms``, or the median of the first 32 steps); gaps are counted (``gaps``,
+    ``missing_bars``), not dropped.
     """
 
     name = "timestamp"
 
+    @frozen
+    class Config:
+        interval_ms: int = option(0, doc="Bar interval in ms for gap counting; 0 infers it "
+                                         "from the data.", validator=non_negative())
+
+    _LEARN = 32  # steps looked at to infer the interval
+
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.last: int | None = None
-        self.step: int | None = None
+        self.step: int | None = self.config.interval_ms or None
+        self._steps: list[int] = []
 
     def accept(self, bar: Bar) -> bool:
-        ts, last = bar.ts, self.last
-        if last is None:
-            self.last = ts
+        last = self.last
+        if last is None or bar.ts > last:
             return True
-        if ts > last:
-            diff = ts - last
-            step = self.step
-            if step is None or diff < step:
-                self.step = diff
-            elif diff > step:
-                self.count("gaps")
-                self.counts["missing_bars"] = (self.counts.get("missing_bars", 0)
-                                               + diff // step - 1)
-            self.last = ts
-            return True
-        self.count("duplicate" if ts == last else "out_of_order")
+        self.count("duplicate" if bar.ts == last else "out_of_order")
         return False
+
+    def accepted(self, bar: Bar) -> None:
+        last, self.last = self.last, bar.ts
+        if last is None:
+            return
+        diff = bar.ts - last
+        if self.step is not None:
+            self._gap(diff)
+            return
+        self._steps.append(diff)
+        if len(self._steps) == self._LEARN:
+            self.step = sorted(self._steps)[self._LEARN // 2]
+            for d in self._steps:
+                self._gap(d)
+            self._steps = []
+
+    def _gap(self, diff: int) -> None:
+        step = self.step
+        if step and diff > step:
+            self.count("gaps")
+            self.counts["missing_bars"] = self.counts.get("missing_bars", 0) + diff // step - 1
+
+    def stats(self) -> dict[str, Any]:
+        if self.step is None and self._steps:  # short run: decide on what was seen
+            self.step = sorted(self._steps)[len(self._steps) // 2]
+            for d in self._steps:
+                self._gap(d)
+            self._steps = []
+        return dict(self.counts)
 
 
 class PriceValidator(_Counting):
