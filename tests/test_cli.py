@@ -149,3 +149,10 @@ def test_plugins_json() -> None:
     names = {p["name"]: p for p in data["plugins"]}
     assert names["gridkit.grids"]["hooks"] == ["gridkit_register_strategies"]
     assert names["gridkit.grids"]["distribution"] == "gridkit"
+
+
+def test_db_option_is_relative_to_the_current_directory(tmp_path: Path) -> None:
+    out = gridkit("run", str(EXAMPLE), "--db", "here.db", "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "here.db").exists()
+    assert not (EXAMPLE.parent / "here.db").exists()

@@ -43,11 +43,7 @@ BUILTINS = _builtins()
 #: Built-ins whose docs are known to fall short, with why. Each is a strict xfail: once the
 #: docstring is fixed the test XPASSes, which fails, so the entry gets removed. Keep these empty.
 KNOWN_GAPS: dict[tuple[str, str], str] = {}
-KNOWN_BAD_RST: dict[tuple[str, str], str] = {
-    ("regime", "trending"): "src/gridkit/plugins/regimes.py: '|RSI−50|' in the Trending docstring "
-                            "reads as a reST substitution reference; "
-                            "put the formula in double backquotes",
-}
+KNOWN_BAD_RST: dict[tuple[str, str], str] = {}
 
 
 def _params(known: dict[tuple[str, str], str]) -> list[Any]:

@@ -213,3 +213,36 @@ def test_every_kind_has_a_base_class_and_a_hook() -> None:
     bases = {Source, Validator, Feature, Signal, Attention, Regime, GridStrategy, SignalFilter,
              RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus}
     assert {b.kind for b in bases} == set(KIND_HOOKS) == set(BASES)
+
+
+def test_run_finished_fires_for_a_failed_run_too(recorder: Recorder,
+                                                 gridkit_register_plugin: Callable[..., Any],
+                                                 gridkit_run_toml: Callable[..., Any]) -> None:
+    from gridkit import ComponentError, Feature
+
+    class Broken(Feature):
+        """Always raises."""
+
+        name = "broken"
+
+        def update(self, bar: Any) -> float:
+            raise RuntimeError("no")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_features(register: Any) -> None:
+            register(Broken)
+
+    gridkit_register_plugin(Plugin, "broken-plugin")
+    with pytest.raises(ComponentError):
+        gridkit_run_toml(PIPELINE + '[[features]]\nuse = "broken"\n')
+    assert recorder.calls == [("built", "pipeline"), ("finished", "failed")]
+
+
+def test_lifecycle_hooks_skip_plugins_disabled_by_distribution(
+        gridkit_host: PluginHost, gridkit_run_toml: Callable[..., Any]) -> None:
+    rec = Recorder()
+    gridkit_host.register(rec, "recorder", distribution="gridkit-recorder")
+    gridkit_run_toml(PIPELINE + '[plugins]\ndisable = ["gridkit-recorder"]\n')
+    assert rec.calls == []

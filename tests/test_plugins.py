@@ -253,3 +253,16 @@ require = ["gridkit-ones>=0.1"]
     with pytest.raises(PluginError, match="'gridkit-ones' is installed but its plugins are not"):
         build_pipeline(config, new_host(env=BUILTINS_ONLY))
     assert build_pipeline(config, new_host(env={"GRIDKIT_LOAD_PLUGINS": "gridkit-ones"}))
+
+
+def test_a_hookimpl_with_wrong_arguments_is_reported_not_fatal() -> None:
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_features(registr: object) -> None:  # misspelled argument
+            pass
+
+    host = new_host(env=BUILTINS_ONLY)
+    assert host.register(Plugin, "bad-args") is False
+    assert any(f.plugin == "bad-args" and "not registered" in f.error for f in host.failures)
+    assert "rsi" in build_registry(host).names("feature")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -69,13 +70,16 @@ def _load(path: str, db: str | None = None) -> Any:
 @click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 @click.option("--db", type=click.Path(dir_okay=False),
-              help="SQLite file to record the run in (overrides [store] path).")
+              help="SQLite file to record the run in, relative to the current directory "
+                   "(overrides [store] path).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool) -> None:
     """Run the pipeline in FILE and print its summary."""
     from gridkit.core.engine import run_pipeline
 
-    pipeline = _load(pipeline_file, db)
+    # An option on the command line is relative to where the user stands, unlike [store]
+    # path, which is relative to the pipeline file.
+    pipeline = _load(pipeline_file, str(Path(db).resolve()) if db else None)
     if quiet or not sys.stderr.isatty():
         summary = run_pipeline(pipeline)
     else:

@@ -359,9 +359,12 @@ def _finish(run: Run, setup_done: list[Component]) -> None:
         except Exception as err:
             if run.status == "finished":
                 raise _blame(pipeline, component, "in close", err) from err
-    if run.status == "finished":
+    try:
         pipeline.host.call_each("gridkit_run_finished", exclude=pipeline.config.plugins.disable,
                                 pipeline=pipeline, summary=summary)
+    except GridkitError:
+        if run.status == "finished":  # on a failed run, the run's own error is the one to show
+            raise
 
 
 def _guard(pipeline: Pipeline, component: Component, where: str, fn: Callable[..., Any],

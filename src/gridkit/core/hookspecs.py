@@ -1,8 +1,8 @@
 """Every hook a gridkit plugin can implement.
 
-Registration hooks run once, when plugins load; lifecycle hooks fire a handful of times per run.
-No hook is called per market event: the engine resolves components once and then calls their
-methods directly.
+Registration hooks run whenever a registry is built (once per command or run, never per event);
+lifecycle hooks fire a handful of times per run. No hook is called per market event: the engine
+resolves components once and then calls their methods directly.
 """
 
 from __future__ import annotations

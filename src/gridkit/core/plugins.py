@@ -73,6 +73,9 @@ class PluginHost:
         """Register one plugin object; check its hook names. Returns False if it was refused."""
         try:
             self.pm.register(obj, name=name)
+        except pluggy.PluginValidationError as err:  # a hookimpl whose arguments fit no spec
+            self.fail(name, distribution, f"not registered: {err}")
+            return False
         except ValueError as err:  # a second plugin of the same name
             self.fail(name, distribution, f"not registered: {err}")
             return False
@@ -118,9 +121,9 @@ class PluginHost:
 
     def call_each(self, hook: str, exclude: Iterable[str] = (), **kwargs: Any) -> None:
         """Call every implementation of a lifecycle hook on its own, naming the one that raises."""
-        excluded = set(exclude)
+        excluded = set(exclude)  # plugin or distribution names, as in [plugins] disable
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            if impl.plugin_name in excluded:
+            if impl.plugin_name in excluded or self.distributions.get(impl.plugin_name) in excluded:
                 continue
             try:
                 impl.function(*[kwargs[a] for a in impl.argnames])

@@ -52,7 +52,7 @@ class _RelativeVolatility:
 
 
 class Trending(Regime):
-    """TRENDING: score = ramp(t, start, full) on RSI trend strength t = |RSI−50|/50."""
+    """TRENDING: ``score = ramp(t, start, full)`` on RSI trend strength ``t = |RSI−50|/50``."""
 
     name = "trending"
     label = "TRENDING"
@@ -75,7 +75,7 @@ class Trending(Regime):
 
 
 class Volatile(Regime):
-    """VOLATILE: score = ramp(v, start, full) on relative volatility v = σ / EMA(σ)."""
+    """VOLATILE: ``score = ramp(v, start, full)`` on relative volatility ``v = σ / EMA(σ)``."""
 
     name = "volatile"
     label = "VOLATILE"
@@ -99,7 +99,7 @@ class Volatile(Regime):
 
 
 class Ranging(Regime):
-    """RANGING: score = (1 − ramp(t, 0, trend_full)) · (1 − ramp(v, 1, vol_full)).
+    """RANGING: ``score = (1 − ramp(t, 0, trend_full)) · (1 − ramp(v, 1, vol_full))``.
 
     High when RSI trend strength t is low and relative volatility v is not above normal.
     """
@@ -133,7 +133,7 @@ class Ranging(Regime):
 
 
 class Dormant(Regime):
-    """DORMANT: score = min(ramp(u, volume_start, volume_full), ramp(v, vol_start, vol_full)).
+    """DORMANT: ``score = min(ramp(u, volume_start, volume_full), ramp(v, vol_start, vol_full))``.
 
     High when relative volume u is far below normal (seed: volume ratio under 0.3 disables
     trading) and relative volatility v is low too.
