@@ -15,7 +15,6 @@ import math
 import random
 import subprocess
 import sys
-from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -26,23 +25,12 @@ import gridkit
 from gridkit.core.context import RunInfo
 from gridkit.plugins.sources import CsvSource, FreqtradeJson
 from gridkit.testing import SourceContract, build, sample_path
+from helpers import STRATEGY, ms
 
 NAUTILUS_CSV = "ohlcv/nautilus_trader/btc-perp-20211231-20220201_1m.csv"
 CANDLES = "ohlcv/freqtrade/orderflow/candles.json"
-STRATEGY = """
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
-"""
 
 
-def ms(text: str) -> int:
-    """Epoch milliseconds of a 'YYYY-MM-DD HH:MM' UTC time."""
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
-               .timestamp() * 1000)
 
 
 def run_info(base_dir: Path) -> RunInfo:

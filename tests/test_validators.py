@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -26,22 +25,11 @@ from gridkit.plugins.validators import (
     VolumeValidator,
 )
 from gridkit.testing import ValidatorContract, build, feed
+from helpers import STRATEGY, ms
 
 NAN, INF = float("nan"), float("inf")
-STRATEGY = """
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
-"""
 
 
-def ms(text: str) -> int:
-    """Epoch milliseconds of a 'YYYY-MM-DD HH:MM' UTC time."""
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
-               .timestamp() * 1000)
 
 
 def bars_of(path: Path) -> list[Bar]:

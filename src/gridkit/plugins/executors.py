@@ -132,24 +132,23 @@ class SimulatedExecutor(Executor):
             self._queued = {}
         else:
             maker = self.config.maker_fee
-        buys, sells = self._buys, self._sells
-        low, high = bar.low, bar.high
-        while buys and -buys[0][0] >= low:
-            _, oid = heapq.heappop(buys)
-            order = orders.pop(oid, None)
-            if order is not None:
-                self._release(order)
-                fills.append(Fill(oid, bar.ts, "buy", order.qty, order.price,
-                                  order.price * order.qty * maker, "maker", order.tag))
-        while sells and sells[0][0] <= high:
-            _, oid = heapq.heappop(sells)
-            order = orders.pop(oid, None)
-            if order is not None:
-                self._release(order)
-                fills.append(Fill(oid, bar.ts, "sell", order.qty, order.price,
-                                  order.price * order.qty * maker, "maker", order.tag))
+        # Buys are keyed by -price, so both sides fill "while the best key <= limit".
+        self._drain(self._buys, -bar.low, "buy", bar.ts, maker, fills)
+        self._drain(self._sells, bar.high, "sell", bar.ts, maker, fills)
         self.fills += len(fills)
         return fills
+
+    def _drain(self, heap: list[tuple[float, int]], limit: float, side: str, ts: int,
+               maker: float, fills: list[Fill]) -> None:
+        """Fill the orders of one side that the bar reached, best price first."""
+        orders = self._orders
+        while heap and heap[0][0] <= limit:
+            _, oid = heapq.heappop(heap)
+            order = orders.pop(oid, None)
+            if order is not None:  # None: cancelled, left in the heap until compaction
+                self._release(order)
+                fills.append(Fill(oid, ts, side, order.qty, order.price,  # type: ignore[arg-type]
+                                  order.price * order.qty * maker, "maker", order.tag))
 
     def open_orders(self) -> list[Order]:
         return list(self._orders.values())

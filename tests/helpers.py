@@ -1,0 +1,21 @@
+"""Small helpers shared by the test modules (pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+#: A static grid section for pipelines whose strategy does not matter to the test.
+STRATEGY = """
+[strategy]
+use = "static"
+lower = 50000
+upper = 60000
+grids = 10
+qty = 0.001
+"""
+
+
+def ms(text: str) -> int:
+    """Epoch milliseconds of a 'YYYY-MM-DD HH:MM' UTC time."""
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
+               .timestamp() * 1000)
