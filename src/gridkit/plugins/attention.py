@@ -35,32 +35,50 @@ class Progressive(Attention):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.phase = "learning"
+        self._learn_events = self.config.learn_events
         self.observed = 0
-        self._stats: dict[str, list[float]] = {}  # key -> [ready count, mean, M2]
+        # Welford state per feature in parallel lists, in the order of ctx.features (the engine
+        # fixes that order before the first event); re-keyed if the set of features changes.
+        self._keys: list[str] = []
+        self._n: list[float] = []
+        self._mean: list[float] = []
+        self._m2: list[float] = []
 
     def observe(self, ctx: Context) -> None:
-        self.observed += 1
-        stats = self._stats
-        for key, value in ctx.features.items():
-            if value != value:  # NaN: not ready yet
-                continue
-            s = stats.get(key)
-            if s is None:
-                s = stats[key] = [0.0, 0.0, 0.0]
-            n = s[0] + 1.0
-            delta = value - s[1]
-            mean = s[1] + delta / n
-            s[0], s[1], s[2] = n, mean, s[2] + delta * (value - mean)
-        if self.phase == "learning" and self.observed >= self.config.learn_events:
+        observed = self.observed = self.observed + 1
+        features = ctx.features
+        if len(features) != len(self._keys):
+            self._rekey(features)
+        counts, means, m2s = self._n, self._mean, self._m2
+        for i, value in enumerate(features.values()):
+            if value == value:  # not NaN: the feature is ready
+                n = counts[i] + 1.0
+                mean = means[i]
+                delta = value - mean
+                mean += delta / n
+                counts[i] = n
+                means[i] = mean
+                m2s[i] += delta * (value - mean)
+        if observed == self._learn_events:
             self.phase = "shadow"
             ctx.phase_changed(self, "learning", "shadow")
+
+    def _rekey(self, features: dict[str, float]) -> None:
+        old = {k: (n, m, s) for k, n, m, s in zip(self._keys, self._n, self._mean, self._m2,
+                                                   strict=True)}
+        self._keys = list(features)
+        rows = [old.get(k, (0.0, 0.0, 0.0)) for k in self._keys]
+        self._n = [r[0] for r in rows]
+        self._mean = [r[1] for r in rows]
+        self._m2 = [r[2] for r in rows]
 
     def feature_stats(self) -> dict[str, dict[str, float]]:
         """Per feature: events it was ready on, its mean and its standard deviation."""
         out = {}
-        for key, (n, mean, m2) in self._stats.items():
-            out[key] = {"ready": int(n), "mean": mean,
-                        "std": math.sqrt(m2 / (n - 1)) if n > 1 else float("nan")}
+        for key, n, mean, m2 in zip(self._keys, self._n, self._mean, self._m2, strict=True):
+            if n:
+                out[key] = {"ready": int(n), "mean": mean,
+                            "std": math.sqrt(m2 / (n - 1)) if n > 1 else float("nan")}
         return out
 
     def stats(self) -> dict[str, Any]:

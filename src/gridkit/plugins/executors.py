@@ -132,10 +132,15 @@ class SimulatedExecutor(Executor):
             self._queued = {}
         else:
             maker = self.config.maker_fee
-        # Buys are keyed by -price, so both sides fill "while the best key <= limit".
-        self._drain(self._buys, -bar.low, "buy", bar.ts, maker, fills)
-        self._drain(self._sells, bar.high, "sell", bar.ts, maker, fills)
-        self.fills += len(fills)
+        # Buys are keyed by -price, so both sides fill "while the best key <= limit". Most bars
+        # reach no order: test the tops here before paying for a call.
+        buys, sells = self._buys, self._sells
+        if buys and buys[0][0] <= -bar.low:
+            self._drain(buys, -bar.low, "buy", bar.ts, maker, fills)
+        if sells and sells[0][0] <= bar.high:
+            self._drain(sells, bar.high, "sell", bar.ts, maker, fills)
+        if fills:
+            self.fills += len(fills)
         return fills
 
     def _drain(self, heap: list[tuple[float, int]], limit: float, side: str, ts: int,

@@ -43,6 +43,7 @@ class _RelativeVolatility:
         self.ema = NAN
 
     def update(self, sigma: float) -> float:
+        """Feed one σ; return σ / EMA(σ), NaN while σ is NaN."""
         if sigma != sigma:
             return NAN
         ema = self.ema
@@ -65,13 +66,16 @@ class Trending(Regime):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.requires_features = (self.config.rsi,)
+        c = self.config
+        self.requires_features = (c.rsi,)
+        self._rsi, self._start, self._span = c.rsi, c.start, c.full - c.start
 
     def score(self, ctx: Context) -> float:
-        rsi = ctx.features[self.config.rsi]
+        rsi = ctx.features[self._rsi]
         if rsi != rsi:
             return NAN
-        return ramp(abs(rsi - 50.0) / 50.0, self.config.start, self.config.full)
+        t = (abs(rsi - 50.0) / 50.0 - self._start) / self._span  # ramp(t, start, full)
+        return 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
 
 
 class Volatile(Regime):
@@ -90,12 +94,17 @@ class Volatile(Regime):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.requires_features = (self.config.volatility,)
-        self.rel = _RelativeVolatility(self.config.slow)
+        c = self.config
+        self.requires_features = (c.volatility,)
+        self.rel = _RelativeVolatility(c.slow)
+        self._vol, self._start, self._span = c.volatility, c.start, c.full - c.start
 
     def score(self, ctx: Context) -> float:
-        v = self.rel.update(ctx.features[self.config.volatility])
-        return NAN if v != v else ramp(v, self.config.start, self.config.full)
+        v = self.rel.update(ctx.features[self._vol])
+        if v != v:
+            return NAN
+        t = (v - self._start) / self._span
+        return 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
 
 
 class Ranging(Regime):
@@ -119,17 +128,23 @@ class Ranging(Regime):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.requires_features = (self.config.rsi, self.config.volatility)
-        self.rel = _RelativeVolatility(self.config.slow)
+        c = self.config
+        self.requires_features = (c.rsi, c.volatility)
+        self.rel = _RelativeVolatility(c.slow)
+        self._rsi, self._vol = c.rsi, c.volatility
+        self._trend_full, self._vol_span = c.trend_full, c.vol_full - 1.0
 
     def score(self, ctx: Context) -> float:
-        c = self.config
-        v = self.rel.update(ctx.features[c.volatility])
-        rsi = ctx.features[c.rsi]
+        features = ctx.features
+        v = self.rel.update(features[self._vol])
+        rsi = features[self._rsi]
         if v != v or rsi != rsi:
             return NAN
-        t = abs(rsi - 50.0) / 50.0
-        return (1.0 - ramp(t, 0.0, c.trend_full)) * (1.0 - ramp(v, 1.0, c.vol_full))
+        t = abs(rsi - 50.0) / 50.0 / self._trend_full  # ramp(t, 0, trend_full)
+        u = (v - 1.0) / self._vol_span  # ramp(v, 1, vol_full)
+        t = 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
+        u = 0.0 if u < 0.0 else 1.0 if u > 1.0 else u
+        return (1.0 - t) * (1.0 - u)
 
 
 class Dormant(Regime):
@@ -155,16 +170,24 @@ class Dormant(Regime):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.requires_features = (self.config.volume, self.config.volatility)
-        self.rel = _RelativeVolatility(self.config.slow)
+        c = self.config
+        self.requires_features = (c.volume, c.volatility)
+        self.rel = _RelativeVolatility(c.slow)
+        self._volume, self._vol = c.volume, c.volatility
+        self._u0, self._u_span = c.volume_start, c.volume_full - c.volume_start
+        self._v0, self._v_span = c.vol_start, c.vol_full - c.vol_start
 
     def score(self, ctx: Context) -> float:
-        c = self.config
-        v = self.rel.update(ctx.features[c.volatility])
-        u = ctx.features[c.volume]
+        features = ctx.features
+        v = self.rel.update(features[self._vol])
+        u = features[self._volume]
         if v != v or u != u:
             return NAN
-        return min(ramp(u, c.volume_start, c.volume_full), ramp(v, c.vol_start, c.vol_full))
+        a = (u - self._u0) / self._u_span  # ramp(u, volume_start, volume_full)
+        b = (v - self._v0) / self._v_span  # ramp(v, vol_start, vol_full)
+        a = 0.0 if a < 0.0 else 1.0 if a > 1.0 else a
+        b = 0.0 if b < 0.0 else 1.0 if b > 1.0 else b
+        return a if a < b else b
 
 
 @hookimpl

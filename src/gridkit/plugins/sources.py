@@ -96,7 +96,8 @@ class FreqtradeJson(Source):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.rows: list[Any] = []
+        self.bars: list[Bar] = []
+        self.rows = 0
         self.malformed = 0
 
     def validate(self, run: RunInfo) -> None:
@@ -125,7 +126,12 @@ class FreqtradeJson(Source):
         if not any(all(math.isfinite(_number(x)) for x in r[1:5]) for r in rows):
             raise DataError(f"data file {path} has no OHLCV rows "
                             f"(expected [ms, open, high, low, close, volume])")
-        self.rows = rows
+        self.rows = len(rows)
+        # Bars are made here, in the load phase, so replay costs nothing per event. float()
+        # is the fast path; it would read a JSON true as 1.0, so files holding a boolean
+        # anywhere take the careful path, which turns every bad cell into NaN.
+        careful = b"true" in raw or b"false" in raw
+        self.bars = [self._bar(r, careful) for r in rows]
 
     @staticmethod
     def _from_columns(data: dict[str, Any], path: Path) -> list[list[Any]]:
@@ -139,16 +145,25 @@ class FreqtradeJson(Source):
             raise DataError(f"data file {path}: OHLCV columns have different lengths")
         return [list(row) for row in zip(*series, strict=True)]
 
-    def events(self) -> Iterator[Bar]:
+    @staticmethod
+    def _bar(r: list[Any], careful: bool) -> Bar:
+        if not careful:
+            try:
+                return Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]),
+                           float(r[5]))
+            except (TypeError, ValueError, OverflowError):
+                pass
         num = _number
-        for r in self.rows:
-            yield Bar(int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
+        return Bar(int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
+
+    def events(self) -> Iterator[Bar]:
+        return iter(self.bars)
 
     def size_hint(self) -> int | None:
-        return len(self.rows)
+        return len(self.bars)
 
     def stats(self) -> dict[str, Any]:
-        return {"rows": len(self.rows), "malformed_rows": self.malformed}
+        return {"rows": self.rows, "malformed_rows": self.malformed}
 
 
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime", "open_time", "opentime")

@@ -65,12 +65,15 @@ class TimestampValidator(_Counting):
         return False
 
     def accepted(self, bar: Bar) -> None:
-        last, self.last = self.last, bar.ts
+        ts = bar.ts
+        last, self.last = self.last, ts
         if last is None:
             return
-        diff = bar.ts - last
-        if self.step is not None:
-            self._gap(diff)
+        diff = ts - last
+        step = self.step
+        if step is not None:
+            if diff > step:
+                self._gap(diff)
             return
         self._steps.append(diff)
         if len(self._steps) == self._LEARN:
@@ -99,8 +102,9 @@ class PriceValidator(_Counting):
 
     name = "price"
 
-    def accept(self, bar: Bar) -> bool:
-        if 0 < bar.open < INF and 0 < bar.high < INF and 0 < bar.low < INF and 0 < bar.close < INF:
+    def accept(self, bar: Bar, _inf: float = INF) -> bool:
+        if (0.0 < bar.open < _inf and 0.0 < bar.high < _inf and 0.0 < bar.low < _inf
+                and 0.0 < bar.close < _inf):
             return True
         values = (bar.open, bar.high, bar.low, bar.close)
         if any(math.isnan(v) for v in values):
@@ -122,9 +126,9 @@ class VolumeValidator(_Counting):
         zero: Literal["keep", "drop"] = option(
             "keep", doc="Zero-volume bars (exchange maintenance, illiquid pairs): keep or drop.")
 
-    def accept(self, bar: Bar) -> bool:
+    def accept(self, bar: Bar, _inf: float = INF) -> bool:
         v = bar.volume
-        if 0 < v < INF:
+        if 0.0 < v < _inf:
             return True
         if v == 0:
             self.count("zero")

@@ -35,6 +35,8 @@ class Rsi(Feature):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        self._period = self.config.period
+        self._pm1 = self._period - 1
         self.prev = NAN
         self.count = 0  # changes seen
         self.gain_sum = self.loss_sum = 0.0
@@ -42,6 +44,8 @@ class Rsi(Feature):
         self.ready = False
 
     def update(self, bar: Bar) -> float:
+        # Hot path: one call per bar. The float operations are those of the batch kernel, in
+        # the same order, so both agree bit for bit.
         close, prev = bar.close, self.prev
         self.prev = close
         if prev != prev:  # first bar: no change yet
@@ -49,23 +53,24 @@ class Rsi(Feature):
         diff = close - prev
         gain = diff if diff > 0.0 else 0.0
         loss = -diff if diff < 0.0 else 0.0
-        period = self.config.period
-        self.count += 1
-        if self.count < period:
+        period = self._period
+        count = self.count + 1
+        self.count = count
+        if count > period:
+            avg_gain = self.avg_gain = (self.avg_gain * self._pm1 + gain) / period
+            avg_loss = self.avg_loss = (self.avg_loss * self._pm1 + loss) / period
+        elif count < period:
             self.gain_sum += gain
             self.loss_sum += loss
             return NAN
-        if self.count == period:
+        else:
             self.gain_sum += gain
             self.loss_sum += loss
-            self.avg_gain = self.gain_sum / period
-            self.avg_loss = self.loss_sum / period
+            avg_gain = self.avg_gain = self.gain_sum / period
+            avg_loss = self.avg_loss = self.loss_sum / period
             self.ready = True
-        else:
-            self.avg_gain = (self.avg_gain * (period - 1) + gain) / period
-            self.avg_loss = (self.avg_loss * (period - 1) + loss) / period
-        total = self.avg_gain + self.avg_loss
-        return 100.0 * (self.avg_gain / total) if total != 0.0 else 0.0
+        total = avg_gain + avg_loss
+        return 100.0 * (avg_gain / total) if total != 0.0 else 0.0
 
     def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np

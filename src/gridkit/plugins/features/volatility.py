@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
+from math import log, sqrt
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -34,41 +34,49 @@ class Volatility(Feature):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.ring = [0.0] * self.config.period
+        self._period = period = self.config.period
+        self._pm1 = period - 1
+        self.ring = [0.0] * period
         self.prev = NAN
-        self.k = 0
+        self.k = 0  # returns seen
+        self.slot = 0  # k % period, kept rather than recomputed
         self.s1 = self.s2 = 0.0
         self.ready = False
 
     def update(self, bar: Bar) -> float:
+        # Same float operations, in the same order, as kernels.volatility_batch.
         close, prev = bar.close, self.prev
         self.prev = close
         if prev != prev:
             return NAN
-        period = self.config.period
-        r = math.log(close / prev)
+        period = self._period
+        r = log(close / prev)
         ring = self.ring
-        slot = self.k % period
-        if self.k >= period:
+        slot = self.slot
+        k = self.k
+        if k >= period:
             old = ring[slot]
-            self.s1 = self.s1 + r - old
-            self.s2 = self.s2 + r * r - old * old
+            s1 = self.s1 + r - old
+            s2 = self.s2 + r * r - old * old
         else:
-            self.s1 = self.s1 + r
-            self.s2 = self.s2 + r * r
+            s1 = self.s1 + r
+            s2 = self.s2 + r * r
         ring[slot] = r
-        self.k += 1
-        if slot == period - 1:
+        self.k = k = k + 1
+        if slot == self._pm1:
             s1 = s2 = 0.0
             for x in ring:
                 s1 += x
                 s2 += x * x
-            self.s1, self.s2 = s1, s2
-        if self.k < period:
+            self.slot = 0
+        else:
+            self.slot = slot + 1
+        self.s1, self.s2 = s1, s2
+        if k < period:
             return NAN
         self.ready = True
-        var = (self.s2 - self.s1 * self.s1 / period) / (period - 1)
-        return math.sqrt(var) if var > 0.0 else 0.0
+        var = (s2 - s1 * s1 / period) / self._pm1
+        return sqrt(var) if var > 0.0 else 0.0
 
     def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np

@@ -32,34 +32,38 @@ class VolumeRatio(Feature):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.ring = [0.0] * self.config.period
+        self._period = period = self.config.period
+        self.ring = [0.0] * period
         self.i = 0
+        self.slot = 0  # i % period, kept rather than recomputed
         self.s = 0.0
         self.ready = False
 
     def update(self, bar: Bar) -> float:
+        # Same float operations, in the same order, as kernels.volume_ratio_batch.
         v = bar.volume
-        period = self.config.period
-        i = self.i
-        out = NAN
-        if i >= period:
-            self.ready = True
-            mean = self.s / period
-            if mean > 0.0:
-                out = v / mean
-        slot = i % period
+        period = self._period
+        slot = self.slot
         ring = self.ring
-        if i >= period:
-            self.s = self.s + v - ring[slot]
+        if self.i >= period:
+            self.ready = True
+            s = self.s
+            mean = s / period
+            out = v / mean if mean > 0.0 else NAN
+            s = s + v - ring[slot]
         else:
-            self.s = self.s + v
+            out = NAN
+            s = self.s + v
         ring[slot] = v
-        self.i = i + 1
+        self.i += 1
         if slot == period - 1:
             s = 0.0
             for x in ring:
                 s += x
-            self.s = s
+            self.slot = 0
+        else:
+            self.slot = slot + 1
+        self.s = s
         return out
 
     def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
