@@ -562,7 +562,7 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
             feedback.step(ctx)  # type: ignore[union-attr]
         t10 = now()
         r_evt[i] = t10 - t0
-        if timed:  # one event in SAMPLE: every stage's time
+        if timed:  # one event in 2**SAMPLE_SHIFT: the time of every stage
             j = (accepted >> SAMPLE_SHIFT) & mask
             r_val[j] = t1 - t0
             r_fill[j] = t2 - t1
