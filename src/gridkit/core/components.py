@@ -65,7 +65,7 @@ class Source(Component):
     """Produces market events (bars, trades, book updates) in time order."""
 
     kind = "source"
-    #: Event streams this source feeds: a subset of ``{"bars", "trades", "book"}``.
+    #: Event streams this source feeds: a subset of ``{"bars", "trades", "book", "depth"}``.
     provides: ClassVar[frozenset[str]] = frozenset({"bars"})
     #: True for sources of live data (paper and live modes), False for file replay.
     live: ClassVar[bool] = False
@@ -83,6 +83,13 @@ class Validator(Component):
     """Accepts or drops each event before anything else sees it; never raises on bad data."""
 
     kind = "validator"
+    #: Event kinds the validator checks (``bars``, ``trades``, ``book``, ``depth``); the engine
+    #: passes it only events of these kinds.
+    inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
+
+    def bind(self, ctx: Context) -> None:
+        """Called once before the first event with the run's context: a validator that must
+        pause trading (stale data) sets ``ctx.paused`` to a reason, and back to None."""
 
     def accept(self, event: Any) -> bool:
         """Return True to pass the event on, False to drop it (and count why in :meth:`stats`)."""
@@ -97,13 +104,14 @@ class Feature(Component):
     """Turns the event stream into one number per event, with O(1) work per event."""
 
     kind = "feature"
-    #: Event streams the feature reads: a subset of ``{"bars", "trades", "book"}``.
+    #: Event kinds the feature reads: a subset of ``{"bars", "trades", "book", "depth"}``;
+    #: :meth:`update` is called with every event of these kinds.
     inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
 
     #: False until the window is full; :meth:`update` returns NaN until then.
     ready: bool = False
 
-    def update(self, bar: Bar) -> float:
+    def update(self, event: Any) -> float:
         """Take one event and return the feature's new value (NaN while not ready)."""
         raise NotImplementedError
 

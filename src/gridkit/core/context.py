@@ -34,8 +34,9 @@ class Context:
     """Mutable per-run state handed to every stage; one object, updated in place per event."""
 
     __slots__ = (
-        "_order_ids", "bar", "features", "halted", "index", "open_buy_qty", "open_orders",
-        "phase_changed", "portfolio", "regime", "regime_score", "run", "signals", "weights",
+        "_order_ids", "bar", "event", "features", "halted", "index", "open_buy_qty",
+        "open_orders", "paused", "phase_changed", "portfolio", "regime", "regime_score", "run",
+        "signals", "weights",
     )
 
     def __init__(self, run: RunInfo, portfolio: Portfolio | None = None) -> None:
@@ -54,6 +55,11 @@ class Context:
         self.signals: list[Any] = []
         #: Why trading was halted by a risk check, or None while trading.
         self.halted: str | None = None
+        #: Why trading is paused (stale data), or None. While paused the engine holds the
+        #: strategy's orders and cancels, and sends them when the pause ends.
+        self.paused: str | None = None
+        #: The last event of any kind (a bar, trade or book update).
+        self.event: Any = None
         #: Number of accepted events so far (0 on the first one).
         self.index = -1
         #: Orders the executor accepted and that have not filled or been cancelled, by id.

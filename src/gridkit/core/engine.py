@@ -36,7 +36,7 @@ from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, GridkitError, PluginError
 from gridkit.core.plugins import PluginHost, get_host
 from gridkit.core.registry import Registration, Registry, build_registry
-from gridkit.core.types import Cancel, Order, Reject, Rejection
+from gridkit.core.types import EVENT_KINDS, Bar, Cancel, Order, Reject, Rejection
 
 #: Stages timed per event, in the order they run.
 STAGES = (
@@ -271,6 +271,11 @@ class Run:
     rejected: dict[str, int] = field(factory=dict)
     first_ts: int | None = None
     last_ts: int | None = None
+    #: Events that are not bars, by kind: [seen, accepted].
+    ticks: dict[str, list[int]] = field(factory=dict)
+    #: Strategy actions held while trading was paused, and those still held at the end.
+    deferred: int = 0
+    deferred_at_end: int = 0
     status: str = "running"
     error: str | None = None
     elapsed: float = 0.0
@@ -286,11 +291,16 @@ class Run:
                 comps[spec.path] = stats
         dropped_by = {p.origin(v)[0].use: v.stats() for v in p.validators if v.stats()}
         equity = pf.equity
+        bars_seen = self.seen - sum(seen for seen, _ in self.ticks.values())
         return {
             "name": p.run.name, "mode": p.run.mode, "symbol": p.run.symbol,
             "status": self.status, "error": self.error, "run_id": self.run_id,
-            "bars_seen": self.seen, "bars_accepted": self.accepted,
-            "bars_dropped": self.seen - self.accepted, "dropped_by": dropped_by,
+            "bars_seen": bars_seen, "bars_accepted": self.accepted,
+            "bars_dropped": bars_seen - self.accepted, "dropped_by": dropped_by,
+            "events": {kind: {"seen": s, "accepted": a, "dropped": s - a}
+                       for kind, (s, a) in self.ticks.items() if s},
+            "paused": self.ctx.paused, "orders_deferred": self.deferred,
+            "orders_deferred_at_end": self.deferred_at_end,
             "first_ts": self.first_ts, "last_ts": self.last_ts,
             "orders_placed": self.orders_placed, "orders_cancelled": self.orders_cancelled,
             "orders_rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
@@ -429,11 +439,16 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     rings = run.timer.rings
     r_val, r_fill, r_acct, r_feat, r_att, r_reg, r_strat, r_risk, r_exec, r_mon, r_evt = (
         rings[name] for name in (*STAGES, "event"))
-    validators = tuple(v.accept for v in p.validators)
+    for v in p.validators:
+        if _overrides(v, Validator, "bind"):
+            v.bind(ctx)
+    bar_validators = [v for v in p.validators if "bars" in v.inputs]
+    validators = tuple(v.accept for v in bar_validators)
     # Only validators that override accepted() pay for the extra call.
-    on_accepted = tuple(v.accepted for v in p.validators
+    on_accepted = tuple(v.accepted for v in bar_validators
                         if _overrides(v, Validator, "accepted"))
-    features = tuple((key, f.update) for key, f in p.features)
+    features = tuple((key, f.update) for key, f in p.features if "bars" in f.inputs)
+    tick = _tick_handler(run) if p.source.provides - {"bars"} else None
     attention = tuple(a.observe for a in p.attention)
     regimes = tuple((r.label, r.score) for r in p.regimes)
     signals = tuple(s.update for s in p.signals)
@@ -454,8 +469,9 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     apply_fill, mark = portfolio.apply, portfolio.mark
     closed = ctx.order_closed
     fvals = ctx.features
-    for key, _ in features:
+    for key, _ in p.features:
         fvals[key] = float("nan")
+    deferred: list[Order | Cancel] = []  # held while trading is paused
     nan = float("nan")
     started = False
     mask = _RING - 1
@@ -468,6 +484,9 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         run.seen = seen  # kept current so a failure can say which event it was
         if progress is not None and not seen & 4095:
             progress(seen, total)
+        if type(bar) is not Bar:  # a trade or book update: features and validators only
+            tick(bar)  # type: ignore[misc]
+            continue
         ok = True
         for accept in validators:
             if not accept(bar):
@@ -481,7 +500,7 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         timed = not accepted & SAMPLE_MASK
         accepted += 1
         ctx.index += 1
-        ctx.bar = bar
+        ctx.bar = ctx.event = bar
         if timed:
             t1 = now()
 
@@ -548,11 +567,16 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         if timed:
             t8 = now()
 
-        if actions:
-            if ctx.halted is None:
-                _execute(run, actions, risk_checks, bar.ts)
-            else:
+        if actions or deferred:
+            if ctx.halted is not None:
                 _refuse(run, actions, "trading halted", "engine")
+            elif ctx.paused is not None:
+                deferred.extend(actions)
+                run.deferred += len(actions)
+            else:
+                if deferred:  # the pause is over: what the strategy asked for meanwhile
+                    actions, deferred = deferred + actions, []
+                _execute(run, actions, risk_checks, bar.ts)
         if timed:
             t9 = now()
 
@@ -580,8 +604,43 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         run.last_ts = bar.ts
     run.seen, run.accepted = seen, accepted
     run.timer.count = accepted
+    if deferred:
+        run.deferred_at_end = len(deferred)
     if progress is not None:
         progress(seen, total)
+
+
+def _tick_handler(run: Run) -> Callable[[Any], None]:
+    """The path of events that are not bars (trades, book, depth): each kind's validators, then
+    each kind's features. Trading decisions stay on bars."""
+    p, ctx = run.pipeline, run.ctx
+    fvals = ctx.features
+    by_kind: dict[type, tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...], list[int]]] = {}
+    for cls, kind in EVENT_KINDS.items():
+        if cls is Bar:
+            continue
+        vals = [v for v in p.validators if kind in v.inputs]
+        by_kind[cls] = (
+            tuple(v.accept for v in vals),
+            tuple(v.accepted for v in vals if _overrides(v, Validator, "accepted")),
+            tuple((key, f.update) for key, f in p.features if kind in f.inputs),
+            run.ticks.setdefault(kind, [0, 0]),  # [seen, accepted]
+        )
+
+    def tick(event: Any) -> None:
+        accepts, notes, updates, counts = by_kind[type(event)]
+        counts[0] += 1
+        for accept in accepts:
+            if not accept(event):
+                return
+        for note in notes:
+            note(event)
+        counts[1] += 1
+        ctx.event = event
+        for key, update in updates:
+            fvals[key] = update(event)
+
+    return tick
 
 
 def _overrides(component: Component, base: type, method: str) -> bool:

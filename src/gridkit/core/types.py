@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from attrs import field, frozen
 
@@ -38,13 +38,26 @@ class Trade:
 
 @frozen
 class BookUpdate:
-    """Best bid/ask and top-of-book sizes after an order-book change."""
+    """Best bid/ask and top-of-book sizes after an order-book change (input kind ``book``)."""
 
     ts: int
     bid: float
     bid_qty: float
     ask: float
     ask_qty: float
+
+
+@frozen
+class BookDepth:
+    """A level-2 book after one depth update (input kind ``depth``).
+
+    ``book`` is the source's live :class:`gridkit.core.book.OrderBook`, valid during the event
+    only; ``changes`` are the levels this update set, as (side, price, qty), qty 0 = removed.
+    """
+
+    ts: int
+    book: Any
+    changes: tuple[tuple[str, float, float], ...] = ()
 
 
 @frozen
@@ -100,3 +113,9 @@ class Rejection:
     order: Order
     reason: str
     by: str = field(default="")
+
+
+#: Input kind of each event type: what ``Source.provides``, ``Feature.inputs`` and
+#: ``Validator.inputs`` name.
+EVENT_KINDS: dict[type, str] = {Bar: "bars", Trade: "trades", BookUpdate: "book",
+                                BookDepth: "depth"}

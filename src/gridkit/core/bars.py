@@ -1,0 +1,63 @@
+"""Time bars from trade prints, for sources whose ``bars`` option feeds bar features."""
+
+from __future__ import annotations
+
+import re
+
+from gridkit.core.types import Bar, Trade
+
+_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_interval(text: str) -> int:
+    """Milliseconds in an interval such as ``"500ms"``, ``"1s"``, ``"5m"``, ``"1h"``, ``"1d"``."""
+    m = re.fullmatch(r"\s*(\d+)\s*(ms|s|m|h|d)\s*", text)
+    if not m or int(m.group(1)) <= 0:
+        raise ValueError(f"not an interval: {text!r} (use e.g. '1s', '5m', '1h')")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+class TimeBars:
+    """Folds trades into OHLCV bars on fixed interval boundaries (epoch-aligned), O(1) a trade.
+
+    A bar is complete when the first trade of a later interval arrives (or at :meth:`flush`), so
+    a bar is only ever emitted once it has closed. Intervals without trades produce no bar.
+    Trades must come in time order; one earlier than the open bar is folded into it.
+    """
+
+    __slots__ = ("_c", "_h", "_l", "_o", "_start", "_v", "interval")
+
+    def __init__(self, interval_ms: int) -> None:
+        if interval_ms <= 0:
+            raise ValueError("interval must be positive")
+        self.interval = interval_ms
+        self._start: int | None = None
+        self._o = self._h = self._l = self._c = self._v = 0.0
+
+    def add(self, trade: Trade) -> Bar | None:
+        """Fold in one trade; return the bar it closed, if any."""
+        start = trade.ts - trade.ts % self.interval
+        price = trade.price
+        closed = None
+        if self._start is None or start > self._start:
+            if self._start is not None:
+                closed = Bar(self._start, self._o, self._h, self._l, self._c, self._v)
+            self._start = start
+            self._o = self._h = self._l = self._c = price
+            self._v = trade.qty
+            return closed
+        if price > self._h:
+            self._h = price
+        elif price < self._l:
+            self._l = price
+        self._c = price
+        self._v += trade.qty
+        return None
+
+    def flush(self) -> Bar | None:
+        """The bar still open at the end of the data, if any."""
+        if self._start is None:
+            return None
+        bar = Bar(self._start, self._o, self._h, self._l, self._c, self._v)
+        self._start = None
+        return bar
