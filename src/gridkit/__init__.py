@@ -42,7 +42,17 @@ from gridkit.core.config import (
 from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, DataError, GridkitError, PluginError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar, BookDepth, BookUpdate, Cancel, Fill, Order, Reject, Rejection, Trade
+from gridkit.core.types import (
+    Bar,
+    BookDepth,
+    BookUpdate,
+    Cancel,
+    Fill,
+    Order,
+    Reject,
+    Rejection,
+    Trade,
+)
 
 __version__ = "0.1.0"
 
