@@ -1,0 +1,222 @@
+"""Numba batch kernels of the bar features in :mod:`gridkit.plugins.features.bar_set`.
+
+Each kernel runs the *same* recurrence, in the same floating-point order, as its feature's
+streaming ``update``, so batch and streaming results agree exactly (the tests check every one
+on whole real files). This module imports numba; the feature classes import it only in ``batch``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def price_change_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover
+    """``(close_t - close_(t-period)) / close_(t-period)``; NaN for the first ``period``."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    for i in range(period, n):
+        old = close[i - period]
+        if old != 0.0:
+            out[i] = (close[i] - old) / old
+    return out
+
+
+@njit(cache=True)
+def price_position_batch(high: np.ndarray, low: np.ndarray, close: np.ndarray,
+                         period: int) -> np.ndarray:  # pragma: no cover - numba
+    """Close in the [lowest low, highest high] of ``period`` bars, by monotonic deques."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    # Circular deques of indices, [head, head+count) modulo cap: after a push and before the
+    # expiry they hold up to period + 1 indices (i - period .. i).
+    cap = period + 1
+    hq = np.empty(cap, dtype=np.int64)
+    lq = np.empty(cap, dtype=np.int64)
+    hh = 0
+    hc = 0
+    lh = 0
+    lc = 0
+    for i in range(n):
+        h = high[i]
+        lo = low[i]
+        while hc > 0 and high[hq[(hh + hc - 1) % cap]] <= h:
+            hc -= 1
+        hq[(hh + hc) % cap] = i
+        hc += 1
+        while lc > 0 and low[lq[(lh + lc - 1) % cap]] >= lo:
+            lc -= 1
+        lq[(lh + lc) % cap] = i
+        lc += 1
+        start = i - period
+        if hq[hh] <= start:
+            hh = (hh + 1) % cap
+            hc -= 1
+        if lq[lh] <= start:
+            lh = (lh + 1) % cap
+            lc -= 1
+        if start < -1:
+            continue
+        lowest = low[lq[lh]]
+        width = high[hq[hh]] - lowest
+        if width > 0.0:
+            out[i] = (close[i] - lowest) / width
+    return out
+
+
+@njit(cache=True)
+def volume_acceleration_batch(volume: np.ndarray, period: int,
+                              lag: int) -> np.ndarray:  # pragma: no cover - numba
+    """Rate of change over ``lag`` bars of the TA-Lib-seeded EMA of the volume."""
+    n = volume.shape[0]
+    out = np.full(n, np.nan)
+    ema = np.zeros(n)
+    alpha = 2.0 / (period + 1)
+    total = 0.0
+    e = 0.0
+    for i in range(n):
+        v = volume[i]
+        if i >= period:
+            e = (v - e) * alpha + e
+        else:
+            total += v
+            if i < period - 1:
+                continue
+            e = total / period
+        ema[i] = e
+        j = i - (period - 1)  # EMA values seen before this one
+        if j >= lag:
+            old = ema[i - lag]
+            if old > 0.0:
+                out[i] = (e - old) / old
+    return out
+
+
+@njit(cache=True)
+def bb_position_batch(close: np.ndarray, period: int,
+                      k: float) -> np.ndarray:  # pragma: no cover - numba
+    """Close in its Bollinger Bands (SMA ± k·population σ), 0 = lower, 1 = upper."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    ring = np.zeros(period)
+    if n == 0:
+        return out
+    shift = close[0]
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(n):
+        x = close[i]
+        d = x - shift
+        slot = i % period
+        if i >= period:
+            old = ring[slot] - shift
+            s1 = s1 + d - old
+            s2 = s2 + d * d - old * old
+        else:
+            s1 = s1 + d
+            s2 = s2 + d * d
+        ring[slot] = x
+        if slot == period - 1:
+            shift = x
+            s1 = 0.0
+            s2 = 0.0
+            for j in range(period):
+                dy = ring[j] - shift
+                s1 += dy
+                s2 += dy * dy
+        if i + 1 < period:
+            continue
+        mean = s1 / period
+        var = s2 / period - mean * mean
+        sd = math.sqrt(var) if var > 0.0 else 0.0
+        mid = shift + mean
+        lower = mid - k * sd
+        width = (mid + k * sd) - lower
+        if width > 0.0:
+            out[i] = (x - lower) / width
+    return out
+
+
+@njit(cache=True)
+def trend_strength_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover
+    """Kaufman's efficiency ratio over ``period`` changes, clamped to [0, 1]."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    moves = np.zeros(period)
+    s = 0.0
+    for i in range(n):
+        x = close[i]
+        a = abs(x - close[i - 1]) if i > 0 else 0.0
+        slot = i % period
+        full = i >= period
+        if full:
+            s = s + a - moves[slot]
+        else:
+            s = s + a
+        moves[slot] = a
+        if slot == period - 1:
+            s = 0.0
+            for j in range(period):
+                s += moves[j]
+        if not full:
+            continue
+        if s > 0.0:
+            er = abs(x - close[i - period]) / s
+            out[i] = er if er < 1.0 else 1.0
+        else:
+            out[i] = 0.0
+    return out
+
+
+@njit(cache=True)
+def atr_batch(high: np.ndarray, low: np.ndarray, close: np.ndarray,
+              period: int) -> np.ndarray:  # pragma: no cover - numba
+    """Wilder's ATR, seeded with the mean of the first ``period`` true ranges (TA-Lib)."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    total = 0.0
+    atr = 0.0
+    for i in range(1, n):
+        h = high[i]
+        lo = low[i]
+        prev = close[i - 1]
+        tr = h - lo
+        d = abs(prev - h)
+        if d > tr:
+            tr = d
+        d = abs(lo - prev)
+        if d > tr:
+            tr = d
+        if i > period:
+            atr = (atr * (period - 1) + tr) / period
+            out[i] = atr
+            continue
+        total += tr
+        if i == period:
+            atr = total / period
+            out[i] = atr
+    return out
+
+
+@njit(cache=True)
+def ema_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragma: no cover - numba
+    """TA-Lib's EMA: the SMA of the first ``period`` closes, then ``(x - e)·alpha + e``."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    alpha = 2.0 / (period + 1)
+    total = 0.0
+    e = 0.0
+    for i in range(n):
+        x = close[i]
+        if i >= period:
+            e = (x - e) * alpha + e
+            out[i] = e
+            continue
+        total += x
+        if i == period - 1:
+            e = total / period
+            out[i] = e
+    return out
