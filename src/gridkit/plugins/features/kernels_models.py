@@ -1,0 +1,275 @@
+"""Numba kernels of the model-based features ``garch``, ``volatility-state`` and ``kalman``.
+
+Each batch kernel runs the *same* recurrence, in the same floating-point order, as its feature's
+streaming ``update``; the GARCH fit is one numba function that both paths call on the same
+window, so batch and streaming agree exactly. This module imports numba; the feature classes
+import it only when they need it.
+
+The GARCH(1,1) maximum-likelihood fit uses the Nelder–Mead simplex method (Nelder & Mead 1965,
+*Comput. J.* 7:308–313) with the standard coefficients (reflection 1, expansion 2, contraction
+1/2, shrink 1/2; Lagarias et al. 1998, *SIAM J. Optim.* 9:112–147), restarted from its own
+optimum until the likelihood stops improving (the usual guard against a collapsed simplex).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+@njit(cache=True)
+def garch_backcast(r: np.ndarray) -> float:  # pragma: no cover - numba
+    """arch's start value for σ²: Σ w_i r_i² over the first min(75, n) returns, w_i ∝ 0.94^i."""
+    tau = min(75, r.shape[0])
+    wsum = 0.0
+    for i in range(tau):
+        wsum += 0.94 ** i
+    acc = 0.0
+    for i in range(tau):
+        acc += r[i] * r[i] * (0.94 ** i / wsum)
+    return acc
+
+
+@njit(cache=True)
+def garch_filter(r: np.ndarray, omega: float, alpha: float, beta: float,
+                 backcast: float) -> float:  # pragma: no cover - numba
+    """σ² forecast for the return after ``r``: the GARCH(1,1) recursion started at the backcast."""
+    s2 = omega + alpha * backcast + beta * backcast
+    for t in range(r.shape[0]):
+        s2 = omega + alpha * (r[t] * r[t]) + beta * s2
+    return s2
+
+
+@njit(cache=True)
+def garch_nll(r: np.ndarray, omega: float, alpha: float, beta: float,
+              backcast: float) -> float:  # pragma: no cover - numba
+    """Gaussian negative log-likelihood of zero-mean GARCH(1,1) returns ``r``."""
+    n = r.shape[0]
+    s2 = omega + alpha * backcast + beta * backcast
+    acc = 0.0
+    for t in range(n):
+        if t > 0:
+            s2 = omega + alpha * (r[t - 1] * r[t - 1]) + beta * s2
+        if not s2 > 0.0:
+            return np.inf
+        acc += math.log(s2) + r[t] * r[t] / s2
+    return 0.5 * (acc + n * LOG_2PI)
+
+
+@njit(cache=True)
+def _params(u: np.ndarray) -> tuple[float, float, float]:  # pragma: no cover - numba
+    # ω = exp(u0) > 0; persistence α+β = logistic(u1) in (0, 1); α/(α+β) = logistic(u2).
+    omega = math.exp(u[0])
+    pers = 1.0 / (1.0 + math.exp(-u[1]))
+    frac = 1.0 / (1.0 + math.exp(-u[2]))
+    return omega, pers * frac, pers * (1.0 - frac)
+
+
+@njit(cache=True)
+def _objective(u: np.ndarray, r: np.ndarray, backcast: float) -> float:  # pragma: no cover
+    omega, alpha, beta = _params(u)
+    f = garch_nll(r, omega, alpha, beta, backcast)
+    return f if f == f else np.inf
+
+
+@njit(cache=True)
+def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float,
+                 max_iter: int, xtol: float, ftol: float) -> tuple[np.ndarray, float]:
+    # pragma: no cover - numba
+    d = u0.shape[0]
+    simplex = np.empty((d + 1, d))
+    f = np.empty(d + 1)
+    for i in range(d + 1):
+        for j in range(d):
+            simplex[i, j] = u0[j]
+        if i > 0:
+            simplex[i, i - 1] += step
+        f[i] = _objective(simplex[i], r, backcast)
+    centroid = np.empty(d)
+    trial = np.empty(d)
+    trial2 = np.empty(d)
+    for _ in range(max_iter):
+        order = np.argsort(f)
+        simplex = simplex[order]
+        f = f[order]
+        size = 0.0
+        for i in range(1, d + 1):
+            for j in range(d):
+                size = max(size, abs(simplex[i, j] - simplex[0, j]))
+        if size <= xtol and f[d] - f[0] <= ftol * (abs(f[0]) + 1e-300):
+            break
+        for j in range(d):
+            s = 0.0
+            for i in range(d):
+                s += simplex[i, j]
+            centroid[j] = s / d
+        for j in range(d):
+            trial[j] = centroid[j] + (centroid[j] - simplex[d, j])
+        fr = _objective(trial, r, backcast)
+        if fr < f[0]:
+            for j in range(d):
+                trial2[j] = centroid[j] + 2.0 * (centroid[j] - simplex[d, j])
+            fe = _objective(trial2, r, backcast)
+            if fe < fr:
+                simplex[d] = trial2
+                f[d] = fe
+            else:
+                simplex[d] = trial
+                f[d] = fr
+            continue
+        if fr < f[d - 1]:
+            simplex[d] = trial
+            f[d] = fr
+            continue
+        if fr < f[d]:  # outside contraction
+            for j in range(d):
+                trial2[j] = centroid[j] + 0.5 * (trial[j] - centroid[j])
+            fc = _objective(trial2, r, backcast)
+            if fc <= fr:
+                simplex[d] = trial2
+                f[d] = fc
+                continue
+        else:  # inside contraction
+            for j in range(d):
+                trial2[j] = centroid[j] + 0.5 * (simplex[d, j] - centroid[j])
+            fc = _objective(trial2, r, backcast)
+            if fc < f[d]:
+                simplex[d] = trial2
+                f[d] = fc
+                continue
+        for i in range(1, d + 1):  # shrink towards the best vertex
+            for j in range(d):
+                simplex[i, j] = simplex[0, j] + 0.5 * (simplex[i, j] - simplex[0, j])
+            f[i] = _objective(simplex[i], r, backcast)
+    best = np.argmin(f)
+    return simplex[best].copy(), f[best]
+
+
+@njit(cache=True)
+def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no cover - numba
+    """Maximum-likelihood (ω, α, β) of a zero-mean Gaussian GARCH(1,1) on ``r``, and the NLL.
+
+    Starts from the best point of a small grid (α ∈ {0.02, 0.05, 0.1, 0.2}, α+β ∈ {0.5, 0.8,
+    0.9, 0.97, 0.99, 0.999}, ω = var·(1−α−β)), then Nelder–Mead, restarted until it stops
+    improving (at most 8 runs).
+    """
+    backcast = garch_backcast(r)
+    var = 0.0
+    for i in range(r.shape[0]):
+        var += r[i] * r[i]
+    var = var / r.shape[0]
+    if not var > 0.0:
+        var = 1e-12
+    best_u = np.zeros(3)
+    best_f = np.inf
+    u = np.empty(3)
+    for a in (0.02, 0.05, 0.1, 0.2):
+        for p in (0.5, 0.8, 0.9, 0.97, 0.99, 0.999):
+            u[0] = math.log(var * (1.0 - p))
+            u[1] = math.log(p / (1.0 - p))
+            frac = a / p
+            u[2] = math.log(frac / (1.0 - frac))
+            fu = _objective(u, r, backcast)
+            if fu < best_f:
+                best_f = fu
+                best_u[:] = u
+    for _ in range(8):
+        u_new, f_new = _nelder_mead(best_u, 0.5, r, backcast, 5000, 1e-9, 1e-13)
+        improved = best_f - f_new > 1e-10 * abs(best_f)
+        if f_new <= best_f:
+            best_u = u_new
+            best_f = f_new
+        if not improved:
+            break
+    omega, alpha, beta = _params(best_u)
+    return omega, alpha, beta, best_f
+
+
+@njit(cache=True)
+def garch_batch(close: np.ndarray, scale: float, fit_window: int, refit: int, fixed: bool,
+                omega: float, alpha: float, beta: float,
+                factor: float) -> np.ndarray:  # pragma: no cover - numba
+    """One-step-ahead GARCH(1,1) σ of ``scale``·log returns, ÷ scale × factor; NaN in warm-up."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    rets = np.empty(max(n - 1, 0))
+    s2 = 0.0
+    for i in range(1, n):
+        r = scale * math.log(close[i] / close[i - 1])
+        k = i  # returns seen, this one included
+        rets[k - 1] = r
+        if k < fit_window:
+            continue
+        if k == fit_window or (not fixed and refit > 0 and (k - fit_window) % refit == 0):
+            window = rets[k - fit_window:k]
+            if not fixed:
+                omega, alpha, beta, _ = garch_fit(window)
+            s2 = garch_filter(window, omega, alpha, beta, garch_backcast(window))
+        else:
+            s2 = omega + alpha * (r * r) + beta * s2
+        out[i] = math.sqrt(s2) / scale * factor
+    return out
+
+
+@njit(cache=True)
+def state_batch(vol: np.ndarray, low: float, high: float,
+                hysteresis: float) -> np.ndarray:  # pragma: no cover - numba
+    """0/1/2 (LOW/MEDIUM/HIGH) of ``vol`` with a hysteresis band; NaN where ``vol`` is NaN."""
+    n = vol.shape[0]
+    out = np.full(n, np.nan)
+    state = -1
+    for i in range(n):
+        v = vol[i]
+        if v != v:
+            continue
+        if state < 0:
+            state = 0 if v < low else (1 if v < high else 2)
+        else:
+            if state == 0 and v >= low + hysteresis:
+                state = 1
+            if state == 1 and v >= high + hysteresis:
+                state = 2
+            if state == 2 and v < high - hysteresis:
+                state = 1
+            if state == 1 and v < low - hysteresis:
+                state = 0
+        out[i] = float(state)
+    return out
+
+
+@njit(cache=True)
+def kalman_batch(close: np.ndarray, q_level: float, q_slope: float, p0_level: float,
+                 p0_slope: float, warmup: int, slope: bool) -> np.ndarray:  # pragma: no cover
+    """Filtered level (or slope) of the local linear trend model; NaN for ``warmup-1`` bars."""
+    n = close.shape[0]
+    out = np.full(n, np.nan)
+    if n == 0:
+        return out
+    lv = close[0]
+    sl = 0.0
+    p11 = p0_level
+    p12 = 0.0
+    p22 = p0_slope
+    for i in range(n):
+        y = close[i]
+        if i > 0:  # predict: a = T a, P = T P T' + Q
+            lv = lv + sl
+            p11 = p11 + p12 + p12 + p22 + q_level
+            p12 = p12 + p22
+            p22 = p22 + q_slope
+        f = p11 + 1.0  # innovation variance (measurement noise = 1)
+        k1 = p11 / f
+        k2 = p12 / f
+        v = y - lv
+        lv = lv + k1 * v
+        sl = sl + k2 * v
+        p22 = p22 - k2 * p12
+        p12 = p12 - k1 * p12
+        p11 = p11 - k1 * p11
+        if i + 1 >= warmup:
+            out[i] = sl if slope else lv
+    return out
