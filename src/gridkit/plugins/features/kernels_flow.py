@@ -1,0 +1,236 @@
+"""Numba batch kernels of the trade-flow features (``cvd``, ``tbsr``, ``vwap``, ``vpin``,
+``volume-profile``).
+
+Each kernel runs the *same* recurrence, in the same floating-point order, as the streaming
+``update`` in :mod:`gridkit.plugins.features.flow` (same pushes, same pops, same periodic re-sums),
+so batch and streaming results agree exactly. This module imports numba; the feature classes
+import it only inside ``batch``.
+
+Window modes (see ``flow.parse_window``): 0 = everything since the start, 1 = the last ``n``
+events, 2 = the events of the last ``n`` milliseconds, 3 = the current UTC day (session).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+DAY_MS = 86_400_000
+
+
+@njit(cache=True)
+def window_sums(ts: np.ndarray, a: np.ndarray, b: np.ndarray, mode: int,
+                n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # pragma: no cover
+    """Running sums of ``a`` and ``b`` over a window of events; returns (Σa, Σb, ready)."""
+    size = ts.shape[0]
+    out_a = np.empty(size)
+    out_b = np.empty(size)
+    ready = np.zeros(size, dtype=np.bool_)
+    sa = 0.0
+    sb = 0.0
+    head = 0
+    pops = 0
+    first_ts = ts[0] if size else 0
+    day = -1
+    started = False
+    is_ready = False
+    for i in range(size):
+        if mode == 3:
+            d = ts[i] // DAY_MS
+            if d != day:
+                if day != -1:
+                    started = True
+                day = d
+                sa = 0.0
+                sb = 0.0
+            sa = sa + a[i]
+            sb = sb + b[i]
+            is_ready = started
+        elif mode == 0:
+            sa = sa + a[i]
+            sb = sb + b[i]
+            is_ready = True
+        else:
+            sa = sa + a[i]
+            sb = sb + b[i]
+            if mode == 1:
+                if i - head + 1 > n:
+                    sa = sa - a[head]
+                    sb = sb - b[head]
+                    head += 1
+                    pops += 1
+                is_ready = i - head + 1 == n
+            else:
+                lim = ts[i] - n
+                while ts[head] <= lim:
+                    sa = sa - a[head]
+                    sb = sb - b[head]
+                    head += 1
+                    pops += 1
+                if not is_ready and ts[i] - first_ts >= n:
+                    is_ready = True
+            if pops > 0 and pops >= i - head + 1:
+                # Re-sum once per window's worth of pops: the sums never drift.
+                sa = 0.0
+                sb = 0.0
+                for j in range(head, i + 1):
+                    sa += a[j]
+                    sb += b[j]
+                pops = 0
+        out_a[i] = sa
+        out_b[i] = sb
+        ready[i] = is_ready
+    return out_a, out_b, ready
+
+
+@njit(cache=True)
+def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float,
+               buckets: int) -> np.ndarray:  # pragma: no cover - numba
+    """VPIN after each trade: mean of ``|buy - sell| / V`` over the last ``buckets`` buckets."""
+    size = qty.shape[0]
+    out = np.full(size, np.nan)
+    ring = np.zeros(buckets)
+    s = 0.0
+    done = 0
+    slot = 0
+    room = bucket_volume
+    vb = 0.0
+    vs = 0.0
+    value = np.nan
+    for i in range(size):
+        q = qty[i]
+        if q > 0.0:
+            buy = side[i] > 0
+            while q >= room:
+                if buy:
+                    vb += room
+                else:
+                    vs += room
+                q = q - room
+                oi = abs(vb - vs) / bucket_volume
+                if oi > 1.0:
+                    oi = 1.0
+                if done >= buckets:
+                    s = s + oi - ring[slot]
+                else:
+                    s = s + oi
+                ring[slot] = oi
+                done += 1
+                if slot == buckets - 1:
+                    s = 0.0
+                    for j in range(buckets):
+                        s += ring[j]
+                    slot = 0
+                else:
+                    slot += 1
+                vb = 0.0
+                vs = 0.0
+                room = bucket_volume
+                if done >= buckets:
+                    value = s / buckets
+                    if value > 1.0:
+                        value = 1.0
+                    elif value < 0.0:
+                        value = 0.0
+            if q > 0.0:
+                if buy:
+                    vb += q
+                else:
+                    vs += q
+                room = room - q
+        out[i] = value
+    return out
+
+
+@njit(cache=True)
+def _rescan(vol: np.ndarray, k: np.ndarray, kmin: int, head: int, last: int) -> int:
+    # pragma: no cover - numba
+    """Point of control: the bin of most volume among the window's bins, ties to the lowest."""
+    poc = k[head]
+    best = vol[poc - kmin]
+    for j in range(head, last + 1):
+        b = k[j]
+        v = vol[b - kmin]
+        if v > best or (v == best and b < poc):
+            poc = b
+            best = v
+    return poc
+
+
+@njit(cache=True)
+def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mode: int, n: int,
+                         bin_bps: float, in_bins: bool) -> np.ndarray:  # pragma: no cover
+    """Distance of each trade's price from the rolling point of control (bps or bins)."""
+    size = ts.shape[0]
+    out = np.full(size, np.nan)
+    if size == 0:
+        return out
+    p0 = price[0]
+    width = p0 * bin_bps / 10_000.0
+    k = np.empty(size, dtype=np.int64)
+    for i in range(size):
+        k[i] = math.floor((price[i] - p0) / width)
+    kmin = k.min()
+    vol = np.zeros(k.max() - kmin + 1)
+    cnt = np.zeros(k.max() - kmin + 1, dtype=np.int64)
+    head = 0
+    pops = 0
+    poc = k[0]
+    first_ts = ts[0]
+    is_ready = False
+    for i in range(size):
+        b = k[i]
+        vol[b - kmin] = vol[b - kmin] + qty[i]
+        cnt[b - kmin] += 1
+        if i == 0:
+            poc = b
+        elif b != poc:
+            v = vol[b - kmin]
+            best = vol[poc - kmin]
+            if v > best or (v == best and b < poc):
+                poc = b
+        rescan = False
+        if mode == 1:
+            if i - head + 1 > n:
+                o = k[head]
+                vol[o - kmin] = vol[o - kmin] - qty[head]
+                cnt[o - kmin] -= 1
+                if cnt[o - kmin] == 0:
+                    vol[o - kmin] = 0.0
+                if o == poc:
+                    rescan = True
+                head += 1
+                pops += 1
+            is_ready = i - head + 1 == n
+        else:
+            lim = ts[i] - n
+            while ts[head] <= lim:
+                o = k[head]
+                vol[o - kmin] = vol[o - kmin] - qty[head]
+                cnt[o - kmin] -= 1
+                if cnt[o - kmin] == 0:
+                    vol[o - kmin] = 0.0
+                if o == poc:
+                    rescan = True
+                head += 1
+                pops += 1
+            if not is_ready and ts[i] - first_ts >= n:
+                is_ready = True
+        if pops > 0 and pops >= i - head + 1:
+            for j in range(head, i + 1):
+                vol[k[j] - kmin] = 0.0
+            for j in range(head, i + 1):
+                vol[k[j] - kmin] = vol[k[j] - kmin] + qty[j]
+            pops = 0
+            rescan = True
+        if rescan:
+            poc = _rescan(vol, k, kmin, head, i)
+        if is_ready:
+            if in_bins:
+                out[i] = float(b - poc)
+            else:
+                centre = p0 + (poc + 0.5) * width
+                out[i] = 10_000.0 * (price[i] - centre) / centre
+    return out
