@@ -1,22 +1,31 @@
-"""Built-in bar validators: ``timestamp``, ``price``, ``volume``, ``ohlc``.
+"""Built-in validators: ``timestamp``, ``price``, ``volume``, ``ohlc``, ``anomaly``, ``staleness``.
 
-Each drops the bars it cannot trust and counts why; none raises on bad data, and none "fixes" a
-value. The fast path of each is one or two comparisons; reasons are worked out only for drops.
+Each drops (or flags) the events it cannot trust and counts why; none raises on bad data, and
+none "fixes" a value. The fast path of each is one or two comparisons; reasons are worked out
+only for drops. ``timestamp``, ``price`` and ``volume`` also check trade prints, and ``price``
+best bid/ask quotes; their bar path is unchanged (the non-bar branch costs a bar nothing: it
+sits behind an ``AttributeError`` that a bar never raises, or one identity test of its type).
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+import time
+from bisect import bisect_left, insort
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 from attrs import frozen
 
+from gridkit.core.bars import parse_interval
 from gridkit.core.components import Validator
-from gridkit.core.config import non_negative, option
+from gridkit.core.config import OptionError, at_least, non_negative, option, positive
+from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar
+from gridkit.core.types import Bar, BookUpdate, Trade
 
 INF = float("inf")
+_KIND = {Trade: "trades", BookUpdate: "book"}
 
 
 class _Counting(Validator):
@@ -40,9 +49,15 @@ class TimestampValidator(_Counting):
     dropped for its prices does not move it. A gap is a step longer than the bar interval
     (``interval_ms``, or the median of the first 32 steps); gaps are counted (``gaps``,
     ``missing_bars``), not dropped.
+
+    Trade prints and book quotes are held to a timestamp that never goes back: several trades
+    may share one millisecond, so an equal timestamp is kept and an earlier one is dropped
+    (``trades_out_of_order``, ``book_out_of_order``). Each kind has its own baseline: a bar's
+    ``ts`` is its open time, earlier than the trades that closed it.
     """
 
     name = "timestamp"
+    inputs = frozenset({"bars", "trades", "book"})
 
     @frozen
     class Config:
@@ -56,15 +71,29 @@ class TimestampValidator(_Counting):
         self.last: int | None = None
         self.step: int | None = self.config.interval_ms or None
         self._steps: list[int] = []
+        #: Last accepted timestamp of each non-bar event type.
+        self.last_tick: dict[type, int] = {}
 
-    def accept(self, bar: Bar) -> bool:
+    def accept(self, bar: Bar, _bar: type = Bar) -> bool:
+        if type(bar) is not _bar:
+            return self._accept_tick(bar)
         last = self.last
         if last is None or bar.ts > last:
             return True
         self.count("duplicate" if bar.ts == last else "out_of_order")
         return False
 
-    def accepted(self, bar: Bar) -> None:
+    def _accept_tick(self, event: Any) -> bool:
+        last = self.last_tick.get(type(event))
+        if last is None or event.ts >= last:
+            return True
+        self.count(f"{_KIND.get(type(event), 'events')}_out_of_order")
+        return False
+
+    def accepted(self, bar: Bar, _bar: type = Bar) -> None:
+        if type(bar) is not _bar:
+            self.last_tick[type(bar)] = bar.ts
+            return
         ts = bar.ts
         last, self.last = self.last, ts
         if last is None:
@@ -97,29 +126,66 @@ class TimestampValidator(_Counting):
         return dict(self.counts)
 
 
+def _price_fault(values: tuple[float, ...]) -> str:
+    """Why some of ``values`` are not usable prices: nan, infinite or non_positive."""
+    if any(math.isnan(v) for v in values):
+        return "nan"
+    if any(math.isinf(v) for v in values):
+        return "infinite"
+    return "non_positive"
+
+
 class PriceValidator(_Counting):
-    """Drops bars with a NaN, infinite, zero or negative open, high, low or close."""
+    """Drops bars, trades and quotes with a NaN, infinite, zero or negative price; crossed books.
+
+    A bar needs a usable open, high, low and close; a trade print a usable price
+    (``trades_nan``, ``trades_infinite``, ``trades_non_positive``); a best bid/ask quote a
+    usable bid and ask (``book_...``) with the bid below the ask: a quote with ``bid >= ask``
+    is a crossed (or locked) book and is dropped as ``crossed``.
+    """
 
     name = "price"
+    inputs = frozenset({"bars", "trades", "book"})
 
     def accept(self, bar: Bar, _inf: float = INF) -> bool:
-        if (0.0 < bar.open < _inf and 0.0 < bar.high < _inf and 0.0 < bar.low < _inf
-                and 0.0 < bar.close < _inf):
-            return True
-        values = (bar.open, bar.high, bar.low, bar.close)
-        if any(math.isnan(v) for v in values):
-            self.count("nan")
-        elif any(math.isinf(v) for v in values):
-            self.count("infinite")
-        else:
-            self.count("non_positive")
+        try:  # a Trade or BookUpdate has no .open: the non-bar path costs a bar nothing
+            if (0.0 < bar.open < _inf and 0.0 < bar.high < _inf and 0.0 < bar.low < _inf
+                    and 0.0 < bar.close < _inf):
+                return True
+        except AttributeError:
+            return self._accept_tick(bar)
+        self.count(_price_fault((bar.open, bar.high, bar.low, bar.close)))
         return False
+
+    def _accept_tick(self, event: Any, _inf: float = INF) -> bool:
+        if type(event) is Trade:
+            price = event.price
+            if 0.0 < price < _inf:
+                return True
+            self.count("trades_" + _price_fault((price,)))
+            return False
+        if type(event) is BookUpdate:
+            bid, ask = event.bid, event.ask
+            if 0.0 < bid < _inf and 0.0 < ask < _inf:
+                if bid < ask:
+                    return True
+                self.count("crossed")
+                return False
+            self.count("book_" + _price_fault((bid, ask)))
+            return False
+        return True  # a kind this validator does not know: not its business
 
 
 class VolumeValidator(_Counting):
-    """Drops bars with a NaN, infinite or negative volume; zero volume is kept or dropped."""
+    """Drops bars with a NaN, infinite or negative volume; zero volume is kept or dropped.
+
+    Trade prints must have a positive, finite quantity: a trade of zero, a negative, NaN or
+    infinite size is dropped (``trades_zero``, ``trades_negative``, ``trades_nan``,
+    ``trades_infinite``) whatever ``zero`` says, since no exchange prints an empty trade.
+    """
 
     name = "volume"
+    inputs = frozenset({"bars", "trades"})
 
     @frozen
     class Config:
@@ -127,13 +193,26 @@ class VolumeValidator(_Counting):
             "keep", doc="Zero-volume bars (exchange maintenance, illiquid pairs): keep or drop.")
 
     def accept(self, bar: Bar, _inf: float = INF) -> bool:
-        v = bar.volume
+        try:  # a Trade has no .volume: the non-bar path costs a bar nothing
+            v = bar.volume
+        except AttributeError:
+            return self._accept_tick(bar)
         if 0.0 < v < _inf:
             return True
         if v == 0:
             self.count("zero")
             return self.config.zero == "keep"
         self.count("nan" if math.isnan(v) else "infinite" if math.isinf(v) else "negative")
+        return False
+
+    def _accept_tick(self, event: Any, _inf: float = INF) -> bool:
+        qty = getattr(event, "qty", None)
+        if not isinstance(qty, (int, float)):
+            return True  # not a trade: not this validator's business
+        if 0.0 < qty < _inf:
+            return True
+        self.count("trades_" + ("zero" if qty == 0 else "nan" if math.isnan(qty)
+                                else "infinite" if math.isinf(qty) else "negative"))
         return False
 
     def stats(self) -> dict[str, Any]:
@@ -157,7 +236,288 @@ class OhlcValidator(_Counting):
         return False
 
 
+class RollingMedianMad:
+    """Median and median absolute deviation of the last ``size`` values, O(log size) a query.
+
+    The values are kept twice: in arrival order (a ring, to know which one leaves) and sorted
+    (a list kept with :func:`bisect.insort`). Adding a value is O(log size) comparisons plus
+    one ``memmove`` of at most ``size`` pointers (a few hundred bytes: cheaper than any tree in
+    Python). The median is read off the sorted list in O(1). The MAD is the k-th smallest
+    distance to the median: those distances form two sorted runs (going left and right from
+    the median), so the k-th smallest is found by a binary search over how many come from the
+    left run, O(log size) (the k-th element of two sorted arrays).
+    """
+
+    __slots__ = ("_i", "ring", "size", "sorted")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.ring: list[float] = []
+        self.sorted: list[float] = []
+        self._i = 0
+
+    def __len__(self) -> int:
+        return len(self.sorted)
+
+    @property
+    def full(self) -> bool:
+        return len(self.sorted) == self.size
+
+    def add(self, x: float) -> None:
+        """Add a finite value, dropping the oldest once ``size`` values are held."""
+        s = self.sorted
+        if len(s) == self.size:
+            old = self.ring[self._i]
+            del s[bisect_left(s, old)]
+            self.ring[self._i] = x
+            self._i = (self._i + 1) % self.size
+        else:
+            self.ring.append(x)
+        insort(s, x)
+
+    def median(self) -> float:
+        s = self.sorted
+        n = len(s)
+        m = n // 2
+        return s[m] if n % 2 else (s[m - 1] + s[m]) / 2.0
+
+    def mad(self, med: float) -> float:
+        """Median of ``abs(x - med)`` over the values held (non-scaled)."""
+        s = self.sorted
+        n = len(s)
+        p = bisect_left(s, med)
+        k = n // 2  # the k-th smallest distance (0-based); for even n also the (k-1)-th
+        # Left run: a[i] = med - s[p-1-i] (i < p); right run: b[j] = s[p+j] - med; both rise.
+        # Take i from the left and k+1-i from the right, with i the least such that
+        # b[k-i] <= a[i]: those k+1 are the smallest distances.
+        lo, hi = max(0, k + 1 - (n - p)), min(k + 1, p)
+        while lo < hi:
+            i = (lo + hi) // 2
+            if s[p + k - i] - med > med - s[p - 1 - i]:
+                lo = i + 1
+            else:
+                hi = i
+        i, j = lo, k + 1 - lo
+        # The largest taken distances come from the ends of the two taken parts.
+        top = []
+        if i:
+            top.append(med - s[p - i])
+            if i >= 2:
+                top.append(med - s[p - i + 1])
+        if j:
+            top.append(s[p + j - 1] - med)
+            if j >= 2:
+                top.append(s[p + j - 2] - med)
+        top.sort()
+        if n % 2:
+            return top[-1]
+        return (top[-1] + top[-2]) / 2.0
+
+
+class AnomalyValidator(_Counting):
+    """Flags or drops bars whose log return is an outlier by the robust (modified) z-score.
+
+    With ``r`` = ln(close / previous close) and the median ``m`` and median absolute deviation
+    ``MAD`` of the last ``window`` accepted returns, the modified z-score of Iglewicz and
+    Hoaglin (1993, *How to Detect and Handle Outliers*, ASQC, p. 11-12) is
+    ``z = 0.6745 * (r - m) / MAD``, and ``abs(z) > threshold`` (3.5 in their text) marks an
+    outlier. Median and MAD are kept in O(log window) per bar (:class:`RollingMedianMad`).
+
+    ``policy = "flag"`` counts outliers (``flagged_up``, ``flagged_down``) and passes them on;
+    ``policy = "drop"`` drops them (``dropped_up``, ``dropped_down``). A dropped bar does not
+    enter the window, and the next return is taken from the last accepted close, so one bad
+    print is dropped alone; after ``max_drops`` drops in a row the price is taken as a new
+    level (``level_shift``): that bar is accepted and becomes the reference. Nothing is scored
+    until the window is full, nor while ``MAD`` is 0 (``mad_zero``: a market that did not
+    move); a bar without a usable close is passed on unscored (``unscored``) for the
+    ``price`` validator to judge.
+    """
+
+    name = "anomaly"
+
+    @frozen
+    class Config:
+        window: int = option(120, doc="Number of past log returns the median and MAD are "
+                                      "taken over.", validator=at_least(5))
+        threshold: float = option(3.5, doc="Outlier when the absolute modified z-score "
+                                           "exceeds this (Iglewicz & Hoaglin: 3.5).",
+                                  validator=positive())
+        policy: Literal["flag", "drop"] = option(
+            "flag", doc="flag: count outliers and pass them on; drop: drop them.")
+        max_drops: int = option(3, doc="With policy drop: after this many drops in a row the "
+                                       "new price level is accepted.", validator=at_least(1))
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.window = RollingMedianMad(self.config.window)
+        self.ref: float | None = None  # last accepted close
+        self.drops = 0  # drops in a row
+        self.last_z = math.nan
+        self._pending: Bar | None = None
+        self._r = math.nan
+
+    def accept(self, bar: Bar, _inf: float = INF) -> bool:
+        c = bar.close
+        ref = self.ref
+        self._pending = bar
+        self._r = math.nan
+        self.last_z = math.nan
+        if not 0.0 < c < _inf:
+            self.count("unscored")
+            return True
+        if ref is None:
+            return True
+        q = c / ref
+        if not 0.0 < q < _inf:  # the ratio of two usable prices under- or overflowed
+            self.count("unscored")
+            return True
+        r = math.log(q)
+        self._r = r
+        w = self.window
+        if not w.full:
+            return True
+        med = w.median()
+        mad = w.mad(med)
+        if not mad > 0.0:
+            self.count("mad_zero")
+            return True
+        z = 0.6745 * (r - med) / mad
+        self.last_z = z
+        if -self.config.threshold <= z <= self.config.threshold:
+            return True
+        way = "up" if z > 0 else "down"
+        if self.config.policy == "flag":
+            self.count("flagged_" + way)
+            return True
+        if self.drops >= self.config.max_drops:
+            self.count("level_shift")
+            return True
+        self.drops += 1
+        self.count("dropped_" + way)
+        self._pending = None
+        return False
+
+    def accepted(self, bar: Bar) -> None:
+        if bar is not self._pending:
+            return
+        self.drops = 0
+        r = self._r
+        if r == r:  # not NaN: a scored return with a usable close
+            self.window.add(r)
+        if 0.0 < bar.close < INF:
+            self.ref = bar.close
+
+
+class StalenessValidator(_Counting):
+    """Pauses trading while the data is stale and resumes it when fresh data returns.
+
+    An event is stale when its age exceeds ``max_age``. The age depends on ``clock``:
+
+    - ``wall``: the wall clock minus the event's timestamp (live and paper trading; a bar's
+      timestamp is its open time, so ``max_age`` must exceed the bar interval);
+    - ``event``: the time since the previous accepted event of the same kind (replay: a
+      backtest has no wall clock, so a gap in the data is what a live bot would have seen as
+      silence);
+    - ``auto`` (default): ``wall`` in paper and live runs, ``event`` in backtests.
+
+    A test (or an embedding application) can inject a clock by setting the attribute
+    ``clock`` to a function returning epoch milliseconds; it is then used in every mode.
+
+    Stale events are counted (``stale``) and passed on: the data itself is not wrong. When
+    ``limit`` events in a row are stale, the validator sets ``ctx.paused`` (the engine then
+    holds the strategy's orders and cancels); after ``fresh`` fresh events in a row it clears
+    it and the held orders go out. Pauses and resumes are counted (``pauses``, ``resumes``);
+    ``max_age_seen_ms`` is the oldest age met. This is the stale-data guard of design 001.
+    """
+
+    name = "staleness"
+    inputs = frozenset({"bars", "trades", "book"})
+
+    @frozen
+    class Config:
+        max_age: str = option("5m", doc="Age beyond which an event is stale, as an interval "
+                                        "(500ms, 30s, 5m, 1h).")
+        limit: int = option(1, doc="Stale events in a row that pause trading.",
+                            validator=at_least(1))
+        fresh: int = option(3, doc="Fresh events in a row that resume trading.",
+                            validator=at_least(1))
+        clock: Literal["auto", "wall", "event"] = option(
+            "auto", doc="How age is measured: wall clock, gap since the previous event, or "
+                        "auto (wall when live or paper, event in backtests).")
+
+        def __attrs_post_init__(self) -> None:
+            try:
+                parse_interval(self.max_age)
+            except ValueError as err:
+                raise OptionError("max_age", str(err)) from None
+
+    REASON: ClassVar[str] = "stale data"
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.max_age_ms = parse_interval(self.config.max_age)
+        #: Injected clock (epoch ms), or None for the configured one.
+        self.clock: Callable[[], float] | None = None
+        self.wall = self.config.clock == "wall"
+        self.ctx: Context | None = None
+        self.paused: str | None = None
+        self.last: dict[type, int] = {}
+        self.stale_run = 0
+        self.fresh_run = 0
+        self.counts.update(stale=0, pauses=0, resumes=0)
+        self.max_seen = 0
+
+    def bind(self, ctx: Context) -> None:
+        self.ctx = ctx
+        if self.config.clock == "auto":
+            self.wall = ctx.run.mode in ("paper", "live")
+
+    def accept(self, event: Any) -> bool:
+        return True
+
+    def accepted(self, event: Any) -> None:
+        ts = event.ts
+        clock = self.clock
+        if clock is not None or self.wall:
+            age = (clock() if clock is not None else time.time() * 1000.0) - ts
+        else:
+            kind = type(event)
+            last = self.last.get(kind)
+            self.last[kind] = ts
+            if last is None:
+                return
+            age = ts - last
+        if age > self.max_seen:
+            self.max_seen = age
+        if age > self.max_age_ms:
+            self.counts["stale"] += 1
+            self.stale_run += 1
+            self.fresh_run = 0
+            if self.paused is None and self.stale_run >= self.config.limit:
+                self._set(self.REASON)
+                self.counts["pauses"] += 1
+        else:
+            self.stale_run = 0
+            self.fresh_run += 1
+            if self.paused is not None and self.fresh_run >= self.config.fresh:
+                self._set(None)
+                self.counts["resumes"] += 1
+
+    def _set(self, reason: str | None) -> None:
+        self.paused = reason
+        ctx = self.ctx
+        if ctx is not None and (reason is not None or ctx.paused == self.REASON):
+            ctx.paused = reason
+
+    def stats(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.counts.items() if v}
+        if self.max_seen:
+            out["max_age_seen_ms"] = round(self.max_seen)
+        return out
+
+
 @hookimpl
 def gridkit_register_validators(register: Any) -> None:
-    for cls in (TimestampValidator, PriceValidator, VolumeValidator, OhlcValidator):
+    for cls in (TimestampValidator, PriceValidator, VolumeValidator, OhlcValidator,
+                AnomalyValidator, StalenessValidator):
         register(cls)

@@ -1,0 +1,366 @@
+"""The ``anomaly`` and ``staleness`` validators, and ``price``/``volume``/``timestamp`` on trades
+and quotes, on real data (BTC 1m with the 19 May 2021 crash and the 25 April maintenance gap,
+real trade prints and quotes) and on hostile values.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gridkit.core.context import Context, RunInfo
+from gridkit.core.types import Bar, BookUpdate, Trade
+from gridkit.plugins.validators import (
+    AnomalyValidator,
+    PriceValidator,
+    RollingMedianMad,
+    StalenessValidator,
+    TimestampValidator,
+    VolumeValidator,
+)
+from gridkit.testing import ValidatorContract, build, feed
+from helpers import ms
+
+NAN, INF = float("nan"), float("inf")
+FLAGS = ("flagged_up", "flagged_down", "dropped_up", "dropped_down")
+
+
+@pytest.fixture(scope="module")
+def btc_bars(btc_1m: Path) -> list[Bar]:
+    return [Bar(int(r[0]), *(float(x) for x in r[1:6])) for r in json.loads(btc_1m.read_text())]
+
+
+def flagged_ts(v: AnomalyValidator, bars: list[Bar]) -> list[int]:
+    out = []
+    for b in bars:
+        before = sum(v.counts.get(k, 0) for k in FLAGS)
+        feed([v], b)
+        if sum(v.counts.get(k, 0) for k in FLAGS) != before:
+            out.append(b.ts)
+    return out
+
+
+# --- rolling median / MAD ------------------------------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 15),
+       st.lists(st.one_of(st.floats(-1e6, 1e6), st.integers(-3, 3).map(float)), min_size=1,
+                max_size=60))
+def test_rolling_median_mad_equals_numpy(size: int, values: list[float]) -> None:
+    w = RollingMedianMad(size)
+    for k, x in enumerate(values):
+        w.add(x)
+        held = np.array(values[max(0, k + 1 - size):k + 1])
+        med = w.median()
+        assert med == np.median(held)
+        assert w.mad(med) == pytest.approx(np.median(np.abs(held - med)), rel=1e-12, abs=1e-12)
+
+
+# --- anomaly -------------------------------------------------------------------------------------
+
+def test_anomaly_flags_the_19_may_crash(btc_bars: list[Bar]) -> None:
+    v = build(AnomalyValidator)
+    flags = flagged_ts(v, btc_bars)
+    stats = v.stats()
+    # Flag policy passes everything on, and counts: about 1 % of real 1m returns are outliers
+    # at |z| > 3.5 (fat tails), in both directions.
+    assert stats["flagged_up"] + stats["flagged_down"] == len(flags)
+    assert 0.002 * len(btc_bars) < len(flags) < 0.03 * len(btc_bars)
+    assert stats["flagged_down"] > 50 and stats["flagged_up"] > 50
+    # The crash: BTC hit 30,000 at 13:10 UTC; the minutes of the sell-off are outliers.
+    crash = set(flags)
+    for minute in ("2021-05-19 13:10", "2021-05-19 13:03", "2021-05-19 12:45"):
+        assert ms(minute) in crash, minute
+    # The z-score is relative to the last two hours, so a calm day has flags too; but the
+    # crash day has more than twice the average, and the 40 minutes of the sell-off most.
+    days = (btc_bars[-1].ts - btc_bars[0].ts) / 86_400_000
+    may19 = [t for t in flags if ms("2021-05-19 00:00") <= t < ms("2021-05-20 00:00")]
+    assert len(may19) > 2 * len(flags) / days
+    selloff = [t for t in flags if ms("2021-05-19 12:40") <= t < ms("2021-05-19 13:20")]
+    assert len(selloff) >= 15
+
+
+def test_anomaly_drop_policy(btc_bars: list[Bar]) -> None:
+    v = build(AnomalyValidator, {"policy": "drop"})
+    accepted = [b for b in btc_bars if feed([v], b)]
+    stats = v.stats()
+    dropped = stats["dropped_up"] + stats["dropped_down"]
+    assert len(accepted) == len(btc_bars) - dropped
+    assert stats["level_shift"] > 0  # the crash is a real move: the new level is accepted
+    assert accepted[-1] == btc_bars[-1]
+
+
+def test_anomaly_lone_bad_print_dropped_alone(btc_bars: list[Bar]) -> None:
+    bars = btc_bars[:300]
+    spike = bars[200]
+    hostile = [*bars[:200], Bar(spike.ts, spike.open, spike.high * 3, spike.low,
+                                spike.close * 3, spike.volume), *bars[201:]]
+    v = build(AnomalyValidator, {"policy": "drop"})
+    dropped = [b for b in hostile if not feed([v], b)]
+    assert dropped == [hostile[200]]
+    assert v.stats()["dropped_up"] == 1
+
+
+def test_anomaly_dropped_bar_does_not_enter_the_window(btc_bars: list[Bar]) -> None:
+    v = build(AnomalyValidator, {"policy": "drop", "window": 5})
+    for b in btc_bars[:10]:
+        feed([v], b)
+    held = list(v.window.sorted)
+    b = btc_bars[10]
+    crazy = Bar(b.ts, b.open, b.high * 10, b.low, b.close * 10, b.volume)
+    assert not feed([v], crazy)
+    assert v.window.sorted == held
+
+
+def test_anomaly_flat_market_is_not_scored() -> None:
+    v = build(AnomalyValidator, {"window": 5})
+    bars = [Bar(i * 60_000, 1.0, 1.0, 1.0, 1.0, 1.0) for i in range(20)]
+    assert all(feed([v], b) for b in bars)
+    assert v.stats()["mad_zero"] == 20 - 1 - 5
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), max_size=80),
+           st.sampled_from(["flag", "drop"]))
+def test_anomaly_never_raises(closes: list[float], policy: str) -> None:
+    v = build(AnomalyValidator, {"window": 5, "policy": policy})
+    for i, c in enumerate(closes):
+        assert feed([v], Bar(i, c, c, c, c, 1.0)) in (True, False)
+    assert all(isinstance(n, int) for n in v.stats().values())
+
+
+class TestAnomalyContract(ValidatorContract):
+    component_class = AnomalyValidator
+    min_accepted = 0.97
+
+
+class TestAnomalyDropContract(ValidatorContract):
+    component_class = AnomalyValidator
+    options = {"policy": "drop"}
+    min_accepted = 0.97
+
+
+# --- staleness -----------------------------------------------------------------------------------
+
+def test_staleness_pauses_over_the_maintenance_gap(btc_bars: list[Bar]) -> None:
+    v = build(StalenessValidator)
+    ctx = Context(RunInfo("t", "backtest", "BTC/USDT", 10_000.0))
+    v.bind(ctx)
+    paused_at, resumed_at = [], []
+    for b in btc_bars:
+        was = ctx.paused
+        assert feed([v], b)
+        if ctx.paused != was:
+            (paused_at if ctx.paused else resumed_at).append(b.ts)
+    assert paused_at == [ms("2021-04-25 08:45")]
+    assert resumed_at == [ms("2021-04-25 08:48")]  # three fresh bars later
+    assert v.stats() == {"stale": 1, "pauses": 1, "resumes": 1, "max_age_seen_ms": 285 * 60_000}
+
+
+def test_staleness_through_a_pipeline_defers_orders(btc_1m: Path, gridkit_run_toml: Any) -> None:
+    summary = gridkit_run_toml(f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "freqtrade-json"
+path = "{btc_1m.as_posix()}"
+[[validators]]
+use = "timestamp"
+[[validators]]
+use = "price"
+[[validators]]
+use = "staleness"
+max_age = "5m"
+fresh = 3
+[strategy]
+use = "static"
+lower = 48000
+upper = 52000
+grids = 80
+qty = 0.001
+""")
+    assert summary["status"] == "finished"
+    assert summary["dropped_by"]["staleness"] == {
+        "stale": 1, "pauses": 1, "resumes": 1, "max_age_seen_ms": 285 * 60_000}
+    assert summary["orders_deferred"] > 0
+    assert summary["orders_deferred_at_end"] == 0
+    assert summary["paused"] is None
+    assert summary["unreconciled_orders"] == []
+
+
+def test_staleness_wall_clock_and_limit() -> None:
+    v = build(StalenessValidator, {"max_age": "10s", "limit": 2, "fresh": 2, "clock": "wall"})
+    now = [1_000_000.0]
+    v.clock = lambda: now[0]
+    ctx = Context(RunInfo("t", "live", "BTC/USDT", 10_000.0))
+    v.bind(ctx)
+    trade = Trade(int(now[0]) - 20_000, 1.0, 1.0, "buy")
+    feed([v], trade)
+    assert ctx.paused is None  # one stale event: below the limit
+    feed([v], trade)
+    assert ctx.paused == "stale data"
+    fresh = Trade(int(now[0]) - 1_000, 1.0, 1.0, "buy")
+    feed([v], fresh)
+    assert ctx.paused == "stale data"
+    feed([v], fresh)
+    assert ctx.paused is None
+    assert v.stats()["pauses"] == v.stats()["resumes"] == 1
+
+
+def test_staleness_does_not_clear_another_pause() -> None:
+    v = build(StalenessValidator, {"max_age": "1m", "fresh": 1})
+    ctx = Context(RunInfo("t", "backtest", "BTC/USDT", 10_000.0))
+    v.bind(ctx)
+    feed([v], Bar(0, 1, 1, 1, 1, 1))
+    feed([v], Bar(600_000, 1, 1, 1, 1, 1))
+    assert ctx.paused == "stale data"
+    ctx.paused = "something else"
+    feed([v], Bar(660_000, 1, 1, 1, 1, 1))
+    assert ctx.paused == "something else"
+
+
+def test_staleness_auto_clock_follows_the_mode() -> None:
+    v = build(StalenessValidator)
+    v.bind(Context(RunInfo("t", "paper", "BTC/USDT", 10_000.0)))
+    assert v.wall
+    v = build(StalenessValidator)
+    v.bind(Context(RunInfo("t", "backtest", "BTC/USDT", 10_000.0)))
+    assert not v.wall
+
+
+def test_staleness_bad_max_age() -> None:
+    from gridkit.core.config import OptionError
+
+    with pytest.raises(OptionError, match="not an interval") as err:
+        StalenessValidator.Config(max_age="soon")
+    assert err.value.option == "max_age"
+
+
+class TestStalenessContract(ValidatorContract):
+    component_class = StalenessValidator
+
+
+# --- price / volume / timestamp on trades and quotes ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_trades(data_dir: Path) -> list[Trade]:
+    import gzip
+
+    rows = json.loads(gzip.decompress(
+        (data_dir / "trades_orderbook" / "freqtrade" / "XRP_ETH-trades.json.gz").read_bytes()))
+    return [Trade(int(r[0]), float(r[4]), float(r[5]), r[3], str(r[1])) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def real_quotes(data_dir: Path) -> list[BookUpdate]:
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(data_dir / "trades_orderbook" / "nautilus_trader" / "binance" /
+                      "btcusdt-quotes.parquet").to_pydict()
+    return [BookUpdate(int(ts.timestamp() * 1000), b, bq, a, aq) for ts, b, bq, a, aq in
+            zip(t["timestamp"], t["bid"], t["bid_size"], t["ask"], t["ask_size"], strict=True)]
+
+
+def tick_chain() -> list[Any]:
+    return [build(TimestampValidator), build(PriceValidator), build(VolumeValidator)]
+
+
+def test_real_trades_pass(real_trades: list[Trade]) -> None:
+    validators = tick_chain()
+    assert all(feed(validators, t) for t in real_trades)
+    assert [v.stats() for v in validators] == [{}, {}, {}]
+    # Trades share milliseconds in this file: equal timestamps are not duplicates.
+    assert any(a.ts == b.ts for a, b in pairwise(real_trades))
+
+
+def test_real_quotes_pass(real_quotes: list[BookUpdate]) -> None:
+    validators = [build(TimestampValidator), build(PriceValidator)]
+    assert all(feed(validators, q) for q in real_quotes)
+    assert [v.stats() for v in validators] == [{}, {}]
+
+
+def test_hostile_trades_are_dropped_and_counted(real_trades: list[Trade]) -> None:
+    t = real_trades[100]
+    hostile = [
+        Trade(t.ts, NAN, t.qty, "buy"), Trade(t.ts, INF, t.qty, "buy"),
+        Trade(t.ts, 0.0, t.qty, "buy"), Trade(t.ts, -t.price, t.qty, "buy"),
+        Trade(t.ts, t.price, 0.0, "sell"), Trade(t.ts, t.price, -1.0, "sell"),
+        Trade(t.ts, t.price, NAN, "sell"), Trade(t.ts, t.price, INF, "sell"),
+        Trade(t.ts - 1, t.price, t.qty, "sell"),  # earlier than the last accepted trade
+    ]
+    validators = tick_chain()
+    assert all(feed(validators, x) for x in real_trades[:101])
+    assert not any(feed(validators, x) for x in hostile)
+    assert feed(validators, real_trades[101])
+    ts, price, volume = (v.stats() for v in validators)
+    assert ts == {"trades_out_of_order": 1}
+    assert price == {"trades_nan": 1, "trades_infinite": 1, "trades_non_positive": 2}
+    assert volume == {"trades_zero": 1, "trades_negative": 1, "trades_nan": 1,
+                      "trades_infinite": 1}
+
+
+def test_crossed_and_bad_quotes(real_quotes: list[BookUpdate]) -> None:
+    q = real_quotes[10]
+    v = build(PriceValidator)
+    assert feed([v], q)
+    assert not feed([v], BookUpdate(q.ts, q.ask, 1.0, q.ask, 1.0))  # locked
+    assert not feed([v], BookUpdate(q.ts, q.ask + 1, 1.0, q.bid, 1.0))  # crossed
+    assert not feed([v], BookUpdate(q.ts, NAN, 1.0, q.ask, 1.0))
+    assert not feed([v], BookUpdate(q.ts, q.bid, 1.0, -1.0, 1.0))
+    assert not feed([v], BookUpdate(q.ts, q.bid, 1.0, INF, 1.0))
+    assert v.stats() == {"crossed": 2, "book_nan": 1, "book_non_positive": 1,
+                         "book_infinite": 1}
+
+
+def test_timestamp_keeps_a_baseline_per_kind(real_trades: list[Trade]) -> None:
+    # trade-built bars carry their open time, earlier than the trades that closed them
+    v = build(TimestampValidator)
+    t = real_trades[0]
+    assert feed([v], t)
+    assert feed([v], Bar(t.ts - t.ts % 60_000, 1, 1, 1, 1, 1))
+    assert feed([v], Trade(t.ts, 1.0, 1.0, "buy"))  # same ms as the last trade: kept
+    assert not feed([v], Bar(t.ts - t.ts % 60_000, 1, 1, 1, 1, 1))  # duplicate bar
+    assert v.stats() == {"duplicate": 1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(-10**15, 10**15), st.floats(), st.floats(),
+                          st.floats(), st.floats()), max_size=30))
+def test_tick_validators_never_raise(rows: list[tuple[int, float, float, float, float]]) -> None:
+    validators = tick_chain()
+    for ts, a, b, c, d in rows:
+        assert feed(validators, Trade(ts, a, b, "buy")) in (True, False)
+        assert feed(validators, BookUpdate(ts, a, b, c, d)) in (True, False)
+    for v in validators:
+        assert all(isinstance(n, int) and n > 0 for n in v.stats().values())
+
+
+def test_declared_inputs() -> None:
+    assert PriceValidator.inputs == {"bars", "trades", "book"}
+    assert VolumeValidator.inputs == {"bars", "trades"}
+    assert TimestampValidator.inputs == {"bars", "trades", "book"}
+    assert AnomalyValidator.inputs == {"bars"}
+    assert StalenessValidator.inputs == {"bars", "trades", "book"}
+
+
+def test_bar_results_unchanged(btc_bars: list[Bar]) -> None:
+    """The bar path gives what it gave before trades were added (cf. tests/test_validators)."""
+    bars = btc_bars[:2000]
+    hostile = [Bar(b.ts, NAN if i % 97 == 0 else b.open, b.high, b.low,
+                   -b.close if i % 89 == 0 else b.close, 0.0 if i % 83 == 0 else b.volume)
+               for i, b in enumerate(bars)]
+    validators = [build(TimestampValidator), build(PriceValidator), build(VolumeValidator)]
+    kept = [b for b in hostile if feed(validators, b)]
+    bad = {i for i in range(len(bars)) if i % 97 == 0 or i % 89 == 0}
+    assert len(kept) == len(bars) - len(bad)
+    assert validators[1].stats() == {"nan": len([i for i in bad if i % 97 == 0]),
+                                     "non_positive": len([i for i in bad if i % 97])}
+    assert not math.isnan(kept[0].open)
