@@ -224,7 +224,8 @@ class BbPosition(Feature):
     middle; it leaves [0, 1] when the close is outside the bands. The window sums are kept on
     closes minus a shift (the close at the last re-summation, once per window) so that
     ``Σx² − (Σx)²/n`` does not cancel at large prices. NaN for the first ``period - 1`` bars and
-    when σ is 0 (bands of zero width).
+    when σ is 0 (bands of zero width; a window of equal closes is detected exactly by counting
+    equal closes in a row, not from the rounded sums).
     """
 
     name = "bb-position"
@@ -243,6 +244,8 @@ class BbPosition(Feature):
         self._k = float(self.config.k)
         self.ring = [0.0] * period
         self.shift = NAN
+        self.last = NAN
+        self.run = 0  # closes in a row equal to this one
         self.i = 0
         self.slot = 0
         self.s1 = self.s2 = 0.0
@@ -254,6 +257,8 @@ class BbPosition(Feature):
         shift = self.shift
         if shift != shift:
             shift = self.shift = x
+        self.run = run = self.run + 1 if x == self.last else 1
+        self.last = x
         d = x - shift
         ring = self.ring
         slot = self.slot
@@ -283,6 +288,8 @@ class BbPosition(Feature):
         if i < period:
             return NAN
         self.ready = True
+        if run >= period:
+            return NAN  # a flat window: σ is exactly 0, whatever the rolling sums say
         mean = s1 / period
         var = s2 / period - mean * mean
         sd = sqrt(var) if var > 0.0 else 0.0

@@ -107,8 +107,10 @@ def bb_position_batch(close: np.ndarray, period: int,
     shift = close[0]
     s1 = 0.0
     s2 = 0.0
+    run = 0
     for i in range(n):
         x = close[i]
+        run = run + 1 if i > 0 and x == close[i - 1] else 1
         d = x - shift
         slot = i % period
         if i >= period:
@@ -127,7 +129,7 @@ def bb_position_batch(close: np.ndarray, period: int,
                 dy = ring[j] - shift
                 s1 += dy
                 s2 += dy * dy
-        if i + 1 < period:
+        if i + 1 < period or run >= period:
             continue
         mean = s1 / period
         var = s2 / period - mean * mean
