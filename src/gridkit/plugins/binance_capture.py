@@ -264,7 +264,7 @@ class BinanceCapture(Source):
     def _reset(self) -> None:
         self.sync = BookSync(self.config.max_buffer)
         self.counts = {"lines": 0, "bad_lines": 0, "unknown": 0, "other_symbol": 0,
-                       "truncated": 0, "trades": 0, "quotes": 0, "crossed_quotes": 0,
+                       "truncated": 0, "skipped": 0, "trades": 0, "quotes": 0, "crossed_quotes": 0,
                        "depth_diffs": 0, "depth_events": 0, "bars": 0, "late": 0}
         self.symbol: str | None = None
 
@@ -311,6 +311,10 @@ class BinanceCapture(Source):
         want_quotes = "book" in self.config.streams
         want_depth = "depth" in self.config.streams
         decode = json.JSONDecoder().decode
+        # Lines of streams not asked for are skipped before decoding them, except that spot
+        # quotes need the event times of the other streams for their clock offset.
+        skip = [] if want_quotes else [b'@bookTicker"'] + (
+            [] if want_trades else [b'@trade"']) + ([] if want_depth else [b"@depth"])
         # Clock offset (exchange E minus local receive ms): max over blocks of 1024 samples.
         off_cur = off_prev = -_INF
         off_n = 0
@@ -323,6 +327,11 @@ class BinanceCapture(Source):
                 sp = raw.find(b" ")
                 try:
                     local_ms = int(raw[:sp]) // 1_000_000
+                    if skip:
+                        head = raw[sp + 1:sp + 48]
+                        if any(x in head for x in skip):
+                            c["skipped"] += 1
+                            continue
                     msg = decode(raw[sp + 1:].decode())
                     if not isinstance(msg, dict):
                         raise ValueError("not an object")
@@ -352,8 +361,42 @@ class BinanceCapture(Source):
                         c["other_symbol"] += 1
                         continue
                     e = data.get("E")
-                    if e is not None:
-                        off = e - local_ms
+                    item: tuple[int, int, Any] | None = None
+                    if kind == "trade":
+                        item = (int(data["T"]), _TRADE,
+                                (float(data["p"]), float(data["q"]),
+                                 "sell" if data["m"] else "buy", str(data["t"])))
+                        c["trades"] += 1
+                        if not want_trades:
+                            item = None
+                    elif kind == "bookTicker":
+                        q = (float(data["b"]), float(data["B"]), float(data["a"]),
+                             float(data["A"]))
+                        c["quotes"] += 1
+                        if q[0] >= q[2]:
+                            c["crossed_quotes"] += 1
+                        if e is not None:
+                            item = (int(e), _QUOTE, q)
+                        elif want_quotes:
+                            item = (local_ms, -1, q)  # stamped below, once the offset is known
+                        if not want_quotes:
+                            item = None
+                    elif kind.startswith("depth"):
+                        U, u, pu = int(data["U"]), int(data["u"]), data.get("pu")
+                        pu = -1 if pu is None else int(pu)
+                        ets = int(e)
+                        changes = tuple(_levels(data["b"], "bid") + _levels(data["a"], "ask")) \
+                            if want_depth else ()
+                        c["depth_diffs"] += 1
+                        if want_depth:
+                            ts = ets if ets > last_depth else last_depth
+                            last_depth = ts
+                            item = (ts, _DEPTH, (U, u, pu, changes))
+                    else:
+                        c["unknown"] += 1
+                        continue
+                    if e is not None:  # a readable message with an event time
+                        off = int(e) - local_ms
                         if off > off_cur:
                             off_cur = off
                         off_n += 1
@@ -361,39 +404,18 @@ class BinanceCapture(Source):
                             off_prev, off_cur, off_n = off_cur, -_INF, 0
                         if waiting:
                             shift = int(max(off_cur, off_prev))
-                            for lms, q in waiting:
-                                yield lms + shift, _QUOTE, q
+                            for lms, wq in waiting:
+                                yield lms + shift, _QUOTE, wq
                             waiting.clear()
-                    if kind == "trade":
-                        c["trades"] += 1
-                        if want_trades:
-                            yield (int(data["T"]), _TRADE,
-                                   (float(data["p"]), float(data["q"]),
-                                    "sell" if data["m"] else "buy", str(data["t"])))
-                    elif kind == "bookTicker":
-                        c["quotes"] += 1
-                        if want_quotes:
-                            q = (float(data["b"]), float(data["B"]), float(data["a"]),
-                                 float(data["A"]))
-                            if q[0] >= q[2]:
-                                c["crossed_quotes"] += 1
-                            if e is not None:
-                                yield int(e), _QUOTE, q
-                            elif off_n or off_prev > -_INF:
-                                yield local_ms + int(max(off_cur, off_prev)), _QUOTE, q
+                    if item is not None:
+                        if item[1] < 0:  # a spot quote: receive time on the exchange clock
+                            shift = max(off_cur, off_prev)
+                            if shift > -_INF:
+                                yield local_ms + int(shift), _QUOTE, item[2]
                             else:
-                                waiting.append((local_ms, q))
-                    elif kind.startswith("depth"):
-                        c["depth_diffs"] += 1
-                        if want_depth:
-                            changes = tuple(_levels(data["b"], "bid") + _levels(data["a"], "ask"))
-                            pu = data.get("pu")
-                            ts = max(int(e), last_depth)
-                            last_depth = ts
-                            yield ts, _DEPTH, (int(data["U"]), int(data["u"]),
-                                               -1 if pu is None else int(pu), changes)
-                    else:
-                        c["unknown"] += 1
+                                waiting.append((local_ms, item[2]))
+                        else:
+                            yield item
                 except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
                     # UnicodeDecodeError and json.JSONDecodeError are ValueErrors.
                     c["bad_lines"] += 1
@@ -450,16 +472,22 @@ class BinanceCapture(Source):
             if window:
                 push(heap, (ts, kind, seq, payload))
                 limit = high - window
+                # Yield after each release: a BookDepth must reach the pipeline before the
+                # next diff changes its (live) book.
                 while heap and heap[0][0] <= limit:
                     t, k, _, p = pop(heap)
                     release(t, k, p)
+                    if out:
+                        yield from self._counted(out)
             else:
                 release(ts, kind, payload)
-            if out:
-                yield from self._counted(out)
+                if out:
+                    yield from self._counted(out)
         while heap:
             t, k, _, p = pop(heap)
             release(t, k, p)
+            if out:
+                yield from self._counted(out)
         if bars is not None:
             bar = bars.flush()
             if bar is not None:
@@ -468,7 +496,8 @@ class BinanceCapture(Source):
             yield from self._counted(out)
         sync.finish()
         c["late"] = late
-        if not (c["trades"] or c["quotes"] or c["depth_diffs"] or sync.counts["snapshots"]):
+        if not (c["trades"] or c["quotes"] or c["depth_diffs"] or c["skipped"]
+                or sync.counts["snapshots"]):
             names = ", ".join(str(f) for f in self.files)
             raise DataError(f"capture {names} has no usable line ({c['lines']} lines, "
                             f"{c['bad_lines']} unreadable, {c['unknown']} of unknown streams"
