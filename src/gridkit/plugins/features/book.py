@@ -1,1 +1,655 @@
-"""Built-in plugin module `gridkit.plugins.features.book` (being written for issue 3)."""
+"""Order-book features: ``spread-bps``, ``order-imbalance``, ``spread-analysis``, ``l2-delta``,
+``hidden-liquidity``, ``spoofing`` and ``liquidity-vacuum``.
+
+They read ``book`` events (:class:`gridkit.BookUpdate`, the best bid and ask) and/or ``depth``
+events (:class:`gridkit.BookDepth`, the L2 book after one update), some also ``trades``. Each
+update costs O(1), or O(``levels``) for the features that read a fixed, small number of levels of
+the book. Features that read the book copy what they need during the event and keep no reference
+to it. Those whose ``stream`` option picks between the BBO stream and the L2 book set their
+``inputs`` per instance from it, so ``gridkit validate`` checks the one they will read.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from math import exp, log
+from typing import Any, Literal
+
+from attrs import frozen
+
+from gridkit.core.components import Feature
+from gridkit.core.config import OptionError, at_least, fraction, non_negative, option, positive
+from gridkit.core.hookspecs import hookimpl
+from gridkit.core.types import BookDepth, BookUpdate
+
+NAN = float("nan")
+INF = float("inf")
+
+Stream = Literal["book", "depth"]
+_STREAM_DOC = ('Which events to read: "book" (best bid/ask updates) or "depth" (the L2 book '
+               "after each depth update).")
+
+
+def _bbo(event: Any) -> tuple[float, float, float, float]:
+    """(bid, bid_qty, ask, ask_qty) of a BookUpdate or a BookDepth; NaN prices for empty sides."""
+    if type(event) is BookUpdate:
+        return event.bid, event.bid_qty, event.ask, event.ask_qty
+    book = event.book
+    bid, ask = book.best_bid, book.best_ask
+    return (bid, book.qty("bid", bid) if bid == bid else 0.0,
+            ask, book.qty("ask", ask) if ask == ask else 0.0)
+
+
+def _spread_bps(event: Any) -> float:
+    bid, _, ask, _ = _bbo(event)
+    mid = (bid + ask) * 0.5
+    if not mid > 0.0:  # an empty side (NaN) or a nonsensical price
+        return NAN
+    return (ask - bid) / mid * 1e4
+
+
+class _Ring:
+    """Rolling sum and sum of squares of the last ``n`` values, O(1) per value (amortized).
+
+    Values are summed shifted by a reference ``k`` (the window's mean at the last re-sum). The
+    sums are recomputed exactly from the ring once every ``n`` values, and also when the window's
+    spread of values has fallen a million-fold below the largest it had since the last re-sum
+    (a spike has left the window, or the level moved far from ``k``: the sums would otherwise
+    carry their rounding error). A spike must enter and leave the window for that, so re-sums
+    stay rare and the cost O(1) amortized; a window of equal values has a variance of exactly
+    0.
+    """
+
+    __slots__ = ("count", "k", "n", "peak", "ring", "s1", "s2", "slot")
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.ring = [0.0] * n
+        self.count = 0
+        self.slot = 0
+        self.k = 0.0
+        self.s1 = self.s2 = self.peak = 0.0
+
+    def push(self, x: float) -> None:
+        n, slot, ring = self.n, self.slot, self.ring
+        if self.count == 0:
+            self.k = x  # shift by the first value until the first re-sum
+        d = x - self.k
+        full = self.count >= n
+        if full:
+            old = ring[slot] - self.k
+            self.s1 += d - old
+            self.s2 += d * d - old * old
+        else:
+            self.s1 += d
+            self.s2 += d * d
+        ring[slot] = x
+        self.count += 1
+        slot += 1
+        if slot == n:
+            slot = 0
+        self.slot = slot
+        if self.count >= n:
+            m2 = self.s2 - self.s1 * self.s1 / n
+            if slot == 0 or m2 < 1e-6 * self.peak:
+                self._resum()
+            elif self.s2 > self.peak:
+                self.peak = self.s2
+
+    def _resum(self) -> None:
+        ring, n = self.ring, self.n
+        k = self.k = sum(ring) / n
+        self.s1 = sum(v - k for v in ring)
+        self.s2 = self.peak = sum((v - k) * (v - k) for v in ring)
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.n
+
+    def mean(self) -> float:
+        return self.k + self.s1 / self.n
+
+    def var(self) -> float:
+        """Population variance of the window (ddof 0), never negative."""
+        n = self.n
+        v = (self.s2 - self.s1 * self.s1 / n) / n
+        return v if v > 0.0 else 0.0
+
+
+def _stream_inputs(feature: Feature, stream: str) -> None:
+    # The engine and build_pipeline read ``inputs`` from the instance: declare the one stream
+    # this instance reads, so a source that feeds only the other one is refused, not starved.
+    feature.inputs = frozenset({stream})
+
+
+class SpreadBps(Feature):
+    """Quoted bid-ask spread in basis points of the mid price.
+
+    ``spread = (ask - bid) / mid * 1e4`` with ``mid = (ask + bid) / 2``, the relative quoted
+    spread (Harris 2003, *Trading and Exchanges*, ch. 14; Bessembinder & Venkataraman 2010,
+    "Bid-ask spreads: measuring trade execution costs in financial markets"). Read from each BBO
+    update (``stream = "book"``) or from the best levels of the L2 book after each depth update
+    (``stream = "depth"``). NaN while either side of the book is empty. A crossed book (which
+    the validators should drop) gives a negative value.
+    """
+
+    name = "spread-bps"
+    inputs = frozenset({"book"})
+
+    @frozen
+    class Config:
+        stream: Stream = option("book", doc=_STREAM_DOC)
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        _stream_inputs(self, self.config.stream)
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        value = _spread_bps(event)
+        self.ready = value == value
+        return value
+
+
+class OrderImbalance(Feature):
+    """Order-book (depth) imbalance of the best ``levels`` levels, in [-1, 1].
+
+    ``imbalance = (B - A) / (B + A)`` where B and A are the total bid and ask quantities resting
+    in the best ``levels`` levels of each side: the volume imbalance of Cartea, Jaimungal &
+    Ricci (2018), "Enhancing trading strategies with order book signals" (top of book), summed
+    over several levels as in Cao, Hansch & Wang (2009), "The information content of an open
+    limit-order book". Positive when bids outweigh asks. With ``levels = 1`` it reads the BBO
+    stream by default; with more levels it needs the L2 book (``depth``). O(``levels``) per
+    event. NaN while either side is empty.
+    """
+
+    name = "order-imbalance"
+    inputs = frozenset({"book"})
+
+    @frozen
+    class Config:
+        levels: int = option(1, doc="Number of price levels per side summed (1 = top of book).",
+                             validator=at_least(1))
+        stream: Stream | None = option(
+            None, doc=_STREAM_DOC + ' Default: "book" when ``levels`` is 1, else "depth".')
+
+        def __attrs_post_init__(self) -> None:
+            if self.stream == "book" and self.levels > 1:
+                raise OptionError("stream", f'a "book" (best bid/ask) stream has one level; '
+                                            f'levels = {self.levels} needs stream = "depth"')
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.levels = cfg.levels
+        _stream_inputs(self, cfg.stream or ("book" if cfg.levels == 1 else "depth"))
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        if type(event) is BookUpdate or self.levels == 1:
+            bid, b, ask, a = _bbo(event)
+            if bid != bid or ask != ask:
+                b = a = 0.0
+        else:
+            book = event.book
+            b = book.depth("bid", self.levels)
+            a = book.depth("ask", self.levels)
+        if not (b > 0.0 and a > 0.0):
+            self.ready = False
+            return NAN
+        self.ready = True
+        return (b - a) / (b + a)
+
+
+class SpreadAnalysis(Feature):
+    """How unusual the current spread is: its z-score (or ratio) against its rolling window.
+
+    With s the spread in bps (as ``spread-bps``) and the last ``window`` spreads (the current one
+    included) of mean m and population standard deviation σ: ``output = "zscore"`` gives
+    ``z = (s - m) / max(σ, min_rel_std * m)``; ``output = "ratio"`` gives ``s / m``. The floor on
+    σ keeps a spread pinned at one tick (whose bps value moves only with the mid) at z ≈ 0
+    instead of amplifying float noise; set it to 0 for the plain z-score (then z = 0 when σ = 0).
+    A rolling z-score of the quoted spread is the usual way to flag abnormal liquidity
+    (e.g. Chordia, Roll & Subrahmanyam 2001, "Market liquidity and trading activity", which
+    standardizes spreads against their recent history). O(1) per event (ring buffer, sums
+    re-centred once per window). NaN until ``window`` spreads have been seen.
+    """
+
+    name = "spread-analysis"
+    inputs = frozenset({"book"})
+
+    @frozen
+    class Config:
+        window: int = option(100, doc="Number of book events in the rolling window.",
+                             validator=at_least(2))
+        output: Literal["zscore", "ratio"] = option(
+            "zscore", doc='"zscore": (s - mean) / std; "ratio": s / mean.')
+        min_rel_std: float = option(
+            0.01, doc="Floor of the standard deviation, as a fraction of the mean spread.",
+            validator=non_negative())
+        stream: Stream = option("book", doc=_STREAM_DOC)
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        _stream_inputs(self, cfg.stream)
+        self.ring = _Ring(cfg.window)
+        self.zscore = cfg.output == "zscore"
+        self.floor = cfg.min_rel_std
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        s = _spread_bps(event)
+        if s != s:
+            return NAN  # an empty side: not a spread, not counted
+        ring = self.ring
+        ring.push(s)
+        if not ring.full:
+            return NAN
+        self.ready = True
+        m = ring.mean()
+        if not self.zscore:
+            return s / m if m != 0.0 else NAN
+        sd = ring.var() ** 0.5
+        floor = self.floor * abs(m)
+        if sd < floor:
+            sd = floor
+        return (s - m) / sd if sd > 0.0 else 0.0
+
+
+class L2Delta(Feature):
+    """Multi-level order-flow imbalance: net change of resting quantity, bid minus ask, per update.
+
+    For each of the best ``levels`` levels m of each side, with bid price b and quantity q before
+    (t-1) and after (t) the update (Cont, Kukanov & Stoikov 2014, "The price impact of order book
+    events"; extended to deeper levels by Xu, Gould & Howison 2019, "Multi-level order-flow
+    imbalance in a limit order book"):
+    ``e_bid = q_t·[b_t >= b_{t-1}] - q_{t-1}·[b_t <= b_{t-1}]`` and
+    ``e_ask = q_t·[a_t <= a_{t-1}] - q_{t-1}·[a_t >= a_{t-1}]``. The feature is
+    ``sum over m of (e_bid - e_ask)``, in base quantity: positive when bid-side liquidity was
+    added (or ask-side removed) near the touch. A level that is missing before or after counts
+    as quantity 0 at the same price. It reads the book rather than the update's ``changes``, so
+    it also sees levels moving in and out of the top ``levels``. O(``levels``) per event; NaN on
+    the first event (no previous book).
+    """
+
+    name = "l2-delta"
+    inputs = frozenset({"depth"})
+
+    @frozen
+    class Config:
+        levels: int = option(5, doc="Number of price levels per side compared.",
+                             validator=at_least(1))
+        stream: Stream = option(
+            "depth", doc=_STREAM_DOC + ' "book" (the BBO) allows only ``levels = 1``.')
+
+        def __attrs_post_init__(self) -> None:
+            if self.stream == "book" and self.levels > 1:
+                raise OptionError("stream", f'a "book" (best bid/ask) stream has one level; '
+                                            f'levels = {self.levels} needs stream = "depth"')
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.levels = self.config.levels
+        _stream_inputs(self, self.config.stream)
+        self.prev_bids: list[tuple[float, float]] | None = None
+        self.prev_asks: list[tuple[float, float]] = []
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        if type(event) is BookUpdate:
+            bids = [(event.bid, event.bid_qty)] if event.bid == event.bid else []
+            asks = [(event.ask, event.ask_qty)] if event.ask == event.ask else []
+        else:
+            book = event.book
+            bids = book.levels("bid", self.levels)
+            asks = book.levels("ask", self.levels)
+        prev_bids, prev_asks = self.prev_bids, self.prev_asks
+        self.prev_bids, self.prev_asks = bids, asks
+        if prev_bids is None:
+            return NAN
+        self.ready = True
+        total = 0.0
+        nb, npb, na, npa = len(bids), len(prev_bids), len(asks), len(prev_asks)
+        for m in range(self.levels):
+            # bid side
+            if m < nb and m < npb:
+                cb, cq = bids[m]
+                pb, pq = prev_bids[m]
+                total += (cq if cb >= pb else 0.0) - (pq if cb <= pb else 0.0)
+            else:
+                total += (bids[m][1] if m < nb else 0.0) - (prev_bids[m][1] if m < npb else 0.0)
+            # ask side
+            if m < na and m < npa:
+                ca, cq = asks[m]
+                pa, pq = prev_asks[m]
+                total -= (cq if ca <= pa else 0.0) - (pq if ca >= pa else 0.0)
+            else:
+                total -= (asks[m][1] if m < na else 0.0) - (prev_asks[m][1] if m < npa else 0.0)
+        return total
+
+
+def _copy_side(book: Any, side: str, n: int) -> tuple[dict[float, float], float]:
+    """The best ``n`` levels of a side as {price: qty}, and the price bound of what was copied
+    (the n-th price, or +-inf when the side has fewer levels: then the copy is the whole side)."""
+    lv = book.levels(side, n)
+    bound = lv[-1][0] if len(lv) == n else (-INF if side == "bid" else INF)
+    return dict(lv), bound
+
+
+class HiddenLiquidity(Feature):
+    """Share of traded volume executed beyond the quantity displayed at its price (icebergs).
+
+    Between two depth updates every trade executes against the side its taker hit (a buy
+    against the asks) at its price p. With D the quantity displayed at p in the last depth
+    update and C the volume traded at p since then, a trade of quantity q takes
+    ``h = max(0, C + q - max(D, C))`` from liquidity that was not displayed: an iceberg's hidden
+    part or a refill, the executions beyond visible depth of Hautsch & Huang (2012), "On the dark
+    side of the market: identifying and analyzing hidden order placements", and of Frey &
+    Sandås (2017), "The impact of iceberg orders in limit order books". The feature is
+    ``sum(h) / sum(q)`` over the last ``window`` attributed trades, in [0, 1]. The best
+    ``levels`` levels of each side are copied at each depth update (O(``levels``)); a trade
+    deeper than that copy is not attributed (counted in ``stats()``). Each trade is O(1).
+    Caveat: with depth diffs every 100 ms, an order placed and executed between two updates
+    also counts as undisplayed. NaN until the first depth update and ``window`` trades.
+    """
+
+    name = "hidden-liquidity"
+    inputs = frozenset({"trades", "depth"})
+
+    @frozen
+    class Config:
+        window: int = option(200, doc="Number of trades in the rolling window.",
+                             validator=at_least(1))
+        levels: int = option(20, doc="Levels per side copied at each depth update.",
+                             validator=at_least(1))
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.levels = cfg.levels
+        self.window = cfg.window
+        self.shown: dict[str, dict[float, float]] | None = None
+        self.bound = {"bid": -INF, "ask": INF}
+        self.traded: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
+        self.ring_h = [0.0] * cfg.window
+        self.ring_q = [0.0] * cfg.window
+        self.slot = 0
+        self.count = 0
+        self.sum_h = self.sum_q = 0.0
+        self.value = NAN
+        self.unattributed = 0
+        self.hidden_volume = 0.0
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        if type(event) is BookDepth:
+            book, n = event.book, self.levels
+            bids, bb = _copy_side(book, "bid", n)
+            asks, ba = _copy_side(book, "ask", n)
+            self.shown = {"bid": bids, "ask": asks}
+            self.bound = {"bid": bb, "ask": ba}
+            # amortized O(1): each entry was added by one trade
+            self.traded["bid"].clear()
+            self.traded["ask"].clear()
+            return self.value
+        shown = self.shown
+        if shown is None:
+            return NAN
+        side = "ask" if event.side == "buy" else "bid"
+        p, q = event.price, event.qty
+        bound = self.bound[side]
+        if (p < bound) if side == "bid" else (p > bound):
+            self.unattributed += 1
+            return self.value
+        traded = self.traded[side]
+        c0 = traded.get(p, 0.0)
+        c1 = c0 + q
+        traded[p] = c1
+        d = shown[side].get(p, 0.0)
+        h = c1 - (d if d > c0 else c0)
+        if h < 0.0:
+            h = 0.0
+        self.hidden_volume += h
+        slot, w = self.slot, self.window
+        self.sum_h += h - self.ring_h[slot]
+        self.sum_q += q - self.ring_q[slot]
+        self.ring_h[slot] = h
+        self.ring_q[slot] = q
+        self.count += 1
+        slot += 1
+        if slot == w:
+            slot = 0
+            self.sum_h = sum(self.ring_h)  # once per window: no drift
+            self.sum_q = sum(self.ring_q)
+        self.slot = slot
+        if self.count < w:
+            return NAN
+        self.ready = True
+        v = self.sum_h / self.sum_q if self.sum_q > 0.0 else NAN
+        if v < 0.0:  # rounding of the rolling sums only
+            v = 0.0
+        elif v > 1.0:
+            v = 1.0
+        self.value = v
+        return v
+
+    def stats(self) -> dict[str, Any]:
+        return {"unattributed_trades": self.unattributed, "hidden_volume": self.hidden_volume}
+
+
+class Spoofing(Feature):
+    """Volume of large orders placed away from the touch and cancelled fast without trading.
+
+    On each depth update, a level of side s at rank >= ``min_rank`` (0 = the best level) among
+    the best ``levels`` whose quantity grows by Δ >= ``size_factor`` × the mean quantity per level
+    of those ``levels`` is a *large placement*. If, within ``max_life_ms``, its quantity falls
+    back by at least ``cancel_fraction``·Δ while no trade printed at that price, it was a
+    fleeting, non-bona-fide order — the spoofing pattern of Lee, Eom & Park (2013),
+    "Microstructure-based manipulation: strategic behavior and performance of spoofing traders"
+    and Cartea, Jaimungal & Wang (2020), "Spoofing and price manipulation in order-driven
+    markets"; fleeting orders as in Hasbrouck & Saar (2009). The feature is the cancelled
+    volume of such orders over the last ``window_ms``, divided by the current depth of the best
+    ``levels`` levels of both sides. A trade at the order's price clears it (it may have been
+    filled). Work per depth update is O(``levels`` + levels changed); trades are O(1); at most
+    ``max_pending`` placements are tracked. NaN until ``window_ms`` of depth has been seen.
+    """
+
+    name = "spoofing"
+    inputs = frozenset({"trades", "depth"})
+
+    @frozen
+    class Config:
+        levels: int = option(20, doc="Levels per side watched.", validator=at_least(2))
+        min_rank: int = option(1, doc="Minimum rank of a watched level (0 = the best level).",
+                               validator=at_least(0))
+        size_factor: float = option(
+            5.0, doc="A placement is large if it adds this many times the mean level quantity.",
+            validator=positive())
+        cancel_fraction: float = option(
+            0.8, doc="Fraction of the placed quantity that must be removed to count.",
+            validator=fraction())
+        max_life_ms: int = option(2000, doc="Longest life (ms) of a fleeting order.",
+                                  validator=at_least(1))
+        window_ms: int = option(60_000, doc="Time window (ms) of the cancelled volume summed.",
+                                validator=at_least(1))
+        max_pending: int = option(256, doc="Most large placements tracked at once.",
+                                  validator=at_least(1))
+
+        def __attrs_post_init__(self) -> None:
+            if self.min_rank >= self.levels:
+                raise OptionError("min_rank", f"must be below levels ({self.levels})")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.cfg = cfg
+        self.prev: dict[str, dict[float, float]] | None = None
+        self.prev_bound = {"bid": -INF, "ask": INF}
+        # (side, price) -> (ts placed, quantity added, quantity after placing)
+        self.pending: OrderedDict[tuple[str, float], tuple[int, float, float]] = OrderedDict()
+        self.recent: deque[tuple[int, float]] = deque()
+        self.recent_sum = 0.0
+        self.first_ts: int | None = None
+        self.value = NAN
+        self.placements = self.spoofs = self.filled = 0
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        if type(event) is not BookDepth:
+            if self.pending:  # a trade: an order at its price may have been filled
+                key = ("ask" if event.side == "buy" else "bid", event.price)
+                if self.pending.pop(key, None) is not None:
+                    self.filled += 1
+            return self.value
+        cfg, ts, book = self.cfg, event.ts, event.book
+        if self.first_ts is None:
+            self.first_ts = ts
+        n = cfg.levels
+        lv = {"bid": book.levels("bid", n), "ask": book.levels("ask", n)}
+        cur = {s: dict(v) for s, v in lv.items()}
+        pending = self.pending
+        while pending:  # expire (insertion order = time order)
+            k, (t0, _, _) = next(iter(pending.items()))
+            if ts - t0 <= cfg.max_life_ms:
+                break
+            del pending[k]
+        prev = self.prev
+        if prev is not None:
+            mean_qty = {s: (sum(q for _, q in v) / len(v) if v else INF) for s, v in lv.items()}
+            rank: dict[str, dict[float, int]] | None = None
+            for side, p, q in event.changes:
+                key = (side, p)
+                hit = pending.get(key)
+                if hit is not None:
+                    t0, added, peak = hit
+                    if q <= peak - cfg.cancel_fraction * added:
+                        del pending[key]
+                        vol = min(added, peak - q)
+                        self.spoofs += 1
+                        self.recent.append((ts, vol))
+                        self.recent_sum += vol
+                    continue
+                pb = self.prev_bound[side]
+                if (p < pb) if side == "bid" else (p > pb):
+                    continue  # not in the copy of the previous book: the old qty is unknown
+                delta = q - prev[side].get(p, 0.0)
+                if delta <= 0.0 or delta < cfg.size_factor * mean_qty[side]:
+                    continue
+                if rank is None:
+                    rank = {s: {price: i for i, (price, _) in enumerate(v)} for s, v in lv.items()}
+                r = rank[side].get(p)
+                if r is None or r < cfg.min_rank:
+                    continue
+                pending[key] = (ts, delta, q)
+                self.placements += 1
+                if len(pending) > cfg.max_pending:
+                    pending.popitem(last=False)
+        self.prev = cur
+        self.prev_bound = {s: (v[-1][0] if len(v) == n else (-INF if s == "bid" else INF))
+                           for s, v in lv.items()}
+        recent = self.recent
+        while recent and ts - recent[0][0] >= cfg.window_ms:
+            self.recent_sum -= recent.popleft()[1]
+        if not recent:
+            self.recent_sum = 0.0  # no drift across windows
+        if ts - self.first_ts < cfg.window_ms:
+            return NAN
+        depth = sum(q for _, q in lv["bid"]) + sum(q for _, q in lv["ask"])
+        if not depth > 0.0:
+            self.value = NAN
+            return NAN
+        self.ready = True
+        self.value = max(self.recent_sum, 0.0) / depth
+        return self.value
+
+    def stats(self) -> dict[str, Any]:
+        return {"large_placements": self.placements, "spoof_cancels": self.spoofs,
+                "cleared_by_trades": self.filled}
+
+
+def _impact_bps(levels: list[tuple[float, float]], size: float, mid: float) -> tuple[float, bool]:
+    """Distance in bps from mid of the average price paid to take ``size`` from ``levels``
+    (best first); the part beyond the levels is priced at the last one. (cost, filled)."""
+    rest, notional, last = size, 0.0, mid
+    for p, q in levels:
+        take = q if q < rest else rest
+        notional += take * p
+        rest -= take
+        last = p
+        if rest <= 0.0:
+            break
+    filled = rest <= 1e-12 * size
+    if not filled:
+        notional += rest * last
+    return abs(notional / size - mid) / mid * 1e4, filled
+
+
+class LiquidityVacuum(Feature):
+    """Thinness of the book: the cost of taking a reference size, against its recent average.
+
+    The cost of a size Q (``size``, base quantity) is half the cost of a round trip through the
+    book (Irvine, Benston & Kandel 2000, "Liquidity beyond the inside spread: measuring and using
+    information in the limit order book"; the Xetra Liquidity Measure of Gomber, Schweickert &
+    Theissen 2015, "Liquidity dynamics in an electronic open limit order book: an event study
+    approach"): ``c = (|vwap_buy(Q) - mid| + |mid - vwap_sell(Q)|) / 2 / mid * 1e4`` bps, where
+    ``vwap_buy(Q)`` walks the best ``levels`` ask levels (what lies beyond them is priced at the
+    last one: a lower bound, counted in ``stats()``). The feature is c over its geometric mean
+    over the last ``window`` depth updates (current included),
+    ``exp(ln c - mean(ln c))``: the geometric mean, because these costs are heavy-tailed (a few
+    thin moments would dominate an arithmetic mean). Above 1 the book is thinner than usual, a
+    liquidity vacuum. O(``levels``) per event; NaN until ``window`` updates with both sides.
+    """
+
+    name = "liquidity-vacuum"
+    inputs = frozenset({"depth"})
+
+    @frozen
+    class Config:
+        size: float = option(1.0, doc="Reference size Q taken from each side, in base units.",
+                             validator=positive())
+        levels: int = option(50, doc="Levels per side walked.", validator=at_least(1))
+        window: int = option(600, doc="Number of depth updates in the rolling mean.",
+                             validator=at_least(1))
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        cfg = self.config
+        self.size, self.levels = cfg.size, cfg.levels
+        self.ring = _Ring(cfg.window)
+        self.unfilled = 0
+        self.ready = False
+
+    def update(self, event: Any) -> float:
+        book = event.book
+        bid, ask = book.best_bid, book.best_ask
+        mid = (bid + ask) * 0.5
+        if not mid > 0.0:
+            return NAN
+        buy, ok_b = _impact_bps(book.levels("ask", self.levels), self.size, mid)
+        sell, ok_s = _impact_bps(book.levels("bid", self.levels), self.size, mid)
+        if not (ok_b and ok_s):
+            self.unfilled += 1
+        c = (buy + sell) * 0.5
+        if not c > 0.0:  # a locked or crossed book: no cost to compare
+            return NAN
+        lc = log(c)
+        ring = self.ring
+        ring.push(lc)
+        if not ring.full:
+            return NAN
+        self.ready = True
+        return exp(lc - ring.mean())
+
+    def stats(self) -> dict[str, Any]:
+        return {"size_beyond_levels": self.unfilled}
+
+
+FEATURES = (SpreadBps, OrderImbalance, SpreadAnalysis, L2Delta, HiddenLiquidity, Spoofing,
+            LiquidityVacuum)
+
+
+@hookimpl
+def gridkit_register_features(register: Any) -> None:
+    for cls in FEATURES:
+        register(cls)
