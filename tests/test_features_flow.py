@@ -432,6 +432,47 @@ def test_bad_options_are_refused(cls: type, options: dict[str, Any], field: str)
     assert problems and field in " ".join(problems), problems
 
 
+BAD = [(math.nan, 1.0), (1.0, math.nan), (1.0, math.inf), (math.inf, 1.0), (0.0, 1.0),
+       (-5.0, 1.0), (1.0, -2.0)]
+
+
+@pytest.mark.parametrize(("cls", "options"), [*CONFIGS, (Vpin, {"bucket_volume": 20_000.0})],
+                         ids=[f"{c.name}-{o}" for c, o in CONFIGS] + ["vpin"])
+def test_invalid_prints_are_skipped_and_counted(xrp: list[Trade], cls: type,
+                                                options: dict[str, Any]) -> None:
+    """NaN, inf, zero or negative price or quantity: no crash, no poisoned state; the value
+    repeats, the skip is counted, and batch agrees."""
+    trades = xrp[:3000]
+    hostile: list[Trade] = []
+    for i, t in enumerate(trades):
+        if i % 97 == 5:
+            p, q = BAD[(i // 97) % len(BAD)]
+            hostile.append(Trade(t.ts, p, q, t.side))
+        hostile.append(t)
+    f = build(cls, options)
+    got = stream(f, hostile)
+    assert f.stats() == {"invalid_skipped": len(hostile) - len(trades)}
+    np.testing.assert_array_equal(got, build(cls, options).batch(columns(hostile)))
+    clean = iter(stream(build(cls, options), trades))
+    prev = math.nan
+    for t, g in zip(hostile, got, strict=True):
+        if math.isfinite(t.price) and t.price > 0 and math.isfinite(t.qty) and t.qty >= 0:
+            prev = next(clean)
+        assert g == prev or (math.isnan(g) and math.isnan(prev))
+
+
+def test_vwap_on_hostile_bars(gridkit_sample_bars: list[Bar]) -> None:
+    from gridkit.testing import HOSTILE_BARS, columns_of
+
+    bars = [*gridkit_sample_bars[:200], *HOSTILE_BARS[:5], *gridkit_sample_bars[200:400]]
+    f = build(Vwap, {"input": "bars", "window": "50"})
+    got = stream(f, bars)
+    np.testing.assert_array_equal(
+        got, build(Vwap, {"input": "bars", "window": "50"}).batch(columns_of(bars)))
+    assert f.stats()["invalid_skipped"] == 3  # inf high, negative low, zero prices
+    assert np.isfinite(got[-200:]).all()
+
+
 # --- invariants (hypothesis) --------------------------------------------------------------------
 
 _trade = st.tuples(

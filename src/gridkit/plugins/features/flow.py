@@ -8,6 +8,10 @@ enters and leaves a window once; running sums are re-summed once per window's wo
 so they never drift). The batch kernels, in :mod:`gridkit.plugins.features.kernels_flow`, repeat
 the same operations in the same order, so ``batch`` equals streaming exactly.
 
+A print whose quantity is not finite and >= 0, or whose price is not finite and > 0 (a bar, for
+``vwap`` on bars, with such a volume or high/low/close) is skipped: the state is left as it was,
+the previous value is repeated and the skip is counted in ``stats()``; batch does the same.
+
 Batch columns for trade features: ``ts`` (epoch ms, int), ``price``, ``qty`` and ``side``
 (+1 for a taker buy, -1 for a taker sell), one element per trade.
 """
@@ -31,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 NAN = float("nan")
+INF = float("inf")
 DAY_MS = 86_400_000
 
 #: Window modes (shared with the numba kernels).
@@ -144,6 +149,55 @@ def _trade_columns(columns: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
             np.ascontiguousarray(columns["side"], dtype=np.float64))
 
 
+class _FlowFeature(Feature):
+    """Shared by the flow features: an invalid print (quantity not finite and >= 0, or price not
+    finite and > 0) leaves the state untouched, repeats the previous value and is counted."""
+
+    inputs = frozenset({"trades"})
+    value: float = NAN
+    skipped: int = 0
+
+    def update(self, event: Any) -> float:
+        q, p = event.qty, event.price
+        if 0.0 <= q < INF and 0.0 < p < INF:
+            self.value = self._update(event)
+        else:
+            self.skipped += 1
+        return self.value
+
+    def _update(self, event: Any) -> float:
+        raise NotImplementedError
+
+    def stats(self) -> dict[str, Any]:
+        return {"invalid_skipped": self.skipped} if self.skipped else {}
+
+    def _valid(self, columns: Mapping[str, Any]) -> Any:
+        import numpy as np
+
+        q = np.asarray(columns["qty"], dtype=np.float64)
+        p = np.asarray(columns["price"], dtype=np.float64)
+        return (q >= 0.0) & (q < INF) & (p > 0.0) & (p < INF)
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Batch over valid events; an invalid one repeats the previous value, as streaming."""
+        import numpy as np
+
+        valid = self._valid(columns)
+        if valid.all():
+            return self._batch(columns)
+        n = valid.shape[0]
+        part = self._batch({k: np.asarray(v)[valid] for k, v in columns.items()
+                            if np.ndim(v) == 1 and len(v) == n})
+        full = np.full(n, np.nan)
+        full[valid] = part
+        last = np.where(valid, np.arange(n), -1)
+        np.maximum.accumulate(last, out=last)
+        return np.where(last >= 0, full[np.maximum(last, 0)], np.nan)
+
+    def _batch(self, columns: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+
 @frozen
 class _WindowConfig:
     """Base of the Configs with a ``window`` option: checks it parses."""
@@ -152,7 +206,7 @@ class _WindowConfig:
         parse_window(self.window)  # type: ignore[attr-defined]
 
 
-class Cvd(Feature):
+class Cvd(_FlowFeature):
     """Cumulative volume delta: taker-buy volume minus taker-sell volume over a window of trades.
 
     ``CVD_t = Σ s_i q_i`` over the trades i in the window, where ``q_i`` is the trade's quantity
@@ -181,7 +235,7 @@ class Cvd(Feature):
         self._w = _Window(self._mode, self._n)
         self.ready = False
 
-    def update(self, trade: Trade) -> float:
+    def _update(self, trade: Trade) -> float:
         q = trade.qty
         w = self._w
         if w.push(trade.ts, q if trade.side == "buy" else -q, 0.0):
@@ -189,7 +243,7 @@ class Cvd(Feature):
             return w.sa
         return NAN
 
-    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
         from gridkit.plugins.features.kernels_flow import window_sums
@@ -200,7 +254,7 @@ class Cvd(Feature):
         return np.where(ready, sa, np.nan)
 
 
-class Tbsr(Feature):
+class Tbsr(_FlowFeature):
     """Taker buy/sell ratio: the share of the window's traded volume bought by takers.
 
     ``TBSR = B / (B + S)`` with B, S the taker-buy and taker-sell volumes of the trades in the
@@ -229,7 +283,7 @@ class Tbsr(Feature):
         self._share = self.config.form == "share"
         self.ready = False
 
-    def update(self, trade: Trade) -> float:
+    def _update(self, trade: Trade) -> float:
         q = trade.qty
         w = self._w
         if trade.side == "buy":
@@ -248,7 +302,7 @@ class Tbsr(Feature):
             return buy / sell
         return float("inf") if buy > 0.0 else NAN
 
-    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
         from gridkit.plugins.features.kernels_flow import window_sums
@@ -268,7 +322,7 @@ class Tbsr(Feature):
         return np.where(ready, out, np.nan)
 
 
-class Vwap(Feature):
+class Vwap(_FlowFeature):
     """Volume-weighted average price over a rolling window or since the UTC day's open.
 
     ``VWAP = Σ p_i q_i / Σ q_i`` over the window (Berkowitz, Logue & Noser 1988, *The Total Cost
@@ -300,7 +354,28 @@ class Vwap(Feature):
         self.inputs = frozenset({self.config.input})  # type: ignore[misc]
         self.ready = False
 
-    def update(self, event: Trade | Bar) -> float:
+    def update(self, event: Any) -> float:
+        if not self._bars:
+            return super().update(event)
+        v, h, lo, c = event.volume, event.high, event.low, event.close
+        if 0.0 <= v < INF and 0.0 < h < INF and 0.0 < lo < INF and 0.0 < c < INF:
+            self.value = self._update(event)
+        else:
+            self.skipped += 1
+        return self.value
+
+    def _valid(self, columns: Mapping[str, Any]) -> Any:
+        if not self._bars:
+            return super()._valid(columns)
+        import numpy as np
+
+        ok = np.ones(len(columns["volume"]), dtype=bool)
+        for name, low in (("volume", -1.0), ("high", 0.0), ("low", 0.0), ("close", 0.0)):
+            x = np.asarray(columns[name], dtype=np.float64)
+            ok &= (x < INF) & ((x >= 0.0) if low < 0 else (x > 0.0))
+        return ok
+
+    def _update(self, event: Trade | Bar) -> float:
         w = self._w
         if self._bars:
             v = event.volume  # type: ignore[union-attr]
@@ -314,7 +389,7 @@ class Vwap(Feature):
         self.ready = True
         return w.sa / w.sb if w.sb > 0.0 else NAN
 
-    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
         from gridkit.plugins.features.kernels_flow import window_sums
@@ -335,7 +410,7 @@ class Vwap(Feature):
         return np.where(ready, out, np.nan)
 
 
-class Vpin(Feature):
+class Vpin(_FlowFeature):
     """Volume-synchronized probability of informed trading over the last n volume buckets.
 
     Easley, López de Prado & O'Hara (2012), *Flow Toxicity and Liquidity in a High-frequency
@@ -373,7 +448,7 @@ class Vpin(Feature):
         self.value = NAN
         self.ready = False
 
-    def update(self, trade: Trade) -> float:
+    def _update(self, trade: Trade) -> float:
         q = trade.qty
         if not q > 0.0:
             return self.value
@@ -420,14 +495,14 @@ class Vpin(Feature):
         self.room = room
         return self.value
 
-    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         from gridkit.plugins.features.kernels_flow import vpin_batch
 
         _, _, qty, side = _trade_columns(columns)
         return vpin_batch(qty, side, self._v, self._n)
 
 
-class VolumeProfile(Feature):
+class VolumeProfile(_FlowFeature):
     """Distance of the last trade's price from the point of control of a rolling volume profile.
 
     The volume profile of Steidlmayer's Market Profile (Steidlmayer & Koy 1986, *Markets and
@@ -483,7 +558,7 @@ class VolumeProfile(Feature):
                 poc, best = b, v
         self.poc = poc
 
-    def update(self, trade: Trade) -> float:
+    def _update(self, trade: Trade) -> float:
         price, q, ts = trade.price, trade.qty, trade.ts
         if self.first_ts is None:
             self.first_ts = ts
@@ -549,7 +624,7 @@ class VolumeProfile(Feature):
             self.vol[b] = self.vol[b] - q
         return b == self.poc
 
-    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         from gridkit.plugins.features.kernels_flow import volume_profile_batch
 
         ts, price, qty, _ = _trade_columns(columns)
