@@ -361,7 +361,7 @@ class HiddenLiquidity(Feature):
     class Config:
         window: int = option(200, doc="Number of trades in the rolling window.",
                              validator=at_least(1))
-        levels: int = option(20, doc="Levels per side copied at each depth update.",
+        levels: int = option(100, doc="Levels per side copied at each depth update.",
                              validator=at_least(1))
 
     def __init__(self, config: Any = None) -> None:
