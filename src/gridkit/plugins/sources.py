@@ -1,9 +1,11 @@
-"""Built-in file sources of OHLCV bars: ``freqtrade-json`` and ``csv``.
+"""Built-in file sources: ``freqtrade-json``, ``csv``, ``parquet``, ``sqlite`` (OHLCV bars) and
+``trades-file`` (trade prints, optionally folded into time bars).
 
-A source turns a file into :class:`gridkit.Bar` events. It refuses a file it cannot read at all
-(missing, empty, truncated, not OHLCV) with one :class:`gridkit.DataError` line, and passes
-individual bad values on as NaN so that the validators drop and count them; a row it cannot
-parse at all (wrong arity, no timestamp) is skipped and counted in its stats.
+A source turns a file into :class:`gridkit.Bar` (or :class:`gridkit.Trade`) events. It refuses
+a file it cannot read at all (missing, empty, truncated, not OHLCV) with one
+:class:`gridkit.DataError` line, and passes individual bad values on as NaN so that the
+validators drop and count them; a row it cannot parse at all (wrong arity, no timestamp) is
+skipped and counted in its stats.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from gridkit.core.config import OptionError, option
 from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar
+from gridkit.core.types import Bar, Trade
 
 NAN = float("nan")
 ROLES = ("ts", "open", "high", "low", "close", "volume")
@@ -324,7 +326,647 @@ class CsvSource(Source):
         return {"rows": self.rows, "malformed_rows": self.malformed, "ts_unit": self.unit}
 
 
+# --- timestamps of any unit, one unit per file ---------------------------------------------------
+
+
+class _Stamps:
+    """Epoch ms from numbers (s/ms/µs/ns) or ISO-8601 text; ``auto`` fixes the unit on the first
+    good value and then refuses values of another unit (ValueError: the row is malformed)."""
+
+    def __init__(self, unit: str = "auto") -> None:
+        self.unit = unit
+        self.auto = unit == "auto"
+
+    def __call__(self, value: Any) -> int:
+        if value is None or isinstance(value, bool):
+            raise ValueError("no timestamp")
+        if isinstance(value, str):
+            try:
+                num = float(value)
+            except ValueError:
+                if self.unit not in ("auto", "iso"):
+                    raise
+                ms = parse_iso_ms(value)
+                self.unit = "iso"
+                return ms
+        else:
+            num = float(value)
+        if not math.isfinite(num):
+            raise ValueError("timestamp is not a number")
+        unit = self.unit
+        if unit == "auto":
+            unit = self.unit = unit_of(num)
+        elif unit == "iso":
+            raise ValueError("a number among ISO timestamps")
+        if self.auto and unit_of(num) != unit:
+            raise ValueError(f"timestamp {value} is not in {unit} like the first row")
+        return round(num * _TO_MS[unit])
+
+
+# --- Arrow files (parquet, feather) --------------------------------------------------------------
+
+PARQUET_HINT = "pip install 'gridkit[parquet]'"
+
+
+def _arrow_table(path: Path) -> Any:
+    """The whole parquet or feather (Arrow IPC) file as a pyarrow Table; DataError if it is not."""
+    try:
+        import pyarrow as pa
+        import pyarrow.feather as feather
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(f"reading {path} needs pyarrow: {PARQUET_HINT}") from None
+    try:
+        with path.open("rb") as f:
+            head = f.read(8)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {path}") from None
+    except OSError as err:
+        raise DataError(f"cannot read data file {path}: {err.strerror or err}") from None
+    if not head:
+        raise DataError(f"data file {path} is empty")
+    try:
+        if head[:4] == b"PAR1":
+            return pq.read_table(path)
+        if head[:6] == b"ARROW1" or head[:4] == b"FEA1":
+            return feather.read_table(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise DataError(f"data file {path} is truncated or not a valid parquet/feather file: "
+                        f"{str(err).splitlines()[0]}") from None
+    raise DataError(f"data file {path} is not a parquet or feather file")
+
+
+def _find(names: list[str], wanted: str | None, candidates: tuple[str, ...]) -> int | None:
+    """Index of the column named ``wanted`` (or of the first candidate name); an exact match
+    wins over a case-insensitive one (Binance sends both ``m`` and ``M``, ``t`` and ``T``)."""
+    exact = {n.strip(): i for i, n in enumerate(names)}
+    lower: dict[str, int] = {}
+    for i, n in enumerate(names):
+        lower.setdefault(n.strip().lower(), i)
+    for n in (wanted,) if wanted is not None else candidates:
+        if n in exact:
+            return exact[n]
+        if n.lower() in lower:
+            return lower[n.lower()]
+    return None
+
+
+def _arrow_ms(col: Any, unit: str, path: Path, name: str) -> list[int | None]:
+    """Epoch ms per row of an Arrow column (None where missing or unreadable)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = col.type
+    if pa.types.is_timestamp(t) or pa.types.is_date(t):
+        ms = pc.cast(col, pa.timestamp("ms", tz=getattr(t, "tz", None)), safe=False)
+        return pc.cast(ms, pa.int64()).to_pylist()
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_string(t) \
+            or pa.types.is_large_string(t):
+        stamps = _Stamps(unit)
+        out: list[int | None] = []
+        for v in col.to_pylist():
+            try:
+                out.append(stamps(v))
+            except (ValueError, OverflowError, TypeError):
+                out.append(None)
+        return out
+    raise DataError(f"data file {path}: timestamp column {name!r} has type {t}, "
+                    f"not a date-time, a number or text")
+
+
+def _arrow_floats(col: Any, path: Path, name: str) -> list[float]:
+    """Floats per row of an Arrow column; NaN where missing or not a number."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = col.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        return pc.fill_null(pc.cast(col, pa.float64(), safe=False), NAN).to_pylist()
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return [_number(v) for v in col.to_pylist()]
+    raise DataError(f"data file {path}: column {name!r} has type {t}, not numbers")
+
+
+class ParquetSource(Source):
+    """OHLCV from a parquet or feather (Arrow IPC) file, such as freqtrade's ``.feather`` data.
+
+    Columns are found by name like the ``csv`` source (``date``/``timestamp``/``time``,
+    ``open``, ``high``, ``low``, ``close``, ``volume``) unless ``columns`` maps them. The
+    timestamp column may be a date-time column of any unit and time zone, or epoch numbers
+    (unit auto-detected from the first row, or ``ts_unit``). Needs pyarrow, the optional extra
+    ``gridkit[parquet]``. A file of trade prints or quotes (no open/high/low/close) is refused.
+    """
+
+    name = "parquet"
+
+    @frozen
+    class Config:
+        path: str = option(doc="The .parquet or .feather file; relative to pipeline.toml's "
+                               "folder.")
+        columns: dict[str, str] = option(
+            factory=dict, doc="Column name per role: ts, open, high, low, close, volume.")
+        ts_unit: Literal["auto", "s", "ms", "us", "ns"] = option(
+            "auto", doc="Unit of a numeric timestamp column; auto detects it from the first "
+                        "row. Date-time columns carry their own unit.")
+
+        def __attrs_post_init__(self) -> None:
+            bad = sorted(set(self.columns) - set(ROLES))
+            if bad:
+                raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
+                                  f"roles are {', '.join(ROLES)}")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.bars: list[Bar] = []
+        self.rows = 0
+        self.malformed = 0
+
+    def validate(self, run: RunInfo) -> None:
+        _exists(run, self.config.path)
+
+    def setup(self, run: RunInfo) -> None:
+        path = run.resolve(self.config.path)
+        table = _arrow_table(path)
+        names = list(table.column_names)
+        index: dict[str, int] = {}
+        for role in ROLES:
+            cands = _TS_NAMES if role == "ts" else (role, *_ALIASES.get(role, ()))
+            found = _find(names, self.config.columns.get(role), cands)
+            if found is None:
+                lowered = {n.lower() for n in names}
+                ticks = role in ("open", "high", "low", "close") and bool(
+                    lowered & {"price", "bid", "ask"})
+                what = ("it looks like trade prints or quotes, not OHLCV candles (use the "
+                        "trades-file source for trades)" if ticks
+                        else f"map it with columns.{role} = \"...\"")
+                raise DataError(f"data file {path} has no {role!r} column (columns: "
+                                f"{', '.join(names)}): {what}")
+            index[role] = found
+        if table.num_rows == 0:
+            raise DataError(f"data file {path} has no rows")
+        cols = {r: table.column(i) for r, i in index.items()}
+        ts = _arrow_ms(cols["ts"], self.config.ts_unit, path, names[index["ts"]])
+        values = [_arrow_floats(cols[r], path, names[index[r]]) for r in ROLES[1:]]
+        self.rows = table.num_rows
+        self.bars = [Bar(t, o, h, lo, c, v)
+                     for t, o, h, lo, c, v in zip(ts, *values, strict=True) if t is not None]
+        self.malformed = self.rows - len(self.bars)
+        if not self.bars:
+            raise DataError(f"data file {path} has no OHLCV rows with a readable timestamp")
+
+    def events(self) -> Iterator[Bar]:
+        return iter(self.bars)
+
+    def size_hint(self) -> int | None:
+        return len(self.bars)
+
+    def stats(self) -> dict[str, Any]:
+        return {"rows": self.rows, "malformed_rows": self.malformed}
+
+
+# --- SQLite candle store -------------------------------------------------------------------------
+
+#: The table of candles in a gridkit SQLite file. ``gridkit data download ... --db FILE``
+#: (``gridkit.plugins.ccxt_sources``) writes it; the ``sqlite`` source reads it. One row per
+#: candle: ``ts`` = open time (epoch ms), prices in the quote currency, volume in base units.
+CANDLES_TABLE = "candles"
+CANDLES_COLUMNS = ("exchange", "symbol", "timeframe", "ts", "open", "high", "low", "close",
+                   "volume")
+CANDLES_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS candles ("
+    "exchange TEXT NOT NULL, symbol TEXT NOT NULL, timeframe TEXT NOT NULL, "
+    "ts INTEGER NOT NULL, open REAL, high REAL, low REAL, close REAL, volume REAL, "
+    "PRIMARY KEY (exchange, symbol, timeframe, ts))"
+)
+
+
+def create_candles_table(db: Any) -> None:
+    """Create the ``candles`` table (if missing) in an open :mod:`sqlite3` connection."""
+    db.execute(CANDLES_SCHEMA)
+
+
+def write_candles(db: Any, exchange: str, symbol: str, timeframe: str,
+                  bars: Any) -> int:
+    """Insert (or replace) candles — Bars or ``[ts, o, h, l, c, v]`` rows — in one transaction.
+
+    Returns how many were written. ``db`` is an open :mod:`sqlite3` connection.
+    """
+    create_candles_table(db)
+    rows = [(exchange, symbol, timeframe, int(b[0]), *(float(x) for x in b[1:6]))
+            if not isinstance(b, Bar) else
+            (exchange, symbol, timeframe, b.ts, b.open, b.high, b.low, b.close, b.volume)
+            for b in bars]
+    with db:
+        db.executemany("INSERT OR REPLACE INTO candles VALUES (?,?,?,?,?,?,?,?,?)", rows)
+    return len(rows)
+
+
+def _time_ms(text: str, option_name: str) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text) if text.strip().isdigit() else parse_iso_ms(text)
+    except ValueError:
+        raise OptionError(option_name, f"not epoch ms or an ISO date: {text!r}") from None
+
+
+class SqliteSource(Source):
+    """OHLCV candles kept in a gridkit SQLite file (the ``candles`` table).
+
+    ``gridkit data download EXCHANGE SYMBOL TIMEFRAME --db FILE`` writes that table: one row
+    per candle, keyed by (exchange, symbol, timeframe, ts), ``ts`` the open time in epoch ms.
+    This source reads the candles of one symbol and timeframe (and exchange, when the file
+    holds several) in time order, optionally from ``since`` to ``until`` (inclusive, epoch ms
+    or ISO-8601).
+    """
+
+    name = "sqlite"
+
+    @frozen
+    class Config:
+        path: str = option(doc="The SQLite file; relative to pipeline.toml's folder.")
+        timeframe: str = option(doc="Candle timeframe as stored, e.g. 1m, 5m, 1h.")
+        symbol: str = option("", doc="Symbol as stored, e.g. BTC/USDT; empty = the "
+                                     "pipeline's symbol.")
+        exchange: str = option("", doc="Exchange id as stored (binance, ...); empty = the "
+                                       "only one holding the symbol.")
+        since: str = option("", doc="First candle open time (epoch ms or ISO-8601); empty = "
+                                    "from the first.")
+        until: str = option("", doc="Last candle open time (epoch ms or ISO-8601); empty = "
+                                    "to the last.")
+
+        def __attrs_post_init__(self) -> None:
+            since = _time_ms(self.since, "since")
+            until = _time_ms(self.until, "until")
+            if since is not None and until is not None and until < since:
+                raise OptionError("until", "is before since")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.bars: list[Bar] = []
+
+    def validate(self, run: RunInfo) -> None:
+        _exists(run, self.config.path)
+
+    def setup(self, run: RunInfo) -> None:
+        import sqlite3
+
+        cfg = self.config
+        path = run.resolve(cfg.path)
+        symbol = cfg.symbol or run.symbol
+        try:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as err:
+            raise DataError(f"cannot open SQLite file {path}: {err}") from None
+        try:
+            try:
+                has = db.execute("SELECT name FROM sqlite_master WHERE type='table' AND "
+                                 "name=?", (CANDLES_TABLE,)).fetchone()
+            except sqlite3.DatabaseError as err:
+                raise DataError(f"data file {path} is not a SQLite database ({err})") from None
+            if not has:
+                raise DataError(f"SQLite file {path} has no candles table (write one with "
+                                f"gridkit data download ... --db {path.name})")
+            exchanges = [r[0] for r in db.execute(
+                "SELECT DISTINCT exchange FROM candles WHERE symbol=? AND timeframe=?",
+                (symbol, cfg.timeframe))]
+            if cfg.exchange:
+                exchanges = [e for e in exchanges if e == cfg.exchange]
+            if not exchanges:
+                held = ", ".join(f"{e} {s} {t}" for e, s, t in db.execute(
+                    "SELECT DISTINCT exchange, symbol, timeframe FROM candles LIMIT 20"))
+                raise DataError(f"SQLite file {path} has no {symbol} {cfg.timeframe} candles"
+                                f"{' on ' + cfg.exchange if cfg.exchange else ''} "
+                                f"(it holds: {held or 'nothing'})")
+            if len(exchanges) > 1:
+                raise DataError(f"SQLite file {path} holds {symbol} {cfg.timeframe} from "
+                                f"{', '.join(exchanges)}: set exchange = \"...\"")
+            since = _time_ms(cfg.since, "since")
+            until = _time_ms(cfg.until, "until")
+            rows = db.execute(
+                "SELECT ts, open, high, low, close, volume FROM candles WHERE exchange=? AND "
+                "symbol=? AND timeframe=? AND ts>=? AND ts<=? ORDER BY ts",
+                (exchanges[0], symbol, cfg.timeframe, -(2**62) if since is None else since,
+                 2**62 if until is None else until)).fetchall()
+        except sqlite3.DatabaseError as err:
+            raise DataError(f"SQLite file {path} cannot be read: {err}") from None
+        finally:
+            db.close()
+        num = _number
+        self.bars = [Bar(int(t), num(o), num(h), num(lo), num(c), num(v))
+                     for t, o, h, lo, c, v in rows if isinstance(t, int)]
+        self.malformed = len(rows) - len(self.bars)
+        if not self.bars:
+            raise DataError(f"SQLite file {path} has no {symbol} {cfg.timeframe} candles "
+                            f"between since and until")
+
+    def events(self) -> Iterator[Bar]:
+        return iter(self.bars)
+
+    def size_hint(self) -> int | None:
+        return len(self.bars)
+
+    def stats(self) -> dict[str, Any]:
+        return {"rows": len(self.bars) + getattr(self, "malformed", 0),
+                "malformed_rows": getattr(self, "malformed", 0)}
+
+
+# --- trade prints --------------------------------------------------------------------------------
+
+TRADE_ROLES = ("ts", "price", "qty", "side", "id")
+_TRADE_NAMES: dict[str, tuple[str, ...]] = {
+    "ts": ("timestamp", "ts", "time", "t", "tradedat", "datetime", "date", "transact_time"),
+    "price": ("price", "p"),
+    "qty": ("amount", "qty", "quantity", "q", "size", "base_volume", "volume"),
+    "side": ("side", "taker_side"),
+    "id": ("id", "trade_id", "tradeid", "tid", "a"),
+}
+#: Flags meaning "the buyer was the maker", i.e. the taker sold (Binance ``m``).
+_BUYER_MAKER = ("buyer_maker", "is_buyer_maker", "isbuyermaker", "m")
+_SIDES = {"buy": "buy", "b": "buy", "bid": "buy", "sell": "sell", "s": "sell", "ask": "sell",
+          "a": "sell"}
+_TRUE = {"true", "1", "t", "yes"}
+
+
+def _side_of(side: Any, buyer_maker: Any, maker: Any) -> str | None:
+    """The taker side from a side cell, a buyer-is-maker flag, or an own fill's maker flag."""
+    if buyer_maker is not None and side is None:
+        flag = buyer_maker if isinstance(buyer_maker, bool) else \
+            str(buyer_maker).strip().lower() in _TRUE
+        return "sell" if flag else "buy"
+    s = _SIDES.get(str(side).strip().lower()) if side is not None else None
+    if s is None:
+        return None
+    if maker is True or maker == "maker":  # an own fill as maker: the taker was the other side
+        return "sell" if s == "buy" else "buy"
+    return s
+
+
+class TradesFile(Source):
+    """Trade prints from a CSV, JSON (plain or gzip) or parquet file; optionally time bars too.
+
+    Formats, detected from the content (or set with ``format``):
+
+    - JSON rows ``[ms, id, type, side, price, amount, cost]`` (freqtrade's trades files);
+    - JSON objects: ccxt trades (``timestamp``, ``id``, ``side``, ``price``, ``amount``), raw
+      Binance trades (``T``, ``p``, ``q``, ``m``), bbgo fills (``tradedAt``, ``quantity``,
+      ``isMaker``) — for an own fill made as maker the taker side is the opposite one;
+    - CSV with a header, and parquet/feather (pyarrow): columns found by name (timestamp,
+      price, amount/qty/quantity/size, side or buyer_maker, id), or mapped with ``columns``.
+
+    Timestamps may be epoch s/ms/µs/ns (unit from the first row, held for the file) or
+    ISO-8601. The side is the taker's (``buyer_maker`` true means the taker sold). With
+    ``bars = "1m"`` (any interval) the source also folds the trades into time bars
+    (:class:`gridkit.core.bars.TimeBars`, epoch-aligned): it yields each trade, then the bar
+    that trade closed, so bar features and the strategy run on trade data. Trades with an
+    unusable price or size are passed on (for the validators to drop) but left out of the
+    bars. Rows without a readable timestamp or side are skipped and counted.
+    """
+
+    name = "trades-file"
+    provides = frozenset({"trades"})
+
+    @frozen
+    class Config:
+        path: str = option(doc="The trades file (.csv, .json, .json.gz, .parquet, .feather); "
+                               "relative to pipeline.toml's folder.")
+        format: Literal["auto", "csv", "json", "parquet"] = option(
+            "auto", doc="File format; auto detects it from the content.")
+        columns: dict[str, str] = option(
+            factory=dict, doc="Column (or JSON key) name per role: ts, price, qty, side, id.")
+        bars: str = option("", doc="Also emit time bars of this interval (1s, 1m, 5m, 1h); "
+                                   "empty = trades only.")
+        sort: bool = option(False, doc="Sort the trades by time (stable) before replay, for "
+                                       "files not in time order (bbgo fills).")
+        delimiter: str = option(",", doc="CSV field separator.")
+
+        def __attrs_post_init__(self) -> None:
+            bad = sorted(set(self.columns) - set(TRADE_ROLES))
+            if bad:
+                raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
+                                  f"roles are {', '.join(TRADE_ROLES)}")
+            if self.bars:
+                from gridkit.core.bars import parse_interval
+
+                try:
+                    parse_interval(self.bars)
+                except ValueError as err:
+                    raise OptionError("bars", str(err)) from None
+            if len(self.delimiter) != 1:
+                raise OptionError("delimiter", f"must be one character, got {self.delimiter!r}")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        if self.config.bars:
+            self.provides = frozenset({"trades", "bars"})
+        self.trades: list[Trade] = []
+        self.rows = 0
+        self.malformed = 0
+        self.bars_made = 0
+        self.unbarred = 0
+
+    def validate(self, run: RunInfo) -> None:
+        _exists(run, self.config.path)
+
+    def setup(self, run: RunInfo) -> None:
+        path = run.resolve(self.config.path)
+        fmt = self.config.format
+        if fmt == "parquet" or (fmt == "auto" and self._is_arrow(path)):
+            trades = self._from_arrow(path)
+        else:
+            raw = _read_bytes(path)
+            head = raw.lstrip()[:1]
+            if fmt == "json" or (fmt == "auto" and head in (b"[", b"{")):
+                trades = self._from_json(raw, path)
+            else:
+                trades = self._from_csv(raw, path)
+        if not trades:
+            raise DataError(f"data file {path} has no trade rows "
+                            f"({self.rows} rows, {self.malformed} malformed)")
+        if self.config.sort:
+            trades.sort(key=lambda t: t.ts)
+        self.trades = trades
+
+    @staticmethod
+    def _is_arrow(path: Path) -> bool:
+        try:
+            with path.open("rb") as f:
+                head = f.read(6)
+        except OSError:
+            return False
+        return head[:4] in (b"PAR1", b"FEA1") or head == b"ARROW1"
+
+    def _key(self, role: str, names: list[str]) -> int | None:
+        cands = _TRADE_NAMES[role]
+        if role == "ts":
+            cands = (*cands, *_TS_NAMES)
+        return _find(names, self.config.columns.get(role), cands)
+
+    def _build(self, ts: list[Any], price: list[Any], qty: list[Any], side: list[Any],
+               maker_flag: list[Any] | None, own_maker: list[Any] | None,
+               ids: list[Any] | None, ms: Any = None) -> list[Trade]:
+        stamps = _Stamps() if ms is None else None
+        num = _number
+        out: list[Trade] = []
+        n = len(ts)
+        self.rows += n
+        for k in range(n):
+            try:
+                t = ts[k] if stamps is None else stamps(ts[k])
+                if t is None:
+                    raise ValueError
+            except (ValueError, OverflowError, TypeError):
+                self.malformed += 1
+                continue
+            s = _side_of(side[k], None if maker_flag is None else maker_flag[k],
+                         None if own_maker is None else own_maker[k])
+            if s is None:
+                self.malformed += 1
+                continue
+            out.append(Trade(int(t), num(price[k]), num(qty[k]), s,  # type: ignore[arg-type]
+                             "" if ids is None or ids[k] is None else str(ids[k])))
+        return out
+
+    def _from_json(self, raw: bytes, path: Path) -> list[Trade]:
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise DataError(f"data file {path} is truncated or not valid JSON "
+                            f"(line {err.lineno}, column {err.colno}: {err.msg})") from None
+        except UnicodeDecodeError:
+            raise DataError(f"data file {path} is not text (is it the right file?)") from None
+        if isinstance(data, dict):
+            for key in ("trades", "data", "result"):
+                if isinstance(data.get(key), list):
+                    data = data[key]
+                    break
+        if not isinstance(data, list) or not data:
+            raise DataError(f"data file {path} is not a list of trades (expected a JSON array "
+                            f"of [ms, id, type, side, price, amount, cost] rows or trade objects)")
+        if all(isinstance(r, list) for r in data[:50]):
+            rows = [r for r in data if isinstance(r, list) and len(r) >= 6]
+            self.malformed += len(data) - len(rows)
+            if rows and not any(isinstance(r[3], str) and r[3].lower() in _SIDES
+                                for r in rows[:100]):
+                raise DataError(f"data file {path} is not freqtrade trades: rows need "
+                                f"[ms, id, type, side, price, amount, ...] (OHLCV candles? use "
+                                f"freqtrade-json)")
+            cols = list(zip(*rows, strict=False)) if rows else [[]] * 6
+            return self._build(list(cols[0]), list(cols[4]), list(cols[5]), list(cols[3]),
+                               None, None, list(cols[1]))
+        dicts = [r for r in data if isinstance(r, dict)]
+        self.malformed += len(data) - len(dicts)
+        if not dicts:
+            raise DataError(f"data file {path} holds neither trade rows nor trade objects")
+        names = list(dicts[0].keys())
+        key = {r: (names[i] if (i := self._key(r, names)) is not None else None)
+               for r in TRADE_ROLES}
+        flag = next((names[i] for n in _BUYER_MAKER
+                     if (i := _find(names, None, (n,))) is not None), None)
+        maker = next((k for k in ("isMaker", "takerOrMaker", "is_maker") if k in names), None)
+        missing = [r for r in ("ts", "price", "qty") if key[r] is None]
+        if key["side"] is None and flag is None:
+            missing.append("side")
+        if missing:
+            raise DataError(f"data file {path}: trade objects have no {', '.join(missing)} "
+                            f"(keys: {', '.join(names)}); map them with columns.<role>")
+
+        def col(k: str | None) -> list[Any] | None:
+            return None if k is None else [d.get(k) for d in dicts]
+
+        side = col(key["side"]) or [None] * len(dicts)
+        return self._build(col(key["ts"]) or [], col(key["price"]) or [], col(key["qty"]) or [],
+                           side, col(flag) if key["side"] is None else None, col(maker),
+                           col(key["id"]))
+
+    def _from_csv(self, raw: bytes, path: Path) -> list[Trade]:
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise DataError(f"data file {path} is not UTF-8 text") from None
+        reader = csv.reader(text.splitlines(), delimiter=self.config.delimiter)
+        header = next(reader, None)
+        if not header:
+            raise DataError(f"data file {path} is empty")
+        ix = {r: self._key(r, header) for r in TRADE_ROLES}
+        flag = _find(header, None, _BUYER_MAKER) if ix["side"] is None else None
+        missing = [r for r in ("ts", "price", "qty") if ix[r] is None]
+        if ix["side"] is None and flag is None:
+            missing.append("side")
+        if missing:
+            raise DataError(f"CSV {path} has no {', '.join(repr(m) for m in missing)} column "
+                            f"(columns: {', '.join(header)}); map it with columns.<role>")
+        rows = [r for r in reader if r]
+        width = max(i for i in (*ix.values(), flag) if i is not None) + 1
+        good = [r for r in rows if len(r) >= width]
+        self.malformed += len(rows) - len(good)
+
+        def col(i: int | None) -> list[Any] | None:
+            return None if i is None else [r[i] for r in good]
+
+        return self._build(col(ix["ts"]) or [], col(ix["price"]) or [], col(ix["qty"]) or [],
+                           col(ix["side"]) or [None] * len(good), col(flag), None,
+                           col(ix["id"]))
+
+    def _from_arrow(self, path: Path) -> list[Trade]:
+        table = _arrow_table(path)
+        names = list(table.column_names)
+        ix = {r: self._key(r, names) for r in TRADE_ROLES}
+        flag = _find(names, None, _BUYER_MAKER) if ix["side"] is None else None
+        missing = [r for r in ("ts", "price", "qty") if ix[r] is None]
+        if ix["side"] is None and flag is None:
+            missing.append("side")
+        if missing:
+            raise DataError(f"data file {path} has no {', '.join(repr(m) for m in missing)} "
+                            f"column (columns: {', '.join(names)}): not trade prints?")
+        n = table.num_rows
+
+        def col(i: int | None) -> list[Any] | None:
+            return None if i is None else table.column(i).to_pylist()
+
+        ts = _arrow_ms(table.column(ix["ts"]), "auto", path, names[ix["ts"]])
+        price = _arrow_floats(table.column(ix["price"]), path, names[ix["price"]])  # type: ignore[arg-type]
+        qty = _arrow_floats(table.column(ix["qty"]), path, names[ix["qty"]])  # type: ignore[arg-type]
+        return self._build(ts, price, qty, col(ix["side"]) or [None] * n, col(flag), None,
+                           col(ix["id"]), ms=True)
+
+    def events(self) -> Iterator[Any]:
+        if not self.config.bars:
+            yield from self.trades
+            return
+        from gridkit.core.bars import TimeBars, parse_interval
+
+        bars = TimeBars(parse_interval(self.config.bars))
+        add = bars.add
+        inf = math.inf
+        for trade in self.trades:
+            yield trade
+            if 0.0 < trade.price < inf and 0.0 <= trade.qty < inf:
+                bar = add(trade)
+                if bar is not None:
+                    self.bars_made += 1
+                    yield bar
+            else:
+                self.unbarred += 1
+        last = bars.flush()
+        if last is not None:
+            self.bars_made += 1
+            yield last
+
+    def size_hint(self) -> int | None:
+        return len(self.trades)
+
+    def stats(self) -> dict[str, Any]:
+        out = {"rows": self.rows, "malformed_rows": self.malformed, "trades": len(self.trades)}
+        if self.config.bars:
+            out["bars"] = self.bars_made
+            if self.unbarred:
+                out["trades_not_in_bars"] = self.unbarred
+        return out
+
+
 @hookimpl
 def gridkit_register_sources(register: Any) -> None:
-    register(FreqtradeJson)
-    register(CsvSource)
+    for cls in (FreqtradeJson, CsvSource, ParquetSource, SqliteSource, TradesFile):
+        register(cls)
+
