@@ -17,6 +17,7 @@ import csv
 import gzip
 import json
 import math
+import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -207,9 +208,11 @@ def test_streaming_equals_batch(trades: list[Trade], cls: type, options: dict[st
     np.testing.assert_array_equal(streamed, batch)
 
 
-@pytest.mark.parametrize("buckets", [1, 20, 50])
-def test_vpin_streaming_equals_batch(trades: list[Trade], buckets: int) -> None:
-    options = {"bucket_volume": bucket_volume(trades), "buckets": buckets}
+@pytest.mark.parametrize(("buckets", "output"), [(1, "vpin"), (20, "vpin"), (50, "vpin"),
+                                                 (10, "zscore")])
+def test_vpin_streaming_equals_batch(trades: list[Trade], buckets: int, output: str) -> None:
+    options = {"bucket_volume": bucket_volume(trades), "buckets": buckets, "output": output,
+               "zscore_window": 20}
     streamed = stream(build(Vpin, options), trades)
     np.testing.assert_array_equal(streamed, build(Vpin, options).batch(columns(trades)))
     assert np.isfinite(streamed).sum() > len(trades) // 3
@@ -296,14 +299,17 @@ def test_vwap_on_bars_uses_the_typical_price(gridkit_sample_bars: list[Bar]) -> 
     assert np.isnan(got[:59]).all()
 
 
-def vpin_reference(trades: list[Trade], v: float, n: int) -> tuple[list[float], list[bool]]:
-    """VPIN by an explicit bucket loop in exact fractions; also flags the trades that end
-    within rounding of a bucket boundary (where float and exact may disagree by one bucket)."""
+def vpin_reference(trades: list[Trade], v: float, n: int, m: int = 0
+                   ) -> tuple[list[float], list[float], list[bool]]:
+    """VPIN (and its z-score over the VPINs of the last m bucket closes) by an explicit bucket
+    loop in exact fractions; also flags the trades that end within rounding of a bucket
+    boundary (where float and exact may disagree by one bucket)."""
     big_v = Fraction(v)
     imbalances: list[Fraction] = []
+    vpins: list[float] = []
     b = s = Fraction(0)
     total = rolling = Fraction(0)
-    out, edge = [], []
+    out, zs, edge = [], [], []
     for t in trades:
         q = Fraction(t.qty)
         total += q
@@ -319,21 +325,30 @@ def vpin_reference(trades: list[Trade], v: float, n: int) -> tuple[list[float], 
                 rolling += imbalances[-1]
                 if len(imbalances) > n:
                     rolling -= imbalances[-n - 1]
+                if len(imbalances) >= n:
+                    vpins.append(float(rolling / n))
                 b = s = Fraction(0)
         out.append(float(rolling / n) if len(imbalances) >= n else math.nan)
+        if m and len(vpins) >= m:
+            last = vpins[-m:]
+            zs.append((last[-1] - statistics.fmean(last)) / statistics.stdev(last))
+        else:
+            zs.append(math.nan)
         frac = float(total / big_v) % 1.0
         edge.append(min(frac, 1.0 - frac) < 1e-9)
-    return out, edge
+    return out, zs, edge
 
 
 @pytest.mark.parametrize("name", ["xrp-freqtrade", "eth-orderflow", "btc-capture"])
 def test_vpin_matches_an_explicit_bucket_loop(data_dir: Path, name: str) -> None:
     trades = _load(data_dir, name)
-    v, n = bucket_volume(trades), 25
+    v, n, m = bucket_volume(trades), 25, 40
     got = stream(build(Vpin, {"bucket_volume": v, "buckets": n}), trades)
-    want, edge = vpin_reference(trades, v, n)
+    z = stream(build(Vpin, {"bucket_volume": v, "buckets": n, "output": "zscore",
+                            "zscore_window": m}), trades)
+    want, want_z, edge = vpin_reference(trades, v, n, m)
     checked = 0
-    for g, w, e in zip(got, want, edge, strict=True):
+    for g, w, gz, wz, e in zip(got, want, z, want_z, edge, strict=True):
         if e:
             continue
         if math.isnan(w):
@@ -341,7 +356,12 @@ def test_vpin_matches_an_explicit_bucket_loop(data_dir: Path, name: str) -> None
         else:
             assert g == pytest.approx(w, abs=1e-9)
             checked += 1
+        if math.isnan(wz):
+            assert math.isnan(gz)
+        else:
+            assert gz == pytest.approx(wz, rel=1e-6, abs=1e-6)
     assert checked > len(trades) // 2
+    assert np.isfinite(z).sum() > len(trades) // 4
 
 
 def poc_candidates(window: list[Trade], p0: float, width: float) -> set[int]:
@@ -528,6 +548,9 @@ def test_vpin_in_unit_interval(rows: list[tuple[int, float, float, bool]], v: fl
     finite = got[~np.isnan(got)]
     assert ((finite >= 0.0) & (finite <= 1.0)).all()
     np.testing.assert_array_equal(got, build(Vpin, options).batch(columns(trades)))
+    zopts = {**options, "output": "zscore", "zscore_window": 3}
+    np.testing.assert_array_equal(stream(build(Vpin, zopts), trades),
+                                  build(Vpin, zopts).batch(columns(trades)))
     # one-sided flow is fully toxic: every full bucket is all buys
     buys = [Trade(t.ts, t.price, t.qty, "buy") for t in trades]
     got = stream(build(Vpin, options), buys)
@@ -584,6 +607,8 @@ FEATURES: dict[str, tuple[type, dict[str, Any]]] = {
     "vwap": (Vwap, {}),
     "vwap-bars": (Vwap, {"input": "bars", "window": "12"}),
     "vpin": (Vpin, {"bucket_volume": 50_000.0, "buckets": 20}),
+    "vpin-z": (Vpin, {"bucket_volume": 50_000.0, "buckets": 20, "output": "zscore",
+                      "zscore_window": 10}),
     "volume-profile": (VolumeProfile, {"window": "2000"}),
 }
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from math import floor
+from math import floor, sqrt
 from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
@@ -422,6 +422,14 @@ class Vpin(_FlowFeature):
     value after each trade is the VPIN of the buckets completed so far: NaN until n buckets are
     full, in [0, 1] (rounding clamped). O(1) per trade plus O(1) per bucket it completes; the
     rolling sum of the n imbalances is re-summed once per n buckets.
+
+    ``output = "zscore"`` gives seed 001's *VPIN z-score* instead: with x_1..x_m the VPIN values
+    at the last m = ``zscore_window`` bucket closes, ``z = (x_m - mean) / sd`` (sample standard
+    deviation, ``m - 1`` in the denominator; z = 0 when the variance is at rounding level,
+    i.e. ``var <= 1e-12 * mean^2``), NaN until m VPIN values exist; the sums are rolling and
+    re-summed once per m buckets. High z = flow more toxic than usual (Easley, López de Prado &
+    O'Hara 2011, *The Microstructure of the "Flash Crash"*, J. Portfolio Management 37(2), read
+    VPIN against its own history, as its CDF).
     Batch columns: ``ts``, ``price``, ``qty``, ``side`` (+1 buy / -1 sell).
     """
 
@@ -434,6 +442,11 @@ class Vpin(_FlowFeature):
             doc="Volume per bucket V, in base units (the paper uses 1/50 of the average daily "
                 "volume).", validator=positive())
         buckets: int = option(50, doc="Number n of buckets averaged.", validator=at_least(1))
+        output: Literal["vpin", "zscore"] = option(
+            "vpin", doc="``vpin``: the VPIN, in [0, 1]; ``zscore``: its z-score against the "
+                        "last ``zscore_window`` VPIN values.")
+        zscore_window: int = option(100, doc="Number m of VPIN values (one per bucket) the "
+                                             "z-score compares with.", validator=at_least(2))
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -447,6 +460,41 @@ class Vpin(_FlowFeature):
         self.vb = self.vs = 0.0
         self.value = NAN
         self.ready = False
+        self._z = self.config.output == "zscore"
+        self._m = m = self.config.zscore_window
+        self.zring = [0.0] * m
+        self.z1 = self.z2 = 0.0
+        self.zk = 0  # VPIN values pushed
+        self.zslot = 0
+
+    def _zscore(self, x: float) -> float:
+        """Push one VPIN value; its z-score against the last m, or NaN until m exist."""
+        m, ring, slot = self._m, self.zring, self.zslot
+        if self.zk >= m:
+            old = ring[slot]
+            z1 = self.z1 + x - old
+            z2 = self.z2 + x * x - old * old
+        else:
+            z1 = self.z1 + x
+            z2 = self.z2 + x * x
+        ring[slot] = x
+        self.zk += 1
+        if slot == m - 1:
+            z1 = z2 = 0.0
+            for y in ring:
+                z1 += y
+                z2 += y * y
+            self.zslot = 0
+        else:
+            self.zslot = slot + 1
+        self.z1, self.z2 = z1, z2
+        if self.zk < m:
+            return NAN
+        mean = z1 / m
+        var = (z2 - z1 * z1 / m) / (m - 1)
+        if var > 1e-12 * (mean * mean) and var > 0.0:
+            return (x - mean) / sqrt(var)
+        return 0.0
 
     def _update(self, trade: Trade) -> float:
         q = trade.qty
@@ -483,8 +531,12 @@ class Vpin(_FlowFeature):
                 room = v
                 if done >= n:
                     value = s / n
-                    self.value = 1.0 if value > 1.0 else (0.0 if value < 0.0 else value)
-                    self.ready = True
+                    value = 1.0 if value > 1.0 else (0.0 if value < 0.0 else value)
+                    if self._z:
+                        value = self._zscore(value)
+                    if value == value:
+                        self.ready = True
+                    self.value = value
             self.vb, self.vs, self.s, self.done, self.slot = vb, vs, s, done, slot
         if q > 0.0:
             if buy:
@@ -499,7 +551,7 @@ class Vpin(_FlowFeature):
         from gridkit.plugins.features.kernels_flow import vpin_batch
 
         _, _, qty, side = _trade_columns(columns)
-        return vpin_batch(qty, side, self._v, self._n)
+        return vpin_batch(qty, side, self._v, self._n, self._z, self._m)
 
 
 class VolumeProfile(_FlowFeature):

@@ -86,9 +86,10 @@ def window_sums(ts: np.ndarray, a: np.ndarray, b: np.ndarray, mode: int,
 
 
 @njit(cache=True)
-def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float,
-               buckets: int) -> np.ndarray:  # pragma: no cover - numba
-    """VPIN after each trade: mean of ``|buy - sell| / V`` over the last ``buckets`` buckets."""
+def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float, buckets: int,
+               zscore: bool, m: int) -> np.ndarray:  # pragma: no cover - numba
+    """VPIN after each trade: mean of ``|buy - sell| / V`` over the last ``buckets`` buckets;
+    with ``zscore``, its z-score against the VPIN values of the last ``m`` bucket closes."""
     size = qty.shape[0]
     out = np.full(size, np.nan)
     ring = np.zeros(buckets)
@@ -99,6 +100,11 @@ def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float,
     vb = 0.0
     vs = 0.0
     value = np.nan
+    zring = np.zeros(m)
+    z1 = 0.0
+    z2 = 0.0
+    zk = 0
+    zslot = 0
     for i in range(size):
         q = qty[i]
         if q > 0.0:
@@ -134,6 +140,35 @@ def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float,
                         value = 1.0
                     elif value < 0.0:
                         value = 0.0
+                    if zscore:
+                        x = value
+                        if zk >= m:
+                            old = zring[zslot]
+                            z1 = z1 + x - old
+                            z2 = z2 + x * x - old * old
+                        else:
+                            z1 = z1 + x
+                            z2 = z2 + x * x
+                        zring[zslot] = x
+                        zk += 1
+                        if zslot == m - 1:
+                            z1 = 0.0
+                            z2 = 0.0
+                            for j in range(m):
+                                z1 += zring[j]
+                                z2 += zring[j] * zring[j]
+                            zslot = 0
+                        else:
+                            zslot += 1
+                        if zk < m:
+                            value = np.nan
+                        else:
+                            mean = z1 / m
+                            var = (z2 - z1 * z1 / m) / (m - 1)
+                            if var > 1e-12 * (mean * mean) and var > 0.0:
+                                value = (x - mean) / math.sqrt(var)
+                            else:
+                                value = 0.0
             if q > 0.0:
                 if buy:
                     vb += q
