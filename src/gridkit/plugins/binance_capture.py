@@ -14,9 +14,11 @@ import gzip
 import heapq
 import json
 import math
+import re
 import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -157,15 +159,16 @@ class BookSync:
 
 
 def _levels(rows: Any, side: str) -> list[Change]:
-    """(side, price, qty) from Binance's ``[["price", "qty"], ...]``; ValueError if malformed."""
-    out = []
-    for p, q in rows:
-        price = float(p)
-        qty = float(q)
-        if not (0.0 < price < _INF and 0.0 <= qty < _INF):
-            raise ValueError(f"bad level {p!r} {q!r}")
-        out.append((side, price, qty))
-    return out
+    """(side, price, qty) from Binance's ``[["price", "qty"], ...]``; ValueError if malformed
+    (prices must be finite and > 0, quantities finite and >= 0)."""
+    prices = [float(p) for p, _ in rows]
+    qtys = [float(q) for _, q in rows]
+    # min/sum run in C: one pass each instead of a Python test per level. A NaN or an infinity
+    # anywhere makes the sum non-finite.
+    if prices and not (min(prices) > 0.0 and min(qtys) >= 0.0
+                       and math.isfinite(sum(prices) + sum(qtys))):
+        raise ValueError(f"bad price level in {rows!r:.80}")
+    return list(zip(repeat(side), prices, qtys))
 
 
 def _open_lines(path: Path) -> Any:
@@ -313,8 +316,9 @@ class BinanceCapture(Source):
         decode = json.JSONDecoder().decode
         # Lines of streams not asked for are skipped before decoding them, except that spot
         # quotes need the event times of the other streams for their clock offset.
-        skip = [] if want_quotes else [b'@bookTicker"'] + (
-            [] if want_trades else [b'@trade"']) + ([] if want_depth else [b"@depth"])
+        unwanted = [] if want_quotes else ["bookTicker\""] + (
+            [] if want_trades else ["trade\""]) + ([] if want_depth else ["depth"])
+        skip = re.compile(f"@({'|'.join(unwanted)})".encode()).search if unwanted else None
         # Clock offset (exchange E minus local receive ms): max over blocks of 1024 samples.
         off_cur = off_prev = -_INF
         off_n = 0
@@ -327,11 +331,9 @@ class BinanceCapture(Source):
                 sp = raw.find(b" ")
                 try:
                     local_ms = int(raw[:sp]) // 1_000_000
-                    if skip:
-                        head = raw[sp + 1:sp + 48]
-                        if any(x in head for x in skip):
-                            c["skipped"] += 1
-                            continue
+                    if skip is not None and skip(raw, sp, sp + 48):
+                        c["skipped"] += 1
+                        continue
                     msg = decode(raw[sp + 1:].decode())
                     if not isinstance(msg, dict):
                         raise ValueError("not an object")
