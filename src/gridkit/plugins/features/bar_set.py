@@ -222,10 +222,11 @@ class BbPosition(Feature):
     standard deviation of the same ``period`` closes (Bollinger 2001, *Bollinger on Bollinger
     Bands*; TA-Lib ``BBANDS`` with ``matype=0``). 0 is the lower band, 1 the upper, 0.5 the
     middle; it leaves [0, 1] when the close is outside the bands. The window sums are kept on
-    closes minus a shift (the close at the last re-summation, once per window) so that
-    ``Σx² − (Σx)²/n`` does not cancel at large prices. NaN for the first ``period - 1`` bars and
-    when σ is 0 (bands of zero width; a window of equal closes is detected exactly by counting
-    equal closes in a row, not from the rounded sums).
+    closes minus a shift (the first close of the last whole block of ``period`` bars) so that
+    ``Σx² − (Σx)²/n`` does not cancel at large prices; once per window they are replaced by
+    the block's own sums, accumulated beside them, so they never drift. NaN for the first
+    ``period - 1`` bars and when σ is 0 (bands of zero width; a window of equal closes is
+    detected exactly by counting equal closes in a row, not from the rounded sums).
     """
 
     name = "bb-position"
@@ -243,7 +244,9 @@ class BbPosition(Feature):
         self._pm1 = period - 1
         self._k = float(self.config.k)
         self.ring = [0.0] * period
-        self.shift = NAN
+        self.shift = NAN  # what the window sums are taken relative to
+        self.next_shift = 0.0  # the first close of the current block of ``period`` bars
+        self.f1 = self.f2 = 0.0  # the current block's sums, relative to next_shift
         self.last = NAN
         self.run = 0  # closes in a row equal to this one
         self.i = 0
@@ -254,14 +257,22 @@ class BbPosition(Feature):
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.bb_position_batch.
         x = bar.close
-        shift = self.shift
-        if shift != shift:
-            shift = self.shift = x
+        slot = self.slot
+        if slot == 0:
+            nshift = self.next_shift = x
+            if self.i == 0:
+                self.shift = x
+            f1 = f2 = 0.0
+        else:
+            nshift, f1, f2 = self.next_shift, self.f1, self.f2
+        dn = x - nshift
+        f1 += dn
+        f2 += dn * dn
         self.run = run = self.run + 1 if x == self.last else 1
         self.last = x
+        shift = self.shift
         d = x - shift
         ring = self.ring
-        slot = self.slot
         period = self._period
         i = self.i
         if i >= period:
@@ -274,16 +285,14 @@ class BbPosition(Feature):
         ring[slot] = x
         self.i = i = i + 1
         if slot == self._pm1:
-            # Once per window: a new shift (this close) and fresh sums, so nothing drifts.
-            shift = self.shift = x
-            s1 = s2 = 0.0
-            for y in ring:
-                dy = y - shift
-                s1 += dy
-                s2 += dy * dy
+            # The block is the window now: its own sums, kept beside the rolling ones, replace
+            # them (fresh sums once per window, so nothing drifts; O(1) on every bar).
+            shift = self.shift = nshift
+            s1, s2 = f1, f2
             self.slot = 0
         else:
             self.slot = slot + 1
+        self.f1, self.f2 = f1, f2
         self.s1, self.s2 = s1, s2
         if i < period:
             return NAN
@@ -314,8 +323,9 @@ class TrendStrength(Feature):
     (Wilder 1978) because it is in [0, 1] by construction, reaches the seeds' thresholds (0.3
     ranging, 0.7 trending) in real markets where ADX rarely exceeds 60, and warms up in
     ``period`` bars rather than ``2·period``. Rolling sum of the absolute changes over a ring
-    buffer, re-summed once per window. NaN for the first ``period`` bars; 0 when the close did
-    not move at all in the window (no path, no trend).
+    buffer, replaced once per window by a fresh sum of the block (so it never drifts). NaN for
+    the first ``period`` bars; 0 when the close did not move at all in the window (no path, no
+    trend).
     """
 
     name = "trend-strength"
@@ -334,6 +344,7 @@ class TrendStrength(Feature):
         self.i = 0
         self.slot = 0
         self.s = 0.0
+        self.f = 0.0  # the current block's sum of moves
         self.ready = False
 
     def update(self, bar: Bar) -> float:
@@ -351,13 +362,12 @@ class TrendStrength(Feature):
             s = self.s + a - moves[slot]
         else:
             s = self.s + a
+        f = self.f = 0.0 + a if slot == 0 else self.f + a
         closes[slot] = x
         moves[slot] = a
         self.i = i + 1
         if slot == self._pm1:
-            s = 0.0
-            for m in moves:
-                s += m
+            s = f  # the block is the window: its fresh sum replaces the rolling one
             self.slot = 0
         else:
             self.slot = slot + 1

@@ -31,33 +31,30 @@ def price_position_batch(high: np.ndarray, low: np.ndarray, close: np.ndarray,
     """Close in the [lowest low, highest high] of ``period`` bars, by monotonic deques."""
     n = close.shape[0]
     out = np.full(n, np.nan)
-    # Circular deques of indices, [head, head+count) modulo cap: after a push and before the
-    # expiry they hold up to period + 1 indices (i - period .. i).
-    cap = period + 1
-    hq = np.empty(cap, dtype=np.int64)
-    lq = np.empty(cap, dtype=np.int64)
+    # Monotonic deques of indices, each the slice [head, tail) of a buffer of n slots: every
+    # index is pushed once at the tail and leaves once (from either end), so no wrap-around.
+    hq = np.empty(n, dtype=np.int64)
+    lq = np.empty(n, dtype=np.int64)
     hh = 0
-    hc = 0
+    ht = 0
     lh = 0
-    lc = 0
+    lt = 0
     for i in range(n):
         h = high[i]
         lo = low[i]
-        while hc > 0 and high[hq[(hh + hc - 1) % cap]] <= h:
-            hc -= 1
-        hq[(hh + hc) % cap] = i
-        hc += 1
-        while lc > 0 and low[lq[(lh + lc - 1) % cap]] >= lo:
-            lc -= 1
-        lq[(lh + lc) % cap] = i
-        lc += 1
+        while ht > hh and high[hq[ht - 1]] <= h:
+            ht -= 1
+        hq[ht] = i
+        ht += 1
+        while lt > lh and low[lq[lt - 1]] >= lo:
+            lt -= 1
+        lq[lt] = i
+        lt += 1
         start = i - period
         if hq[hh] <= start:
-            hh = (hh + 1) % cap
-            hc -= 1
+            hh += 1
         if lq[lh] <= start:
-            lh = (lh + 1) % cap
-            lc -= 1
+            lh += 1
         if start < -1:
             continue
         lowest = low[lq[lh]]
@@ -105,14 +102,24 @@ def bb_position_batch(close: np.ndarray, period: int,
     if n == 0:
         return out
     shift = close[0]
+    nshift = close[0]
     s1 = 0.0
     s2 = 0.0
+    f1 = 0.0
+    f2 = 0.0
     run = 0
     for i in range(n):
         x = close[i]
+        slot = i % period
+        if slot == 0:
+            nshift = x
+            f1 = 0.0
+            f2 = 0.0
+        dn = x - nshift
+        f1 += dn
+        f2 += dn * dn
         run = run + 1 if i > 0 and x == close[i - 1] else 1
         d = x - shift
-        slot = i % period
         if i >= period:
             old = ring[slot] - shift
             s1 = s1 + d - old
@@ -122,13 +129,10 @@ def bb_position_batch(close: np.ndarray, period: int,
             s2 = s2 + d * d
         ring[slot] = x
         if slot == period - 1:
-            shift = x
-            s1 = 0.0
-            s2 = 0.0
-            for j in range(period):
-                dy = ring[j] - shift
-                s1 += dy
-                s2 += dy * dy
+            # The block is the window: its own sums replace the rolling ones (no drift).
+            shift = nshift
+            s1 = f1
+            s2 = f2
         if i + 1 < period or run >= period:
             continue
         mean = s1 / period
@@ -149,6 +153,7 @@ def trend_strength_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragm
     out = np.full(n, np.nan)
     moves = np.zeros(period)
     s = 0.0
+    f = 0.0
     for i in range(n):
         x = close[i]
         a = abs(x - close[i - 1]) if i > 0 else 0.0
@@ -158,11 +163,10 @@ def trend_strength_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragm
             s = s + a - moves[slot]
         else:
             s = s + a
+        f = 0.0 + a if slot == 0 else f + a
         moves[slot] = a
         if slot == period - 1:
-            s = 0.0
-            for j in range(period):
-                s += moves[j]
+            s = f  # the block is the window: its fresh sum replaces the rolling one
         if not full:
             continue
         if s > 0.0:
