@@ -307,12 +307,13 @@ def vpin_reference(trades: list[Trade], v: float, n: int, m: int = 0
     big_v = Fraction(v)
     imbalances: list[Fraction] = []
     vpins: list[float] = []
-    b = s = Fraction(0)
-    total = rolling = Fraction(0)
+    b = s = rolling = Fraction(0)
+    total = 0.0  # float: only to flag trades near a boundary
+    cur, cur_z = math.nan, math.nan
     out, zs, edge = [], [], []
     for t in trades:
         q = Fraction(t.qty)
-        total += q
+        total += t.qty
         while q > 0:
             take = min(q, big_v - b - s)
             if t.side == "buy":
@@ -326,16 +327,16 @@ def vpin_reference(trades: list[Trade], v: float, n: int, m: int = 0
                 if len(imbalances) > n:
                     rolling -= imbalances[-n - 1]
                 if len(imbalances) >= n:
-                    vpins.append(float(rolling / n))
+                    cur = float(rolling / n)
+                    vpins.append(cur)
+                    if m and len(vpins) >= m:
+                        last = vpins[-m:]
+                        cur_z = (cur - statistics.fmean(last)) / statistics.stdev(last)
                 b = s = Fraction(0)
-        out.append(float(rolling / n) if len(imbalances) >= n else math.nan)
-        if m and len(vpins) >= m:
-            last = vpins[-m:]
-            zs.append((last[-1] - statistics.fmean(last)) / statistics.stdev(last))
-        else:
-            zs.append(math.nan)
-        frac = float(total / big_v) % 1.0
-        edge.append(min(frac, 1.0 - frac) < 1e-9)
+        out.append(cur)
+        zs.append(cur_z)
+        frac = (total / v) % 1.0
+        edge.append(min(frac, 1.0 - frac) < 1e-8)
     return out, zs, edge
 
 
