@@ -448,7 +448,8 @@ class Spoofing(Feature):
     fleeting, non-bona-fide order — the spoofing pattern of Lee, Eom & Park (2013),
     "Microstructure-based manipulation: strategic behavior and performance of spoofing traders"
     and Cartea, Jaimungal & Wang (2020), "Spoofing and price manipulation in order-driven
-    markets"; fleeting orders as in Hasbrouck & Saar (2009). The feature is the cancelled
+    markets"; fleeting orders as in Hasbrouck & Saar (2009), "Technology and liquidity
+    provision: the blurring of traditional definitions". The feature is the cancelled
     volume of such orders over the last ``window_ms``, divided by the current depth of the best
     ``levels`` levels of both sides. A trade at the order's price clears it (it may have been
     filled). Work per depth update is O(``levels`` + levels changed); trades are O(1); at most
