@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import gridkit
 from gridkit.core.context import RunInfo
@@ -495,3 +497,56 @@ class TestTradesFileCsvContract(_OnRealData, SourceContract):
 class TestTradesFileParquetContract(_OnRealData, SourceContract):
     component_class = TradesFile
     options = {"path": NT + "btcusdt-trades.parquet"}
+
+
+# --- csv decimal comma; garbage never crashes ----------------------------------------------------
+
+def test_csv_decimal_comma(tmp_path: Path, btc_1m: Path) -> None:
+    from gridkit.plugins.sources import CsvSource
+
+    rows = json.loads(btc_1m.read_text())[:300]
+    lines = ["date;open;high;low;close;volume"] + [
+        ";".join([str(r[0]), *(repr(float(x)).replace(".", ",") for x in r[1:6])]) for r in rows]
+    name = write(tmp_path, "eu.csv", "\n".join(lines))
+    _, bars = load(CsvSource, {"path": name, "delimiter": ";", "decimal": ","}, tmp_path)
+    assert bars == [Bar(int(r[0]), *(float(x) for x in r[1:6])) for r in rows]
+    from gridkit.core.config import OptionError
+
+    with pytest.raises(OptionError):
+        CsvSource.Config(path="x", decimal=",")  # the delimiter is a comma too
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=300), st.sampled_from([b"", b"[", b"PAR1", b"ARROW1", b"\x1f\x8b",
+                                                 b"timestamp,price,amount,side\n"]))
+def test_garbage_is_a_data_error_or_trades(tmp_path: Path, blob: bytes, head: bytes) -> None:
+    name = write(tmp_path, "g.bin", head + blob)
+    for cls, opts in ((TradesFile, {}), (TradesFile, {"bars": "1m"}), (ParquetSource, {})):
+        try:
+            _, events = load(cls, {"path": name, **opts}, tmp_path)
+        except gridkit.DataError as err:
+            assert "g.bin" in str(err) and "\n" not in str(err)
+        else:
+            assert all(isinstance(e, (Trade, Bar)) for e in events)
+
+
+_CELL = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(),
+                  st.text(max_size=8), st.sampled_from(["buy", "sell", "True", "2021-01-08"]))
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.lists(st.lists(_CELL, max_size=8), max_size=20),
+    st.lists(st.fixed_dictionaries({}, optional={
+        k: _CELL for k in ("timestamp", "price", "amount", "side", "id", "m", "isMaker")}),
+        max_size=20)))
+def test_mistyped_json_trades_never_crash(tmp_path: Path, doc: Any) -> None:
+    name = write(tmp_path, "j.json", json.dumps(doc))
+    try:
+        _, events = load(TradesFile, {"path": name, "bars": "1m"}, tmp_path)
+    except gridkit.DataError as err:
+        assert "j.json" in str(err)
+    else:
+        assert all(isinstance(e, (Trade, Bar)) for e in events)

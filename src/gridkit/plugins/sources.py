@@ -45,6 +45,11 @@ def _number(value: Any) -> float:
         return NAN
 
 
+def _comma_number(cell: str) -> float:
+    """A float from a CSV cell written with a decimal comma (``1234,5``)."""
+    return _number(cell.replace(",", "."))
+
+
 def _is_timestamp(value: Any) -> bool:
     """True for a JSON number usable as epoch milliseconds."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
@@ -202,7 +207,9 @@ class CsvSource(Source):
     Columns are found by name (``timestamp``/``date``/``time``, ``open``, ``high``, ``low``,
     ``close``, ``volume``, case-insensitive) unless ``columns`` maps them. Timestamps may be
     epoch seconds, milliseconds, microseconds, nanoseconds or ISO-8601 text; ``ts_unit = "auto"``
-    decides from the first row and then holds every row to it.
+    decides from the first row and then holds every row to it (a row in another unit is
+    counted malformed). ``delimiter`` and ``decimal`` read European exports
+    (``1234,5;...``).
     """
 
     name = "csv"
@@ -215,6 +222,9 @@ class CsvSource(Source):
         ts_unit: Literal["auto", "s", "ms", "us", "ns", "iso"] = option(
             "auto", doc="Unit of the timestamp column; auto detects it from the first row.")
         delimiter: str = option(",", doc="Field separator.")
+        decimal: Literal[".", ","] = option(
+            ".", doc="Decimal mark of the prices and volumes (\",\" for European exports, "
+                     "usually with delimiter = \";\").")
 
         def __attrs_post_init__(self) -> None:
             bad = sorted(set(self.columns) - set(ROLES))
@@ -223,6 +233,8 @@ class CsvSource(Source):
                                   f"roles are {', '.join(ROLES)}")
             if len(self.delimiter) != 1:
                 raise OptionError("delimiter", f"must be one character, got {self.delimiter!r}")
+            if self.decimal == self.delimiter:
+                raise OptionError("decimal", "cannot be the field delimiter too")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -302,7 +314,7 @@ class CsvSource(Source):
         ix = self.index
         its, io, ih, il, ic, iv = (ix[r] for r in ROLES)
         width = max(ix.values()) + 1
-        num = _number
+        num = _number if self.config.decimal == "." else _comma_number
         bars = 0
         for row in reader:
             if not row:
