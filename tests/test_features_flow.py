@@ -104,14 +104,10 @@ def _load(data_dir: Path, name: str) -> list[Trade]:
     return loader(data_dir / rel)
 
 
-@pytest.fixture(params=sorted(FILES))
-def trades(request: pytest.FixtureRequest, data_dir: Path) -> list[Trade]:
-    return _load(data_dir, request.param)
-
-
 @pytest.fixture(params=sorted(set(FILES) - {"xrp-ccxt"}))
-def distinct(request: pytest.FixtureRequest, data_dir: Path) -> list[Trade]:
-    """The trade sets, without the ccxt twin of the XRP prints (for the slower references)."""
+def trades(request: pytest.FixtureRequest, data_dir: Path) -> list[Trade]:
+    """Each real trade set; the ccxt twin of the XRP prints is checked equal to them once
+    (test_loaders_read_the_documented_counts) rather than run through every test again."""
     return _load(data_dir, request.param)
 
 
@@ -231,8 +227,7 @@ def test_vwap_on_bars_streaming_equals_batch(gridkit_sample_bars: list[Bar],
 # --- against straightforward references -------------------------------------------------------
 
 
-def test_cvd_is_the_running_sum_of_signed_quantities(distinct: list[Trade]) -> None:
-    trades = distinct
+def test_cvd_is_the_running_sum_of_signed_quantities(trades: list[Trade]) -> None:
     got = stream(Cvd(), trades)
     acc, want = 0.0, []
     for t in trades:
@@ -242,8 +237,7 @@ def test_cvd_is_the_running_sum_of_signed_quantities(distinct: list[Trade]) -> N
 
 
 @pytest.mark.parametrize("window", ["200", "30s", "day"])
-def test_cvd_windows_match_explicit_sums(distinct: list[Trade], window: str) -> None:
-    trades = distinct
+def test_cvd_windows_match_explicit_sums(trades: list[Trade], window: str) -> None:
     got = stream(build(Cvd, {"window": window}), trades)
     scale = max(t.qty for t in trades)
     for i in sample(len(trades)):
@@ -255,8 +249,7 @@ def test_cvd_windows_match_explicit_sums(distinct: list[Trade], window: str) -> 
 
 
 @pytest.mark.parametrize("window", ["200", "30s", "all"])
-def test_tbsr_matches_explicit_volumes(distinct: list[Trade], window: str) -> None:
-    trades = distinct
+def test_tbsr_matches_explicit_volumes(trades: list[Trade], window: str) -> None:
     share = stream(build(Tbsr, {"window": window}), trades)
     ratio = stream(build(Tbsr, {"window": window, "form": "ratio"}), trades)
     for i in sample(len(trades)):
@@ -274,8 +267,7 @@ def test_tbsr_matches_explicit_volumes(distinct: list[Trade], window: str) -> No
 
 
 @pytest.mark.parametrize("window", ["200", "1m", "day", "all"])
-def test_vwap_is_sum_pq_over_sum_q(distinct: list[Trade], window: str) -> None:
-    trades = distinct
+def test_vwap_is_sum_pq_over_sum_q(trades: list[Trade], window: str) -> None:
     got = stream(build(Vwap, {"window": window}), trades)
     for i in sample(len(trades)):
         w = window_of(trades, i, window)
@@ -376,8 +368,7 @@ def poc_candidates(window: list[Trade], p0: float, width: float) -> set[int]:
 
 
 @pytest.mark.parametrize("window", ["300", "1m"])
-def test_volume_profile_point_of_control(distinct: list[Trade], window: str) -> None:
-    trades = distinct
+def test_volume_profile_point_of_control(trades: list[Trade], window: str) -> None:
     bins = stream(build(VolumeProfile, {"window": window, "bin_bps": 2.0, "unit": "bins"}),
                   trades)
     bps = stream(build(VolumeProfile, {"window": window, "bin_bps": 2.0}), trades)
