@@ -366,6 +366,27 @@ def test_garbage_lines_are_counted_not_fatal(data_dir: Path, tmp_path: Path) -> 
     assert sum(type(e) is Trade for e in events) == clean["trades"]
 
 
+def test_wild_exchange_times_are_restamped_not_followed(data_dir: Path, tmp_path: Path) -> None:
+    """A diff with a garbage ``E`` and a trade with a ``T`` years away: both keep their place
+    (stamped from the receive time), the book stays in sync, the order holds."""
+    lines = lines_of(data_dir / ETH)[:3000]
+    depth_i = [i for i, x in enumerate(lines) if is_depth(x)][100]
+    trade_i = [i for i, x in enumerate(lines) if b"@trade" in x][100]
+    for i, key, value in ((depth_i, "E", 1), (trade_i, "T", 9_000_000_000_000)):
+        ns, body = lines[i].split(b" ", 1)
+        msg = json.loads(body)
+        msg["data"][key] = value
+        lines[i] = ns + b" " + json.dumps(msg).encode() + b"\n"
+    events, stats = replay(write(tmp_path / "wild.gz", lines), tmp_path)
+    _, clean = replay(write(tmp_path / "clean.gz", lines_of(data_dir / ETH)[:3000]), tmp_path)
+    assert stats["bad_ts"] == 2
+    assert (stats["gaps"], stats["applied"], stats["trades"]) == (0, clean["applied"],
+                                                                  clean["trades"])
+    ts = [e.ts for e in events]
+    assert all(a <= b for a, b in pairwise(ts))
+    assert ts[-1] - ts[0] < 10 * 60_000
+
+
 def test_truncated_gzip_keeps_its_head(data_dir: Path, tmp_path: Path) -> None:
     raw = (data_dir / ETH).read_bytes()
     cut = tmp_path / "cut.gz"

@@ -219,8 +219,11 @@ class BinanceCapture(Source):
     capture, the book carrying over (Binance captures are split by day). Bad input is counted
     in :meth:`stats` and skipped: unparsable lines and JSON errors (``bad_lines``), streams or
     messages it does not read (``unknown``), a truncated or corrupt gzip tail (``truncated``),
-    stale and out-of-sequence diffs, crossed books. A capture with no usable line is a
-    :class:`gridkit.DataError`.
+    stale and out-of-sequence diffs, crossed books. An exchange time more than ``max_skew_ms``
+    from the line's receive time is replaced by the receive time on the exchange clock and
+    counted in ``bad_ts`` (one wild timestamp would otherwise hold back the reorder window and
+    clamp everything after it). Lines of streams not asked for are skipped unread
+    (``skipped``). A capture with no usable line is a :class:`gridkit.DataError`.
     """
 
     name = "binance-capture"
@@ -239,6 +242,10 @@ class BinanceCapture(Source):
         reorder_ms: int = option(
             500, doc="Window (ms) in which events are re-sorted by timestamp; 0 = file order "
                      "with clamped timestamps.", validator=non_negative())
+        max_skew_ms: int = option(
+            60_000, doc="An exchange time further than this (ms) from the line's receive time "
+                        "is not trusted: the event is stamped from its receive time instead "
+                        "(counted in bad_ts).", validator=at_least(1))
         max_buffer: int = option(
             10_000, doc="Depth diffs kept while waiting for a snapshot.", validator=at_least(1))
 
@@ -267,8 +274,9 @@ class BinanceCapture(Source):
     def _reset(self) -> None:
         self.sync = BookSync(self.config.max_buffer)
         self.counts = {"lines": 0, "bad_lines": 0, "unknown": 0, "other_symbol": 0,
-                       "truncated": 0, "skipped": 0, "trades": 0, "quotes": 0, "crossed_quotes": 0,
-                       "depth_diffs": 0, "depth_events": 0, "bars": 0, "late": 0}
+                       "truncated": 0, "skipped": 0, "bad_ts": 0, "trades": 0, "quotes": 0,
+                       "crossed_quotes": 0, "depth_diffs": 0, "depth_events": 0, "bars": 0,
+                       "late": 0}
         self.symbol: str | None = None
 
     # --- files ------------------------------------------------------------------------------
@@ -314,6 +322,7 @@ class BinanceCapture(Source):
         want_quotes = "book" in self.config.streams
         want_depth = "depth" in self.config.streams
         decode = json.JSONDecoder().decode
+        skew = self.config.max_skew_ms
         # Lines of streams not asked for are skipped before decoding them, except that spot
         # quotes need the event times of the other streams for their clock offset.
         unwanted = [] if want_quotes else ["bookTicker\""] + (
@@ -363,9 +372,18 @@ class BinanceCapture(Source):
                         c["other_symbol"] += 1
                         continue
                     e = data.get("E")
+                    if e is not None:
+                        e = int(e)
+                        if not -skew <= e - local_ms <= skew:  # not a time of this capture
+                            c["bad_ts"] += 1
+                            e = None
                     item: tuple[int, int, Any] | None = None
                     if kind == "trade":
-                        item = (int(data["T"]), _TRADE,
+                        t = int(data["T"])
+                        if not -skew <= t - local_ms <= skew:
+                            c["bad_ts"] += 1
+                            t = e if e is not None else -1
+                        item = (t, _TRADE if t >= 0 else -_TRADE,
                                 (float(data["p"]), float(data["q"]),
                                  "sell" if data["m"] else "buy", str(data["t"])))
                         c["trades"] += 1
@@ -377,28 +395,26 @@ class BinanceCapture(Source):
                         c["quotes"] += 1
                         if q[0] >= q[2]:
                             c["crossed_quotes"] += 1
-                        if e is not None:
-                            item = (int(e), _QUOTE, q)
-                        elif want_quotes:
-                            item = (local_ms, -1, q)  # stamped below, once the offset is known
-                        if not want_quotes:
-                            item = None
+                        if want_quotes:
+                            item = (e, _QUOTE, q) if e is not None else (-1, -_QUOTE, q)
                     elif kind.startswith("depth"):
                         U, u, pu = int(data["U"]), int(data["u"]), data.get("pu")
                         pu = -1 if pu is None else int(pu)
-                        ets = int(e)
                         changes = tuple(_levels(data["b"], "bid") + _levels(data["a"], "ask")) \
                             if want_depth else ()
                         c["depth_diffs"] += 1
                         if want_depth:
-                            ts = ets if ets > last_depth else last_depth
-                            last_depth = ts
-                            item = (ts, _DEPTH, (U, u, pu, changes))
+                            if e is None:  # stamped below from the receive time
+                                item = (-1, -_DEPTH, (U, u, pu, changes))
+                            else:
+                                ts = e if e > last_depth else last_depth
+                                last_depth = ts
+                                item = (ts, _DEPTH, (U, u, pu, changes))
                     else:
                         c["unknown"] += 1
                         continue
                     if e is not None:  # a readable message with an event time
-                        off = int(e) - local_ms
+                        off = e - local_ms
                         if off > off_cur:
                             off_cur = off
                         off_n += 1
@@ -410,12 +426,17 @@ class BinanceCapture(Source):
                                 yield lms + shift, _QUOTE, wq
                             waiting.clear()
                     if item is not None:
-                        if item[1] < 0:  # a spot quote: receive time on the exchange clock
+                        if item[1] < 0:  # no usable exchange time: receive time, shifted
                             shift = max(off_cur, off_prev)
-                            if shift > -_INF:
-                                yield local_ms + int(shift), _QUOTE, item[2]
-                            else:
-                                waiting.append((local_ms, item[2]))
+                            kind_code = -item[1]
+                            if kind_code == _QUOTE and shift == -_INF:
+                                waiting.append((local_ms, item[2]))  # spot quote, no offset yet
+                                continue
+                            ts = local_ms + (int(shift) if shift > -_INF else 0)
+                            if kind_code == _DEPTH:
+                                ts = ts if ts > last_depth else last_depth
+                                last_depth = ts
+                            yield ts, kind_code, item[2]
                         else:
                             yield item
                 except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
