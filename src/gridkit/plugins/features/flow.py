@@ -211,8 +211,8 @@ class Cvd(_FlowFeature):
 
     ``CVD_t = Σ s_i q_i`` over the trades i in the window, where ``q_i`` is the trade's quantity
     and ``s_i`` = +1 when the taker bought, -1 when the taker sold: the *volume delta* of order
-    flow analysis (the signed order flow of Kyle 1985 and of Cont, Kukanov & Stoikov 2014,
-    *The Price Impact of Order Book Events*, J. Financial Econometrics 12(1), summed over time).
+    flow (footprint) analysis, i.e. the net market order flow of Kyle (1985), *Continuous
+    Auctions and Insider Trading*, Econometrica 53(6), accumulated over time.
     The taker side comes from the exchange, so no trade is classified by a tick rule.
 
     ``window = "all"`` (default) is the running total since the start (ready from the first
