@@ -550,3 +550,15 @@ def test_mistyped_json_trades_never_crash(tmp_path: Path, doc: Any) -> None:
         assert "j.json" in str(err)
     else:
         assert all(isinstance(e, (Trade, Bar)) for e in events)
+
+
+class TestSqliteContract(SourceContract):
+    component_class = SqliteSource
+    options = {"path": "candles.db", "timeframe": "1m"}
+
+    @pytest.fixture(autouse=True)
+    def _db(self, tmp_path: Path, btc_1m: Path) -> None:
+        db = sqlite3.connect(tmp_path / "candles.db")
+        write_candles(db, "binance", "BTC/USDT", "1m", json.loads(btc_1m.read_text())[:6000])
+        db.close()
+        self.base_dir = tmp_path

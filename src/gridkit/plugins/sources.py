@@ -616,6 +616,7 @@ class SqliteSource(Source):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.bars: list[Bar] = []
+        self.malformed = 0
 
     def validate(self, run: RunInfo) -> None:
         _exists(run, self.config.path)
@@ -627,7 +628,7 @@ class SqliteSource(Source):
         path = run.resolve(cfg.path)
         symbol = cfg.symbol or run.symbol
         try:
-            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
         except sqlite3.Error as err:
             raise DataError(f"cannot open SQLite file {path}: {err}") from None
         try:
@@ -679,8 +680,7 @@ class SqliteSource(Source):
         return len(self.bars)
 
     def stats(self) -> dict[str, Any]:
-        return {"rows": len(self.bars) + getattr(self, "malformed", 0),
-                "malformed_rows": getattr(self, "malformed", 0)}
+        return {"rows": len(self.bars) + self.malformed, "malformed_rows": self.malformed}
 
 
 # --- trade prints --------------------------------------------------------------------------------
