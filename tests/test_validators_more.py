@@ -364,3 +364,23 @@ def test_bar_results_unchanged(btc_bars: list[Bar]) -> None:
     assert validators[1].stats() == {"nan": len([i for i in bad if i % 97 == 0]),
                                      "non_positive": len([i for i in bad if i % 97])}
     assert not math.isnan(kept[0].open)
+
+
+def test_default_validators_pass_a_real_binance_capture(data_dir: Path) -> None:
+    """Trades, quotes and depth of the real websocket capture pass the default chain intact."""
+    from gridkit.core.types import EVENT_KINDS
+    from gridkit.plugins.binance_capture import BinanceCapture
+
+    run = RunInfo("t", "backtest", "BTC/USDT", 10_000.0, data_dir / "trades_orderbook")
+    source = build(BinanceCapture, {"path": "hftbacktest/spot/btcusdt_20240808.gz",
+                                    "streams": ["trades", "book"], "bars": "1m"})
+    source.validate(run)
+    source.setup(run)
+    validators = tick_chain()
+    seen: dict[str, int] = {}
+    for event in source.events():
+        kind = EVENT_KINDS[type(event)]
+        seen[kind] = seen.get(kind, 0) + 1
+        assert feed([v for v in validators if kind in v.inputs], event)
+    assert seen["trades"] == 9757 and seen["book"] == 28040
+    assert [v.stats() for v in validators] == [{}, {}, {}]
