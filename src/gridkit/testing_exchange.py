@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import gzip
 import json
 import threading
@@ -69,17 +70,27 @@ def load_candles(path: str | Path) -> list[list[Any]]:
     return json.loads(raw)
 
 
-def load_capture(path: str | Path) -> tuple[list[tuple[str, str]], dict[str, Any] | None]:
-    """A Binance websocket capture (lines ``<ns> <json>``) as ``(stream, data_json)`` pairs in
-    order, and the REST depth snapshot it holds (or None)."""
-    messages: list[tuple[str, str]] = []
+@functools.lru_cache(maxsize=4)
+def load_capture(path: str | Path
+                 ) -> tuple[list[tuple[int, str, str]], dict[str, Any] | None]:
+    """A Binance websocket capture (lines ``<ns> <json>``) as ``(local ns, stream, data_json)``
+    in order, and the REST depth snapshot it holds (or None). Cached per path."""
+    messages: list[tuple[int, str, str]] = []
     snapshot = None
+    head = '{"stream":"'
     with gzip.open(path, "rt") as f:
         for line in f:
-            _, _, text = line.partition(" ")
+            ns, _, text = line.rstrip("\n").partition(" ")
+            if text.startswith(head):
+                # {"stream":"<name>","data":<payload>}: the payload is sent as recorded.
+                end = text.index('"', len(head))
+                data = text[text.index(":", end + 2) + 1:-1]
+                messages.append((int(ns), text[len(head):end], data))
+                continue
             msg = json.loads(text)
             if "stream" in msg:
-                messages.append((msg["stream"], json.dumps(msg["data"], separators=(",", ":"))))
+                messages.append((int(ns), msg["stream"],
+                                 json.dumps(msg["data"], separators=(",", ":"))))
             elif "lastUpdateId" in msg and snapshot is None:
                 snapshot = msg
     return messages, snapshot
@@ -112,6 +123,8 @@ class ExchangeServer:
     :param skip_on_reconnect: messages lost while a dropped client reconnects.
     :param garbage_every: send a garbage frame after every this many data messages.
     :param max_messages: stop replaying after this many data messages in all.
+    :param speed: replay at the capture's own pace sped up this many times (None: as fast as
+        the socket takes them; a client then gets bursts bigger than a live feed's).
     :param lifetime: seconds after which the server stops by itself.
     """
 
@@ -120,7 +133,8 @@ class ExchangeServer:
                  capture: str | Path | None = None, now_ms: int | None = None,
                  retry_after: int = 0, drop_after: int | None = None,
                  skip_on_reconnect: int = 50, garbage_every: int | None = None,
-                 max_messages: int | None = None, lifetime: float = 120.0) -> None:
+                 max_messages: int | None = None, speed: float | None = None,
+                 lifetime: float = 120.0) -> None:
         self.exchange_info = json.loads(Path(exchange_info).read_text()) if exchange_info else {
             "timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [],
             "symbols": []}
@@ -132,23 +146,26 @@ class ExchangeServer:
             built = [kline_row(r, INTERVALS[interval]) for r in rows]
             built.sort(key=lambda k: k[0])
             self.klines[(symbol, interval)] = ([k[0] for k in built], built)
-        self.messages: list[tuple[str, str]] = []
+        self.messages: list[tuple[int, str, str]] = []
         self.snapshot: dict[str, Any] | None = None
         if capture is not None:
-            self.messages, self.snapshot = load_capture(capture)
+            self.messages, self.snapshot = load_capture(str(capture))
         self.now_ms = now_ms
         self.retry_after = retry_after
         self.drop_after = drop_after
         self.skip_on_reconnect = skip_on_reconnect
         self.garbage_every = garbage_every
         self.max_messages = max_messages
+        self.speed = speed
         self.lifetime = lifetime
         #: Every REST request: (path, query dict).
         self.requests: list[tuple[str, dict[str, str]]] = []
         #: Counters: websocket connections, data messages sent, garbage frames, drops.
         self.counts = {"connections": 0, "sent": 0, "garbage": 0, "dropped": 0, "faults": 0}
         self._faults: list[list[Any]] = []  # [kind, path or None, times left]
-        self._cursor = 0  # position in the capture, shared by successive connections
+        # Position in the capture per websocket path: a reconnect to the same path goes on
+        # from where the dropped connection was (less the messages lost meanwhile).
+        self._cursors: dict[str, int] = {}
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -338,8 +355,11 @@ class ExchangeServer:
         await ws.prepare(request)
         with self._lock:
             self.counts["connections"] += 1
-            if self.counts["connections"] > 1:  # a reconnect: what was sent meanwhile is lost
-                self._cursor += self.skip_on_reconnect
+            path = request.path
+            if path in self._cursors:  # a reconnect: what was sent meanwhile is lost
+                self._cursors[path] += self.skip_on_reconnect
+            else:
+                self._cursors[path] = 0
         streams: set[str] = set()
         sender: asyncio.Task[None] | None = None
         try:
@@ -354,7 +374,7 @@ class ExchangeServer:
                     streams.update(req.get("params", []))
                     await ws.send_str(json.dumps({"result": None, "id": req.get("id")}))
                     if sender is None:
-                        sender = asyncio.ensure_future(self._replay(ws, streams))
+                        sender = asyncio.ensure_future(self._replay(ws, path, streams))
                 elif req.get("method") == "UNSUBSCRIBE":
                     streams.difference_update(req.get("params", []))
                     await ws.send_str(json.dumps({"result": None, "id": req.get("id")}))
@@ -363,19 +383,26 @@ class ExchangeServer:
                 sender.cancel()
         return ws
 
-    async def _replay(self, ws: Any, streams: set[str]) -> None:
+    async def _replay(self, ws: Any, path: str, streams: set[str]) -> None:
         sent_here = 0
         klines: dict[str, _KlineBuilder] = {}
+        t0 = time.monotonic()
+        ns0: int | None = None
         try:
             while not ws.closed and not self._stopped.is_set():
                 with self._lock:
-                    i = self._cursor
+                    i = self._cursors[path]
                     if i >= len(self.messages) or (
                             self.max_messages is not None
                             and self.counts["sent"] >= self.max_messages):
                         break
-                    self._cursor += 1
-                stream, data = self.messages[i]
+                    self._cursors[path] = i + 1
+                ns, stream, data = self.messages[i]
+                if self.speed:
+                    ns0 = ns if ns0 is None else ns0
+                    ahead = (ns - ns0) / 1e9 / self.speed - (time.monotonic() - t0)
+                    if ahead > 0.001:
+                        await asyncio.sleep(ahead)
                 out = [data] if stream in streams else []
                 if stream.endswith("@trade"):
                     for name in streams:

@@ -29,7 +29,7 @@ from gridkit.core.config import OptionError, at_least, non_negative, option, opt
 from gridkit.core.context import RunInfo
 from gridkit.core.errors import ConfigError, DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
+from gridkit.core.types import EVENT_KINDS, Bar, BookDepth, BookUpdate, Trade
 
 NAN = float("nan")
 #: Longest wait between two attempts, whatever the backoff or Retry-After say (seconds).
@@ -39,7 +39,7 @@ MAX_WAIT = 60.0
 # --- helpers shared by both sources -------------------------------------------------------------
 
 
-def parse_time(text: str, what: str = "time") -> int:
+def parse_time(text: str) -> int:
     """Epoch ms from digits (epoch ms) or an ISO-8601 date/date-time (naive means UTC)."""
     text = text.strip()
     if re.fullmatch(r"\d+", text):
@@ -47,7 +47,7 @@ def parse_time(text: str, what: str = "time") -> int:
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"{what} {text!r} is neither epoch ms nor an ISO date "
+        raise ValueError(f"{text!r} is neither epoch ms nor an ISO date "
                          f"(e.g. 2021-04-20 or 2021-04-20T20:42:00Z)") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
@@ -58,7 +58,7 @@ def _check_time(_instance: Any, attribute: Any, value: Any) -> None:
     if value is None:
         return
     try:
-        parse_time(value, attribute.name)
+        parse_time(value)
     except ValueError as err:
         raise OptionError(attribute.name, str(err)) from None
 
@@ -416,9 +416,10 @@ class CcxtStream(Source):
     busy (the socket buffers; ccxt.pro returns every update since the last call), and closing
     the generator cancels the watchers and closes the exchange deterministically.
 
-    Robustness: a watcher that fails with a network error, or hears nothing for ``stall``
-    seconds, closes its connection and subscribes again after ``backoff`` seconds (doubled per
-    consecutive failure, at most ``retries`` in a row; then one :class:`gridkit.DataError`
+    Robustness: a connection that drops is opened again (``reconnects``); a watcher that fails
+    with a network error (``stream_errors``) or hears nothing for ``stall`` seconds
+    (``stalls``) closes its connection and subscribes again after ``backoff`` seconds (doubled
+    per consecutive failure, at most ``retries`` in a row; then one :class:`gridkit.DataError`
     line). Gaps are counted, not hidden: trade ids that jump (``trade_id_gaps``, ids lost in
     ``trades_missed``), trades or candles going back in time (dropped), candles that skip an
     interval (``bar_gaps``), and order-book sequence breaks that ccxt had to resync
@@ -470,6 +471,7 @@ class CcxtStream(Source):
         self.exchange: Any = None
         self.counts: dict[str, int] = {
             "events": 0, "trades": 0, "bars": 0, "book": 0, "depth": 0, "reconnects": 0,
+            "stream_errors": 0,
             "stalls": 0, "bad_frames": 0, "trade_id_gaps": 0, "trades_missed": 0,
             "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0}
         self._gen: Iterator[Any] | None = None
@@ -515,6 +517,7 @@ class CcxtStream(Source):
             for kind in sorted(watched):
                 tasks.append(loop.create_task(self._watch(kind, queue)))
             deadline = time.monotonic() + c.duration if c.duration else None
+            kinds = EVENT_KINDS
             n = 0
             while c.max_events is None or n < c.max_events:
                 timeout = None if deadline is None else deadline - time.monotonic()
@@ -527,6 +530,7 @@ class CcxtStream(Source):
                     raise item
                 n += 1
                 self.counts["events"] = n
+                self.counts[kinds[type(item)]] += 1
                 yield item
         finally:
             for t in tasks:
@@ -597,7 +601,7 @@ class CcxtStream(Source):
                 if resync:
                     self.counts["book_resyncs"] += 1
                 else:
-                    self.counts["stalls" if is_stall else "reconnects"] += 1
+                    self.counts["stalls" if is_stall else "stream_errors"] += 1
                 failures += 1
                 if failures > c.retries:
                     what = "no update" if is_stall else f"{type(err).__name__}: {one_line(err)}"
@@ -643,6 +647,11 @@ def _guarded_class(base: type, counts: dict[str, int]) -> type:
             return None
 
     def client(self: Any, url: str) -> Any:
+        if url not in (self.clients or {}):  # a new connection; again to a url: a reconnect
+            seen = self.__dict__.setdefault("_gridkit_urls", set())
+            if url in seen:
+                self._gridkit_counts["reconnects"] += 1
+            seen.add(url)
         cl = base.client(self, url)  # type: ignore[attr-defined]
         if not getattr(cl, "_gridkit_guarded", False):
             original = cl.handle_text_or_binary_message
@@ -729,12 +738,10 @@ class _StreamState:
             trade = Trade(int(ts), _num(t.get("price")), _num(t.get("amount")), side,
                           str(tid) if tid is not None else "")
             if "trades" in self.want:
-                counts["trades"] += 1
                 out.append(trade)
             if self.time_bars is not None:
                 bar = self.time_bars.add(trade)
                 if bar is not None:
-                    counts["bars"] += 1
                     out.append(bar)
         return out
 
@@ -748,7 +755,6 @@ class _StreamState:
                 if self.last_bar_ts >= 0 and pending[0] - self.last_bar_ts > self.tf_ms:
                     counts["bar_gaps"] += 1
                 self.last_bar_ts = pending[0]
-                counts["bars"] += 1
                 out.append(Bar(int(pending[0]), *(_num(x) for x in pending[1:6])))
                 self.pending_bar = None
                 pending = None
@@ -772,7 +778,6 @@ class _StreamState:
             bbo = (float(bids[0][0]), float(bids[0][1]), float(asks[0][0]), float(asks[0][1]))
             if bbo != self.last_bbo:
                 self.last_bbo = bbo
-                counts["book"] += 1
                 out.append(BookUpdate(int(ts), *bbo))
         if "depth" in self.want:
             n = self.source.config.depth_levels
@@ -793,7 +798,6 @@ class _StreamState:
                 self.book.ts = int(ts)
                 if nonce is not None:
                     self.book.last_update_id = int(nonce)
-                counts["depth"] += 1
                 out.append(BookDepth(int(ts), self.book, tuple(changes)))
         return out
 
@@ -807,7 +811,7 @@ def download(exchange: str, symbol: str, timeframe: str, since: str, until: str 
              progress: Callable[[int, int | None], None] | None = None) -> dict[str, Any]:
     """Download closed candles to a freqtrade-json file (``out``) or a SQLite file (``db``),
     resuming after the last candle already there. Returns counts."""
-    from gridkit.core.config import converter
+    from gridkit.core.config import structure
 
     if (out is None) == (db is None):
         raise ConfigError("give exactly one of --out FILE.json or --db FILE.db")
@@ -817,16 +821,12 @@ def download(exchange: str, symbol: str, timeframe: str, since: str, until: str 
     if out is not None:
         existing = read_rows(target)
         resume_from = str(target) if existing else None
-    try:
-        config = converter.structure({
-            "exchange": exchange, "symbol": symbol, "timeframe": timeframe, "since": since,
-            "until": until, "limit": limit, "retries": retries, "backoff": backoff,
-            "url": url, "resume_from": resume_from}, CcxtOhlcv.Config)
-    except Exception as err:
-        from cattrs import transform_error
-
-        msgs = transform_error(err) if hasattr(err, "exceptions") else [str(err)]
-        raise ConfigError("; ".join(m.replace("$.", "") for m in msgs)) from None
+    config, problems = structure({
+        "exchange": exchange, "symbol": symbol, "timeframe": timeframe, "since": since,
+        "until": until, "limit": limit, "retries": retries, "backoff": backoff,
+        "url": url, "resume_from": resume_from}, CcxtOhlcv.Config, "download")
+    if problems:
+        raise ConfigError([p.removeprefix("download.") for p in problems])
     source = CcxtOhlcv(config)
     run = RunInfo("download", "backtest", symbol, 0.0, Path.cwd())
     source.validate(run)

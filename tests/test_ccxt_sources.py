@@ -1,0 +1,425 @@
+"""ccxt-ohlcv, ccxt-stream and `gridkit data download`, run through ccxt's REAL binance classes
+against gridkit.testing_exchange: a local server that answers in Binance's format from real data
+(the real exchangeInfo, real 1m candles, the real hftbacktest websocket capture)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gridkit import ConfigError, DataError
+from gridkit.core.bars import TimeBars
+from gridkit.core.config import structure
+from gridkit.core.context import RunInfo
+from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
+from gridkit.plugins.ccxt_sources import CcxtOhlcv, CcxtStream
+from gridkit.testing import SourceContract, build
+from gridkit.testing_exchange import ExchangeServer, load_candles, load_capture
+from helpers import STRATEGY
+
+pytest.importorskip("ccxt")
+
+RUN = RunInfo("t", "backtest", "BTC/USDT", 10_000.0)
+PAPER = RunInfo("t", "paper", "BTC/USDT", 10_000.0)
+
+
+@pytest.fixture(scope="module")
+def exchange_info(data_dir: Path) -> Path:
+    return (data_dir / "api_fixtures" / "nautilus_trader" / "binance_http_responses"
+            / "http_spot_market_exchange_info.json")
+
+
+@pytest.fixture(scope="module")
+def rows(data_dir: Path) -> list[list[Any]]:
+    """2,500 real BTC/USDT 1m candles around the 2021-04-25 Binance maintenance gap."""
+    all_rows = load_candles(data_dir / "ohlcv" / "tooyipjee-freqtrade" / "BTC_USDT-1m.json")
+    return all_rows[5000:7500]
+
+
+@pytest.fixture(scope="module")
+def capture(data_dir: Path) -> Path:
+    return data_dir / "trades_orderbook" / "hftbacktest" / "spot" / "btcusdt_20240808.gz"
+
+
+@pytest.fixture
+def server(exchange_info: Path, rows: list[list[Any]]):
+    """REST server with the candles; its clock is one minute after the last candle closed."""
+    with ExchangeServer(exchange_info, klines={("BTCUSDT", "1m"): rows},
+                        now_ms=rows[-1][0] + 120_000) as s:
+        yield s
+
+
+def ohlcv(server: ExchangeServer, rows: list[list[Any]], **options: Any) -> CcxtOhlcv:
+    opts = {"exchange": "binance", "since": str(rows[0][0]), "limit": 400, "backoff": 0.0,
+            "urls": server.ccxt_urls(), **options}
+    src = build(CcxtOhlcv, opts)
+    src.sleep = lambda s: None  # record the waits instead of sleeping
+    src.validate(RUN)
+    src.setup(RUN)
+    return src
+
+
+def as_rows(bars: list[Bar]) -> list[list[float]]:
+    return [[b.ts, b.open, b.high, b.low, b.close, b.volume] for b in bars]
+
+
+def real(rows: list[list[Any]]) -> list[list[float]]:
+    return [[int(r[0]), *(float(x) for x in r[1:6])] for r in rows]
+
+
+# --- ccxt-ohlcv ---------------------------------------------------------------------------------
+
+
+def test_downloads_the_real_candles_across_pages(server, rows) -> None:
+    src = ohlcv(server, rows)
+    bars = list(src.events())
+    # Every field of every candle, through ccxt's own parsing, across the maintenance gap.
+    assert as_rows(bars) == real(rows)
+    stats = src.stats()
+    assert stats["pages"] >= len(rows) // 400
+    assert stats["duplicates"] == 0
+    assert stats["open_dropped"] == 0
+    klines = [q for p, q in server.requests if p == "/api/v3/klines"]
+    assert all(q["symbol"] == "BTCUSDT" and q["interval"] == "1m" for q in klines)
+    assert {"/api/v3/exchangeInfo", "/api/v3/time"} <= {p for p, _ in server.requests}
+
+
+def test_the_open_candle_is_dropped(exchange_info, rows) -> None:
+    now = rows[1000][0] + 30_000  # in the middle of candle 1000
+    with ExchangeServer(exchange_info, klines={("BTCUSDT", "1m"): rows}, now_ms=now) as s:
+        src = ohlcv(s, rows)
+        bars = list(src.events())
+    assert as_rows(bars) == real(rows[:1000])
+    assert src.stats()["open_dropped"] == 1
+
+
+def test_until_ends_the_download(server, rows) -> None:
+    src = ohlcv(server, rows, until=str(rows[777][0]))
+    assert as_rows(list(src.events())) == real(rows[:777])
+
+
+def test_rate_limits_5xx_drops_and_bad_bodies_are_retried(exchange_info, rows) -> None:
+    with ExchangeServer(exchange_info, klines={("BTCUSDT", "1m"): rows},
+                        now_ms=rows[-1][0] + 120_000, retry_after=7) as s:
+        src = ohlcv(s, rows, backoff=0.5)
+        s.fail("429", times=2)
+        s.fail("503")
+        s.fail("drop")
+        s.fail("malformed")
+        bars = list(src.events())
+        assert s.counts["faults"] == 5
+    assert as_rows(bars) == real(rows)
+    stats = src.stats()
+    assert stats["rate_limited"] == 2
+    assert stats["network_errors"] == 2  # the 503 and the dropped connection
+    assert stats["bad_responses"] == 1  # ccxt returns [] for a truncated body; caught anyway
+    # Exponential backoff, at least the Retry-After the exchange sent on a 429.
+    assert src.waits[:2] == [7.0, 7.0]
+    assert src.waits[2:] == [2.0, 4.0, 8.0]
+
+
+def test_rate_limit_is_on(server, rows) -> None:
+    src = ohlcv(server, rows)
+    assert src.exchange.enableRateLimit is True
+    assert src.exchange.rateLimit > 0
+
+
+@pytest.mark.parametrize(("fault", "times", "message"), [
+    ("bad-symbol", 1, "does not know this symbol"),
+    ("503", 10, "gave up after 3 attempts"),
+    ("429", 10, "gave up after 3 attempts"),
+])
+def test_permanent_errors_are_one_line(server, rows, fault, times, message) -> None:
+    src = ohlcv(server, rows, retries=2)
+    server.fail(fault, times=times)
+    with pytest.raises(DataError) as err:
+        list(src.events())
+    text = str(err.value)
+    assert message in text and "binance BTC/USDT" in text
+    assert "\n" not in text
+
+
+def test_unknown_market_and_exchange(server, rows) -> None:
+    with pytest.raises(DataError, match="has no market 'DOGE/BTC'"):
+        ohlcv(server, rows, symbol="DOGE/BTC")
+    with pytest.raises(ConfigError, match="unknown ccxt exchange 'nosuchexchange'"):
+        ohlcv(server, rows, exchange="nosuchexchange")
+    with pytest.raises(DataError, match="no timeframe '7m'"):
+        ohlcv(server, rows, timeframe="7m")
+
+
+def test_page_overlaps_are_deduplicated(server, rows) -> None:
+    src = ohlcv(server, rows)
+    fetch = src.exchange.fetch_ohlcv
+    previous: list[Any] = []
+
+    def overlapping(*args: Any, **kw: Any) -> list[Any]:
+        page = fetch(*args, **kw)
+        out = previous[-3:] + page  # an exchange that repeats the end of the last page
+        previous[:] = page
+        return out
+
+    src.exchange.fetch_ohlcv = overlapping
+    assert as_rows(list(src.events())) == real(rows)
+    assert src.stats()["duplicates"] > 0
+
+
+def test_resumes_after_the_last_stored_candle(server, rows, tmp_path) -> None:
+    stored = tmp_path / "part.json"
+    stored.write_text(json.dumps(rows[:1234]))
+    src = ohlcv(server, rows, resume_from=str(stored))
+    assert as_rows(list(src.events())) == real(rows[1234:])
+    assert src.stats()["resumed_after"] == rows[1233][0]
+
+
+def problems(cls: type, options: dict[str, Any]) -> str:
+    return "; ".join(structure(options, cls.Config, "source")[1])
+
+
+def test_options_are_checked() -> None:
+    assert "until: must be later than since" in problems(
+        CcxtOhlcv, {"exchange": "binance", "since": "2021-05-02", "until": "2021-05-01"})
+    assert "neither epoch ms nor an ISO date" in problems(
+        CcxtOhlcv, {"exchange": "binance", "since": "yesterday"})
+
+
+class TestCcxtOhlcvContract(SourceContract):
+    component_class = CcxtOhlcv
+
+    @pytest.fixture(autouse=True)
+    def _point_at_server(self, server, rows) -> None:
+        type(self).options = {"exchange": "binance", "since": "2021-04-24T12:00:00Z",
+                              "until": "2021-04-25T12:00:00Z", "urls": server.ccxt_urls()}
+
+
+# --- gridkit data download ----------------------------------------------------------------------
+
+
+def gridkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    return subprocess.run([sys.executable, "-m", "gridkit.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def cli(capsys: Any, *args: str) -> tuple[int, str, str]:
+    """Run the gridkit CLI in this process (faster than a subprocess); (status, out, err)."""
+    from gridkit.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_download_command_writes_a_file_that_backtests(server, rows, tmp_path, capsys,
+                                                       gridkit_host) -> None:
+    out = tmp_path / "BTC_USDT-1m.json"
+    since = str(rows[0][0])
+    r = gridkit("data", "download", "binance", "BTC/USDT", "1m", "--since", since,
+                "--until", str(rows[1500][0]), "--url", server.url, "--out", str(out),
+                cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "1500 candles" in r.stdout
+    assert json.loads(out.read_text()) == real(rows[:1500])
+    # Run again to the end: it resumes after the stored candles and merges.
+    code, stdout, stderr = cli(capsys, "data", "download", "binance", "BTC/USDT", "1m",
+                               "--since", since, "--url", server.url, "--out", str(out))
+    assert code == 0, stderr
+    assert f"{len(rows) - 1500} candles" in stdout
+    assert json.loads(out.read_text()) == real(rows)
+    (tmp_path / "p.toml").write_text(f"""
+[pipeline]
+symbol = "BTC/USDT"
+capital = 10000
+[source]
+use = "freqtrade-json"
+path = "{out.name}"
+{STRATEGY}""")
+    r = gridkit("run", "p.toml", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["bars_seen"] == len(rows)
+
+
+def test_download_command_to_sqlite_and_errors(server, rows, tmp_path, capsys,
+                                               gridkit_host) -> None:
+    import sqlite3
+
+    db = tmp_path / "candles.db"
+    args = ["data", "download", "binance", "BTC/USDT", "1m", "--since", str(rows[0][0]),
+            "--url", server.url, "--db", str(db)]
+    assert cli(capsys, *args, "--until", str(rows[600][0]))[0] == 0
+    code, out, _ = cli(capsys, *args)
+    assert code == 0 and f"{len(rows) - 600} candles" in out  # resumed from the table
+    with sqlite3.connect(db) as conn:
+        got = conn.execute("SELECT ts, open, high, low, close, volume FROM candles "
+                           "WHERE exchange='binance' AND symbol='BTC/USDT' AND timeframe='1m' "
+                           "ORDER BY ts").fetchall()
+    assert [list(r) for r in got] == real(rows)
+    server.fail("bad-symbol")
+    code, _, err = cli(capsys, "data", "download", "binance", "BTC/USDT", "1m", "--since",
+                       str(rows[0][0]), "--url", server.url, "--out", str(tmp_path / "x.json"))
+    assert code == 2
+    assert err.startswith("Error: binance BTC/USDT: the exchange does not know this symbol")
+    assert err.count("\n") == 1
+    code, _, err = cli(capsys, "data", "download", "binance", "BTC/USDT", "1m", "--since",
+                       "soon", "--out", "x.json")
+    assert code == 2 and err.startswith("Error: since: 'soon' is neither epoch ms")
+    code, _, err = cli(capsys, "data", "download", "binance", "BTC/USDT", "1m", "--since",
+                       "2021-04-24", "--out", "x.json", "--db", "x.db")
+    assert code == 2 and "exactly one of --out" in err
+
+
+# --- ccxt-stream --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ws_server(exchange_info: Path, capture: Path, request: Any):
+    """Websocket server replaying the capture at 50x its recorded pace."""
+    kw = {"speed": 50.0, **getattr(request, "param", {})}
+    with ExchangeServer(exchange_info, capture=capture, **kw) as s:
+        yield s
+
+
+def stream(server: ExchangeServer, **options: Any) -> tuple[CcxtStream, list[Any]]:
+    opts = {"exchange": "binance", "urls": server.ccxt_urls(), "backoff": 0.0, "stall": 5.0,
+            **options}
+    src = build(CcxtStream, opts)
+    src.validate(PAPER)
+    src.setup(PAPER)
+    try:
+        events = list(src.events())
+    finally:
+        src.close()
+    return src, events
+
+
+def real_trades(capture: Path) -> list[Trade]:
+    messages, _ = load_capture(str(capture))
+    out = []
+    for _, name, data in messages:
+        if name == "btcusdt@trade":
+            d = json.loads(data)
+            out.append(Trade(d["T"], float(d["p"]), float(d["q"]), "sell" if d["m"] else "buy",
+                             str(d["t"])))
+    return out
+
+
+def test_stream_trades_are_the_real_prints(ws_server, capture) -> None:
+    src, events = stream(ws_server, streams=["trades"], max_events=400)
+    assert events == real_trades(capture)[:400]
+    stats = src.stats()
+    assert stats["trades"] == 400 and stats["trade_id_gaps"] == 0
+    assert stats["reconnects"] == 0
+
+
+@pytest.mark.parametrize("ws_server", [{"drop_after": 150, "skip_on_reconnect": 40}],
+                         indirect=True)
+def test_stream_reconnects_and_counts_the_gap(ws_server, capture) -> None:
+    src, events = stream(ws_server, streams=["trades"], max_events=400)
+    assert len(events) == 400
+    stats = src.stats()
+    assert stats["reconnects"] >= 1
+    assert ws_server.counts["connections"] >= 2
+    assert stats["trade_id_gaps"] >= 1 and stats["trades_missed"] > 0
+    ids = [int(t.id) for t in events]
+    assert ids == sorted(set(ids))  # nothing repeated, nothing backwards
+    assert set(events) <= set(real_trades(capture))
+
+
+@pytest.mark.parametrize("ws_server", [{"garbage_every": 50}], indirect=True)
+def test_stream_counts_garbage_frames_and_goes_on(ws_server, capture) -> None:
+    src, events = stream(ws_server, streams=["trades"], max_events=300)
+    assert events == real_trades(capture)[:300]
+    assert src.stats()["bad_frames"] >= 2
+    assert ws_server.counts["garbage"] >= 2
+
+
+@pytest.mark.parametrize("ws_server", [{"speed": 400.0}], indirect=True)
+def test_stream_bars_match_the_trades(ws_server, capture) -> None:
+    src, events = stream(ws_server, streams=["bars"], max_events=2)
+    assert src.stats()["bars"] == 2 and src.stats()["bar_gaps"] == 0
+    assert all(isinstance(e, Bar) for e in events)
+    folder = TimeBars(60_000)
+    expected = [b for t in real_trades(capture) if (b := folder.add(t)) is not None]
+    for got, want in zip(events, expected, strict=False):
+        assert (got.ts, got.open, got.high, got.low, got.close) == (
+            want.ts, want.open, want.high, want.low, want.close)
+        assert got.volume == pytest.approx(want.volume, rel=1e-9)
+    assert [b.ts for b in events] == [b.ts for b in expected[:2]]
+
+
+def test_stream_book_and_depth(ws_server) -> None:
+    src, events = stream(ws_server, streams=["book", "depth"], max_events=40)
+    assert src.stats()["book"] + src.stats()["depth"] == 40
+    books = [e for e in events if isinstance(e, BookUpdate)]
+    depths = [e for e in events if isinstance(e, BookDepth)]
+    assert books and depths
+    assert all(b.bid < b.ask and b.bid_qty > 0 and b.ask_qty > 0 for b in books)
+    assert all(not d.book.crossed and d.changes for d in depths)
+    # The book starts from the capture's real REST snapshot (best bid 61837.63).
+    assert books[0].bid == pytest.approx(61837.63, abs=50)
+
+
+@pytest.mark.parametrize("ws_server", [{"max_messages": 30}], indirect=True)
+def test_a_silent_exchange_ends_in_one_line(ws_server) -> None:
+    with pytest.raises(DataError, match="gave up after 2 failures") as err:
+        stream(ws_server, streams=["trades"], max_events=1000, stall=0.3, retries=1)
+    assert "\n" not in str(err.value)
+
+
+def test_stream_options_and_modes(ws_server, gridkit_run_toml) -> None:
+    assert "set max_events or duration" in problems(CcxtStream, {"exchange": "binance"})
+    assert "unknown: candles" in problems(
+        CcxtStream, {"exchange": "binance", "streams": ["candles"], "max_events": 1})
+    src = build(CcxtStream, {"exchange": "binance", "streams": ["trades"], "max_events": 1})
+    assert src.provides == {"trades"} and src.live
+    with pytest.raises(ConfigError, match="live source"):
+        gridkit_run_toml(f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "ccxt-stream"
+exchange = "binance"
+max_events = 10
+{STRATEGY}""")
+
+
+def test_paper_pipeline_runs_on_the_stream(ws_server, gridkit_run_toml) -> None:
+    urls = ws_server.ccxt_urls()
+    summary = gridkit_run_toml(f"""
+[pipeline]
+mode = "paper"
+symbol = "BTC/USDT"
+capital = 10000
+[source]
+use = "ccxt-stream"
+exchange = "binance"
+streams = ["trades", "bars"]
+bars_from = "trades"
+timeframe = "5s"
+max_events = 600
+backoff = 0.0
+[source.urls]
+public = "{urls['public']}"
+ws = {{ spot = "{urls['ws']['spot']}" }}
+[strategy]
+use = "static"
+lower = 61000
+upper = 62500
+grids = 15
+qty = 0.001
+""")
+    assert summary["status"] == "finished"
+    assert summary["bars_seen"] + summary["events"]["trades"]["seen"] == 600
+    assert summary["bars_seen"] > 5
+    assert summary["components"]["source"]["events"] == 600
