@@ -48,9 +48,11 @@ def source(pattern: str) -> Any:
 
 
 def parsed(pattern: str) -> list[tuple[int, int, Any]]:
-    """The snapshot and diffs of a capture, parsed, in file order."""
+    """The snapshot and then the diffs of a capture, parsed (the order Binance's procedure
+    applies them in once the diffs received before the snapshot were buffered)."""
     src = source(pattern)
-    return list(src._parsed())  # the source's own parser, so apply times only the apply
+    items = list(src._parsed())  # the source's own parser, so apply times only the apply
+    return sorted(items, key=lambda item: item[1] != 0)  # stable: the snapshot first
 
 
 def apply(items: list[tuple[int, int, Any]]) -> Any:
@@ -197,7 +199,7 @@ def collect(quick: bool) -> list[Section]:
     return [Section(
         "book", "Book rebuild: Binance depth diffs into the L2 book",
         "Real Binance websocket captures (hftbacktest, ``../shared/data``). *Apply*: the "
-        "diffs are parsed once by the source's own parser, then :class:`BookSync` (Binance's "
+        "diffs are parsed once by the source's own parser, then ``BookSync`` (Binance's "
         "sync procedure on a ``gridkit.core.book.OrderBook``: stale/gap checks, one "
         "``OrderBook.set`` per level, crossed-book check per diff) is timed over them, best of "
         "the runs. *Replay*: the whole ``binance-capture`` source with ``streams = "

@@ -186,7 +186,7 @@ class BinanceCapture(Source):
     spot or USDT-M futures, plus the REST depth snapshots (``lastUpdateId``). The L2 book is
     rebuilt in a :class:`gridkit.core.book.OrderBook` with the procedure of Binance's API docs,
     "How to manage a local order book correctly" (spot: ``U``/``u`` continuity; USDT-M
-    futures: ``pu`` equal to the previous ``u``), see :class:`BookSync`. On a sequence gap or a
+    futures: ``pu`` equal to the previous ``u``; class ``BookSync`` in this module). On a gap or a
     crossed book the book is dropped and no ``depth`` event is emitted until a later snapshot
     in the data syncs it again; a book known to be wrong is never emitted.
 
