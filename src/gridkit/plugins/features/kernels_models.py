@@ -80,6 +80,8 @@ def _objective(u: np.ndarray, r: np.ndarray, backcast: float) -> float:  # pragm
 def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float,
                  max_iter: int, xtol: float, ftol: float) -> tuple[np.ndarray, float]:
     # pragma: no cover - numba
+    # Written as a state machine with ONE call of the objective: LLVM inlines the likelihood
+    # loop at every call site, and one site keeps the compile time short.
     d = u0.shape[0]
     simplex = np.empty((d + 1, d))
     f = np.empty(d + 1)
@@ -88,65 +90,107 @@ def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float,
             simplex[i, j] = u0[j]
         if i > 0:
             simplex[i, i - 1] += step
-        f[i] = _objective(simplex[i], r, backcast)
     centroid = np.empty(d)
-    trial = np.empty(d)
-    trial2 = np.empty(d)
-    for _ in range(max_iter):
-        order = np.argsort(f)
-        simplex = simplex[order]
-        f = f[order]
-        size = 0.0
-        for i in range(1, d + 1):
+    x = np.empty(d)
+    xr = np.empty(d)
+    fr = 0.0
+    # phases: 0 initial vertex i, 1 reflect, 2 expand, 3 outside contraction,
+    # 4 shrink vertex i, 5 inside contraction
+    phase = 0
+    i = 0
+    it = 0
+    while True:
+        if phase == 0 or phase == 4:
+            if phase == 4:
+                for j in range(d):
+                    simplex[i, j] = simplex[0, j] + 0.5 * (simplex[i, j] - simplex[0, j])
             for j in range(d):
-                size = max(size, abs(simplex[i, j] - simplex[0, j]))
-        if size <= xtol and f[d] - f[0] <= ftol * (abs(f[0]) + 1e-300):
+                x[j] = simplex[i, j]
+        elif phase == 1:
+            for j in range(d):
+                x[j] = centroid[j] + (centroid[j] - simplex[d, j])
+        elif phase == 2:
+            for j in range(d):
+                x[j] = centroid[j] + 2.0 * (centroid[j] - simplex[d, j])
+        elif phase == 3:
+            for j in range(d):
+                x[j] = centroid[j] + 0.5 * (xr[j] - centroid[j])
+        else:
+            for j in range(d):
+                x[j] = centroid[j] + 0.5 * (simplex[d, j] - centroid[j])
+        fx = _objective(x, r, backcast)
+        accept = False
+        if phase == 0 or phase == 4:
+            f[i] = fx
+            i += 1
+            if i <= d:
+                continue
+        elif phase == 1:
+            fr = fx
+            for j in range(d):
+                xr[j] = x[j]
+            if fr < f[0]:
+                phase = 2
+                continue
+            if fr < f[d - 1]:
+                accept = True
+            elif fr < f[d]:
+                phase = 3
+                continue
+            else:
+                phase = 5
+                continue
+        elif phase == 2:
+            if fx < fr:
+                accept = True
+            else:
+                for j in range(d):
+                    x[j] = xr[j]
+                fx = fr
+                accept = True
+        elif phase == 3:
+            if fx <= fr:
+                accept = True
+            else:
+                phase = 4
+                i = 1
+                continue
+        else:
+            if fx < f[d]:
+                accept = True
+            else:
+                phase = 4
+                i = 1
+                continue
+        if accept:
+            for j in range(d):
+                simplex[d, j] = x[j]
+            f[d] = fx
+        # A new iteration: order the vertices, test convergence, reflect the worst.
+        it += 1
+        for a in range(1, d + 1):  # insertion sort of the d + 1 vertices by f
+            b = a
+            while b > 0 and f[b] < f[b - 1]:
+                f[b], f[b - 1] = f[b - 1], f[b]
+                for m in range(d):
+                    simplex[b, m], simplex[b - 1, m] = simplex[b - 1, m], simplex[b, m]
+                b -= 1
+        size = 0.0
+        for a in range(1, d + 1):
+            for j in range(d):
+                size = max(size, abs(simplex[a, j] - simplex[0, j]))
+        if it > max_iter or (size <= xtol and f[d] - f[0] <= ftol * (abs(f[0]) + 1e-300)):
             break
         for j in range(d):
             s = 0.0
-            for i in range(d):
-                s += simplex[i, j]
+            for a in range(d):
+                s += simplex[a, j]
             centroid[j] = s / d
-        for j in range(d):
-            trial[j] = centroid[j] + (centroid[j] - simplex[d, j])
-        fr = _objective(trial, r, backcast)
-        if fr < f[0]:
-            for j in range(d):
-                trial2[j] = centroid[j] + 2.0 * (centroid[j] - simplex[d, j])
-            fe = _objective(trial2, r, backcast)
-            if fe < fr:
-                simplex[d] = trial2
-                f[d] = fe
-            else:
-                simplex[d] = trial
-                f[d] = fr
-            continue
-        if fr < f[d - 1]:
-            simplex[d] = trial
-            f[d] = fr
-            continue
-        if fr < f[d]:  # outside contraction
-            for j in range(d):
-                trial2[j] = centroid[j] + 0.5 * (trial[j] - centroid[j])
-            fc = _objective(trial2, r, backcast)
-            if fc <= fr:
-                simplex[d] = trial2
-                f[d] = fc
-                continue
-        else:  # inside contraction
-            for j in range(d):
-                trial2[j] = centroid[j] + 0.5 * (simplex[d, j] - centroid[j])
-            fc = _objective(trial2, r, backcast)
-            if fc < f[d]:
-                simplex[d] = trial2
-                f[d] = fc
-                continue
-        for i in range(1, d + 1):  # shrink towards the best vertex
-            for j in range(d):
-                simplex[i, j] = simplex[0, j] + 0.5 * (simplex[i, j] - simplex[0, j])
-            f[i] = _objective(simplex[i], r, backcast)
-    best = np.argmin(f)
-    return simplex[best].copy(), f[best]
+        phase = 1
+    best = np.empty(d)
+    for j in range(d):
+        best[j] = simplex[0, j]
+    return best, f[0]
 
 
 @njit(cache=True)
@@ -167,17 +211,28 @@ def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no
     best_u = np.zeros(3)
     best_f = np.inf
     u = np.empty(3)
-    for a in (0.02, 0.05, 0.1, 0.2):
-        for p in (0.5, 0.8, 0.9, 0.97, 0.99, 0.999):
-            u[0] = math.log(var * (1.0 - p))
-            u[1] = math.log(p / (1.0 - p))
-            frac = a / p
-            u[2] = math.log(frac / (1.0 - frac))
-            fu = _objective(u, r, backcast)
-            if fu < best_f:
-                best_f = fu
-                best_u[:] = u
-    for _ in range(8):
+    grid = np.empty((24, 2))  # (α, α+β) starting points
+    for ia in range(4):
+        for ip in range(6):
+            grid[6 * ia + ip, 0] = (0.02, 0.05, 0.1, 0.2)[ia]
+            grid[6 * ia + ip, 1] = (0.5, 0.8, 0.9, 0.97, 0.99, 0.999)[ip]
+    # Trip counts known only at run time: LLVM would otherwise unroll these loops into one copy
+    # of the inlined likelihood per iteration (minutes of compile time for nothing).
+    n_grid = grid.shape[0] if r.shape[0] > 0 else 0
+    restarts = 8 if r.shape[0] > 0 else 0
+    for g in range(n_grid):
+        a = grid[g, 0]
+        p = grid[g, 1]
+        u[0] = math.log(var * (1.0 - p))
+        u[1] = math.log(p / (1.0 - p))
+        frac = a / p
+        u[2] = math.log(frac / (1.0 - frac))
+        fu = _objective(u, r, backcast)
+        if fu < best_f:
+            best_f = fu
+            for j in range(3):  # (a slice assignment here costs seconds of compile time)
+                best_u[j] = u[j]
+    for _ in range(restarts):
         u_new, f_new = _nelder_mead(best_u, 0.5, r, backcast, 5000, 1e-9, 1e-13)
         improved = best_f - f_new > 1e-10 * abs(best_f)
         if f_new <= best_f:
