@@ -21,7 +21,7 @@ import math
 import time
 from typing import Any
 
-from common import Row, Section, best_of, load_rows, main, median, run_python
+from common import Row, Section, best_of, calibrate, load_rows, main, median, run_python
 
 _COLD = """
 import json, time
@@ -364,6 +364,7 @@ def collect_core(quick: bool, rows_raw: list[list[float]], bars: list[Any]) -> S
         "features' own benchmark measures them)."]
 
     # Streaming: the ten updates per bar, as the engine calls them, timed bar by bar.
+    call_ns = calibrate()
     passes = 3 if quick else 7
     ours, naive, empty = [], [], []
     for _ in range(passes):
@@ -385,7 +386,9 @@ def collect_core(quick: bool, rows_raw: list[list[float]], bars: list[Any]) -> S
     notes.append(f"streaming p99 / p50 per bar of each of the {passes} passes (µs): "
                  + ", ".join(f"{np.percentile(r, 99) / 1000:.1f} / "
                              f"{np.percentile(r, 50) / 1000:.1f}" for r in ours)
-                 + f"; the timer and loop alone: p50 {q(empty, 50) * 1000:.0f} ns")
+                 + f"; the timer and loop alone: p50 {q(empty, 50) * 1000:.0f} ns; a trivial "
+                 f"Python call costs {call_ns:.0f} ns on this machine now (calibration: every "
+                 "streaming figure scales with it)")
     single = []
     for cls in classes:
         best = min(float(np.median(per_bar_ns([cls().update], bars)))
