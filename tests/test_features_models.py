@@ -365,7 +365,9 @@ def test_features_run_in_a_pipeline(gridkit_run_toml: Any) -> None:
         '[[features]]\nuse = "garch"\nfit_window = 500\n'
         '[[features]]\nuse = "volatility-state"\n'
         '[[features]]\nuse = "kalman"\noutput = "slope"\n'))
-    assert summary is not None
+    assert summary["status"] == "finished" and summary["bars_accepted"] == 3000
+    fit = summary["components"]["features[0]"]
+    assert fit["fits"] == 1 and fit["alpha"] + fit["beta"] < 1.0 and fit["omega"] > 0.0
 
 
 # --- contract tests -------------------------------------------------------------------------------
