@@ -242,8 +242,8 @@ class Kalman(Feature):
     """Kalman-filtered level (or slope) of the close under a local linear trend model.
 
     State-space model (Harvey 1989, *Forecasting, Structural Time Series Models and the Kalman
-    Filter*, §2.3.2; Durbin & Koopman 2012, *Time Series Analysis by State Space Methods*,
-    §3.2.1): ``y_t = mu_t + eps_t``, ``mu_(t+1) = mu_t + nu_t + xi_t``,
+    Filter*, ch. 2-3; Durbin & Koopman 2012, *Time Series Analysis by State Space Methods*,
+    2nd ed., §3.2 and ch. 4): ``y_t = mu_t + eps_t``, ``mu_(t+1) = mu_t + nu_t + xi_t``,
     ``nu_(t+1) = nu_t + zeta_t`` with ``eps ~ N(0, 1)``, ``xi ~ N(0, level_noise)``,
     ``zeta ~ N(0, slope_noise)``. Every variance is in units of the measurement-noise variance:
     the filtered state depends only on these ratios (Harvey's signal-to-noise ratios ``q``), so
