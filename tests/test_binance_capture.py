@@ -302,6 +302,9 @@ def test_book_sync_rules_on_a_small_book() -> None:
     assert s.diff(8, 12, -1, (("bid", 10.0, 1.0),))  # U <= 11 <= u: first
     assert s.diff(13, 15, -1, (("ask", 11.0, 0.0), ("ask", 12.0, 2.0)))
     assert (s.book.best_bid, s.book.best_ask, s.book.last_update_id) == (10.0, 12.0, 15)
+    # An older snapshot while in sync changes nothing.
+    assert not s.snapshot(14, [(1.0, 1.0)], [(2.0, 1.0)])
+    assert s.counts["stale_snapshots"] == 1 and s.book.best_bid == 10.0 and s.in_sync
     assert not s.diff(17, 18, -1, ())  # U > u + 1: gap
     assert s.counts["gaps"] == 1 and not s.in_sync and len(s.book) == 0
     # A crossed book after a diff is out of sync too.

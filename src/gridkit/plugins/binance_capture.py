@@ -69,8 +69,8 @@ class BookSync:
         #: NONE: no valid book; FRESH: snapshot loaded, no diff applied yet; LIVE: in sync.
         self.state = self.NONE
         self.buffer: deque[tuple[int, int, int, tuple[Change, ...], int]] = deque()
-        self.counts = {"snapshots": 0, "applied": 0, "stale_diffs": 0, "unsynced_diffs": 0,
-                       "gaps": 0, "crossed": 0, "syncs": 0, "resyncs": 0}
+        self.counts = {"snapshots": 0, "stale_snapshots": 0, "applied": 0, "stale_diffs": 0,
+                       "unsynced_diffs": 0, "gaps": 0, "crossed": 0, "syncs": 0, "resyncs": 0}
 
     @property
     def in_sync(self) -> bool:
@@ -79,11 +79,15 @@ class BookSync:
 
     def snapshot(self, last_update_id: int, bids: Iterable[tuple[float, float]],
                  asks: Iterable[tuple[float, float]], ts: int = 0) -> bool:
-        """Load a REST snapshot and apply the buffered diffs that follow it; True if in sync."""
+        """Load a REST snapshot and apply the buffered diffs that follow it; True if the book
+        was (re)loaded and is in sync. A snapshot no newer than a book in sync is ignored."""
         c = self.counts
         c["snapshots"] += 1
         was_live = self.state == self.LIVE
         book = self.book
+        if self.state != self.NONE and last_update_id <= book.last_update_id:
+            c["stale_snapshots"] += 1
+            return False
         book.load(bids, asks, last_update_id)
         book.ts = ts
         self.state = self.FRESH
