@@ -285,7 +285,7 @@ def test_download_command_to_sqlite_and_errors(server, rows, tmp_path, capsys,
 @pytest.fixture
 def ws_server(exchange_info: Path, capture: Path, request: Any):
     """Websocket server replaying the capture at 50x its recorded pace."""
-    kw = {"speed": 50.0, **getattr(request, "param", {})}
+    kw = {"speed": 50.0, "lifetime": 60.0, **getattr(request, "param", {})}
     with ExchangeServer(exchange_info, capture=capture, **kw) as s:
         yield s
 

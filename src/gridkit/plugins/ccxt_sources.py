@@ -179,6 +179,10 @@ class CcxtOhlcv(Source):
     wrote), the download starts after that file's last candle. ``url`` / ``urls`` send the
     requests elsewhere than the exchange's own hosts: a proxy, a testnet, or a local server
     (:class:`gridkit.testing_exchange.ExchangeServer`).
+
+    Follows the ccxt Manual (https://docs.ccxt.com): "OHLCV Candlestick Charts" (pagination by
+    ``since``, the last candle may be incomplete), "Rate Limit" and "Error Handling"
+    (``NetworkError`` is retryable, ``ExchangeError`` is not).
     """
 
     name = "ccxt-ohlcv"
@@ -425,6 +429,10 @@ class CcxtStream(Source):
     interval (``bar_gaps``), and order-book sequence breaks that ccxt had to resync
     (``book_resyncs``). Frames ccxt cannot parse are counted (``bad_frames``) and skipped. The
     run ends after ``max_events`` events or ``duration`` seconds.
+
+    Follows the ccxt Manual's "ccxt.pro" chapter (https://docs.ccxt.com): each ``watch_*`` call
+    returns the updates received since the previous call; the library keeps the connection and
+    the order book (synchronised from a REST snapshot, as the exchange documents).
     """
 
     name = "ccxt-stream"
@@ -536,10 +544,10 @@ class CcxtStream(Source):
             for t in tasks:
                 t.cancel()
             if tasks:
-                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+                loop.run_until_complete(asyncio.wait(tasks, timeout=5))
             if ex is not None:
                 with contextlib.suppress(Exception):  # closing must not hide the run's result
-                    loop.run_until_complete(ex.close())
+                    loop.run_until_complete(asyncio.wait_for(ex.close(), 5))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -575,7 +583,20 @@ class CcxtStream(Source):
         return ex
 
     async def _watch(self, kind: str, queue: Any) -> None:
-        """One watcher: call ccxt.pro's watch method in a loop, reconnecting on failures."""
+        """One watcher; whatever ends it is reported through the queue, so the consumer never
+        waits on a watcher that is gone."""
+        import asyncio
+
+        try:
+            await self._watch_loop(kind, queue)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a bug or an unexpected payload: end the run, say why
+            queue.put_nowait(DataError(f"{self.config.exchange} {self.symbol} {kind} stream "
+                                       f"failed: {type(err).__name__}: {one_line(err)}"))
+
+    async def _watch_loop(self, kind: str, queue: Any) -> None:
+        """Call ccxt.pro's watch method in a loop, reconnecting on failures."""
         import asyncio
 
         import ccxt.pro
