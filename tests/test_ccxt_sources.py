@@ -251,7 +251,7 @@ path = "{out.name}"
 
 
 def test_download_command_to_sqlite_and_errors(server, rows, tmp_path, capsys,
-                                               gridkit_host) -> None:
+                                               gridkit_run_toml) -> None:
     import sqlite3
 
     db = tmp_path / "candles.db"
@@ -265,6 +265,16 @@ def test_download_command_to_sqlite_and_errors(server, rows, tmp_path, capsys,
                            "WHERE exchange='binance' AND symbol='BTC/USDT' AND timeframe='1m' "
                            "ORDER BY ts").fetchall()
     assert [list(r) for r in got] == real(rows)
+    # ... which the sqlite source reads back.
+    summary = gridkit_run_toml(f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "sqlite"
+path = "{db}"
+timeframe = "1m"
+{STRATEGY}""")
+    assert summary["bars_seen"] == len(rows)
     server.fail("bad-symbol")
     code, _, err = cli(capsys, "data", "download", "binance", "BTC/USDT", "1m", "--since",
                        str(rows[0][0]), "--url", server.url, "--out", str(tmp_path / "x.json"))

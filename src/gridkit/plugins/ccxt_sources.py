@@ -882,14 +882,15 @@ def download(exchange: str, symbol: str, timeframe: str, since: str, until: str 
 
 
 def _db_connect(path: Path) -> Any:
+    """The candle store: the ``candles`` table that the ``sqlite`` source reads."""
     import sqlite3
+
+    from gridkit.plugins.sources import create_candles_table
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path))
-        conn.execute("CREATE TABLE IF NOT EXISTS candles (exchange TEXT, symbol TEXT, "
-                     "timeframe TEXT, ts INTEGER, open REAL, high REAL, low REAL, close REAL, "
-                     "volume REAL, PRIMARY KEY (exchange, symbol, timeframe, ts))")
+        create_candles_table(conn)
     except (OSError, sqlite3.Error) as err:
         raise DataError(f"cannot open candle store {path}: {err}") from None
     return conn
@@ -909,11 +910,11 @@ def _db_last(path: Path, exchange: str, symbol: str, timeframe: str) -> int | No
 
 def _db_write(path: Path, exchange: str, symbol: str, timeframe: str,
               rows: list[list[Any]]) -> None:
+    from gridkit.plugins.sources import write_candles
+
     conn = _db_connect(path)
     try:
-        with conn:
-            conn.executemany("INSERT OR REPLACE INTO candles VALUES (?,?,?,?,?,?,?,?,?)",
-                             [(exchange, symbol, timeframe, *r) for r in rows])
+        write_candles(conn, exchange, symbol, timeframe, rows)
     finally:
         conn.close()
 
