@@ -464,14 +464,13 @@ class BinanceCapture(Source):
         push, pop = heapq.heappush, heapq.heappop
         last = -(1 << 62)
         high = -(1 << 62)
-        late = 0
         out: list[Any] = []
 
         def release(ts: int, kind: int, payload: Any) -> None:
-            nonlocal last, late
+            nonlocal last
             if ts < last:
                 ts = last
-                late += 1
+                c["late"] += 1
             last = ts
             if kind == _TRADE:
                 price, qty, side, tid = payload
@@ -522,7 +521,6 @@ class BinanceCapture(Source):
         if out:
             yield from self._counted(out)
         sync.finish()
-        c["late"] = late
         if not (c["trades"] or c["quotes"] or c["depth_diffs"] or c["skipped"]
                 or sync.counts["snapshots"]):
             names = ", ".join(str(f) for f in self.files)
