@@ -66,6 +66,8 @@ class Source(Component):
 
     kind = "source"
     #: Event streams this source feeds: a subset of ``{"bars", "trades", "book", "depth"}``.
+    #: A source whose streams depend on its options sets ``self.provides`` in ``__init__``;
+    #: the engine and ``gridkit validate`` read the instance's value.
     provides: ClassVar[frozenset[str]] = frozenset({"bars"})
     #: True for sources of live data (paper and live modes), False for file replay.
     live: ClassVar[bool] = False
@@ -84,7 +86,7 @@ class Validator(Component):
 
     kind = "validator"
     #: Event kinds the validator checks (``bars``, ``trades``, ``book``, ``depth``); the engine
-    #: passes it only events of these kinds.
+    #: passes it only events of these kinds (an instance may narrow them from its options).
     inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
 
     def bind(self, ctx: Context) -> None:
@@ -105,7 +107,9 @@ class Feature(Component):
 
     kind = "feature"
     #: Event kinds the feature reads: a subset of ``{"bars", "trades", "book", "depth"}``;
-    #: :meth:`update` is called with every event of these kinds.
+    #: :meth:`update` is called with every event of these kinds. A feature whose input depends
+    #: on its options (``vwap`` on trades or bars) sets ``self.inputs`` in ``__init__``; the
+    #: engine and ``gridkit validate`` read the instance's value.
     inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
 
     #: False until the window is full; :meth:`update` returns NaN until then.
