@@ -380,6 +380,20 @@ def test_stream_book_and_depth(ws_server) -> None:
     assert books[0].bid == pytest.approx(61837.63, abs=50)
 
 
+@pytest.mark.parametrize("ws_server", [{"drop_after": 100, "skip_on_reconnect": 30}],
+                         indirect=True)
+def test_stream_book_resyncs_after_a_reconnect(ws_server) -> None:
+    # Each reconnect loses diffs, so ccxt syncs again from a fresh REST snapshot (the server
+    # rebuilds it from the capture's snapshot and diffs), and the book goes on.
+    src, events = stream(ws_server, streams=["depth"], max_events=60, retries=20)
+    assert len(events) == 60
+    assert src.stats()["reconnects"] >= 1
+    assert sum(1 for p, _ in ws_server.requests if p == "/api/v3/depth") >= 2
+    assert all(not d.book.crossed and d.book.best_bid < d.book.best_ask for d in events)
+    nonces = [d.book.last_update_id for d in events]
+    assert nonces == sorted(nonces)
+
+
 @pytest.mark.parametrize("ws_server", [{"max_messages": 30}], indirect=True)
 def test_a_silent_exchange_ends_in_one_line(ws_server) -> None:
     with pytest.raises(DataError, match="gave up after 2 failures") as err:

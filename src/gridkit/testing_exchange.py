@@ -166,6 +166,8 @@ class ExchangeServer:
         # Position in the capture per websocket path: a reconnect to the same path goes on
         # from where the dropped connection was (less the messages lost meanwhile).
         self._cursors: dict[str, int] = {}
+        self._depth_path: str | None = None  # the websocket path that subscribed to depth
+        self._book: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -338,13 +340,40 @@ class ExchangeServer:
         return rows[lo:min(hi, lo + limit)]
 
     def _depth(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """The book as Binance would give it now: the capture's REST snapshot, brought up to
+        where the depth stream's replay has got to by applying the recorded diffs (Binance's
+        own sync rule: diffs with ``u`` <= ``lastUpdateId`` are already in the snapshot)."""
         self._symbol(query)
         if self.snapshot is None:
             raise _BinanceError(-1121, "Invalid symbol.")
         limit = int(query.get("limit", 100))
-        snap = self.snapshot
-        return {"lastUpdateId": snap["lastUpdateId"], "bids": snap["bids"][:limit],
-                "asks": snap["asks"][:limit]}
+        with self._lock:
+            upto = self._cursors.get(self._depth_path or "", 0)
+        book = self._book
+        if book is None:
+            snap = self.snapshot
+            book = self._book = {"id": snap["lastUpdateId"], "pos": 0,
+                                 "bids": {p: q for p, q in snap["bids"]},
+                                 "asks": {p: q for p, q in snap["asks"]}}
+        for _, stream, data in self.messages[book["pos"]:upto]:
+            if "@depth" not in stream:
+                continue
+            diff = json.loads(data)
+            if diff["u"] <= book["id"]:
+                continue
+            for side, key in (("bids", "b"), ("asks", "a")):
+                levels = book[side]
+                for p, q in diff[key]:
+                    if float(q) == 0.0:
+                        levels.pop(p, None)
+                    else:
+                        levels[p] = q
+            book["id"] = diff["u"]
+        book["pos"] = max(book["pos"], upto)
+        bids = sorted(book["bids"].items(), key=lambda pq: -float(pq[0]))[:limit]
+        asks = sorted(book["asks"].items(), key=lambda pq: float(pq[0]))[:limit]
+        return {"lastUpdateId": book["id"], "bids": [list(x) for x in bids],
+                "asks": [list(x) for x in asks]}
 
     # --- websocket -----------------------------------------------------------------------------
 
@@ -372,6 +401,8 @@ class ExchangeServer:
                     continue
                 if req.get("method") == "SUBSCRIBE":
                     streams.update(req.get("params", []))
+                    if any("@depth" in name for name in streams):
+                        self._depth_path = path
                     await ws.send_str(json.dumps({"result": None, "id": req.get("id")}))
                     if sender is None:
                         sender = asyncio.ensure_future(self._replay(ws, path, streams))

@@ -483,6 +483,8 @@ class CcxtStream(Source):
             "stalls": 0, "bad_frames": 0, "trade_id_gaps": 0, "trades_missed": 0,
             "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0}
         self._gen: Iterator[Any] | None = None
+        #: The last stream failure (kind: error), for the run summary.
+        self.last_error: str | None = None
 
     def validate(self, run: RunInfo) -> None:
         import ccxt.pro
@@ -494,7 +496,7 @@ class CcxtStream(Source):
         self.symbol = self.config.symbol or run.symbol
 
     def stats(self) -> dict[str, Any]:
-        return dict(self.counts)
+        return {**self.counts, "last_error": self.last_error}
 
     def close(self) -> None:
         gen, self._gen = self._gen, None
@@ -618,6 +620,7 @@ class CcxtStream(Source):
             except (asyncio.TimeoutError, TimeoutError, ccxt.pro.NetworkError,
                     ccxt.pro.BadResponse) as err:
                 is_stall = isinstance(err, (asyncio.TimeoutError, TimeoutError))
+                self.last_error = f"{kind}: {type(err).__name__}: {one_line(err, 120)}"
                 resync = isinstance(err, ccxt.pro.InvalidNonce)
                 if resync:
                     self.counts["book_resyncs"] += 1
