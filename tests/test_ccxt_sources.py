@@ -4,6 +4,7 @@ against gridkit.testing_exchange: a local server that answers in Binance's forma
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gridkit import ConfigError, DataError
 from gridkit.core.bars import TimeBars
@@ -122,6 +125,30 @@ def test_rate_limits_5xx_drops_and_bad_bodies_are_retried(exchange_info, rows) -
     # Exponential backoff, at least the Retry-After the exchange sent on a 429.
     assert src.waits[:2] == [7.0, 7.0]
     assert src.waits[2:] == [2.0, 4.0, 8.0]
+
+
+@pytest.fixture(scope="module")
+def shared_server(exchange_info: Path, rows: list[list[Any]]):
+    with ExchangeServer(exchange_info, klines={("BTCUSDT", "1m"): rows},
+                        now_ms=rows[-1][0] + 120_000) as s:
+        yield s
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(start=st.integers(0, 2400), length=st.integers(1, 1200), limit=st.integers(1, 1000),
+       offset=st.integers(0, 59_999))
+def test_any_window_downloads_exactly_its_candles(shared_server, rows, start, length, limit,
+                                                   offset) -> None:
+    # since may fall inside a candle (that candle is not included: it opened before since);
+    # until is exclusive. Whatever the page size, the result is the real rows in the window.
+    since = rows[start][0] + offset
+    until = rows[min(start + length, len(rows) - 1)][0]
+    if until <= since:
+        return
+    src = ohlcv(shared_server, rows, since=str(since), until=str(until), limit=limit)
+    bars = list(itertools.islice(src.events(), 3000))
+    assert as_rows(bars) == real([r for r in rows if since <= r[0] < until])
 
 
 def test_rate_limit_is_on(server, rows) -> None:

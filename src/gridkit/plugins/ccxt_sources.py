@@ -63,15 +63,6 @@ def _check_time(_instance: Any, attribute: Any, value: Any) -> None:
         raise OptionError(attribute.name, str(err)) from None
 
 
-def _check_interval(_instance: Any, attribute: Any, value: Any) -> None:
-    if value is None:
-        return
-    try:
-        parse_interval(value)
-    except ValueError as err:
-        raise OptionError(attribute.name, str(err)) from None
-
-
 def one_line(err: BaseException, limit: int = 240) -> str:
     """An exception's message as one short line."""
     text = " ".join(str(err).split()) or type(err).__name__
@@ -470,7 +461,10 @@ class CcxtStream(Source):
             if self.max_events is None and self.duration is None:
                 raise OptionError("max_events", "set max_events or duration so the run ends")
             if self.bars_from == "trades":
-                _check_interval(None, type("A", (), {"name": "timeframe"}), self.timeframe)
+                try:
+                    parse_interval(self.timeframe)
+                except ValueError as err:
+                    raise OptionError("timeframe", str(err)) from None
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
