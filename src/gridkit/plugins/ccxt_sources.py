@@ -861,8 +861,8 @@ def download(exchange: str, symbol: str, timeframe: str, since: str, until: str 
             rows.append([bar.ts, bar.open, bar.high, bar.low, bar.close, bar.volume])
             if progress is not None and not len(rows) % 500:
                 progress(len(rows), total)
-        if progress is not None:
-            progress(len(rows), total)
+        if progress is not None:  # the estimate counted gaps too: end the bar at the count
+            progress(len(rows), len(rows))
         if out is not None:
             merged = {int(r[0]): r for r in existing}
             merged.update((r[0], r) for r in rows)
@@ -961,6 +961,9 @@ def gridkit_register_commands(cli: Any) -> None:
                                         file=sys.stderr, show_pos=True)
                 bar.__enter__()
             bar.update(n - done[0])
+            if total is not None and bar.length != total:
+                bar.length = total
+                bar.render_progress()
             done[0] = n
 
         tty = sys.stderr.isatty()
