@@ -474,3 +474,13 @@ qty = 0.001
     assert summary["bars_seen"] + summary["events"]["trades"]["seen"] == 600
     assert summary["bars_seen"] > 5
     assert summary["components"]["source"]["events"] == 600
+
+
+class TestCcxtStreamContract(SourceContract):
+    component_class = CcxtStream
+
+    @pytest.fixture(autouse=True)
+    def _point_at_server(self, ws_server) -> None:
+        type(self).options = {"exchange": "binance", "streams": ["trades", "bars"],
+                              "bars_from": "trades", "timeframe": "5s", "max_events": 300,
+                              "backoff": 0.0, "urls": ws_server.ccxt_urls()}
