@@ -544,6 +544,11 @@ class CcxtStream(Source):
             if ex is not None:
                 with contextlib.suppress(Exception):  # closing must not hide the run's result
                     loop.run_until_complete(asyncio.wait_for(ex.close(), 5))
+            rest = asyncio.all_tasks(loop)  # ccxt's throttler and spawned snapshot fetches
+            for t in rest:
+                t.cancel()
+            if rest:
+                loop.run_until_complete(asyncio.wait(rest, timeout=5))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
