@@ -169,7 +169,18 @@ class CcxtOhlcv(Source):
     Resuming: with ``resume_from`` naming a freqtrade-json file (the one a previous download
     wrote), the download starts after that file's last candle. ``url`` / ``urls`` send the
     requests elsewhere than the exchange's own hosts: a proxy, a testnet, or a local server
-    (:class:`gridkit.testing_exchange.ExchangeServer`).
+    (:class:`gridkit.testing_exchange.ExchangeServer`). ``url`` keeps each API URL's path and
+    swaps its scheme and host; ``urls`` entries replace whole URLs by their ccxt key. Example
+    (pipeline.toml)::
+
+        [source]
+        use = "ccxt-ohlcv"
+        exchange = "binance"
+        timeframe = "1h"
+        since = "2024-01-01"
+        resume_from = "data/BTC_USDT-1h.json"   # the file gridkit data download --out wrote
+        url = "http://127.0.0.1:8080"           # a proxy in front of the exchange, or:
+        # urls = { public = "https://testnet.binance.vision/api/v3" }   # a testnet
 
     Follows the ccxt Manual (https://docs.ccxt.com): "OHLCV Candlestick Charts" (pagination by
     ``since``, the last candle may be incomplete), "Rate Limit" and "Error Handling"
