@@ -446,7 +446,7 @@ max_events = 10
 
 
 def test_paper_pipeline_runs_on_the_stream(ws_server, gridkit_run_toml) -> None:
-    urls = ws_server.ccxt_urls()
+    # url = the server: every REST and websocket URL of ccxt's binance keeps its path.
     summary = gridkit_run_toml(f"""
 [pipeline]
 mode = "paper"
@@ -460,9 +460,7 @@ bars_from = "trades"
 timeframe = "5s"
 max_events = 600
 backoff = 0.0
-[source.urls]
-public = "{urls['public']}"
-ws = {{ spot = "{urls['ws']['spot']}" }}
+url = "{ws_server.url}"
 [strategy]
 use = "static"
 lower = 61000

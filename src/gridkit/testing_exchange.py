@@ -11,13 +11,13 @@ REST (``/api/v3/...``): ``exchangeInfo`` (a real exchangeInfo response file), ``
 :meth:`ExchangeServer.fail`: a 429 with Binance's error body and ``Retry-After``, a 418, a 5xx, a
 dropped connection, a malformed (truncated) body, or Binance's ``-1121 Invalid symbol.`` error.
 
-Websocket (``/stream/ws/...``): ccxt.pro subscribes with ``{"method": "SUBSCRIBE", "params":
-[...], "id": n}``; the server acknowledges and replays the capture's lines (``<ns> {"stream":
-..., "data": ...}``) for the subscribed ``@trade``, ``@depth@100ms`` and ``@bookTicker``
-streams, sending the raw ``data`` payload as Binance does on ``/ws`` endpoints. ``@kline_<tf>``
-streams are built from the capture's real trades in Binance's kline-event format. Options drop
-the connection after a number of messages (the messages in between are lost, as on a real
-reconnect) and send garbage frames.
+Websocket (``/stream/ws/...`` and ``/ws/...``): ccxt.pro subscribes with ``{"method":
+"SUBSCRIBE", "params": [...], "id": n}``; the server acknowledges and replays the capture's
+lines (``<ns> {"stream": ..., "data": ...}``) for the subscribed ``@trade``, ``@depth@100ms``
+and ``@bookTicker`` streams, sending the raw ``data`` payload as Binance does on ``/ws``
+endpoints. ``@kline_<tf>`` streams are built from the capture's real trades in Binance's
+kline-event format. Options drop the connection after a number of messages (the messages in
+between are lost, as on a real reconnect) and send garbage frames.
 
 Everything is bounded: the server listens on the loopback address only, stops after
 ``lifetime`` seconds even if nobody stops it, and replays at most the capture once.
@@ -247,6 +247,7 @@ class ExchangeServer:
 
         app = web.Application()
         app.router.add_get("/stream/{tail:.*}", self._websocket)
+        app.router.add_get("/ws/{tail:.*}", self._websocket)
         app.router.add_route("*", "/{tail:.*}", self._rest)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
