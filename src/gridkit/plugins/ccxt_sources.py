@@ -164,7 +164,9 @@ class CcxtOhlcv(Source):
     seconds, doubled on each attempt (at least the ``Retry-After`` the exchange asked for, at most
     60 s); a permanent error (unknown symbol, exchange error, retries exhausted) ends the run with
     one :class:`gridkit.DataError` line. Candles already seen (page overlaps) are skipped and
-    counted; the last candle, still open on the exchange, is never yielded.
+    counted; the last candle, still open on the exchange, is never yielded. A page with no new
+    candle ends the download: exchanges answer with the candles from ``since`` on, so an empty
+    page means there are none left before ``until`` (gaps such as maintenance are skipped).
 
     Resuming: with ``resume_from`` naming a freqtrade-json file (the one a previous download
     wrote), the download starts after that file's last candle. ``url`` / ``urls`` send the
