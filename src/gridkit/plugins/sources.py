@@ -88,7 +88,14 @@ def _exists(run: RunInfo, path: str) -> None:
         raise DataError(f"data path is not a file: {p}")
 
 
-class FreqtradeJson(Source):
+class _FileSource(Source):
+    """A source that reads the file named by its ``path`` option (relative to the pipeline)."""
+
+    def validate(self, run: RunInfo) -> None:
+        _exists(run, self.config.path)
+
+
+class FreqtradeJson(_FileSource):
     """OHLCV rows ``[ms, open, high, low, close, volume]`` as freqtrade writes them (.json, .gz).
 
     Also reads pandas' column-oriented JSON (``{"date": {...}, "open": {...}, ...}``), which
@@ -106,9 +113,6 @@ class FreqtradeJson(Source):
         self.bars: list[Bar] = []
         self.rows = 0
         self.malformed = 0
-
-    def validate(self, run: RunInfo) -> None:
-        _exists(run, self.config.path)
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -201,7 +205,7 @@ def unit_of(value: float) -> str:
 _TO_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
 
 
-class CsvSource(Source):
+class CsvSource(_FileSource):
     """OHLCV from a CSV file with a header; columns and timestamp unit configurable.
 
     Columns are found by name (``timestamp``/``date``/``time``, ``open``, ``high``, ``low``,
@@ -243,9 +247,6 @@ class CsvSource(Source):
         self.unit = self.config.ts_unit
         self.rows = 0
         self.malformed = 0
-
-    def validate(self, run: RunInfo) -> None:
-        _exists(run, self.config.path)
 
     def setup(self, run: RunInfo) -> None:
         self.path = run.resolve(self.config.path)
@@ -459,7 +460,7 @@ def _arrow_floats(col: Any, path: Path, name: str) -> list[float]:
     raise DataError(f"data file {path}: column {name!r} has type {t}, not numbers")
 
 
-class ParquetSource(Source):
+class ParquetSource(_FileSource):
     """OHLCV from a parquet or feather (Arrow IPC) file, such as freqtrade's ``.feather`` data.
 
     Columns are found by name like the ``csv`` source (``date``/``timestamp``/``time``,
@@ -492,9 +493,6 @@ class ParquetSource(Source):
         self.bars: list[Bar] = []
         self.rows = 0
         self.malformed = 0
-
-    def validate(self, run: RunInfo) -> None:
-        _exists(run, self.config.path)
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -582,7 +580,7 @@ def _time_ms(text: str, option_name: str) -> int | None:
         raise OptionError(option_name, f"not epoch ms or an ISO date: {text!r}") from None
 
 
-class SqliteSource(Source):
+class SqliteSource(_FileSource):
     """OHLCV candles kept in a gridkit SQLite file (the ``candles`` table).
 
     ``gridkit data download EXCHANGE SYMBOL TIMEFRAME --db FILE`` writes that table: one row
@@ -617,9 +615,6 @@ class SqliteSource(Source):
         super().__init__(config)
         self.bars: list[Bar] = []
         self.malformed = 0
-
-    def validate(self, run: RunInfo) -> None:
-        _exists(run, self.config.path)
 
     def setup(self, run: RunInfo) -> None:
         import sqlite3
@@ -714,7 +709,7 @@ def _side_of(side: Any, buyer_maker: Any, maker: Any) -> str | None:
     return s
 
 
-class TradesFile(Source):
+class TradesFile(_FileSource):
     """Trade prints from a CSV, JSON (plain or gzip) or parquet file; optionally time bars too.
 
     Formats, detected from the content (or set with ``format``):
@@ -776,9 +771,6 @@ class TradesFile(Source):
         self.malformed = 0
         self.bars_made = 0
         self.unbarred = 0
-
-    def validate(self, run: RunInfo) -> None:
-        _exists(run, self.config.path)
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
