@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from gridkit.testing import sample_path
+
 #: A static grid section for pipelines whose strategy does not matter to the test.
 STRATEGY = """
 [strategy]
@@ -19,3 +21,15 @@ def ms(text: str) -> int:
     """Epoch milliseconds of a 'YYYY-MM-DD HH:MM' UTC time."""
     return int(datetime.strptime(text, "%Y-%m-%d %H:%M").replace(tzinfo=timezone.utc)
                .timestamp() * 1000)
+
+
+def feature_pipeline(features: str, path: str | None = None) -> str:
+    """A backtest on the sample bars (or the file at ``path``) running ``features`` sections."""
+    return f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "freqtrade-json"
+path = "{path or sample_path().as_posix()}"
+{features}
+{STRATEGY}"""

@@ -21,7 +21,8 @@ from gridkit.core.config import parse_pipeline
 from gridkit.core.engine import build_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features import Rsi, Volatility, VolumeRatio
-from gridkit.testing import FeatureContract, build, columns_of, sample_path
+from gridkit.testing import FeatureContract, build, columns_of
+from helpers import feature_pipeline
 
 FILES = {
     "BTC-1m": "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json",
@@ -222,21 +223,7 @@ def test_rsi_state_is_a_few_scalars(btc_1m: Path) -> None:
 # --- bad periods are refused with their TOML path -----------------------------------------------
 
 
-def pipeline(features: str) -> str:
-    return f"""
-[pipeline]
-symbol = "BTC/USDT"
-[source]
-use = "freqtrade-json"
-path = "{sample_path().as_posix()}"
-{features}
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
-"""
+pipeline = feature_pipeline
 
 
 @pytest.mark.parametrize(("use", "period", "message"), [

@@ -39,7 +39,8 @@ from gridkit.plugins.features.bar_set import (
     VolumeAcceleration,
 )
 from gridkit.plugins.features.rsi import Rsi
-from gridkit.testing import FeatureContract, build, columns_of, sample_path
+from gridkit.testing import FeatureContract, build, columns_of
+from helpers import feature_pipeline
 
 talib = pytest.importorskip("talib")
 
@@ -419,21 +420,7 @@ def test_state_does_not_grow_over_a_whole_file(data_dir: Path) -> None:
 # --- config errors with their TOML path; a whole pipeline ---------------------------------------
 
 
-def pipeline(features: str, path: str | None = None) -> str:
-    return f"""
-[pipeline]
-symbol = "BTC/USDT"
-[source]
-use = "freqtrade-json"
-path = "{path or sample_path().as_posix()}"
-{features}
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
-"""
+pipeline = feature_pipeline
 
 
 @pytest.mark.parametrize(("use", "option", "value", "message"), [

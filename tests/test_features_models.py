@@ -27,7 +27,8 @@ from gridkit.core.config import parse_pipeline
 from gridkit.core.engine import build_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features.models import Garch, Kalman, VolatilityState
-from gridkit.testing import FeatureContract, build, columns_of, sample_path
+from gridkit.testing import FeatureContract, build, columns_of
+from helpers import feature_pipeline
 
 FILES = {
     "BTC-1m": "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json",
@@ -326,21 +327,7 @@ def test_state_kernel_properties(values: list[float], low: float, gap: float, h:
 # --- configuration --------------------------------------------------------------------------------
 
 
-def pipeline(features: str) -> str:
-    return f"""
-[pipeline]
-symbol = "BTC/USDT"
-[source]
-use = "freqtrade-json"
-path = "{sample_path().as_posix()}"
-{features}
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
-"""
+pipeline = feature_pipeline
 
 
 @pytest.mark.parametrize(("text", "where", "message"), [
