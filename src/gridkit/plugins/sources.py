@@ -95,7 +95,27 @@ class _FileSource(Source):
         _exists(run, self.config.path)
 
 
-class FreqtradeJson(_FileSource):
+class _LoadedBars(_FileSource):
+    """A file source that reads every bar during ``setup`` (the load phase), so replaying them
+    costs nothing per event; ``rows`` and ``malformed`` count what the file held."""
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.bars: list[Bar] = []
+        self.rows = 0
+        self.malformed = 0
+
+    def events(self) -> Iterator[Bar]:
+        return iter(self.bars)
+
+    def size_hint(self) -> int | None:
+        return len(self.bars)
+
+    def stats(self) -> dict[str, Any]:
+        return {"rows": self.rows, "malformed_rows": self.malformed}
+
+
+class FreqtradeJson(_LoadedBars):
     """OHLCV rows ``[ms, open, high, low, close, volume]`` as freqtrade writes them (.json, .gz).
 
     Also reads pandas' column-oriented JSON (``{"date": {...}, "open": {...}, ...}``), which
@@ -107,12 +127,6 @@ class FreqtradeJson(_FileSource):
     @frozen
     class Config:
         path: str = option(doc="The .json or .json.gz file; relative to pipeline.toml's folder.")
-
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        self.bars: list[Bar] = []
-        self.rows = 0
-        self.malformed = 0
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -166,15 +180,6 @@ class FreqtradeJson(_FileSource):
                 pass
         num = _number
         return Bar(int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
-
-    def events(self) -> Iterator[Bar]:
-        return iter(self.bars)
-
-    def size_hint(self) -> int | None:
-        return len(self.bars)
-
-    def stats(self) -> dict[str, Any]:
-        return {"rows": self.rows, "malformed_rows": self.malformed}
 
 
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime", "open_time", "opentime")
@@ -460,7 +465,7 @@ def _arrow_floats(col: Any, path: Path, name: str) -> list[float]:
     raise DataError(f"data file {path}: column {name!r} has type {t}, not numbers")
 
 
-class ParquetSource(_FileSource):
+class ParquetSource(_LoadedBars):
     """OHLCV from a parquet or feather (Arrow IPC) file, such as freqtrade's ``.feather`` data.
 
     Columns are found by name like the ``csv`` source (``date``/``timestamp``/``time``,
@@ -487,12 +492,6 @@ class ParquetSource(_FileSource):
             if bad:
                 raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
                                   f"roles are {', '.join(ROLES)}")
-
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        self.bars: list[Bar] = []
-        self.rows = 0
-        self.malformed = 0
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -523,15 +522,6 @@ class ParquetSource(_FileSource):
         self.malformed = self.rows - len(self.bars)
         if not self.bars:
             raise DataError(f"data file {path} has no OHLCV rows with a readable timestamp")
-
-    def events(self) -> Iterator[Bar]:
-        return iter(self.bars)
-
-    def size_hint(self) -> int | None:
-        return len(self.bars)
-
-    def stats(self) -> dict[str, Any]:
-        return {"rows": self.rows, "malformed_rows": self.malformed}
 
 
 # --- SQLite candle store -------------------------------------------------------------------------
@@ -580,7 +570,7 @@ def _time_ms(text: str, option_name: str) -> int | None:
         raise OptionError(option_name, f"not epoch ms or an ISO date: {text!r}") from None
 
 
-class SqliteSource(_FileSource):
+class SqliteSource(_LoadedBars):
     """OHLCV candles kept in a gridkit SQLite file (the ``candles`` table).
 
     ``gridkit data download EXCHANGE SYMBOL TIMEFRAME --db FILE`` writes that table: one row
@@ -610,11 +600,6 @@ class SqliteSource(_FileSource):
             until = _time_ms(self.until, "until")
             if since is not None and until is not None and until < since:
                 raise OptionError("until", "is before since")
-
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        self.bars: list[Bar] = []
-        self.malformed = 0
 
     def setup(self, run: RunInfo) -> None:
         import sqlite3
@@ -663,19 +648,12 @@ class SqliteSource(_FileSource):
         num = _number
         self.bars = [Bar(int(t), num(o), num(h), num(lo), num(c), num(v))
                      for t, o, h, lo, c, v in rows if isinstance(t, int)]
+        self.rows = len(rows)
         self.malformed = len(rows) - len(self.bars)
         if not self.bars:
             raise DataError(f"SQLite file {path} has no {symbol} {cfg.timeframe} candles "
                             f"between since and until")
 
-    def events(self) -> Iterator[Bar]:
-        return iter(self.bars)
-
-    def size_hint(self) -> int | None:
-        return len(self.bars)
-
-    def stats(self) -> dict[str, Any]:
-        return {"rows": len(self.bars) + self.malformed, "malformed_rows": self.malformed}
 
 
 # --- trade prints --------------------------------------------------------------------------------
