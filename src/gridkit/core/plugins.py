@@ -116,7 +116,9 @@ class PluginHost:
     def hooks_of(self, plugin: str) -> list[str]:
         """Names of the hooks a plugin implements."""
         obj = self.pm.get_plugin(plugin)
-        callers = self.pm.get_hookcallers(obj) or [] if obj is not None else []
+        if obj is None:
+            return []
+        callers = self.pm.get_hookcallers(obj) or []
         return sorted(c.name for c in callers)
 
     def call_each(self, hook: str, exclude: Iterable[str] = (), **kwargs: Any) -> None:

@@ -10,7 +10,8 @@ their inputs, so gridkit defines them on the slice of built-in features:
   the rules need no per-timeframe threshold;
 * relative volume ``u``: the ``volume-ratio`` feature.
 
-``ramp(x, a, b)`` below is the linear ramp, 0 at ``a``, 1 at ``b``, clipped to [0, 1].
+``ramp(x, a, b)`` below is the linear ramp, 0 at ``a``, 1 at ``b``, clipped to [0, 1]; the rules
+compute it inline, since a call per ramp would double their cost per bar.
 """
 
 from __future__ import annotations
@@ -26,11 +27,6 @@ from gridkit.core.hookspecs import hookimpl
 
 NAN = float("nan")
 
-
-def ramp(x: float, a: float, b: float) -> float:
-    """0 at ``a``, 1 at ``b``, linear between, clipped to [0, 1] (either direction)."""
-    t = (x - a) / (b - a)
-    return 0.0 if t < 0.0 else 1.0 if t > 1.0 else t
 
 
 class _RelativeVolatility:
@@ -196,4 +192,4 @@ def gridkit_register_regimes(register: Any) -> None:
         register(cls)
 
 
-__all__ = ["Dormant", "Ranging", "Trending", "Volatile", "ramp"]
+__all__ = ["Dormant", "Ranging", "Trending", "Volatile"]
