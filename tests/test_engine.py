@@ -98,10 +98,14 @@ def test_a_component_raising_mid_run_is_named_and_the_store_keeps_what_came_befo
     assert msg.startswith("feature 'boom' (plugin boomer) raised on event #100")
     assert "(features[0])" in msg and "ValueError: cannot compute" in msg
     conn = sqlite3.connect(db)
-    status, error = conn.execute("SELECT status, error FROM runs").fetchone()
+    status, error, summary = conn.execute("SELECT status, error, summary FROM runs").fetchone()
     equity_rows = conn.execute("SELECT COUNT(*) FROM equity").fetchone()[0]
     fills = conn.execute("SELECT COUNT(*) FROM fills").fetchone()[0]
     assert status == "failed" and "cannot compute" in error
+    # The summary of a failed run still counts what was processed up to the failure.
+    recorded = json.loads(summary)
+    assert recorded["bars_accepted"] == 100 and recorded["first_ts"] is not None
+    assert recorded["latency_us"]["event"]["p50"] > 0
     # Bars before the failing one were accounted and flushed: the 99 before it, plus the
     # failing bar's own equity row (accounted before features ran).
     assert equity_rows == 100

@@ -270,7 +270,6 @@ class Run:
     orders_cancelled: int = 0
     rejected: dict[str, int] = field(factory=dict)
     first_ts: int | None = None
-    last_ts: int | None = None
     #: Events that are not bars, by kind: [seen, accepted].
     ticks: dict[str, list[int]] = field(factory=dict)
     #: Strategy actions held while trading was paused, and those still held at the end.
@@ -301,7 +300,8 @@ class Run:
                        for kind, (s, a) in self.ticks.items() if s},
             "paused": self.ctx.paused, "orders_deferred": self.deferred,
             "orders_deferred_at_end": self.deferred_at_end,
-            "first_ts": self.first_ts, "last_ts": self.last_ts,
+            "first_ts": self.first_ts,
+            "last_ts": self.ctx.bar.ts if self.ctx.bar is not None else None,
             "orders_placed": self.orders_placed, "orders_cancelled": self.orders_cancelled,
             "orders_rejected": sum(self.rejected.values()), "rejected_by": dict(self.rejected),
             "open_orders": len(p.executor.open_orders()),
@@ -478,134 +478,133 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     seen = accepted = 0
     total = p.source.size_hint()  # known only after setup
     events = p.source.events()
-    for bar in events:
-        t0 = now()
-        seen += 1
-        run.seen = seen  # kept current so a failure can say which event it was
-        if progress is not None and not seen & 4095:
-            progress(seen, total)
-        if type(bar) is not Bar:  # a trade or book update: features and validators only
-            tick(bar)  # type: ignore[misc]
-            continue
-        ok = True
-        for accept in validators:
-            if not accept(bar):
-                ok = False
-                break
-        if not ok:
-            continue
-        for note in on_accepted:
-            note(bar)
-        i = accepted & mask
-        timed = not accepted & SAMPLE_MASK
-        accepted += 1
-        ctx.index += 1
-        ctx.bar = ctx.event = bar
-        if timed:
-            t1 = now()
-
-        fills = match_bar(bar)
-        if timed:
-            t2 = now()
-
-        for fill in fills:
-            closed(fill.order_id)
-            apply_fill(fill)
-            record_fill(fill)
-        equity = mark(bar.close)
-        record_equity(bar.ts, bar.close, portfolio.cash, portfolio.base, equity)
-        if timed:
-            t3 = now()
-
-        for key, update in features:
-            fvals[key] = update(bar)
-        if timed:
-            t4 = now()
-
-        for observe in attention:
-            observe(ctx)
-        if timed:
-            t5 = now()
-
-        if regimes:
-            best_label, best = None, nan
-            for label, score in regimes:
-                s = score(ctx)
-                if s == s and (best != best or s > best):  # s == s: not NaN
-                    best_label, best = label, s
-            ctx.regime, ctx.regime_score = best_label, best
-        if signals:
-            fired = []
-            for update in signals:
-                sig = update(ctx)
-                if sig is not None and all(allow(sig, ctx) for allow in filters):
-                    fired.append(sig)
-            ctx.signals = fired
-        if timed:
-            t6 = now()
-
-        if started:
-            actions: list[Order | Cancel] = []
-            for fill in fills:
-                actions.extend(strategy.on_fill(fill, ctx))
-            if plans:
-                planned = strategy.on_bar(ctx)
-                if planned:
-                    actions.extend(planned)
-        else:
-            actions = list(strategy.start(ctx))
-            started = True
-        if timed:
-            t7 = now()
-
-        if ctx.halted is None:
-            for on_bar in risk_bar:
-                reason = on_bar(ctx)
-                if reason:
-                    _halt(run, reason, bar.ts)
+    try:
+        for bar in events:
+            t0 = now()
+            seen += 1
+            run.seen = seen  # kept current so a failure can say which event it was
+            if progress is not None and not seen & 4095:
+                progress(seen, total)
+            if type(bar) is not Bar:  # a trade or book update: features and validators only
+                tick(bar)  # type: ignore[misc]
+                continue
+            ok = True
+            for accept in validators:
+                if not accept(bar):
+                    ok = False
                     break
-        if timed:
-            t8 = now()
+            if not ok:
+                continue
+            for note in on_accepted:
+                note(bar)
+            i = accepted & mask
+            timed = not accepted & SAMPLE_MASK
+            accepted += 1
+            ctx.index += 1
+            ctx.bar = ctx.event = bar
+            if timed:
+                t1 = now()
 
-        if actions or deferred:
-            if ctx.halted is not None:
-                _refuse(run, actions, "trading halted", "engine")
-            elif ctx.paused is not None:
-                deferred.extend(actions)
-                run.deferred += len(actions)
+            fills = match_bar(bar)
+            if timed:
+                t2 = now()
+
+            for fill in fills:
+                closed(fill.order_id)
+                apply_fill(fill)
+                record_fill(fill)
+            equity = mark(bar.close)
+            record_equity(bar.ts, bar.close, portfolio.cash, portfolio.base, equity)
+            if timed:
+                t3 = now()
+
+            for key, update in features:
+                fvals[key] = update(bar)
+            if timed:
+                t4 = now()
+
+            for observe in attention:
+                observe(ctx)
+            if timed:
+                t5 = now()
+
+            if regimes:
+                best_label, best = None, nan
+                for label, score in regimes:
+                    s = score(ctx)
+                    if s == s and (best != best or s > best):  # s == s: not NaN
+                        best_label, best = label, s
+                ctx.regime, ctx.regime_score = best_label, best
+            if signals:
+                fired = []
+                for update in signals:
+                    sig = update(ctx)
+                    if sig is not None and all(allow(sig, ctx) for allow in filters):
+                        fired.append(sig)
+                ctx.signals = fired
+            if timed:
+                t6 = now()
+
+            if started:
+                actions: list[Order | Cancel] = []
+                for fill in fills:
+                    actions.extend(strategy.on_fill(fill, ctx))
+                if plans:
+                    planned = strategy.on_bar(ctx)
+                    if planned:
+                        actions.extend(planned)
             else:
-                if deferred:  # the pause is over: what the strategy asked for meanwhile
-                    actions, deferred = deferred + actions, []
-                _execute(run, actions, risk_checks, bar.ts)
-        if timed:
-            t9 = now()
+                actions = list(strategy.start(ctx))
+                started = True
+                run.first_ts = bar.ts
+            if timed:
+                t7 = now()
 
-        for on_event in monitors:
-            on_event(ctx)
-        if every and not accepted % every:
-            feedback.step(ctx)  # type: ignore[union-attr]
-        t10 = now()
-        r_evt[i] = t10 - t0
-        if timed:  # one event in 2**SAMPLE_SHIFT: the time of every stage
-            j = (accepted >> SAMPLE_SHIFT) & mask
-            r_val[j] = t1 - t0
-            r_fill[j] = t2 - t1
-            r_acct[j] = t3 - t2
-            r_feat[j] = t4 - t3
-            r_att[j] = t5 - t4
-            r_reg[j] = t6 - t5
-            r_strat[j] = t7 - t6
-            r_risk[j] = t8 - t7
-            r_exec[j] = t9 - t8
-            r_mon[j] = t10 - t9
-        run.accepted = accepted
-        if run.first_ts is None:
-            run.first_ts = bar.ts
-        run.last_ts = bar.ts
-    run.seen, run.accepted = seen, accepted
-    run.timer.count = accepted
-    if deferred:
-        run.deferred_at_end = len(deferred)
+            if ctx.halted is None:
+                for on_bar in risk_bar:
+                    reason = on_bar(ctx)
+                    if reason:
+                        _halt(run, reason, bar.ts)
+                        break
+            if timed:
+                t8 = now()
+
+            if actions or deferred:
+                if ctx.halted is not None:
+                    _refuse(run, actions, "trading halted", "engine")
+                elif ctx.paused is not None:
+                    deferred.extend(actions)
+                    run.deferred += len(actions)
+                else:
+                    if deferred:  # the pause is over: what the strategy asked for meanwhile
+                        actions, deferred = deferred + actions, []
+                    _execute(run, actions, risk_checks, bar.ts)
+            if timed:
+                t9 = now()
+
+            for on_event in monitors:
+                on_event(ctx)
+            if every and not accepted % every:
+                feedback.step(ctx)  # type: ignore[union-attr]
+            t10 = now()
+            r_evt[i] = t10 - t0
+            if timed:  # one event in 2**SAMPLE_SHIFT: the time of every stage
+                j = (accepted >> SAMPLE_SHIFT) & mask
+                r_val[j] = t1 - t0
+                r_fill[j] = t2 - t1
+                r_acct[j] = t3 - t2
+                r_feat[j] = t4 - t3
+                r_att[j] = t5 - t4
+                r_reg[j] = t6 - t5
+                r_strat[j] = t7 - t6
+                r_risk[j] = t8 - t7
+                r_exec[j] = t9 - t8
+                r_mon[j] = t10 - t9
+    finally:  # also when a component raises: the summary counts what was processed
+        run.seen, run.accepted = seen, accepted
+        run.timer.count = accepted
+        if deferred:
+            run.deferred_at_end = len(deferred)
     if progress is not None:
         progress(seen, total)
 
