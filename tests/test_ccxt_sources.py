@@ -412,8 +412,8 @@ def test_stream_book_and_depth(ws_server) -> None:
 def test_stream_book_resyncs_after_a_reconnect(ws_server) -> None:
     # Each reconnect loses diffs, so ccxt syncs again from a fresh REST snapshot (the server
     # rebuilds it from the capture's snapshot and diffs), and the book goes on.
-    src, events = stream(ws_server, streams=["depth"], max_events=60, retries=20)
-    assert len(events) == 60
+    src, events = stream(ws_server, streams=["depth"], max_events=150, retries=20)
+    assert len(events) == 150
     assert src.stats()["reconnects"] >= 1
     assert sum(1 for p, _ in ws_server.requests if p == "/api/v3/depth") >= 2
     assert all(not d.book.crossed and d.book.best_bid < d.book.best_ask for d in events)
