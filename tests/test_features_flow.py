@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from fractions import Fraction
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -246,6 +247,73 @@ def test_cvd_windows_match_explicit_sums(trades: list[Trade], window: str) -> No
             assert math.isnan(got[i])
         else:
             assert got[i] == pytest.approx(math.fsum(signed(t) for t in w), abs=1e-9 * scale)
+
+
+def crossings(cvd: np.ndarray) -> np.ndarray:
+    """Delta flips written from the definition, one trade at a time (reference)."""
+    out = np.full(len(cvd), np.nan)
+    for i in range(1, len(cvd)):
+        prev, cur = cvd[i - 1], cvd[i]
+        if math.isnan(prev) or math.isnan(cur):
+            continue
+        out[i] = 1.0 if prev <= 0.0 < cur else (-1.0 if cur < 0.0 <= prev else 0.0)
+    return out
+
+
+@pytest.mark.parametrize("window", ["all", "200", "30s", "day"])
+def test_cvd_flip_streaming_equals_batch(trades: list[Trade], window: str) -> None:
+    options = {"window": window, "output": "flip"}
+    streamed = stream(build(Cvd, options), trades)
+    np.testing.assert_array_equal(streamed, build(Cvd, options).batch(columns(trades)))
+    cvd = stream(build(Cvd, {"window": window}), trades)
+    np.testing.assert_array_equal(streamed, crossings(cvd))
+
+
+@pytest.mark.parametrize("window", ["200", "30s"])
+def test_cvd_flip_marks_each_zero_crossing_once(trades: list[Trade], window: str) -> None:
+    flip = build(Cvd, {"window": window, "output": "flip"})
+    got = stream(flip, trades)
+    cvd = stream(build(Cvd, {"window": window}), trades)
+    ready = ~np.isnan(cvd)
+    first = int(np.argmax(ready))
+    # NaN exactly until two CVD values exist; then only -1, 0, +1.
+    assert np.isnan(got[: first + 1]).all() and flip.ready
+    assert set(np.unique(got[first + 1:])) <= {-1.0, 0.0, 1.0}
+    ups, downs = np.flatnonzero(got == 1.0), np.flatnonzero(got == -1.0)
+    assert len(ups) > 0 and len(downs) > 0  # real order flow changes hands
+    assert (cvd[ups] > 0).all() and (cvd[ups - 1] <= 0).all()
+    assert (cvd[downs] < 0).all() and (cvd[downs - 1] >= 0).all()
+    # Flips alternate: two in a row of the same sign need an exact zero between them.
+    events = np.flatnonzero(np.abs(got) == 1.0)
+    for a, b in pairwise(events):
+        if got[a] == got[b]:
+            assert (cvd[a:b + 1] == 0.0).any(), (a, b)
+    # Every sign change of the rolling CVD between consecutive trades is one flip.
+    s = np.sign(cvd[first:])
+    changes = int(((s[1:] > 0) & (s[:-1] <= 0)).sum() + ((s[1:] < 0) & (s[:-1] >= 0)).sum())
+    assert changes == len(events)
+
+
+def test_cvd_flip_on_invalid_prints_is_zero_not_a_repeat(xrp: list[Trade]) -> None:
+    options = {"window": "100", "output": "flip"}
+    clean = stream(build(Cvd, options), xrp[:3000])
+    hostile: list[Trade] = []
+    valid: list[int] = []
+    for i, t in enumerate(xrp[:3000]):
+        hostile.append(t)
+        valid.append(len(hostile) - 1)
+        if clean[i] != 0.0 and i % 3 == 0:  # right after flips (and NaNs): the risky spots
+            p, q = BAD[i % len(BAD)]
+            hostile.append(Trade(t.ts, p, q, t.side))
+    f = build(Cvd, options)
+    got = stream(f, hostile)
+    assert f.stats()["invalid_skipped"] == len(hostile) - 3000 > 5
+    np.testing.assert_array_equal(got, build(Cvd, options).batch(columns(hostile)))
+    np.testing.assert_array_equal(got[valid], clean)  # the valid prints are unaffected
+    bad = np.setdiff1d(np.arange(len(hostile)), valid)
+    before = got[bad - 1]
+    assert ((got[bad] == 0.0) | (np.isnan(got[bad]) & np.isnan(before))).all()
+    assert (np.abs(before) == 1.0).any()  # some invalid prints follow a flip: no repeat
 
 
 @pytest.mark.parametrize("window", ["200", "30s", "all"])
@@ -595,6 +663,7 @@ class FlowTestPlugin:
 
 FEATURES: dict[str, tuple[type, dict[str, Any]]] = {
     "cvd": (Cvd, {}),
+    "cvd-flip": (Cvd, {"window": "500", "output": "flip"}),
     "tbsr": (Tbsr, {"window": "1h"}),
     "vwap": (Vwap, {}),
     "vwap-bars": (Vwap, {"input": "bars", "window": "12"}),

@@ -219,6 +219,16 @@ class Cvd(_FlowFeature):
     trade); ``"500"`` sums the last 500 trades (NaN until 500 were seen); ``"5m"`` sums the trades
     of the last 5 minutes, ``(t - 5m, t]`` (NaN until 5 minutes of trades were seen); ``"day"``
     restarts at 00:00 UTC (NaN during the first, partial, day). O(1) amortized per trade.
+
+    ``output = "flip"`` gives seed 001's *delta flip* event (its ``event-cvd-deltaflip`` topic)
+    instead: the zero-line crossing of the rolling CVD. With ``C_(t-1)``, ``C_t`` the CVD after
+    the previous and the current trade, the value is +1 when ``C_(t-1) <= 0 < C_t`` (net
+    buying takes over), -1 when ``C_t < 0 <= C_(t-1)`` (net selling takes over), else 0 — the
+    usual crossover test of a series against a level (current value beyond it, previous value
+    not). NaN until two CVD values exist (the first value of the window has no predecessor);
+    the comparison runs across a ``"day"`` restart too (the new session's first trade against
+    the last CVD of the previous one). A print that is skipped (invalid) changes no sum, so it
+    gives 0 (NaN before the first value), never a repeated flip.
     Batch columns: ``ts``, ``price``, ``qty``, ``side`` (+1 buy / -1 sell).
     """
 
@@ -228,20 +238,58 @@ class Cvd(_FlowFeature):
     @frozen
     class Config(_WindowConfig):
         window: str = option("all", doc=_WINDOW_DOC)
+        output: Literal["cvd", "flip"] = option(
+            "cvd", doc="``cvd``: the rolling CVD; ``flip``: +1 / -1 on the trade where it turns "
+                       "positive / negative (delta flip), 0 otherwise.")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._mode, self._n = parse_window(self.config.window)
         self._w = _Window(self._mode, self._n)
+        self._flip = self.config.output == "flip"
+        self._last = NAN  # the previous CVD value (flip output)
         self.ready = False
+
+    def update(self, event: Any) -> float:
+        if not self._flip:
+            return super().update(event)
+        q, p = event.qty, event.price
+        if 0.0 <= q < INF and 0.0 < p < INF:
+            self.value = self._update(event)
+        else:  # no sum moved: no flip (NaN stays NaN before the first value)
+            self.skipped += 1
+            self.value = 0.0 if self.value == self.value else NAN
+        return self.value
 
     def _update(self, trade: Trade) -> float:
         q = trade.qty
         w = self._w
-        if w.push(trade.ts, q if trade.side == "buy" else -q, 0.0):
+        if not w.push(trade.ts, q if trade.side == "buy" else -q, 0.0):
+            return NAN
+        cvd = w.sa
+        if not self._flip:
             self.ready = True
-            return w.sa
-        return NAN
+            return cvd
+        prev, self._last = self._last, cvd
+        if prev != prev:
+            return NAN
+        self.ready = True
+        if cvd > 0.0 and prev <= 0.0:
+            return 1.0
+        if cvd < 0.0 and prev >= 0.0:
+            return -1.0
+        return 0.0
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """As streaming: with ``output = "flip"`` an invalid print gives 0, not a repeat."""
+        out = super().batch(columns)
+        if self._flip:
+            import numpy as np
+
+            valid = self._valid(columns)
+            if not valid.all():
+                out = np.where(valid | np.isnan(out), out, 0.0)
+        return out
 
     def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
@@ -251,7 +299,16 @@ class Cvd(_FlowFeature):
         ts, _, qty, side = _trade_columns(columns)
         signed = np.where(side > 0, qty, -qty)
         sa, _, ready = window_sums(ts, signed, np.zeros_like(qty), self._mode, self._n)
-        return np.where(ready, sa, np.nan)
+        cvd = np.where(ready, sa, np.nan)
+        if not self._flip:
+            return cvd
+        prev = np.empty_like(cvd)
+        prev[:1] = np.nan
+        prev[1:] = cvd[:-1]
+        out = np.where((cvd > 0.0) & (prev <= 0.0), 1.0,
+                       np.where((cvd < 0.0) & (prev >= 0.0), -1.0, 0.0))
+        out[np.isnan(cvd) | np.isnan(prev)] = np.nan
+        return out
 
 
 class Tbsr(_FlowFeature):
