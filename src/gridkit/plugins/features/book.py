@@ -12,15 +12,19 @@ to it. Those whose ``stream`` option picks between the BBO stream and the L2 boo
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from math import exp, log
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping
+from math import exp, log, sqrt
+from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
 
 from gridkit.core.components import Feature
 from gridkit.core.config import OptionError, at_least, fraction, non_negative, option, positive
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import BookDepth, BookUpdate
+from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NAN = float("nan")
 INF = float("inf")
@@ -28,6 +32,15 @@ INF = float("inf")
 Stream = Literal["book", "depth"]
 _STREAM_DOC = ('Which events to read: "book" (best bid/ask updates) or "depth" (the L2 book '
                "after each depth update).")
+
+
+def _total(values: list[float]) -> float:
+    """Left-to-right float sum from 0.0. The builtin ``sum`` compensates float rounding from
+    Python 3.12 on; the batch kernels repeat this plain order on every Python version."""
+    t = 0.0
+    for v in values:
+        t += v
+    return t
 
 
 def _bbo(event: Any) -> tuple[float, float, float, float]:
@@ -98,9 +111,14 @@ class _Ring:
 
     def _resum(self) -> None:
         ring, n = self.ring, self.n
-        k = self.k = sum(ring) / n
-        self.s1 = sum(v - k for v in ring)
-        self.s2 = self.peak = sum((v - k) * (v - k) for v in ring)
+        k = self.k = _total(ring) / n
+        s1 = s2 = 0.0
+        for v in ring:
+            d = v - k
+            s1 += d
+            s2 += d * d
+        self.s1 = s1
+        self.s2 = self.peak = s2
 
     @property
     def full(self) -> bool:
@@ -114,6 +132,235 @@ class _Ring:
         n = self.n
         v = (self.s2 - self.s1 * self.s1 / n) / n
         return v if v > 0.0 else 0.0
+
+
+# --- the book tape: events as columns, for ``batch`` ----------------------------------------
+
+#: Row kinds of a book tape (its ``kind`` column).
+TRADE_ROW, BOOK_ROW, DEPTH_ROW = 0, 1, 2
+ROW_KINDS = {"trades": TRADE_ROW, "book": BOOK_ROW, "depth": DEPTH_ROW}
+_ROW_COLUMNS = ("ts", "price", "qty", "side", "bid", "bid_qty", "ask", "ask_qty")
+_DEPTH_COLUMNS = ("depth_bid_price", "depth_bid_qty", "depth_ask_price", "depth_ask_qty")
+_CHANGE_COLUMNS = ("change_side", "change_price", "change_qty")
+
+
+def book_columns(events: Iterable[Any], levels: int = 100,
+                 kinds: Iterable[str] = ("trades", "book", "depth")) -> dict[str, np.ndarray]:
+    """The book tape of ``events``: the columns the book features' ``batch`` reads.
+
+    One row per event of the ``kinds`` asked for (:class:`gridkit.Trade`,
+    :class:`gridkit.BookUpdate`, :class:`gridkit.BookDepth`), in order; bars and events of
+    other kinds are left out. A depth event's live book is copied while the iterator is on it
+    (its best ``levels`` levels per side), so pass the source's events as they come. Columns
+    (n rows, m of them depth rows, c book changes in all):
+
+    * ``kind`` (int8, n): 0 = trade, 1 = book (BBO), 2 = depth (:data:`ROW_KINDS`);
+    * ``ts`` (int64, n): the event's time, epoch ms;
+    * ``price``, ``qty`` (float64, n): the trade's; NaN on other rows. ``side`` (float64, n):
+      +1 for a taker buy, -1 for a taker sell, 0 on other rows;
+    * ``bid``, ``bid_qty``, ``ask``, ``ask_qty`` (float64, n): the BBO update's; NaN on
+      other rows;
+    * ``depth_bid_price``, ``depth_bid_qty``, ``depth_ask_price``, ``depth_ask_qty``
+      (float64, (m, levels)): row j is the book after the j-th depth row, best level first;
+      a side with fewer levels has NaN prices and 0 quantities past its last level;
+    * ``change_offset`` (int64, m + 1): the j-th depth row's changes are rows
+      ``change_offset[j]`` to ``change_offset[j + 1] - 1`` of ``change_side`` (int8, c: +1
+      bid, -1 ask), ``change_price`` and ``change_qty`` (float64, c; qty 0 = level removed).
+
+    ``levels`` must cover the ``levels`` option of every feature the tape is for (the
+    defaults need 100: ``hidden-liquidity``); a depth row costs ``32 * levels`` bytes.
+    """
+    import numpy as np
+
+    if not (isinstance(levels, int) and levels >= 1):
+        raise ValueError(f"book_columns: levels must be an integer >= 1, got {levels!r}")
+    kinds = frozenset(kinds)
+    unknown = sorted(kinds - set(ROW_KINDS))
+    if unknown:
+        raise ValueError(f"book_columns: unknown kind(s) {', '.join(unknown)}; kinds are "
+                         f"{', '.join(ROW_KINDS)}")
+    want_t, want_b, want_d = (k in kinds for k in ROW_KINDS)
+    kind: list[int] = []
+    ts: list[int] = []
+    rows: list[tuple[float, float, float, float, float, float, float, float]] = []
+    no_trade, no_quote = (NAN, NAN, 0.0), (NAN, NAN, NAN, NAN)
+    depth: list[list[float]] = []
+    ch_side: list[int] = []
+    ch_price: list[float] = []
+    ch_qty: list[float] = []
+    offset = [0]
+    pad_p, pad_q = [NAN] * levels, [0.0] * levels
+    for e in events:
+        t = type(e)
+        if t is Trade:
+            if not want_t:
+                continue
+            kind.append(TRADE_ROW)
+            rows.append((e.price, e.qty, 1.0 if e.side == "buy" else -1.0, *no_quote))
+        elif t is BookUpdate:
+            if not want_b:
+                continue
+            kind.append(BOOK_ROW)
+            rows.append((*no_trade, e.bid, e.bid_qty, e.ask, e.ask_qty))
+        elif t is BookDepth:
+            if not want_d:
+                continue
+            kind.append(DEPTH_ROW)
+            rows.append((*no_trade, *no_quote))
+            book = e.book
+            for side in ("bid", "ask"):
+                lv = book.levels(side, levels)
+                k = len(lv)
+                depth.append([p for p, _ in lv] + pad_p[k:])
+                depth.append([q for _, q in lv] + pad_q[k:])
+            for side, p, q in e.changes:
+                ch_side.append(1 if side == "bid" else -1)
+                ch_price.append(p)
+                ch_qty.append(q)
+            offset.append(len(ch_price))
+        elif t is Bar:
+            continue
+        else:
+            raise TypeError(f"book_columns: not a market event: {t.__name__}")
+        ts.append(e.ts)
+    n = len(kind)
+    table = np.array(rows, dtype=np.float64).reshape(n, len(_ROW_COLUMNS) - 1)
+    out: dict[str, np.ndarray] = {"kind": np.array(kind, dtype=np.int8),
+                                  "ts": np.array(ts, dtype=np.int64)}
+    for i, name in enumerate(_ROW_COLUMNS[1:]):
+        out[name] = np.ascontiguousarray(table[:, i])
+    grid = np.array(depth, dtype=np.float64).reshape(-1, 4, levels)
+    for i, name in enumerate(_DEPTH_COLUMNS):
+        out[name] = np.ascontiguousarray(grid[:, i, :])
+    out["change_offset"] = np.array(offset, dtype=np.int64)
+    out["change_side"] = np.array(ch_side, dtype=np.int8)
+    out["change_price"] = np.array(ch_price, dtype=np.float64)
+    out["change_qty"] = np.array(ch_qty, dtype=np.float64)
+    return out
+
+
+class _Tape:
+    """A feature's view of a book tape: checks the columns it reads and cuts them to its rows.
+
+    Without a ``kind`` column every row is of the one kind the feature reads.
+    """
+
+    def __init__(self, columns: Mapping[str, Any], feature: Feature) -> None:
+        import numpy as np
+
+        self.np = np
+        self.cols = columns
+        self.who = f"{feature.name} batch"
+        reads = sorted(feature.inputs)
+        if "kind" in columns:
+            kind = np.asarray(columns["kind"])
+            if kind.ndim != 1:
+                raise ValueError(f"{self.who}: column 'kind' must be 1-D, got shape "
+                                 f"{kind.shape}")
+            if kind.size and not (np.issubdtype(kind.dtype, np.integer)
+                                  and kind.min() >= 0 and kind.max() <= DEPTH_ROW):
+                raise ValueError(f"{self.who}: column 'kind' holds a value that is not a row "
+                                 f"kind (0 = trade, 1 = book, 2 = depth)")
+            self.kind: Any = kind.astype(np.int8, copy=False)
+            self.n = int(kind.shape[0])
+        else:
+            if len(reads) > 1:
+                raise ValueError(f"{self.who}: missing column 'kind': it reads "
+                                 f"{' and '.join(reads)} rows, which a tape interleaves")
+            self.kind = None
+            first = "bid" if reads == ["book"] else "depth_bid_price"
+            self.n = int(np.shape(self._col(first))[0]) if np.ndim(self._col(first)) else 0
+
+    def _col(self, name: str) -> Any:
+        try:
+            return self.cols[name]
+        except KeyError:
+            raise ValueError(f"{self.who}: missing column {name!r}") from None
+
+    def mask(self, *codes: int) -> Any:
+        """Rows of these kinds (all rows of a tape without ``kind``)."""
+        if self.kind is None:
+            return self.np.ones(self.n, dtype=bool)
+        return self.np.isin(self.kind, codes)
+
+    def count(self, code: int) -> int:
+        return self.n if self.kind is None else int((self.kind == code).sum())
+
+    def rows(self, name: str, rows: Any, dtype: Any = None) -> Any:
+        """A per-row column cut to ``rows``, contiguous float64 (or ``dtype``)."""
+        np = self.np
+        x = np.asarray(self._col(name))
+        if x.ndim != 1 or x.shape[0] != self.n:
+            raise ValueError(f"{self.who}: column {name!r} has shape {x.shape}; the tape has "
+                             f"{self.n} rows")
+        return np.ascontiguousarray(x[rows], dtype=dtype or np.float64)
+
+    def depth(self, levels: int) -> tuple[Any, Any, Any, Any]:
+        """The four level arrays, one row per depth row, cut to the first ``levels``."""
+        np = self.np
+        m = self.count(DEPTH_ROW)
+        out = []
+        for name in _DEPTH_COLUMNS:
+            x = np.asarray(self._col(name))
+            if x.ndim != 2 or x.shape[0] != m:
+                raise ValueError(f"{self.who}: column {name!r} has shape {x.shape}; it needs "
+                                 f"one row per depth row ({m}) and one column per level")
+            if x.shape[1] < levels:
+                raise ValueError(f"{self.who}: column {name!r} holds {x.shape[1]} levels; this "
+                                 f"feature reads {levels} (book_columns(events, "
+                                 f"levels={levels}))")
+            out.append(np.ascontiguousarray(x[:, :levels], dtype=np.float64))
+        return out[0], out[1], out[2], out[3]
+
+    def changes(self) -> tuple[Any, Any, Any, Any]:
+        """``change_offset`` (checked against the depth rows) and the three change columns."""
+        np = self.np
+        m = self.count(DEPTH_ROW)
+        off = np.ascontiguousarray(self._col("change_offset"), dtype=np.int64)
+        side = np.ascontiguousarray(self._col("change_side"), dtype=np.int8)
+        price = np.ascontiguousarray(self._col("change_price"), dtype=np.float64)
+        qty = np.ascontiguousarray(self._col("change_qty"), dtype=np.float64)
+        c = price.shape[0]
+        if side.ndim != 1 or price.ndim != 1 or qty.ndim != 1 or not (
+                side.shape[0] == c == qty.shape[0]):
+            raise ValueError(f"{self.who}: columns 'change_side', 'change_price' and "
+                             f"'change_qty' must be 1-D of one length, got {side.shape}, "
+                             f"{price.shape}, {qty.shape}")
+        if off.shape != (m + 1,) or off[0] != 0 or off[-1] != c or (np.diff(off) < 0).any():
+            raise ValueError(f"{self.who}: column 'change_offset' must rise from 0 to the "
+                             f"number of changes ({c}) with one entry per depth row ({m}) "
+                             f"plus one")
+        if not np.isin(side, (1, -1)).all():
+            raise ValueError(f"{self.who}: column 'change_side' must hold +1 (bid) or -1 (ask)")
+        return off, side, price, qty
+
+    def top(self, stream: str) -> tuple[Any, Any, Any, Any]:
+        """(bid, bid_qty, ask, ask_qty) of the rows of ``stream``: the BBO columns of book rows,
+        or the best level of each side of depth rows."""
+        if stream == "book":
+            rows = self.mask(BOOK_ROW)
+            b, bq, a, aq = (self.rows(c, rows) for c in ("bid", "bid_qty", "ask", "ask_qty"))
+            return b, bq, a, aq
+        bp, bqs, ap, aqs = self.depth(1)
+        return bp[:, 0], bqs[:, 0], ap[:, 0], aqs[:, 0]
+
+    def levels(self, stream: str, levels: int) -> tuple[Any, Any, Any, Any]:
+        """Level arrays (rows, levels) of the rows of ``stream`` (a BBO row is one level)."""
+        if stream == "depth":
+            return self.depth(levels)
+        b, bq, a, aq = self.top("book")
+        return b[:, None], bq[:, None], a[:, None], aq[:, None]
+
+    def spread_out(self, code: int, values: Any) -> Any:
+        """One value per tape row: ``values`` on the rows of kind ``code``, NaN elsewhere."""
+        return self.scatter(self.mask(code), values)
+
+    def scatter(self, rows: Any, values: Any) -> Any:
+        if self.kind is None:
+            return values
+        out = self.np.full(self.n, self.np.nan)
+        out[rows] = values
+        return out
 
 
 def _stream_inputs(feature: Feature, stream: str) -> None:
@@ -149,6 +396,16 @@ class SpreadBps(Feature):
         value = _spread_bps(event)
         self.ready = value == value
         return value
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The spread after each row of a book tape (:func:`book_columns`): its ``book`` rows'
+        ``bid`` and ``ask``, or its ``depth`` rows' best levels; NaN on rows of other kinds."""
+        from gridkit.plugins.features.kernels_book import spread_bps_batch
+
+        stream = self.config.stream
+        tape = _Tape(columns, self)
+        bid, _, ask, _ = tape.top(stream)
+        return tape.spread_out(ROW_KINDS[stream], spread_bps_batch(bid, ask))
 
 
 class OrderImbalance(Feature):
@@ -192,13 +449,30 @@ class OrderImbalance(Feature):
                 b = a = 0.0
         else:
             book = event.book
-            b = book.depth("bid", self.levels)
-            a = book.depth("ask", self.levels)
+            b = _total([q for _, q in book.levels("bid", self.levels)])
+            a = _total([q for _, q in book.levels("ask", self.levels)])
         if not (b > 0.0 and a > 0.0):
             self.ready = False
             return NAN
         self.ready = True
         return (b - a) / (b + a)
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The imbalance after each row of a book tape (:func:`book_columns`): its ``book``
+        rows' quantities, or the best ``levels`` levels of its ``depth`` rows; NaN on rows of
+        other kinds."""
+        from gridkit.plugins.features.kernels_book import (
+            imbalance_depth_batch,
+            imbalance_top_batch,
+        )
+
+        stream = next(iter(self.inputs))
+        tape = _Tape(columns, self)
+        if stream == "book" or self.levels == 1:
+            values = imbalance_top_batch(*tape.top(stream))
+        else:
+            values = imbalance_depth_batch(*tape.depth(self.levels), self.levels)
+        return tape.spread_out(ROW_KINDS[stream], values)
 
 
 class SpreadAnalysis(Feature):
@@ -250,11 +524,23 @@ class SpreadAnalysis(Feature):
         m = ring.mean()
         if not self.zscore:
             return s / m if m != 0.0 else NAN
-        sd = ring.var() ** 0.5
+        sd = sqrt(ring.var())
         floor = self.floor * abs(m)
         if sd < floor:
             sd = floor
         return (s - m) / sd if sd > 0.0 else 0.0
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The z-score (or ratio) after each row of a book tape (:func:`book_columns`), from
+        the spreads of its ``book`` or ``depth`` rows as ``spread-bps``; NaN on rows of other
+        kinds."""
+        from gridkit.plugins.features.kernels_book import spread_analysis_batch
+
+        stream = self.config.stream
+        tape = _Tape(columns, self)
+        bid, _, ask, _ = tape.top(stream)
+        values = spread_analysis_batch(bid, ask, self.ring.n, self.zscore, float(self.floor))
+        return tape.spread_out(ROW_KINDS[stream], values)
 
 
 class L2Delta(Feature):
@@ -327,6 +613,17 @@ class L2Delta(Feature):
             else:
                 total -= (asks[m][1] if m < na else 0.0) - (prev_asks[m][1] if m < npa else 0.0)
         return total
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The order-flow imbalance after each row of a book tape (:func:`book_columns`):
+        between consecutive ``depth`` rows (their best ``levels`` levels), or consecutive
+        ``book`` rows; NaN on the first and on rows of other kinds."""
+        from gridkit.plugins.features.kernels_book import l2_delta_batch
+
+        stream = self.config.stream
+        tape = _Tape(columns, self)
+        values = l2_delta_batch(*tape.levels(stream, self.levels), self.levels)
+        return tape.spread_out(ROW_KINDS[stream], values)
 
 
 def _copy_side(book: Any, side: str, n: int) -> tuple[dict[float, float], float]:
@@ -420,8 +717,8 @@ class HiddenLiquidity(Feature):
         slot += 1
         if slot == w:
             slot = 0
-            self.sum_h = sum(self.ring_h)  # once per window: no drift
-            self.sum_q = sum(self.ring_q)
+            self.sum_h = _total(self.ring_h)  # once per window: no drift
+            self.sum_q = _total(self.ring_q)
         self.slot = slot
         if self.count < w:
             return NAN
@@ -436,6 +733,20 @@ class HiddenLiquidity(Feature):
 
     def stats(self) -> dict[str, Any]:
         return {"unattributed_trades": self.unattributed, "hidden_volume": self.hidden_volume}
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The hidden share after each trade and depth row of a book tape
+        (:func:`book_columns`): ``kind``, the trade rows' ``price``, ``qty``, ``side`` and the
+        ``depth_*`` level arrays (at least ``levels`` levels); NaN on ``book`` rows."""
+        from gridkit.plugins.features.kernels_book import hidden_liquidity_batch
+
+        tape = _Tape(columns, self)
+        rows = tape.mask(TRADE_ROW, DEPTH_ROW)
+        kind = tape.rows("kind", rows, tape.np.int8)
+        values = hidden_liquidity_batch(
+            kind, tape.rows("price", rows), tape.rows("qty", rows), tape.rows("side", rows),
+            *tape.depth(self.levels), self.levels, self.window)
+        return tape.scatter(rows, values)
 
 
 class Spoofing(Feature):
@@ -517,7 +828,8 @@ class Spoofing(Feature):
             del pending[k]
         prev = self.prev
         if prev is not None:
-            mean_qty = {s: (sum(q for _, q in v) / len(v) if v else INF) for s, v in lv.items()}
+            mean_qty = {s: (_total([q for _, q in v]) / len(v) if v else INF)
+                        for s, v in lv.items()}
             rank: dict[str, dict[float, int]] | None = None
             for side, p, q in event.changes:
                 key = (side, p)
@@ -556,7 +868,7 @@ class Spoofing(Feature):
             self.recent_sum = 0.0  # no drift across windows
         if ts - self.first_ts < cfg.window_ms:
             return NAN
-        depth = sum(q for _, q in lv["bid"]) + sum(q for _, q in lv["ask"])
+        depth = _total([q for _, q in lv["bid"]]) + _total([q for _, q in lv["ask"]])
         if not depth > 0.0:
             self.value = NAN
             return NAN
@@ -567,6 +879,24 @@ class Spoofing(Feature):
     def stats(self) -> dict[str, Any]:
         return {"large_placements": self.placements, "spoof_cancels": self.spoofs,
                 "cleared_by_trades": self.filled}
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The spoofing ratio after each trade and depth row of a book tape
+        (:func:`book_columns`): ``kind``, ``ts``, the trade rows' ``price`` and ``side``, the
+        ``depth_*`` level arrays (at least ``levels`` levels) and the depth rows' changes
+        (``change_*``); NaN on ``book`` rows."""
+        from gridkit.plugins.features.kernels_book import spoofing_batch
+
+        cfg = self.cfg
+        tape = _Tape(columns, self)
+        rows = tape.mask(TRADE_ROW, DEPTH_ROW)
+        np = tape.np
+        values = spoofing_batch(
+            tape.rows("kind", rows, np.int8), tape.rows("ts", rows, np.int64),
+            tape.rows("price", rows), tape.rows("side", rows), *tape.depth(cfg.levels),
+            *tape.changes(), cfg.levels, cfg.min_rank, float(cfg.size_factor),
+            float(cfg.cancel_fraction), cfg.max_life_ms, cfg.window_ms, cfg.max_pending)
+        return tape.scatter(rows, values)
 
 
 def _impact_bps(levels: list[tuple[float, float]], size: float, mid: float) -> tuple[float, bool]:
@@ -641,6 +971,17 @@ class LiquidityVacuum(Feature):
             return NAN
         self.ready = True
         return exp(lc - ring.mean())
+
+    def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The relative cost after each ``depth`` row of a book tape (:func:`book_columns`),
+        from its ``depth_*`` level arrays (at least ``levels`` levels); NaN on rows of other
+        kinds."""
+        from gridkit.plugins.features.kernels_book import liquidity_vacuum_batch
+
+        tape = _Tape(columns, self)
+        values = liquidity_vacuum_batch(*tape.depth(self.levels), float(self.size),
+                                        self.levels, self.ring.n)
+        return tape.spread_out(DEPTH_ROW, values)
 
     def stats(self) -> dict[str, Any]:
         return {"size_beyond_levels": self.unfilled}
