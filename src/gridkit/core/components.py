@@ -112,8 +112,14 @@ class Feature(Component):
     #: engine and ``gridkit validate`` read the instance's value.
     inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
 
-    #: False until the window is full; :meth:`update` returns NaN until then.
+    #: False until the window is full; :meth:`update` returns NaN until then. (A feature the
+    #: engine runs fused is stepped by its fuser instead: its own state, ``ready`` included,
+    #: stays as it was built.)
     ready: bool = False
+
+    #: Runs several features of this kind in one compiled step per bar (see
+    #: :mod:`gridkit.core.fusion`); None: :meth:`update` is always called on its own.
+    fuser: ClassVar[Any] = None
 
     def update(self, event: Any) -> float:
         """Take one event and return the feature's new value (NaN while not ready)."""

@@ -217,6 +217,11 @@ class PipelineSection:
     )
     capital: float = option(10000.0, doc="Starting cash, in the quote currency.",
                             validator=positive())
+    fuse_features: Literal["auto", "on", "off"] = option(
+        "auto",
+        doc="Run the built-in bar features as one compiled step per bar: auto (when it pays: "
+            "3+ such features in paper/live runs or backtests of 100k+ events), on, off.",
+    )
 
 
 @frozen

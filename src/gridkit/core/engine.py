@@ -15,6 +15,7 @@ from typing import Any
 
 from attrs import define, field
 
+from gridkit.core import fusion
 from gridkit.core.components import (
     Attention,
     Component,
@@ -278,6 +279,8 @@ class Run:
     status: str = "running"
     error: str | None = None
     elapsed: float = 0.0
+    #: Keys of the bar features run as one fused compiled step (empty: none).
+    fused: list[str] = field(factory=list)
 
     def summary(self) -> dict[str, Any]:
         """The run summary (DESIGN.md §7), JSON-able."""
@@ -300,6 +303,7 @@ class Run:
                        for kind, (s, a) in self.ticks.items() if s},
             "paused": self.ctx.paused, "orders_deferred": self.deferred,
             "orders_deferred_at_end": self.deferred_at_end,
+            "features_fused": self.fused,
             "first_ts": self.first_ts,
             "last_ts": self.ctx.bar.ts if self.ctx.bar is not None else None,
             "orders_placed": self.orders_placed, "orders_cancelled": self.orders_cancelled,
@@ -427,9 +431,25 @@ def _loop(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         culprit = _culprit(p, err)
         bar = ctx.bar
         where = f"on event #{run.seen}" + (f" (ts {bar.ts})" if bar is not None else "")
-        if culprit is None:
+        if culprit is not None:
+            raise _blame(p, culprit, where, err) from err
+        fused = _fused_members(err)
+        if not fused:
             raise
-        raise _blame(p, culprit, where, err) from err
+        paths = ", ".join(p.origin(f)[0].path for f in fused)
+        raise ComponentError("feature", "fused: " + ", ".join(p.origin(f)[1].name for f in fused),
+                             p.origin(fused[0])[1].origin, err, f"{where} ({paths})") from err
+
+
+def _fused_members(err: BaseException) -> tuple[Component, ...]:
+    """The features of the fused step on the traceback, if one raised."""
+    tb = err.__traceback__
+    while tb is not None:
+        members = tb.tb_frame.f_globals.get("__fused_members__")
+        if members:
+            return members  # type: ignore[no-any-return]
+        tb = tb.tb_next
+    return ()
 
 
 def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
@@ -447,7 +467,16 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     # Only validators that override accepted() pay for the extra call.
     on_accepted = tuple(v.accepted for v in bar_validators
                         if _overrides(v, Validator, "accepted"))
-    features = tuple((key, f.update) for key, f in p.features if "bars" in f.inputs)
+    fvals = ctx.features
+    for key, _ in p.features:
+        fvals[key] = float("nan")
+    total = p.source.size_hint()  # known only after setup
+    bar_features = [(key, f) for key, f in p.features if "bars" in f.inputs]
+    groups = fusion.plan(bar_features, p.config.pipeline.fuse_features, p.run.mode, total)
+    fused_keys = {key for _, members in groups for key, _ in members}
+    run.fused = [key for key, _ in bar_features if key in fused_keys]
+    fused = tuple(fuser.build(members, fvals) for fuser, members in groups)
+    features = tuple((key, f.update) for key, f in bar_features if key not in fused_keys)
     tick = _tick_handler(run) if p.source.provides - {"bars"} else None
     attention = tuple(a.observe for a in p.attention)
     regimes = tuple((r.label, r.score) for r in p.regimes)
@@ -468,15 +497,11 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     portfolio = ctx.portfolio
     apply_fill, mark = portfolio.apply, portfolio.mark
     closed = ctx.order_closed
-    fvals = ctx.features
-    for key, _ in p.features:
-        fvals[key] = float("nan")
     deferred: list[Order | Cancel] = []  # held while trading is paused
     nan = float("nan")
     started = False
     mask = _RING - 1
     seen = accepted = 0
-    total = p.source.size_hint()  # known only after setup
     events = p.source.events()
     try:
         for bar in events:
@@ -518,6 +543,8 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
             if timed:
                 t3 = now()
 
+            for step in fused:
+                step(bar)
             for key, update in features:
                 fvals[key] = update(bar)
             if timed:

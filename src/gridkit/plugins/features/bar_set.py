@@ -21,6 +21,7 @@ from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar
+from gridkit.plugins.features.fusion import BAR_FUSER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,6 +45,7 @@ class PriceChange(Feature):
     """
 
     name = "price-change"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -93,6 +95,7 @@ class PricePosition(Feature):
     """
 
     name = "price-position"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -160,6 +163,7 @@ class VolumeAcceleration(Feature):
     """
 
     name = "volume-acceleration"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -231,6 +235,7 @@ class BbPosition(Feature):
     """
 
     name = "bb-position"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -330,6 +335,7 @@ class TrendStrength(Feature):
     """
 
     name = "trend-strength"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -398,6 +404,7 @@ class Atr(Feature):
     """
 
     name = "atr"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -456,6 +463,7 @@ class Ema(Feature):
     """
 
     name = "ema"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:

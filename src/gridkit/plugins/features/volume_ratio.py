@@ -10,6 +10,7 @@ from attrs import frozen
 from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
+from gridkit.plugins.features.fusion import BAR_FUSER
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,6 +26,7 @@ class VolumeRatio(Feature):
     """
 
     name = "volume-ratio"
+    fuser = BAR_FUSER
 
     @frozen
     class Config:
