@@ -193,6 +193,13 @@ CONFIGS: list[tuple[type, dict[str, Any]]] = [
     (Vwap, {}), (Vwap, {"window": "200"}), (Vwap, {"window": "1m"}), (Vwap, {"window": "all"}),
     (VolumeProfile, {"window": "300"}), (VolumeProfile, {"window": "1m", "bin_bps": 2.0}),
     (VolumeProfile, {"window": "500", "unit": "bins", "bin_bps": 1.0}),
+    (VolumeProfile, {"window": "300", "output": "vah-distance"}),
+    (VolumeProfile, {"window": "1m", "bin_bps": 2.0, "output": "val-distance",
+                     "value_area": 0.5}),
+    (VolumeProfile, {"window": "200", "unit": "bins", "bin_bps": 3.0,
+                     "output": "value-area-position"}),
+    (VolumeProfile, {"window": "30s", "unit": "bins", "bin_bps": 2.0, "output": "vah-distance",
+                     "value_area": 0.9}),
 ]
 
 
@@ -457,6 +464,111 @@ def test_volume_profile_point_of_control(trades: list[Trade], window: str) -> No
             assert bps[i] == pytest.approx(1e4 * (trades[i].price - centre) / centre, rel=1e-9)
 
 
+def value_area_reference(window: list[Trade], p0: float, width: float, poc: int,
+                         frac: float) -> tuple[int, int] | None:
+    """(bottom, top) bins of the CBOT value area, from exact bin sums; None when a comparison
+    is within rounding of a tie (then the float sums may rightly go either way)."""
+    vol: dict[int, Fraction] = {}
+    for t in window:
+        b = math.floor((t.price - p0) / width)
+        vol[b] = vol.get(b, Fraction(0)) + Fraction(t.qty)
+    lo, hi = min(vol), max(vol)
+    total = sum(vol.values(), Fraction(0))
+    eps = Fraction(1, 10**9) * total
+    target = Fraction(frac) * total
+    acc, top, bottom = vol[poc], poc, poc
+    while acc < target:
+        if abs(acc - target) <= eps:
+            return None
+        up = vol.get(top + 1, Fraction(0)) if top < hi else None
+        dn = vol.get(bottom - 1, Fraction(0)) if bottom > lo else None
+        if up is not None and dn is not None:
+            if up != dn and abs(up - dn) <= eps:
+                return None
+            if up >= dn:
+                top, acc = top + 1, acc + up
+            if dn >= up:
+                bottom, acc = bottom - 1, acc + dn
+        elif up is not None:
+            top, acc = top + 1, acc + up
+        elif dn is not None:
+            bottom, acc = bottom - 1, acc + dn
+        else:
+            break
+    if abs(acc - target) <= eps:
+        return None
+    return bottom, top
+
+
+@pytest.mark.parametrize(("window", "frac"), [("300", 0.7), ("1m", 0.7), ("200", 0.5)])
+def test_volume_profile_value_area(trades: list[Trade], window: str, frac: float) -> None:
+    """The value area's bins, from every output, against a reference with exact sums."""
+    opts = {"window": window, "bin_bps": 2.0, "value_area": frac}
+    cols = columns(trades)  # batch: equal to streaming (test_streaming_equals_batch), faster
+    poc_d, vah_d, val_d = (build(VolumeProfile, {**opts, "unit": "bins", "output": o}).batch(cols)
+                           for o in ("poc-distance", "vah-distance", "val-distance"))
+    vah_bps, val_bps, pos = (build(VolumeProfile, {**opts, "output": o}).batch(cols)
+                             for o in ("vah-distance", "val-distance", "value-area-position"))
+    p0 = trades[0].price
+    width = p0 * 2.0 / 10_000
+    checked = 0
+    for i in sample(len(trades), 200):
+        w = window_of(trades, i, window)
+        if w is None:
+            assert np.isnan([poc_d[i], vah_d[i], val_d[i], vah_bps[i], val_bps[i],
+                             pos[i]]).all()
+            continue
+        p = trades[i].price
+        k = math.floor((p - p0) / width)
+        poc, vah, val = k - int(poc_d[i]), k - int(vah_d[i]), k - int(val_d[i])
+        assert val <= poc <= vah
+        high, low = p0 + (vah + 1) * width, p0 + val * width
+        assert vah_bps[i] == pytest.approx(1e4 * (p - high) / high, rel=1e-9)
+        assert val_bps[i] == pytest.approx(1e4 * (p - low) / low, rel=1e-9)
+        assert pos[i] == pytest.approx((p - low) / (high - low), rel=1e-9, abs=1e-12)
+        if poc not in poc_candidates(w, p0, width):
+            continue
+        want = value_area_reference(w, p0, width, poc, frac)
+        if want is not None:
+            assert (val, vah) == want, i
+            checked += 1
+    assert checked > 100
+
+
+def test_value_area_of_everything_spans_the_window(trades: list[Trade]) -> None:
+    """value_area = 1: the value area is every traded bin, so each price sits inside it."""
+    opts = {"window": "400", "bin_bps": 3.0, "value_area": 1.0}
+    pos = stream(build(VolumeProfile, {**opts, "output": "value-area-position"}), trades)
+    val_d = stream(build(VolumeProfile, {**opts, "output": "val-distance", "unit": "bins"}),
+                   trades)
+    vah_d = stream(build(VolumeProfile, {**opts, "output": "vah-distance", "unit": "bins"}),
+                   trades)
+    p0 = trades[0].price
+    width = p0 * 3.0 / 10_000
+    ok = ~np.isnan(pos)
+    assert ok.sum() == len(trades) - 399
+    assert (pos[ok] >= -1e-9).all() and (pos[ok] <= 1 + 1e-9).all()
+    for i in sample(len(trades), 100):
+        if not ok[i]:
+            continue
+        k = math.floor((trades[i].price - p0) / width)
+        bins = [math.floor((t.price - p0) / width) for t in trades[i - 399: i + 1]]
+        assert (k - val_d[i], k - vah_d[i]) == (min(bins), max(bins))
+
+
+def test_value_area_narrows_with_its_share(xrp: list[Trade]) -> None:
+    """A larger share never gives a narrower value area (same POC, same growth order)."""
+    widths = []
+    for frac in (0.3, 0.7, 0.95):
+        opts = {"window": "1000", "bin_bps": 2.0, "unit": "bins", "value_area": frac}
+        top = stream(build(VolumeProfile, {**opts, "output": "vah-distance"}), xrp)
+        bottom = stream(build(VolumeProfile, {**opts, "output": "val-distance"}), xrp)
+        widths.append(bottom - top)  # (k - val) - (k - vah) = vah - val
+    ok = ~np.isnan(widths[0])
+    assert (widths[0][ok] <= widths[1][ok]).all() and (widths[1][ok] <= widths[2][ok]).all()
+    assert (widths[0][ok] < widths[2][ok]).mean() > 0.5
+
+
 # --- warm-up ------------------------------------------------------------------------------------
 
 
@@ -592,9 +704,10 @@ def test_invariants_hold(rows: list[tuple[int, float, float, bool]], window: str
     ok = ~np.isnan(vwap)
     assert (vwap[ok] >= 99.5 * (1 - 1e-12)).all() and (vwap[ok] <= 101.0 * (1 + 1e-12)).all()
     if window != "all":
-        options = {"window": window, "bin_bps": 3.0, "unit": "bins"}
-        np.testing.assert_array_equal(stream(build(VolumeProfile, options), trades),
-                                      build(VolumeProfile, options).batch(cols))
+        for output in ("poc-distance", "vah-distance", "val-distance", "value-area-position"):
+            options = {"window": window, "bin_bps": 3.0, "unit": "bins", "output": output}
+            np.testing.assert_array_equal(stream(build(VolumeProfile, options), trades),
+                                          build(VolumeProfile, options).batch(cols))
 
 
 @settings(max_examples=60, deadline=None)
@@ -671,6 +784,8 @@ FEATURES: dict[str, tuple[type, dict[str, Any]]] = {
     "vpin-z": (Vpin, {"bucket_volume": 50_000.0, "buckets": 20, "output": "zscore",
                       "zscore_window": 10}),
     "volume-profile": (VolumeProfile, {"window": "2000"}),
+    "value-area-high": (VolumeProfile, {"window": "2000", "output": "vah-distance"}),
+    "value-area-position": (VolumeProfile, {"window": "1h", "output": "value-area-position"}),
 }
 
 

@@ -27,7 +27,7 @@ from attrs import frozen
 
 from gridkit.core.bars import parse_interval
 from gridkit.core.components import Feature
-from gridkit.core.config import OptionError, at_least, option, positive
+from gridkit.core.config import OptionError, at_least, fraction, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, Trade
 
@@ -612,20 +612,45 @@ class Vpin(_FlowFeature):
 
 
 class VolumeProfile(_FlowFeature):
-    """Distance of the last trade's price from the point of control of a rolling volume profile.
+    """Where the last trade's price sits in a rolling volume profile (POC, value area).
+
+    Its distance from the point of control, from the value area's high or low, or its position
+    in the value area.
 
     The volume profile of Steidlmayer's Market Profile (Steidlmayer & Koy 1986, *Markets and
     Market Logic*; Dalton, Jones & Dalton 1990, *Mind Over Markets*): the volume traded in each
     price bin over the window. Bins are fixed for the run, relative to the first trade's price
     p0: bin ``k = floor((p - p0) / w)`` with width ``w = p0 * bin_bps / 10000``. The *point of
-    control* (POC) is the bin with the most volume (ties: the lower bin). The value is the signed
-    distance of the last price p from the POC bin's centre ``c = p0 + (k_poc + 1/2) w``:
-    ``10000 (p - c) / c`` in bps (``unit = "bps"``) or ``k - k_poc`` in bins (``unit = "bins"``);
-    positive = trading above the POC. NaN until the window is full. Each trade adds its quantity
-    to its bin and the trades leaving the window take theirs out, so the POC moves in O(1)
-    except when the POC bin itself loses volume: then the B occupied bins are rescanned (B is
-    bounded by the window's price range over w, not by the length of the data). The bin volumes
-    are re-summed from the window once per window's worth of departures so they never drift.
+    control* (POC) is the bin with the most volume (ties: the lower bin).
+
+    The *value area* is the CBOT Market Profile's (Chicago Board of Trade, *CBOT Market
+    Profile Handbook*, 1984/1991; Dalton et al., ch. 1): the smallest run of bins around the
+    POC that holds the fraction ``value_area`` (70 %, about one standard deviation) of the
+    window's volume ``V`` (summed over the bins, lowest first). It starts as the POC bin and
+    grows one bin at a time: the next bin above and the next bin below are compared and the one
+    with more volume joins (a tie: both, the upper one added first); once one side reaches the
+    window's lowest or highest traded bin only the other side grows; it stops as soon as its
+    volume is ``>= value_area * V``. Its top bin is ``k_vah``, its bottom bin ``k_val``;
+    the value area high is the top edge ``VAH = p0 + (k_vah + 1) w``, the value area low the
+    bottom edge ``VAL = p0 + k_val w``.
+
+    ``output`` chooses the value (one number per trade: use several instances, with
+    ``key = ...``, for several outputs); positive always means trading above the level:
+
+    - ``poc-distance`` (default): from the POC bin's centre ``c = p0 + (k_poc + 1/2) w``:
+      ``10000 (p - c) / c`` in bps (``unit = "bps"``), or ``k - k_poc`` in bins;
+    - ``vah-distance``: ``10000 (p - VAH) / VAH`` in bps, or ``k - k_vah`` in bins (0: in the
+      value area's top bin);
+    - ``val-distance``: ``10000 (p - VAL) / VAL`` in bps, or ``k - k_val`` in bins;
+    - ``value-area-position``: ``(p - VAL) / (VAH - VAL)``: in [0, 1] inside the value area,
+      below 0 under it, above 1 over it (``unit`` does not apply).
+
+    NaN until the window is full. Each trade adds its quantity to its bin and the trades
+    leaving the window take theirs out, so the POC moves in O(1) except when the POC bin itself
+    loses volume: then the occupied bins are rescanned. The value area costs O(B) per trade,
+    B the number of bins between the window's lowest and highest price (its price range over
+    ``w``, not the number of trades in the window). The bin volumes are re-summed from the
+    window once per window's worth of departures so they never drift.
     Batch columns: ``ts``, ``price``, ``qty``, ``side``.
     """
 
@@ -639,7 +664,14 @@ class VolumeProfile(_FlowFeature):
         bin_bps: float = option(10.0, doc="Bin width, in basis points of the first price.",
                                 validator=positive())
         unit: Literal["bps", "bins"] = option(
-            "bps", doc="Unit of the distance: ``bps`` of the POC price, or whole ``bins``.")
+            "bps", doc="Unit of the distances: ``bps`` of the level's price, or whole ``bins``.")
+        output: Literal["poc-distance", "vah-distance", "val-distance",
+                        "value-area-position"] = option(
+            "poc-distance", doc="Distance from the point of control, from the value area high "
+                                "or low, or the position in [VAL, VAH] (0 at VAL, 1 at VAH).")
+        value_area: float = option(
+            0.70, doc="Share of the window's volume the value area holds (CBOT: 0.70).",
+            validator=fraction())
 
         def __attrs_post_init__(self) -> None:
             parse_window(self.window, allow=(COUNT, SPAN))
@@ -648,6 +680,8 @@ class VolumeProfile(_FlowFeature):
         super().__init__(config)
         self._mode, self._n = parse_window(self.config.window, allow=(COUNT, SPAN))
         self._bins = self.config.unit == "bins"
+        self._out = _VP_OUTPUTS.index(self.config.output)
+        self._frac = float(self.config.value_area)
         self.items: deque[tuple[int, int, float]] = deque()
         self.vol: dict[int, float] = {}
         self.cnt: dict[int, int] = {}
@@ -666,6 +700,47 @@ class VolumeProfile(_FlowFeature):
             if v > best or (v == best and b < poc):
                 poc, best = b, v
         self.poc = poc
+
+    def value_area(self) -> tuple[int, int]:
+        """``(k_val, k_vah)``: the bottom and top bins of the current value area, O(B).
+
+        The same float operations, in the same order, as ``kernels_flow._value_area``.
+        """
+        vol = self.vol
+        get = vol.get
+        lo, hi = min(vol), max(vol)
+        total = 0.0
+        for b in range(lo, hi + 1):
+            total += get(b, 0.0)
+        target = self._frac * total
+        poc = self.poc
+        acc = vol[poc]
+        up, dn = poc + 1, poc - 1
+        while acc < target:
+            if up <= hi:
+                vu = get(up, 0.0)
+                if dn >= lo:
+                    vd = get(dn, 0.0)
+                    if vu > vd:
+                        acc += vu
+                        up += 1
+                    elif vd > vu:
+                        acc += vd
+                        dn -= 1
+                    else:
+                        acc += vu
+                        acc += vd
+                        up += 1
+                        dn -= 1
+                else:
+                    acc += vu
+                    up += 1
+            elif dn >= lo:
+                acc += get(dn, 0.0)
+                dn -= 1
+            else:
+                break
+        return dn + 1, up - 1
 
     def _update(self, trade: Trade) -> float:
         price, q, ts = trade.price, trade.qty, trade.ts
@@ -717,10 +792,26 @@ class VolumeProfile(_FlowFeature):
         self.ready = ready
         if not ready:
             return NAN
-        if self._bins:
-            return float(b - self.poc)
-        centre = self.p0 + (self.poc + 0.5) * self.width
-        return 10_000.0 * (price - centre) / centre
+        out = self._out
+        p0, width = self.p0, self.width
+        if out == 0:
+            if self._bins:
+                return float(b - self.poc)
+            centre = p0 + (self.poc + 0.5) * width
+            return 10_000.0 * (price - centre) / centre
+        val, vah = self.value_area()
+        if out == 3:
+            low = p0 + val * width
+            return (price - low) / (p0 + (vah + 1) * width - low)
+        if out == 1:
+            if self._bins:
+                return float(b - vah)
+            level = p0 + (vah + 1) * width
+        else:
+            if self._bins:
+                return float(b - val)
+            level = p0 + val * width
+        return 10_000.0 * (price - level) / level
 
     def _remove(self, b: int, q: float) -> bool:
         """Take a departing trade out of its bin; True if that bin was the POC."""
@@ -738,7 +829,12 @@ class VolumeProfile(_FlowFeature):
 
         ts, price, qty, _ = _trade_columns(columns)
         return volume_profile_batch(ts, price, qty, self._mode, self._n,
-                                    float(self.config.bin_bps), self._bins)
+                                    float(self.config.bin_bps), self._bins, self._out,
+                                    self._frac)
+
+
+#: ``volume-profile`` outputs, in the order of the kernel's ``output`` code.
+_VP_OUTPUTS = ("poc-distance", "vah-distance", "val-distance", "value-area-position")
 
 
 @hookimpl

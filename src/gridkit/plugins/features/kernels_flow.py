@@ -180,24 +180,68 @@ def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float, buckets:
 
 
 @njit(cache=True)
-def _rescan(vol: np.ndarray, k: np.ndarray, kmin: int, head: int, last: int) -> int:
+def _rescan(vol: np.ndarray, cnt: np.ndarray, kmin: int, lo: int, hi: int) -> int:
     # pragma: no cover - numba
-    """Point of control: the bin of most volume among the window's bins, ties to the lowest."""
-    poc = k[head]
-    best = vol[poc - kmin]
-    for j in range(head, last + 1):
-        b = k[j]
-        v = vol[b - kmin]
-        if v > best or (v == best and b < poc):
-            poc = b
-            best = v
+    """Point of control: the occupied bin of most volume in [lo, hi], ties to the lowest.
+    O(hi - lo): the window's price range in bins, not its number of trades."""
+    poc = lo
+    best = vol[lo - kmin]
+    for b in range(lo + 1, hi + 1):
+        if cnt[b - kmin] > 0:
+            v = vol[b - kmin]
+            if v > best:
+                poc = b
+                best = v
     return poc
 
 
 @njit(cache=True)
+def _value_area(vol: np.ndarray, kmin: int, lo: int, hi: int, poc: int,
+                frac: float) -> tuple[int, int]:  # pragma: no cover - numba
+    """(bottom, top) bins of the value area: grown from the POC one bin at a time toward the
+    side with more volume (a tie: both, upper first) until it holds ``frac`` of the volume.
+    The same float operations, in the same order, as ``VolumeProfile.value_area``."""
+    total = 0.0
+    for b in range(lo, hi + 1):
+        total += vol[b - kmin]
+    target = frac * total
+    acc = vol[poc - kmin]
+    up = poc + 1
+    dn = poc - 1
+    while acc < target:
+        if up <= hi:
+            vu = vol[up - kmin]
+            if dn >= lo:
+                vd = vol[dn - kmin]
+                if vu > vd:
+                    acc += vu
+                    up += 1
+                elif vd > vu:
+                    acc += vd
+                    dn -= 1
+                else:
+                    acc += vu
+                    acc += vd
+                    up += 1
+                    dn -= 1
+            else:
+                acc += vu
+                up += 1
+        elif dn >= lo:
+            acc += vol[dn - kmin]
+            dn -= 1
+        else:
+            break
+    return dn + 1, up - 1
+
+
+@njit(cache=True)
 def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mode: int, n: int,
-                         bin_bps: float, in_bins: bool) -> np.ndarray:  # pragma: no cover
-    """Distance of each trade's price from the rolling point of control (bps or bins)."""
+                         bin_bps: float, in_bins: bool, output: int,
+                         frac: float) -> np.ndarray:  # pragma: no cover - numba
+    """Each trade's price against the rolling volume profile: distance from the point of control
+    (``output`` 0), the value area high (1) or low (2), in bps or bins; or its position in
+    [VAL, VAH] (3)."""
     size = ts.shape[0]
     out = np.full(size, np.nan)
     if size == 0:
@@ -213,12 +257,18 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
     head = 0
     pops = 0
     poc = k[0]
+    lo = k[0]  # lowest and highest occupied bins of the window
+    hi = k[0]
     first_ts = ts[0]
     is_ready = False
     for i in range(size):
         b = k[i]
         vol[b - kmin] = vol[b - kmin] + qty[i]
         cnt[b - kmin] += 1
+        if b < lo:
+            lo = b
+        if b > hi:
+            hi = b
         if i == 0:
             poc = b
         elif b != poc:
@@ -227,32 +277,29 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
             if v > best or (v == best and b < poc):
                 poc = b
         rescan = False
+        while True:
+            if mode == 1:
+                if i - head + 1 <= n:
+                    break
+            elif ts[head] > ts[i] - n:
+                break
+            o = k[head]
+            vol[o - kmin] = vol[o - kmin] - qty[head]
+            cnt[o - kmin] -= 1
+            if cnt[o - kmin] == 0:
+                vol[o - kmin] = 0.0
+            if o == poc:
+                rescan = True
+            head += 1
+            pops += 1
         if mode == 1:
-            if i - head + 1 > n:
-                o = k[head]
-                vol[o - kmin] = vol[o - kmin] - qty[head]
-                cnt[o - kmin] -= 1
-                if cnt[o - kmin] == 0:
-                    vol[o - kmin] = 0.0
-                if o == poc:
-                    rescan = True
-                head += 1
-                pops += 1
             is_ready = i - head + 1 == n
-        else:
-            lim = ts[i] - n
-            while ts[head] <= lim:
-                o = k[head]
-                vol[o - kmin] = vol[o - kmin] - qty[head]
-                cnt[o - kmin] -= 1
-                if cnt[o - kmin] == 0:
-                    vol[o - kmin] = 0.0
-                if o == poc:
-                    rescan = True
-                head += 1
-                pops += 1
-            if not is_ready and ts[i] - first_ts >= n:
-                is_ready = True
+        elif not is_ready and ts[i] - first_ts >= n:
+            is_ready = True
+        while cnt[lo - kmin] == 0:  # the newest trade's bin is occupied: both loops stop
+            lo += 1
+        while cnt[hi - kmin] == 0:
+            hi -= 1
         if pops > 0 and pops >= i - head + 1:
             for j in range(head, i + 1):
                 vol[k[j] - kmin] = 0.0
@@ -261,11 +308,31 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
             pops = 0
             rescan = True
         if rescan:
-            poc = _rescan(vol, k, kmin, head, i)
-        if is_ready:
+            poc = _rescan(vol, cnt, kmin, lo, hi)
+        if not is_ready:
+            continue
+        p = price[i]
+        if output == 0:
             if in_bins:
                 out[i] = float(b - poc)
             else:
                 centre = p0 + (poc + 0.5) * width
-                out[i] = 10_000.0 * (price[i] - centre) / centre
+                out[i] = 10_000.0 * (p - centre) / centre
+            continue
+        val, vah = _value_area(vol, kmin, lo, hi, poc, frac)
+        if output == 3:
+            low = p0 + val * width
+            out[i] = (p - low) / (p0 + (vah + 1) * width - low)
+        elif output == 1:
+            if in_bins:
+                out[i] = float(b - vah)
+            else:
+                level = p0 + (vah + 1) * width
+                out[i] = 10_000.0 * (p - level) / level
+        else:
+            if in_bins:
+                out[i] = float(b - val)
+            else:
+                level = p0 + val * width
+                out[i] = 10_000.0 * (p - level) / level
     return out
