@@ -458,11 +458,14 @@ def collect_core(quick: bool, rows_raw: list[list[float]], bars: list[Any]) -> S
     # Memory over a long stream: the state is ring buffers and deques of fixed size.
     more = 1 if quick else 3
     grown = memory_growth(lambda: [cls().update for cls in classes], bars, more)
+    grown_fused = memory_growth(lambda: [fused_step()], bars, more)
     naive_grown = memory_growth(lambda: [NaiveCore().update], bars, more)
     rows.append(Row(f"10 bar features: memory growth over {more * len(bars):,} more bars",
                     grown / 1024, "KiB", "flat", grown < 1024, naive_grown / 1024, "KiB",
                     "naive: history kept in lists",
                     "tracemalloc: bytes allocated after the extra passes minus after the first"))
+    rows.append(Row("  the same, fused", grown_fused / 1024, "KiB", "flat", grown_fused < 1024,
+                    naive_grown / 1024, "KiB", "naive", "as above, the fused step"))
     notes.append("batch: every kernel >= 10 M values/s: " + ("yes" if met_all else "no"))
     return Section(
         "features-core", "Features: the core set's bar features against issue 3's targets",
