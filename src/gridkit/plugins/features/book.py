@@ -7,6 +7,36 @@ update costs O(1), or O(``levels``) for the features that read a fixed, small nu
 the book. Features that read the book copy what they need during the event and keep no reference
 to it. Those whose ``stream`` option picks between the BBO stream and the L2 book set their
 ``inputs`` per instance from it, so ``gridkit validate`` checks the one they will read.
+
+Batch: each feature's ``batch(columns)`` reads a *book tape*, the events as columns, which
+:func:`book_columns` builds from a list or iterator of events (``columns =
+book_columns(source.events(), levels=100)``). One row per event, in order:
+
+* ``kind`` (int8): 0 = trade, 1 = book (BBO), 2 = depth (:data:`ROW_KINDS`); ``ts`` (int64,
+  epoch ms);
+* trade rows: ``price``, ``qty`` (float64) and ``side`` (+1 taker buy, -1 taker sell), as the
+  trade features' columns; NaN (``side`` 0) on other rows;
+* book rows: ``bid``, ``bid_qty``, ``ask``, ``ask_qty`` (float64), the
+  :class:`gridkit.BookUpdate`'s fields; NaN on other rows;
+* depth rows: ``depth_bid_price``, ``depth_bid_qty``, ``depth_ask_price``, ``depth_ask_qty``,
+  2-D float64 arrays with one row per *depth* row of the tape (the j-th depth row is row j) and
+  one column per level, best first: the book after that update, its best ``levels`` levels per
+  side (a side with fewer levels has NaN prices and 0 quantities past its last); and the
+  update's ``changes`` in CSR form: ``change_offset`` (int64, one more than the depth rows)
+  delimits the depth row's entries of ``change_side`` (int8, +1 bid, -1 ask),
+  ``change_price`` and ``change_qty`` (float64, 0 = removed).
+
+``batch`` returns one float64 value per tape row: on the rows of the kinds the feature reads
+(its ``inputs``), what ``update`` returns on the same events, bit for bit, NaN where it gives
+NaN; NaN on rows of other kinds. The numba kernels in
+:mod:`gridkit.plugins.features.kernels_book` repeat ``update``'s floating-point operations in
+the same order (the streaming code sums left to right, never with the builtin ``sum``, which
+compensates rounding from Python 3.12 on). A feature that reads ``levels`` levels needs depth
+arrays at least that wide; only ``spoofing`` reads the changes, only ``spoofing`` reads ``ts``.
+A tape without a ``kind`` column holds rows of one kind, for the features that read one:
+``bid``, ``bid_qty``, ``ask``, ``ask_qty`` alone are book rows, the four ``depth_*`` arrays
+alone are depth rows. A missing column, a column of the wrong length or shape, or depth arrays
+narrower than the feature's ``levels`` raise :class:`ValueError` naming the column.
 """
 
 from __future__ import annotations
@@ -377,7 +407,8 @@ class SpreadBps(Feature):
     "Bid-ask spreads: measuring trade execution costs in financial markets"). Read from each BBO
     update (``stream = "book"``) or from the best levels of the L2 book after each depth update
     (``stream = "depth"``). NaN while either side of the book is empty. A crossed book (which
-    the validators should drop) gives a negative value.
+    the validators should drop) gives a negative value. Batch: the ``book`` rows (``bid``,
+    ``ask``) or the ``depth`` rows (best levels) of a book tape, see ``book_columns``.
     """
 
     name = "spread-bps"
@@ -417,7 +448,9 @@ class OrderImbalance(Feature):
     over several levels as in Cao, Hansch & Wang (2009), "The information content of an open
     limit-order book". Positive when bids outweigh asks. With ``levels = 1`` it reads the BBO
     stream by default; with more levels it needs the L2 book (``depth``). O(``levels``) per
-    event. NaN while either side is empty.
+    event. NaN while either side is empty. Batch: the ``book`` rows (``bid``, ``bid_qty``,
+    ``ask``, ``ask_qty``) or the ``depth`` rows (at least ``levels`` levels) of a book tape, see
+    ``book_columns``.
     """
 
     name = "order-imbalance"
@@ -486,7 +519,8 @@ class SpreadAnalysis(Feature):
     A rolling z-score of the quoted spread is the usual way to flag abnormal liquidity
     (e.g. Chordia, Roll & Subrahmanyam 2001, "Market liquidity and trading activity", which
     standardizes spreads against their recent history). O(1) per event (ring buffer, sums
-    re-centred once per window). NaN until ``window`` spreads have been seen.
+    re-centred once per window). NaN until ``window`` spreads have been seen. Batch: the
+    ``book`` or ``depth`` rows of a book tape, as ``spread-bps``; see ``book_columns``.
     """
 
     name = "spread-analysis"
@@ -556,7 +590,8 @@ class L2Delta(Feature):
     added (or ask-side removed) near the touch. A level that is missing before or after counts
     as quantity 0 at the same price. It reads the book rather than the update's ``changes``, so
     it also sees levels moving in and out of the top ``levels``. O(``levels``) per event; NaN on
-    the first event (no previous book).
+    the first event (no previous book). Batch: consecutive ``depth`` rows of a book tape (at
+    least ``levels`` levels) or ``book`` rows; see ``book_columns``.
     """
 
     name = "l2-delta"
@@ -649,6 +684,8 @@ class HiddenLiquidity(Feature):
     deeper than that copy is not attributed (counted in ``stats()``). Each trade is O(1).
     Caveat: with depth diffs every 100 ms, an order placed and executed between two updates
     also counts as undisplayed. NaN until the first depth update and ``window`` trades.
+    Batch: a book tape's trade rows (``price``, ``qty``, ``side``) interleaved with its
+    ``depth`` rows (at least ``levels`` levels) by ``kind``; see ``book_columns``.
     """
 
     name = "hidden-liquidity"
@@ -765,6 +802,9 @@ class Spoofing(Feature):
     ``levels`` levels of both sides. A trade at the order's price clears it (it may have been
     filled). Work per depth update is O(``levels`` + levels changed); trades are O(1); at most
     ``max_pending`` placements are tracked. NaN until ``window_ms`` of depth has been seen.
+    Batch: a book tape's trade rows (``price``, ``side``) interleaved with its ``depth`` rows
+    (at least ``levels`` levels, their ``change_*`` columns and ``ts``) by ``kind``; see
+    ``book_columns``.
     """
 
     name = "spoofing"
@@ -930,6 +970,8 @@ class LiquidityVacuum(Feature):
     ``exp(ln c - mean(ln c))``: the geometric mean, because these costs are heavy-tailed (a few
     thin moments would dominate an arithmetic mean). Above 1 the book is thinner than usual, a
     liquidity vacuum. O(``levels``) per event; NaN until ``window`` updates with both sides.
+    Batch: the ``depth`` rows of a book tape (at least ``levels`` levels); see
+    ``book_columns``.
     """
 
     name = "liquidity-vacuum"

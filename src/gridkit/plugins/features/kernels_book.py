@@ -7,11 +7,11 @@ left-to-right sums, same dictionary look-ups done as scans of the copied levels)
 streaming results agree exactly. This module imports numba; the feature classes import it only
 inside ``batch``.
 
-The kernels read the columns of a book tape (see :func:`gridkit.plugins.features.book.
-book_columns`) already cut to the rows the feature reads: 1-D arrays of those rows, and 2-D
-level arrays ``(rows, levels)``, best level first, with a NaN price (quantity 0) where a side
-has fewer levels. Row kinds: 0 = trade, 2 = depth (1 = book is never passed to a kernel that
-mixes kinds). Sides of book changes: +1 = bid, -1 = ask.
+The kernels read the columns of a book tape (see
+:func:`gridkit.plugins.features.book.book_columns`) already cut to the rows the feature
+reads: 1-D arrays of those rows, and 2-D level arrays ``(rows, levels)``, best level first,
+with a NaN price (quantity 0) where a side has fewer levels. Row kinds: 0 = trade, 2 = depth
+(1 = book is never passed to a kernel that mixes kinds). Sides of book changes: +1 = bid, -1 = ask.
 """
 
 from __future__ import annotations
