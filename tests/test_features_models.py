@@ -1,9 +1,9 @@
 """The model features ``garch``, ``volatility-state`` and ``kalman`` on real data.
 
 * streaming ``update`` equals ``batch`` exactly on whole real files (refits included);
-* GARCH(1,1): the fitted (ω, α, β) agree with ``arch`` (test-only) and the log-likelihood is
-  never worse than arch's; with the same parameters the one-step variance forecasts equal
-  ``arch``'s ``forecast(horizon=1)`` to 1e-9 relative;
+* GARCH(1,1), zero and constant mean: the fitted (μ,) ω, α, β agree with ``arch`` (test-only)
+  and the log-likelihood is never worse than arch's; with the same parameters the one-step
+  variance forecasts equal ``arch``'s ``forecast(horizon=1)`` to 1e-9 relative;
 * Kalman: the filtered means equal ``pykalman.KalmanFilter.filter`` with the same matrices and
   prior to 1e-9 relative;
 * volatility-state: thresholds and hysteresis against a reference written here, and properties.
@@ -66,6 +66,9 @@ WHOLE = [
     ("BTC-1m", Garch, {"fit_window": 3000, "refit": 10000}),
     ("BTC-5m-NFI", Garch, {"fit_window": 2000, "annualize": True, "bars_per_year": 105120.0}),
     ("BTC-1m", Garch, {"omega": 5e-4, "alpha": 0.1, "beta": 0.85, "fit_window": 100}),
+    ("BTC-1m", Garch, {"fit_window": 3000, "refit": 10000, "mean": "constant"}),
+    ("BTC-5m-NFI", Garch, {"mean": "constant", "mu": 0.002, "omega": 5e-4, "alpha": 0.1,
+                           "beta": 0.85, "fit_window": 100, "annualize": True}),
     ("BTC-1m", VolatilityState, {"period": 60, "low": 0.5, "high": 0.9, "hysteresis": 0.05}),
     ("BTC-5m-NFI", VolatilityState, {"estimator": "garch", "bars_per_year": 105120.0,
                                      "low": 0.6, "high": 1.0, "hysteresis": 0.05}),
@@ -110,12 +113,12 @@ def test_garch_refits_on_schedule(gridkit_sample_bars: list[Bar]) -> None:
 # --- GARCH against arch ---------------------------------------------------------------------------
 
 
-def arch_fit(r: np.ndarray) -> Any:
+def arch_fit(r: np.ndarray, mean: str = "Zero") -> Any:
     from arch import arch_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # arch's DataScaleWarning on 1m returns
-        res = arch_model(r, mean="Zero", vol="GARCH", p=1, q=1, dist="normal",
+        res = arch_model(r, mean=mean, vol="GARCH", p=1, q=1, dist="normal",
                          rescale=False).fit(disp="off")
     assert res.convergence_flag == 0
     return res
@@ -192,6 +195,69 @@ def test_garch_one_step_forecast_matches_arch(data_dir: Path, name: str) -> None
         [s["omega"], s["alpha"], s["beta"]])
     want = again.forecast(horizon=1, start=0, reindex=False).variance.to_numpy()[:, 0]
     np.testing.assert_allclose((got[8000:] * 100.0) ** 2, want[7999:], rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize(("name", "n", "scale"), ARCH_CASES,
+                         ids=[f"{a}-{b or 'all'}-x{c:g}" for a, b, c in ARCH_CASES])
+def test_garch_constant_mean_fit_matches_arch(data_dir: Path, name: str, n: int | None,
+                                              scale: float) -> None:
+    """arch_model(r, mean="Constant", vol="GARCH", p=1, q=1): the same checks, tolerances
+    and cases as the zero-mean fit above."""
+    from gridkit.plugins.features.kernels_models import (
+        garch_backcast_mean,
+        garch_fit,
+        garch_fit_mean,
+        garch_nll_mean,
+    )
+
+    r = returns(data_dir, name, scale)[:n]
+    res = arch_fit(r, "Constant")
+    mu, omega, alpha, beta, nll = garch_fit_mean(r)
+    # Same likelihood: ours at arch's optimum, with arch's backcast (residuals at the sample
+    # mean, its starting value), equals arch's log-likelihood.
+    m, w, a, b = res.params.values
+    assert -garch_nll_mean(r, m, w, a, b, garch_backcast_mean(r, float(r.mean()))) == \
+        pytest.approx(res.loglikelihood, rel=1e-12)
+    assert -nll >= res.loglikelihood - 1e-9 * abs(res.loglikelihood)
+    np.testing.assert_allclose([mu, omega, alpha, beta], [m, w, a, b], rtol=1e-3)
+    # The mean is really estimated (not left at its start, the sample mean), and the extra
+    # parameter fits better than the zero-mean model of the same returns.
+    assert mu != r.mean()
+    assert nll < garch_fit(r)[3]
+
+
+@pytest.mark.parametrize("name", ["BTC-5m", "BTC-1m"])
+def test_garch_constant_mean_one_step_forecast_matches_arch(data_dir: Path, name: str) -> None:
+    from arch import arch_model
+
+    bars, _ = load(data_dir, name)
+    r = returns(data_dir, name, 100.0)
+    res = arch_fit(r[:8000], "Constant")
+    m, w, a, b = (float(x) for x in res.params.values)
+    fixed = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1, rescale=False).fix(
+        [m, w, a, b])
+    want = fixed.forecast(horizon=1, start=0, reindex=False).variance.to_numpy()[:, 0]
+    window = 200
+    got = stream(Garch, {"mean": "constant", "mu": m, "omega": w, "alpha": a, "beta": b,
+                         "fit_window": window}, bars)
+    var = (got[window:] * 100.0) ** 2
+    np.testing.assert_allclose(var, want[window - 1:], rtol=1e-9, atol=0)
+    # The zero-mean model with the same ω, α, β forecasts something else: μ is used.
+    zero = stream(Garch, {"omega": w, "alpha": a, "beta": b, "fit_window": window}, bars)
+    assert not np.allclose(zero[window:], got[window:], rtol=1e-9)
+    # The fitted feature's own forecast, with its own parameters, against arch's.
+    fitted = build(Garch, {"fit_window": 8000, "mean": "constant"})
+    got = np.array([fitted.update(bar) for bar in bars])
+    s = fitted.stats()
+    np.testing.assert_allclose([s["mu"], s["omega"], s["alpha"], s["beta"]], [m, w, a, b],
+                               rtol=1e-3)
+    again = arch_model(r, mean="Constant", vol="GARCH", p=1, q=1, rescale=False).fix(
+        [s["mu"], s["omega"], s["alpha"], s["beta"]])
+    want = again.forecast(horizon=1, start=0, reindex=False).variance.to_numpy()[:, 0]
+    np.testing.assert_allclose((got[8000:] * 100.0) ** 2, want[7999:], rtol=1e-9, atol=0)
+    # The mean forecast is μ, as arch's.
+    assert again.forecast(horizon=1, start=0, reindex=False).mean.to_numpy()[-1, 0] == \
+        pytest.approx(s["mu"], rel=1e-12)
 
 
 # --- Kalman against pykalman ----------------------------------------------------------------------
@@ -334,6 +400,11 @@ pipeline = feature_pipeline
     ('use = "garch"\nomega = 0.1', "omega", "together"),
     ('use = "garch"\nomega = 0.1\nalpha = 0.5\nbeta = 0.6', "beta", "< 1"),
     ('use = "garch"\nfit_window = 10', "fit_window", ">= 100"),
+    ('use = "garch"\nomega = 0.1\nalpha = 0.1\nbeta = 0.8\nmu = 0.01', "mu", "constant"),
+    ('use = "garch"\nmean = "constant"\nmu = 0.01', "mu", "omega, alpha and beta"),
+    ('use = "garch"\nmean = "constant"\nomega = 0.1\nalpha = 0.1\nbeta = 0.8', "mu",
+     "needs mu"),
+    ('use = "garch"\nmean = "ar"', "mean", "expected one of"),
     ('use = "volatility-state"\nlow = 0.5\nhigh = 0.4', "low", "below high"),
     ('use = "volatility-state"\nestimator = "ewma"', "estimator", "expected one of"),
     ('use = "kalman"\nlevel_noise = -1.0', "level_noise", ">= 0"),
@@ -355,6 +426,11 @@ def test_features_run_in_a_pipeline(gridkit_run_toml: Any) -> None:
     assert summary["status"] == "finished" and summary["bars_accepted"] == 3000
     fit = summary["components"]["features[0]"]
     assert fit["fits"] == 1 and fit["alpha"] + fit["beta"] < 1.0 and fit["omega"] > 0.0
+    assert "mu" not in fit
+    summary = gridkit_run_toml(pipeline(
+        '[[features]]\nuse = "garch"\nfit_window = 500\nmean = "constant"\n'))
+    fit = summary["components"]["features[0]"]
+    assert fit["fits"] == 1 and math.isfinite(fit["mu"]) and fit["mu"] != 0.0
 
 
 # --- contract tests -------------------------------------------------------------------------------
@@ -368,6 +444,11 @@ class TestGarchContract(FeatureContract):
 class TestGarchRefitAnnualizedContract(FeatureContract):
     component_class = Garch
     options = {"fit_window": 500, "refit": 700, "annualize": True}
+
+
+class TestGarchConstantMeanContract(FeatureContract):
+    component_class = Garch
+    options = {"fit_window": 1000, "mean": "constant", "refit": 900}
 
 
 class TestGarchFixedContract(FeatureContract):

@@ -38,9 +38,18 @@ def garch_backcast(r: np.ndarray) -> float:  # pragma: no cover - numba
 def garch_filter(r: np.ndarray, omega: float, alpha: float, beta: float,
                  backcast: float) -> float:  # pragma: no cover - numba
     """σ² forecast for the return after ``r``: the GARCH(1,1) recursion started at the backcast."""
+    return garch_filter_mean(r, 0.0, omega, alpha, beta, backcast)
+
+
+@njit(cache=True)
+def garch_filter_mean(r: np.ndarray, mu: float, omega: float, alpha: float, beta: float,
+                      backcast: float) -> float:  # pragma: no cover - numba
+    """σ² forecast for the return after ``r`` with residuals ``e_t = r_t - mu`` (``mu = 0``:
+    the zero-mean model, bit for bit, since ``x - 0.0 == x``)."""
     s2 = omega + alpha * backcast + beta * backcast
     for t in range(r.shape[0]):
-        s2 = omega + alpha * (r[t] * r[t]) + beta * s2
+        e = r[t] - mu
+        s2 = omega + alpha * (e * e) + beta * s2
     return s2
 
 
@@ -48,15 +57,25 @@ def garch_filter(r: np.ndarray, omega: float, alpha: float, beta: float,
 def garch_nll(r: np.ndarray, omega: float, alpha: float, beta: float,
               backcast: float) -> float:  # pragma: no cover - numba
     """Gaussian negative log-likelihood of zero-mean GARCH(1,1) returns ``r``."""
+    return garch_nll_mean(r, 0.0, omega, alpha, beta, backcast)
+
+
+@njit(cache=True)
+def garch_nll_mean(r: np.ndarray, mu: float, omega: float, alpha: float, beta: float,
+                   backcast: float) -> float:  # pragma: no cover - numba
+    """Gaussian negative log-likelihood of GARCH(1,1) returns ``r_t = mu + e_t``."""
     n = r.shape[0]
     s2 = omega + alpha * backcast + beta * backcast
     acc = 0.0
+    prev = 0.0
     for t in range(n):
         if t > 0:
-            s2 = omega + alpha * (r[t - 1] * r[t - 1]) + beta * s2
+            s2 = omega + alpha * (prev * prev) + beta * s2
         if not s2 > 0.0:
             return np.inf
-        acc += math.log(s2) + r[t] * r[t] / s2
+        e = r[t] - mu
+        acc += math.log(s2) + e * e / s2
+        prev = e
     return 0.5 * (acc + n * LOG_2PI)
 
 
@@ -70,14 +89,18 @@ def _params(u: np.ndarray) -> tuple[float, float, float]:  # pragma: no cover - 
 
 
 @njit(cache=True)
-def _objective(u: np.ndarray, r: np.ndarray, backcast: float) -> float:  # pragma: no cover
+def _objective(u: np.ndarray, r: np.ndarray, backcast: float,
+               mscale: float) -> float:  # pragma: no cover - numba
+    # A fourth coordinate, when there is one, is the mean in units of mscale (the returns'
+    # standard deviation): the simplex steps then have the same meaning in every coordinate.
     omega, alpha, beta = _params(u)
-    f = garch_nll(r, omega, alpha, beta, backcast)
+    mu = u[3] * mscale if u.shape[0] == 4 else 0.0
+    f = garch_nll_mean(r, mu, omega, alpha, beta, backcast)
     return f if f == f else np.inf
 
 
 @njit(cache=True)
-def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float,
+def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float, mscale: float,
                  max_iter: int, xtol: float, ftol: float) -> tuple[np.ndarray, float]:
     # pragma: no cover - numba
     # Written as a state machine with ONE call of the objective: LLVM inlines the likelihood
@@ -118,7 +141,7 @@ def _nelder_mead(u0: np.ndarray, step: float, r: np.ndarray, backcast: float,
         else:
             for j in range(d):
                 x[j] = centroid[j] + 0.5 * (simplex[d, j] - centroid[j])
-        fx = _objective(x, r, backcast)
+        fx = _objective(x, r, backcast, mscale)
         accept = False
         if phase == 0 or phase == 4:
             f[i] = fx
@@ -201,16 +224,57 @@ def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no
     0.9, 0.97, 0.99, 0.999}, ω = var·(1−α−β)), then Nelder–Mead, restarted until it stops
     improving (at most 8 runs).
     """
-    backcast = garch_backcast(r)
-    var = 0.0
+    _, omega, alpha, beta, nll = garch_estimate(r, False)
+    return omega, alpha, beta, nll
+
+
+@njit(cache=True)
+def garch_fit_mean(r: np.ndarray) -> tuple[float, float, float, float, float]:
+    # pragma: no cover - numba
+    """Maximum-likelihood (μ, ω, α, β) of a constant-mean Gaussian GARCH(1,1) on ``r``
+    (``r_t = μ + e_t``, arch's ``ConstantMean``), and the NLL.
+
+    As arch: the backcast is taken from the residuals at the sample mean and held fixed while
+    the likelihood is maximized; the search starts at μ = the sample mean, with the grid of
+    :func:`garch_fit` on the demeaned returns, then Nelder–Mead over the four parameters.
+    """
+    return garch_estimate(r, True)
+
+
+@njit(cache=True)
+def garch_backcast_mean(r: np.ndarray, mu: float) -> float:  # pragma: no cover - numba
+    """arch's backcast of the residuals ``r - mu``."""
+    e = np.empty(r.shape[0])
     for i in range(r.shape[0]):
-        var += r[i] * r[i]
-    var = var / r.shape[0]
+        e[i] = r[i] - mu
+    return garch_backcast(e)
+
+
+@njit(cache=True)
+def garch_estimate(r: np.ndarray, constant: bool) -> tuple[float, float, float, float, float]:
+    # pragma: no cover - numba
+    """(μ, ω, α, β, NLL) of a Gaussian GARCH(1,1) on ``r``: μ = 0 unless ``constant``."""
+    n = r.shape[0]
+    mean = 0.0
+    if constant and n > 0:
+        for i in range(n):
+            mean += r[i]
+        mean = mean / n
+    backcast = garch_backcast_mean(r, mean)
+    var = 0.0
+    for i in range(n):
+        var += (r[i] - mean) * (r[i] - mean)
+    var = var / n if n > 0 else 0.0
     if not var > 0.0:
         var = 1e-12
-    best_u = np.zeros(3)
+    mscale = math.sqrt(var)
+    d = 4 if constant else 3
+    best_u = np.zeros(d)
     best_f = np.inf
-    u = np.empty(3)
+    u = np.empty(d)
+    if constant:
+        u[3] = mean / mscale
+        best_u[3] = u[3]
     grid = np.empty((24, 2))  # (α, α+β) starting points
     for ia in range(4):
         for ip in range(6):
@@ -218,8 +282,8 @@ def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no
             grid[6 * ia + ip, 1] = (0.5, 0.8, 0.9, 0.97, 0.99, 0.999)[ip]
     # Trip counts known only at run time: LLVM would otherwise unroll these loops into one copy
     # of the inlined likelihood per iteration (minutes of compile time for nothing).
-    n_grid = grid.shape[0] if r.shape[0] > 0 else 0
-    restarts = 8 if r.shape[0] > 0 else 0
+    n_grid = grid.shape[0] if n > 0 else 0
+    restarts = 8 if n > 0 else 0
     for g in range(n_grid):
         a = grid[g, 0]
         p = grid[g, 1]
@@ -227,13 +291,13 @@ def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no
         u[1] = math.log(p / (1.0 - p))
         frac = a / p
         u[2] = math.log(frac / (1.0 - frac))
-        fu = _objective(u, r, backcast)
+        fu = _objective(u, r, backcast, mscale)
         if fu < best_f:
             best_f = fu
-            for j in range(3):  # (a slice assignment here costs seconds of compile time)
+            for j in range(d):  # (a slice assignment here costs seconds of compile time)
                 best_u[j] = u[j]
     for _ in range(restarts):
-        u_new, f_new = _nelder_mead(best_u, 0.5, r, backcast, 5000, 1e-9, 1e-13)
+        u_new, f_new = _nelder_mead(best_u, 0.5, r, backcast, mscale, 5000, 1e-9, 1e-13)
         improved = best_f - f_new > 1e-10 * abs(best_f)
         if f_new <= best_f:
             best_u = u_new
@@ -241,18 +305,22 @@ def garch_fit(r: np.ndarray) -> tuple[float, float, float, float]:  # pragma: no
         if not improved:
             break
     omega, alpha, beta = _params(best_u)
-    return omega, alpha, beta, best_f
+    mu = best_u[3] * mscale if constant else 0.0
+    return mu, omega, alpha, beta, best_f
 
 
 @njit(cache=True)
 def garch_batch(close: np.ndarray, scale: float, fit_window: int, refit: int, fixed: bool,
-                omega: float, alpha: float, beta: float,
-                factor: float) -> np.ndarray:  # pragma: no cover - numba
-    """One-step-ahead GARCH(1,1) σ of ``scale``·log returns, ÷ scale × factor; NaN in warm-up."""
+                omega: float, alpha: float, beta: float, factor: float, constant: bool,
+                mu: float) -> np.ndarray:  # pragma: no cover - numba
+    """One-step-ahead GARCH(1,1) σ of ``scale``·log returns, ÷ scale × factor; NaN in warm-up.
+    ``constant``: residuals about a mean μ (fitted with the other parameters unless fixed)."""
     n = close.shape[0]
     out = np.full(n, np.nan)
     rets = np.empty(max(n - 1, 0))
     s2 = 0.0
+    if not constant:
+        mu = 0.0
     for i in range(1, n):
         r = scale * math.log(close[i] / close[i - 1])
         k = i  # returns seen, this one included
@@ -262,10 +330,12 @@ def garch_batch(close: np.ndarray, scale: float, fit_window: int, refit: int, fi
         if k == fit_window or (not fixed and refit > 0 and (k - fit_window) % refit == 0):
             window = rets[k - fit_window:k]
             if not fixed:
-                omega, alpha, beta, _ = garch_fit(window)
-            s2 = garch_filter(window, omega, alpha, beta, garch_backcast(window))
+                mu, omega, alpha, beta, _ = garch_estimate(window, constant)
+            s2 = garch_filter_mean(window, mu, omega, alpha, beta,
+                                   garch_backcast_mean(window, mu))
         else:
-            s2 = omega + alpha * (r * r) + beta * s2
+            e = r - mu
+            s2 = omega + alpha * (e * e) + beta * s2
         out[i] = math.sqrt(s2) / scale * factor
     return out
 

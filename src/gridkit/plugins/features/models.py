@@ -36,20 +36,26 @@ NAN = float("nan")
 class Garch(Feature):
     """GARCH(1,1) one-step-ahead volatility forecast of the log returns (per bar or annualized).
 
-    Model (Bollerslev 1986, *J. Econometrics* 31:307–327), zero mean, Gaussian:
-    ``r_t = scale * ln(close_t / close_(t-1))``, ``r_t = sigma_t * z_t`` with
-    ``sigma2_t = omega + alpha * r_(t-1)^2 + beta * sigma2_(t-1)``. After the bar that brings
-    ``r_t`` the feature returns ``sqrt(sigma2_(t+1)) / scale`` (times ``sqrt(bars_per_year)``
-    when ``annualize``): the forecast of the next bar's return volatility, as
-    ``arch``'s ``forecast(horizon=1)``.
+    Model (Bollerslev 1986, *J. Econometrics* 31:307–327), Gaussian:
+    ``r_t = scale * ln(close_t / close_(t-1))``, ``r_t = mu + e_t``, ``e_t = sigma_t * z_t``
+    with ``sigma2_t = omega + alpha * e_(t-1)^2 + beta * sigma2_(t-1)``. ``mean = "zero"``
+    (default) fixes ``mu = 0`` (arch's ``ZeroMean``); ``mean = "constant"`` estimates ``mu``
+    with the other parameters (arch's ``ConstantMean``, ``arch_model(r, mean="Constant")``).
+    After the bar that brings ``r_t`` the feature returns ``sqrt(sigma2_(t+1)) / scale``
+    (times ``sqrt(bars_per_year)`` when ``annualize``): the forecast of the next bar's return
+    volatility, as ``arch``'s ``forecast(horizon=1)``. The mean forecast is ``mu``
+    (``stats()``).
 
-    Warm-up: the first ``fit_window`` returns. Then, unless ``omega``, ``alpha`` and ``beta``
-    are all given, the parameters are estimated by maximum likelihood on that window (Gaussian
-    log-likelihood ``-1/2 * sum(ln 2pi + ln sigma2_t + r_t^2 / sigma2_t)``, Nelder–Mead on
-    ``omega > 0``, ``alpha, beta >= 0``, ``alpha + beta < 1``) and frozen. The recursion starts
-    from arch's backcast ``sigma2_0 = omega + (alpha + beta) * b`` with ``b`` the
-    ``0.94^i``-weighted mean of the first min(75, n) squared returns (Sheppard, *arch*), and runs
-    over the window once; after that each bar costs O(1). With ``refit = m > 0`` the parameters
+    Warm-up: the first ``fit_window`` returns. Then, unless the parameters are all given
+    (``omega``, ``alpha``, ``beta``, and ``mu`` with the constant mean), they are estimated by
+    maximum likelihood on that window (Gaussian log-likelihood
+    ``-1/2 * sum(ln 2pi + ln sigma2_t + e_t^2 / sigma2_t)``, Nelder–Mead on ``omega > 0``,
+    ``alpha, beta >= 0``, ``alpha + beta < 1``, ``mu`` free) and frozen. As in arch, the
+    likelihood's recursion starts from the backcast ``sigma2_0 = omega + (alpha + beta) * b``
+    with ``b`` the ``0.94^i``-weighted mean of the first min(75, n) squared residuals
+    (Sheppard, *arch*), the residuals taken at the sample mean during the fit (held fixed
+    while it runs) and at the fitted ``mu`` for the forecast; the recursion runs over the
+    window once, and after that each bar costs O(1). With ``refit = m > 0`` the parameters
     are re-estimated on the last ``fit_window`` returns every ``m`` bars and the window is
     re-filtered: O(``fit_window`` × optimizer iterations) once every ``m`` bars, i.e.
     O(``fit_window`` / ``m``) amortized per bar (plus the fit's iteration count).
@@ -67,13 +73,19 @@ class Garch(Feature):
         refit: int = option(
             0, doc="Re-estimate on the last fit_window returns every this many bars (0: never; "
                    "costs O(fit_window) per refit).", validator=non_negative())
+        mean: Literal["zero", "constant"] = option(
+            "zero", doc="Mean of the returns: ``zero``, or a ``constant`` μ estimated with the "
+                        "other parameters (arch's ConstantMean).")
         omega: float | None = option(
             None, doc="Fixed ω, in (scale·return)² units; give omega, alpha and beta together "
-                      "to skip estimation.", validator=optional(positive()))
+                      "(and mu with the constant mean) to skip estimation.",
+            validator=optional(positive()))
         alpha: float | None = option(None, doc="Fixed α (ARCH term), with omega and beta.",
                                      validator=optional(non_negative()))
         beta: float | None = option(None, doc="Fixed β (GARCH term), with omega and alpha.",
                                     validator=optional(non_negative()))
+        mu: float | None = option(None, doc="Fixed μ, in scale·return units (mean = "
+                                            "'constant', with omega, alpha and beta).")
         scale: float = option(100.0, doc="Returns are multiplied by this before the model "
                                          "(arch's advice: percent returns).",
                               validator=positive())
@@ -89,14 +101,26 @@ class Garch(Feature):
             if all(given) and self.alpha + self.beta >= 1.0:  # type: ignore[operator]
                 raise OptionError("beta", f"alpha + beta must be < 1 (stationary), got "
                                           f"{self.alpha} + {self.beta}")
+            if self.mu is not None:
+                if self.mean != "constant":
+                    raise OptionError("mu", "a fixed mu needs mean = 'constant'")
+                if not all(given):
+                    raise OptionError("mu", "give mu with omega, alpha and beta, or none")
+                if not math.isfinite(self.mu):
+                    raise OptionError("mu", f"must be finite, got {self.mu!r}")
+            elif all(given) and self.mean == "constant":
+                raise OptionError("mu", "mean = 'constant' with fixed omega, alpha and beta "
+                                        "needs mu too")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         c = self.config
         self.fixed = c.omega is not None
+        self.constant = c.mean == "constant"
         self.omega = c.omega if self.fixed else NAN
         self.alpha = c.alpha if self.fixed else NAN
         self.beta = c.beta if self.fixed else NAN
+        self.mu = c.mu if self.fixed and self.constant else (NAN if self.constant else 0.0)
         self.factor = math.sqrt(c.bars_per_year) if c.annualize else 1.0
         self._window = c.fit_window
         self._refit = c.refit if not self.fixed else 0
@@ -112,14 +136,20 @@ class Garch(Feature):
     def _fit(self) -> None:
         import numpy as np
 
-        from gridkit.plugins.features.kernels_models import garch_backcast, garch_filter, garch_fit
+        from gridkit.plugins.features.kernels_models import (
+            garch_backcast_mean,
+            garch_estimate,
+            garch_filter_mean,
+        )
 
         slot = self.slot
         window = np.array(self.ring[slot:] + self.ring[:slot])
         if not self.fixed:
-            self.omega, self.alpha, self.beta, _ = garch_fit(window)
+            self.mu, self.omega, self.alpha, self.beta, _ = garch_estimate(window,
+                                                                            self.constant)
             self.fits += 1
-        self.s2 = garch_filter(window, self.omega, self.alpha, self.beta, garch_backcast(window))
+        self.s2 = garch_filter_mean(window, self.mu, self.omega, self.alpha, self.beta,
+                                    garch_backcast_mean(window, self.mu))
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_models.garch_batch.
@@ -137,11 +167,15 @@ class Garch(Feature):
             self._fit()
             self.ready = True
         else:
-            self.s2 = self.omega + self.alpha * (r * r) + self.beta * self.s2
+            e = r - self.mu
+            self.s2 = self.omega + self.alpha * (e * e) + self.beta * self.s2
         return math.sqrt(self.s2) / self._scale * self.factor
 
     def stats(self) -> dict[str, Any]:
-        return {"omega": self.omega, "alpha": self.alpha, "beta": self.beta, "fits": self.fits}
+        out = {"omega": self.omega, "alpha": self.alpha, "beta": self.beta, "fits": self.fits}
+        if self.constant:
+            out["mu"] = self.mu
+        return out
 
     def batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
@@ -152,7 +186,8 @@ class Garch(Feature):
         return garch_batch(np.ascontiguousarray(columns["close"], dtype=np.float64), c.scale,
                            c.fit_window, self._refit, self.fixed,
                            c.omega if self.fixed else 0.0, c.alpha if self.fixed else 0.0,
-                           c.beta if self.fixed else 0.0, self.factor)
+                           c.beta if self.fixed else 0.0, self.factor, self.constant,
+                           float(c.mu) if c.mu is not None else 0.0)
 
 
 class VolatilityState(Feature):
