@@ -281,6 +281,7 @@ class _Tape:
         self.np = np
         self.cols = columns
         self.who = f"{feature.name} batch"
+        self.masks: dict[tuple[int, ...], Any] = {}
         reads = sorted(feature.inputs)
         if "kind" in columns:
             kind = np.asarray(columns["kind"])
@@ -309,9 +310,16 @@ class _Tape:
 
     def mask(self, *codes: int) -> Any:
         """Rows of these kinds (all rows of a tape without ``kind``)."""
-        if self.kind is None:
-            return self.np.ones(self.n, dtype=bool)
-        return self.np.isin(self.kind, codes)
+        rows = self.masks.get(codes)
+        if rows is None:
+            if self.kind is None:
+                rows = self.np.ones(self.n, dtype=bool)
+            else:
+                rows = self.kind == codes[0]
+                for code in codes[1:]:
+                    rows |= self.kind == code
+            self.masks[codes] = rows
+        return rows
 
     def count(self, code: int) -> int:
         return self.n if self.kind is None else int((self.kind == code).sum())
@@ -326,7 +334,8 @@ class _Tape:
         return np.ascontiguousarray(x[rows], dtype=dtype or np.float64)
 
     def depth(self, levels: int) -> tuple[Any, Any, Any, Any]:
-        """The four level arrays, one row per depth row, cut to the first ``levels``."""
+        """The four level arrays, one row per depth row, at least ``levels`` wide (not cut:
+        the kernels read the first ``levels`` columns, and a copy would cost more)."""
         np = self.np
         m = self.count(DEPTH_ROW)
         out = []
@@ -339,7 +348,7 @@ class _Tape:
                 raise ValueError(f"{self.who}: column {name!r} holds {x.shape[1]} levels; this "
                                  f"feature reads {levels} (book_columns(events, "
                                  f"levels={levels}))")
-            out.append(np.ascontiguousarray(x[:, :levels], dtype=np.float64))
+            out.append(np.ascontiguousarray(x, dtype=np.float64))
         return out[0], out[1], out[2], out[3]
 
     def changes(self) -> tuple[Any, Any, Any, Any]:
@@ -371,8 +380,9 @@ class _Tape:
             rows = self.mask(BOOK_ROW)
             b, bq, a, aq = (self.rows(c, rows) for c in ("bid", "bid_qty", "ask", "ask_qty"))
             return b, bq, a, aq
-        bp, bqs, ap, aqs = self.depth(1)
-        return bp[:, 0], bqs[:, 0], ap[:, 0], aqs[:, 0]
+        np = self.np
+        b, bq, a, aq = (np.ascontiguousarray(x[:, 0]) for x in self.depth(1))
+        return b, bq, a, aq
 
     def levels(self, stream: str, levels: int) -> tuple[Any, Any, Any, Any]:
         """Level arrays (rows, levels) of the rows of ``stream`` (a BBO row is one level)."""
