@@ -169,7 +169,7 @@ def random_events(seed: int, n: int) -> list[Any]:
     out: list[Any] = []
     ts = 0
     for _ in range(n):
-        ts += int(rng.integers(0, 300))
+        ts += int(rng.integers(-40, 300))  # now and then back in time (a clamped source)
         r = rng.random()
         if r < 0.35:
             side = "buy" if rng.random() < 0.5 else "sell"
