@@ -347,7 +347,9 @@ def test_declared_inputs() -> None:
     assert PriceValidator.inputs == {"bars", "trades", "book"}
     assert VolumeValidator.inputs == {"bars", "trades"}
     assert TimestampValidator.inputs == {"bars", "trades", "book"}
-    assert AnomalyValidator.inputs == {"bars"}
+    assert AnomalyValidator.inputs == {"bars", "trades"}
+    assert build(AnomalyValidator).inputs == {"bars", "trades"}
+    assert build(AnomalyValidator, {"inputs": ["trades"]}).inputs == {"trades"}
     assert StalenessValidator.inputs == {"bars", "trades", "book"}
 
 
@@ -384,3 +386,215 @@ def test_default_validators_pass_a_real_binance_capture(data_dir: Path) -> None:
         assert feed([v for v in validators if kind in v.inputs], event)
     assert seen["trades"] == 9757 and seen["book"] == 28040
     assert [v.stats() for v in validators] == [{}, {}, {}]
+
+
+# --- anomaly on trade prints ---------------------------------------------------------------------
+
+def _capture_trades(path: Path) -> list[Trade]:
+    """Trade lines of a raw Binance websocket capture (``m`` true: the taker sold)."""
+    import gzip
+
+    out = []
+    with gzip.open(path, "rt") as f:
+        for line in f:
+            if '@trade"' in line:
+                d = json.loads(line.split(" ", 1)[1])["data"]
+                out.append(Trade(int(d["T"]), float(d["p"]), float(d["q"]),
+                                 "sell" if d["m"] else "buy", str(d["t"])))
+    return out
+
+
+TAPES = ["xrp-eth", "btcusdt-spot", "btcusdt-usdm", "ethusdt-spot"]
+_tapes: dict[str, list[Trade]] = {}
+
+
+@pytest.fixture(params=TAPES)
+def tape(request: pytest.FixtureRequest, data_dir: Path, real_trades: list[Trade]) -> list[Trade]:
+    """Real trade tapes: Binance XRP/ETH (an illiquid pair, ~8 bps ticks, 2.5 days) and the
+    raw websocket captures of BTC/USDT spot and USDT-M and ETH/USDT spot (liquid, 6 minutes)."""
+    name = request.param
+    if name == "xrp-eth":
+        return real_trades
+    if name not in _tapes:
+        path = {"btcusdt-spot": "spot/btcusdt_20240808.gz",
+                "btcusdt-usdm": "usdm/btcusdt_20240808.gz",
+                "ethusdt-spot": "spot/ethusdt_20240808.gz"}[name]
+        _tapes[name] = _capture_trades(data_dir / "trades_orderbook" / "hftbacktest" / path)
+    return _tapes[name]
+
+
+TRADE_FLAGS = ("trades_flagged_up", "trades_flagged_down")
+#: Injected bad prints: a price off by 1.5 % or 5 % either way, or by a decimal place.
+FACTORS = (1.015, 0.985, 1.05, 0.95, 10.0, 0.1)
+
+
+def inject(trades: list[Trade], every: int = 700) -> tuple[list[Trade], list[int]]:
+    """Real trades with a bad copy of every ``every``-th print inserted before it."""
+    out: list[Trade] = []
+    at: list[int] = []
+    for i, t in enumerate(trades):
+        if i > 300 and i % every == 0:
+            at.append(len(out))
+            out.append(Trade(t.ts, t.price * FACTORS[len(at) % len(FACTORS)], t.qty, t.side,
+                             "bad"))
+        out.append(t)
+    return out, at
+
+
+def test_anomaly_real_trade_tapes_are_clean(tape: list[Trade]) -> None:
+    """Real prints, including bid-ask bounce and multi-tick sweeps, are (almost) never flagged;
+    the bare z-score (g = 0) flags ordinary one- or few-tick moves, at least ten times more."""
+    v = build(AnomalyValidator)
+    assert all(feed([v], t) for t in tape)
+    stats = v.stats()
+    flags = sum(stats.get(k, 0) for k in TRADE_FLAGS)
+    assert flags <= 0.0005 * len(tape), stats
+    assert set(stats) <= set(TRADE_FLAGS)  # nothing unscored: every print has a usable price
+    bare = build(AnomalyValidator, {"trade_granularity_bps": 0.0})
+    for t in tape:
+        feed([bare], t)
+    bare_flags = sum(bare.stats().get(k, 0) for k in TRADE_FLAGS)
+    assert bare_flags >= 10 * max(flags, 1)
+
+
+def test_anomaly_drops_injected_bad_prints(tape: list[Trade]) -> None:
+    hostile, at = inject(tape)
+    v = build(AnomalyValidator, {"policy": "drop"})
+    dropped = [i for i, t in enumerate(hostile) if not feed([v], t)]
+    assert len(at) >= 8 and set(at) <= set(dropped)
+    assert len(set(dropped) - set(at)) <= 0.0005 * len(tape)  # the clean tape's own few
+    stats = v.stats()
+    ups = sum(1 for i in at if hostile[i].price > hostile[i + 1].price)
+    assert stats["trades_dropped_up"] >= ups and stats["trades_dropped_down"] >= len(at) - ups
+    assert "trades_level_shift" not in stats  # one bad print is dropped alone
+    assert v.trade_ref == tape[-1].price
+
+
+def test_anomaly_flags_injected_bad_prints(tape: list[Trade]) -> None:
+    hostile, at = inject(tape)
+    v = build(AnomalyValidator)
+    flagged = []
+    for i, t in enumerate(hostile):
+        before = sum(v.counts.get(k, 0) for k in TRADE_FLAGS)
+        assert feed([v], t)  # flag policy: everything passes
+        if sum(v.counts.get(k, 0) for k in TRADE_FLAGS) != before:
+            flagged.append(i)
+    assert set(at) <= set(flagged)
+    # A flagged print passes and becomes the reference: the way back is flagged too.
+    extra = set(flagged) - set(at) - {i + 1 for i in at}
+    assert len(extra) <= 0.0005 * len(tape)
+
+
+def test_anomaly_level_shift_on_trades(real_trades: list[Trade]) -> None:
+    """A real move to a new level (every later print 3 % higher) is accepted after max_drops."""
+    trades = real_trades[:1000]
+    moved = [*trades[:500], *(Trade(t.ts, t.price * 1.03, t.qty, t.side) for t in trades[500:])]
+    v = build(AnomalyValidator, {"policy": "drop", "max_drops": 2})
+    kept = [t for t in moved if feed([v], t)]
+    assert len(kept) == len(moved) - 2
+    assert v.stats() == {"trades_dropped_up": 2, "trades_level_shift": 1}
+
+
+def test_anomaly_keeps_bars_and_trades_apart(real_trades: list[Trade]) -> None:
+    """Trade-built bars and the trades they come from: each kind is judged on its own window,
+    exactly as if it came alone."""
+    from gridkit.core.bars import TimeBars
+
+    trades, _ = inject(real_trades, every=500)
+    tb = TimeBars(60_000)
+    events: list[Any] = []
+    for t in trades:
+        events.append(t)
+        bar = tb.add(t)
+        if bar is not None:
+            events.append(bar)
+    both = build(AnomalyValidator, {"policy": "drop", "window": 30})
+    verdicts = [feed([both], e) for e in events]
+    alone = {}
+    for kind in (Bar, Trade):
+        v = build(AnomalyValidator, {"policy": "drop", "window": 30})
+        alone[kind] = [feed([v], e) for e in events if type(e) is kind]
+    assert [x for x, e in zip(verdicts, events, strict=True) if type(e) is Bar] == alone[Bar]
+    assert [x for x, e in zip(verdicts, events, strict=True) if type(e) is Trade] == alone[Trade]
+    stats = both.stats()
+    assert stats["trades_dropped_up"] + stats["trades_dropped_down"] >= 20
+    assert any(not k.startswith("trades_") for k in stats)  # the bars were scored too
+
+
+def test_anomaly_trade_granularity() -> None:
+    """A flat tape has MAD 0: with g = 0 nothing is scored, with g > 0 the bound is g."""
+    flat = [Trade(i, 100.0, 1.0, "buy") for i in range(20)]
+    v = build(AnomalyValidator, {"window": 5, "trade_granularity_bps": 0.0})
+    assert all(feed([v], t) for t in flat)
+    assert v.stats() == {"trades_mad_zero": 20 - 1 - 5}
+    v = build(AnomalyValidator, {"window": 5, "policy": "drop", "trade_granularity_bps": 20.0})
+    for t in flat:
+        feed([v], t)
+    assert feed([v], Trade(20, 100.19, 1.0, "buy"))  # 19 bps: within g
+    assert not feed([v], Trade(21, 100.19 * 1.0021, 1.0, "buy"))  # 21 bps above the last
+    assert v.stats() == {"trades_dropped_up": 1}
+
+
+@pytest.mark.parametrize("inputs", [[], ["book"], ["bars", "depth"]])
+def test_anomaly_bad_inputs(inputs: list[str]) -> None:
+    from gridkit.core.config import OptionError
+
+    with pytest.raises(OptionError, match="bars") as err:
+        AnomalyValidator.Config(inputs=inputs)
+    assert err.value.option == "inputs"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(allow_nan=True, allow_infinity=True),
+                          st.floats(allow_nan=True, allow_infinity=True)), max_size=80),
+       st.sampled_from(["flag", "drop"]), st.sampled_from([0.0, 50.0]))
+def test_anomaly_never_raises_on_trades(rows: list[tuple[float, float]], policy: str,
+                                        g: float) -> None:
+    v = build(AnomalyValidator, {"window": 5, "policy": policy, "trade_granularity_bps": g})
+    for i, (p, q) in enumerate(rows):
+        assert feed([v], Trade(i, p, q, "buy")) in (True, False)
+        assert feed([v], Bar(i, p, p, p, p, 1.0)) in (True, False)
+    assert all(isinstance(n, int) for n in v.stats().values())
+
+
+def test_anomaly_on_trades_in_a_pipeline(tmp_path: Path, data_dir: Path,
+                                         gridkit_run_toml: Any) -> None:
+    """A real trades file with bad prints, replayed by ``trades-file`` with 5m bars: the bad
+    prints are dropped and counted in the run summary; the bars are checked too."""
+    import gzip
+
+    rows = json.loads(gzip.decompress(
+        (data_dir / "trades_orderbook" / "freqtrade" / "XRP_ETH-trades.json.gz").read_bytes()))
+    bad = 0
+    out = []
+    for i, r in enumerate(rows):
+        if i > 300 and i % 1000 == 0:
+            out.append([r[0], f"bad{i}", r[2], r[3], r[4] * (1.2 if bad % 2 else 0.8), r[5],
+                        r[6]])
+            bad += 1
+        out.append(r)
+    (tmp_path / "trades.json").write_text(json.dumps(out))
+    summary = gridkit_run_toml("""
+[pipeline]
+symbol = "XRP/ETH"
+capital = 10.0
+[source]
+use = "trades-file"
+path = "trades.json"
+bars = "5m"
+[[validators]]
+use = "anomaly"
+policy = "drop"
+[strategy]
+use = "static"
+lower = 0.00138
+upper = 0.00156
+grids = 12
+qty = 100
+""")
+    assert summary["status"] == "finished"
+    assert summary["events"]["trades"]["dropped"] >= bad == 12
+    counts = summary["dropped_by"]["anomaly"]
+    assert counts["trades_dropped_up"] + counts["trades_dropped_down"] == \
+        summary["events"]["trades"]["dropped"] <= bad + 0.0005 * len(rows)
+    assert summary["bars_accepted"] > 500

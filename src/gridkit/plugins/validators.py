@@ -2,9 +2,10 @@
 
 Each drops (or flags) the events it cannot trust and counts why; none raises on bad data, and
 none "fixes" a value. The fast path of each is one or two comparisons; reasons are worked out
-only for drops. ``timestamp``, ``price`` and ``volume`` also check trade prints, and ``price``
-best bid/ask quotes; their bar path is unchanged (the non-bar branch costs a bar nothing: it
-sits behind an ``AttributeError`` that a bar never raises, or one identity test of its type).
+only for drops. ``timestamp``, ``price``, ``volume`` and ``anomaly`` also check trade prints,
+and ``price`` best bid/ask quotes; their bar path is unchanged (the non-bar branch costs a bar
+nothing: it sits behind an ``AttributeError`` that a bar never raises, or one identity test of
+its type).
 """
 
 from __future__ import annotations
@@ -315,30 +316,45 @@ class RollingMedianMad:
 
 
 class AnomalyValidator(_Counting):
-    """Flags or drops bars whose log return is an outlier by the robust (modified) z-score.
+    """Flags or drops bars and trades whose log return is an outlier by the robust z-score.
 
-    With ``r`` = ln(close / previous close) and the median ``m`` and median absolute deviation
-    ``MAD`` of the last ``window`` accepted returns, the modified z-score of Iglewicz and
-    Hoaglin (1993, *How to Detect and Handle Outliers*, ASQC, p. 11-12) is
+    Bars: with ``r`` = ln(close / previous close) and the median ``m`` and median absolute
+    deviation ``MAD`` of the last ``window`` accepted returns, the modified z-score of
+    Iglewicz and Hoaglin (1993, *How to Detect and Handle Outliers*, ASQC, p. 11-12) is
     ``z = 0.6745 * (r - m) / MAD``, and ``abs(z) > threshold`` (3.5 in their text) marks an
-    outlier. Median and MAD are kept in O(log window) per bar (:class:`RollingMedianMad`).
+    outlier. Median and MAD are kept in O(log window) per event (:class:`RollingMedianMad`).
 
-    ``policy = "flag"`` counts outliers (``flagged_up``, ``flagged_down``) and passes them on;
-    ``policy = "drop"`` drops them (``dropped_up``, ``dropped_down``). A dropped bar does not
-    enter the window, and the next return is taken from the last accepted close, so one bad
-    print is dropped alone; after ``max_drops`` drops in a row the price is taken as a new
-    level (``level_shift``): that bar is accepted and becomes the reference. Nothing is scored
-    until the window is full, nor while ``MAD`` is 0 (``mad_zero``: a market that did not
-    move); a bar without a usable close is passed on unscored (``unscored``) for the
-    ``price`` validator to judge.
+    Trades: ``r`` = ln(price / previous price) between consecutive trade prints, scored
+    against the last ``window`` accepted trade returns in the same way, with the granularity
+    allowance of Brownlees and Gallo (2006, *Financial econometric analysis at ultra-high
+    frequency: Data handling concerns*, Computational Statistics & Data Analysis 51(4),
+    2232-2245): consecutive trades often print at the same price, or one tick apart, so the
+    MAD of trade returns is often 0 or one tick and bare z-scores would call every ordinary
+    move an outlier. A trade is an outlier when ``abs(r - m) > threshold * MAD / 0.6745 + g``,
+    i.e. ``0.6745 * (abs(r - m) - g) / MAD > threshold``, with ``g =
+    trade_granularity_bps / 10000``; a MAD of 0 is scored too (the bound is then ``g``)
+    unless ``g = 0``. Bars and trades keep separate windows and references; ``inputs`` says
+    which of the two kinds the source sends are checked (both by default: the engine passes
+    only the kinds the source provides).
+
+    ``policy = "flag"`` counts outliers (``flagged_up``, ``flagged_down``; for trades
+    ``trades_flagged_up``, ``trades_flagged_down``) and passes them on; ``policy = "drop"``
+    drops them (``dropped_...``, ``trades_dropped_...``). A dropped event does not enter the
+    window, and the next return is taken from the last accepted price, so one bad print is
+    dropped alone; after ``max_drops`` drops in a row the price is taken as a new level
+    (``level_shift``, ``trades_level_shift``): that event is accepted and becomes the
+    reference. Nothing is scored until the window is full, nor while a bar window's ``MAD`` is
+    0 (``mad_zero``: a market that did not move); an event without a usable price is passed
+    on unscored (``unscored``, ``trades_unscored``) for the ``price`` validator to judge.
     """
 
     name = "anomaly"
+    inputs = frozenset({"bars", "trades"})
 
     @frozen
     class Config:
         window: int = option(120, doc="Number of past log returns the median and MAD are "
-                                      "taken over.", validator=at_least(5))
+                                      "taken over (per kind).", validator=at_least(5))
         threshold: float = option(3.5, doc="Outlier when the absolute modified z-score "
                                            "exceeds this (Iglewicz & Hoaglin: 3.5).",
                                   validator=positive())
@@ -346,18 +362,44 @@ class AnomalyValidator(_Counting):
             "flag", doc="flag: count outliers and pass them on; drop: drop them.")
         max_drops: int = option(3, doc="With policy drop: after this many drops in a row the "
                                        "new price level is accepted.", validator=at_least(1))
+        inputs: list[str] = option(
+            factory=lambda: ["bars", "trades"],
+            doc="Kinds checked: ``bars``, ``trades`` or both (those the source provides).")
+        trade_granularity_bps: float = option(
+            50.0, doc="Trades: allowance g added to the outlier bound, in bps of price "
+                      "(Brownlees & Gallo's granularity term; 0: none).",
+            validator=non_negative())
+
+        def __attrs_post_init__(self) -> None:
+            bad = sorted(set(self.inputs) - {"bars", "trades"})
+            if bad or not self.inputs:
+                raise OptionError("inputs", f"choose from 'bars' and 'trades', got "
+                                            f"{list(self.inputs)!r}")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.window = RollingMedianMad(self.config.window)
+        c = self.config
+        self.inputs = frozenset(c.inputs)  # type: ignore[misc]
+        self.window = RollingMedianMad(c.window)
         self.ref: float | None = None  # last accepted close
         self.drops = 0  # drops in a row
         self.last_z = math.nan
         self._pending: Bar | None = None
         self._r = math.nan
+        # Trades: their own window, reference price and run of drops.
+        self.trade_window = RollingMedianMad(c.window)
+        self.trade_ref: float | None = None
+        self.trade_drops = 0
+        self._gamma = c.trade_granularity_bps / 10_000.0
+        self._bound = c.threshold / 0.6745
+        self._tpending: Any = None
+        self._tr = math.nan
 
     def accept(self, bar: Bar, _inf: float = INF) -> bool:
-        c = bar.close
+        try:  # a Trade has no .close: the trade path costs a bar nothing
+            c = bar.close
+        except AttributeError:
+            return self._accept_trade(bar)
         ref = self.ref
         self._pending = bar
         self._r = math.nan
@@ -397,15 +439,64 @@ class AnomalyValidator(_Counting):
         self._pending = None
         return False
 
+    def _accept_trade(self, trade: Any, _inf: float = INF) -> bool:
+        p = getattr(trade, "price", None)
+        if not isinstance(p, float | int):
+            return True  # not a trade: not this validator's business
+        self._tpending = trade
+        self._tr = math.nan
+        if not 0.0 < p < _inf:
+            self.count("trades_unscored")
+            return True
+        ref = self.trade_ref
+        if ref is None:
+            return True
+        q = p / ref
+        if not 0.0 < q < _inf:
+            self.count("trades_unscored")
+            return True
+        r = math.log(q)
+        self._tr = r
+        w = self.trade_window
+        if not w.full:
+            return True
+        med = w.median()
+        mad = w.mad(med)
+        gamma = self._gamma
+        if not mad > 0.0 and not gamma > 0.0:
+            self.count("trades_mad_zero")
+            return True
+        dev = r - med
+        if abs(dev) <= self._bound * mad + gamma:
+            return True
+        way = "up" if dev > 0 else "down"
+        if self.config.policy == "flag":
+            self.count("trades_flagged_" + way)
+            return True
+        if self.trade_drops >= self.config.max_drops:
+            self.count("trades_level_shift")
+            return True
+        self.trade_drops += 1
+        self.count("trades_dropped_" + way)
+        self._tpending = None
+        return False
+
     def accepted(self, bar: Bar) -> None:
-        if bar is not self._pending:
-            return
-        self.drops = 0
-        r = self._r
-        if r == r:  # not NaN: a scored return with a usable close
-            self.window.add(r)
-        if 0.0 < bar.close < INF:
-            self.ref = bar.close
+        if bar is self._pending:
+            self.drops = 0
+            r = self._r
+            if r == r:  # not NaN: a scored return with a usable close
+                self.window.add(r)
+            if 0.0 < bar.close < INF:
+                self.ref = bar.close
+        elif bar is self._tpending:
+            self.trade_drops = 0
+            r = self._tr
+            if r == r:
+                self.trade_window.add(r)
+            p = bar.price  # type: ignore[attr-defined]
+            if 0.0 < p < INF:
+                self.trade_ref = p
 
 
 class StalenessValidator(_Counting):
