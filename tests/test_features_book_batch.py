@@ -310,6 +310,7 @@ def test_book_columns_format() -> None:
     only = book_columns([Trade(1, 1.0, 1.0, "buy"), BookUpdate(2, 1.0, 1.0, 2.0, 1.0)],
                         kinds=["book"])
     assert only["kind"].tolist() == [BOOK_ROW] and only["depth_bid_price"].shape == (0, 100)
+    assert book_columns([Trade(1, 1.0, 1.0, "buy")], kinds="trades")["kind"].tolist() == [0]
     empty = book_columns([], levels=5)
     assert all(v.shape[0] == (1 if k == "change_offset" else 0) for k, v in empty.items())
     assert empty["depth_ask_qty"].shape == (0, 5)

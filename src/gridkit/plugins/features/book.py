@@ -9,8 +9,8 @@ to it. Those whose ``stream`` option picks between the BBO stream and the L2 boo
 ``inputs`` per instance from it, so ``gridkit validate`` checks the one they will read.
 
 Batch: each feature's ``batch(columns)`` reads a *book tape*, the events as columns, which
-:func:`book_columns` builds from a list or iterator of events (``columns =
-book_columns(source.events(), levels=100)``). One row per event, in order:
+:func:`book_columns` builds from a list or iterator of events, e.g.
+``book_columns(source.events(), levels=100)``. One row per event, in order:
 
 * ``kind`` (int8): 0 = trade, 1 = book (BBO), 2 = depth (:data:`ROW_KINDS`); ``ts`` (int64,
   epoch ms);
@@ -204,7 +204,7 @@ def book_columns(events: Iterable[Any], levels: int = 100,
 
     if not (isinstance(levels, int) and levels >= 1):
         raise ValueError(f"book_columns: levels must be an integer >= 1, got {levels!r}")
-    kinds = frozenset(kinds)
+    kinds = frozenset((kinds,) if isinstance(kinds, str) else kinds)
     unknown = sorted(kinds - set(ROW_KINDS))
     if unknown:
         raise ValueError(f"book_columns: unknown kind(s) {', '.join(unknown)}; kinds are "
