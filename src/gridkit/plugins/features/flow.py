@@ -623,16 +623,18 @@ class VolumeProfile(_FlowFeature):
     p0: bin ``k = floor((p - p0) / w)`` with width ``w = p0 * bin_bps / 10000``. The *point of
     control* (POC) is the bin with the most volume (ties: the lower bin).
 
-    The *value area* is the CBOT Market Profile's (Chicago Board of Trade, *CBOT Market
-    Profile Handbook*, 1984/1991; Dalton et al., ch. 1): the smallest run of bins around the
-    POC that holds the fraction ``value_area`` (70 %, about one standard deviation) of the
-    window's volume ``V`` (summed over the bins, lowest first). It starts as the POC bin and
-    grows one bin at a time: the next bin above and the next bin below are compared and the one
-    with more volume joins (a tie: both, the upper one added first); once one side reaches the
-    window's lowest or highest traded bin only the other side grows; it stops as soon as its
-    volume is ``>= value_area * V``. Its top bin is ``k_vah``, its bottom bin ``k_val``;
-    the value area high is the top edge ``VAH = p0 + (k_vah + 1) w``, the value area low the
-    bottom edge ``VAL = p0 + k_val w``.
+    The *value area* is the one of the Chicago Board of Trade's Market Profile (CBOT's Market
+    Profile manuals, 1984-1991; Dalton, Jones & Dalton, ch. 1): a run of bins around the POC
+    holding the fraction ``value_area`` (70 %, about one standard deviation) of the window's
+    volume ``V`` (summed over the bins, lowest first), grown greedily from the POC toward the
+    side with more volume. It starts as the POC bin; the next bin above and the next bin below
+    are compared and the one with more volume joins (a tie: both, the upper one added first);
+    once one side reaches the window's lowest or highest traded bin only the other side grows;
+    it stops as soon as its volume is ``>= value_area * V``. (The CBOT procedure compares two
+    price rows per side at each step; with bins as rows, this is the one-row variant most
+    charting packages use.) Its top bin is ``k_vah``, its bottom bin ``k_val``; the value area
+    high is the top edge ``VAH = p0 + (k_vah + 1) w``, the value area low the bottom edge
+    ``VAL = p0 + k_val w``.
 
     ``output`` chooses the value (one number per trade: use several instances, with
     ``key = ...``, for several outputs); positive always means trading above the level:
