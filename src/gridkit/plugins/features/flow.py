@@ -631,10 +631,10 @@ class VolumeProfile(_FlowFeature):
     are compared and the one with more volume joins (a tie: both, the upper one added first);
     once one side reaches the window's lowest or highest traded bin only the other side grows;
     it stops as soon as its volume is ``>= value_area * V``. (The CBOT procedure compares two
-    price rows per side at each step; with bins as rows, this is the one-row variant most
-    charting packages use.) Its top bin is ``k_vah``, its bottom bin ``k_val``; the value area
-    high is the top edge ``VAH = p0 + (k_vah + 1) w``, the value area low the bottom edge
-    ``VAL = p0 + k_val w``.
+    price rows per side at each step; this is its one-row variant, with bins as rows, so the
+    value area never takes in a bin it does not need on the side it grows.) Its top bin is
+    ``k_vah``, its bottom bin ``k_val``; the value area high is the top edge
+    ``VAH = p0 + (k_vah + 1) w``, the value area low the bottom edge ``VAL = p0 + k_val w``.
 
     ``output`` chooses the value (one number per trade: use several instances, with
     ``key = ...``, for several outputs); positive always means trading above the level:
