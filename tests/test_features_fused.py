@@ -115,8 +115,9 @@ def three() -> list[tuple[str, Any]]:
 @pytest.mark.parametrize(("setting", "mode", "events", "fused"), [
     ("off", "live", None, False),
     ("on", "backtest", 10, True),
-    ("auto", "backtest", 10, False),           # short backtest: the compile does not pay
-    ("auto", "backtest", 100_000, True),
+    ("auto", "backtest", 10, False),           # short backtest: the start-up does not pay
+    ("auto", "backtest", 499_999, False),      # 3 features x 499,999 bars < 1.5M updates
+    ("auto", "backtest", 500_000, True),
     ("auto", "backtest", None, True),           # length unknown
     ("auto", "paper", 10, True),                # latency counts, start-up does not
     ("auto", "live", 10, True),
@@ -130,6 +131,7 @@ def test_plan_policy(setting: str, mode: str, events: int | None, fused: bool) -
 
 def test_auto_needs_enough_features_but_on_fuses_even_one() -> None:
     assert fusion.plan(three()[:2], "auto", "live", None) == []
+    assert fusion.plan(three()[:2], "auto", "backtest", 10_000_000) == []
     assert len(fusion.plan(three()[:1], "on", "backtest", 1)) == 1
 
 

@@ -220,7 +220,8 @@ class PipelineSection:
     fuse_features: Literal["auto", "on", "off"] = option(
         "auto",
         doc="Run the built-in bar features as one compiled step per bar: auto (when it pays: "
-            "3+ such features in paper/live runs or backtests of 100k+ events), on, off.",
+            "3+ such features in paper/live runs, or backtests where features x events >= "
+            "1.5M), on, off.",
     )
 
 

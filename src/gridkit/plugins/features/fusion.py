@@ -4,7 +4,7 @@ Eight of the core features and ``atr`` and ``ema`` each cost 0.5-1.5 µs per bar
 ``update`` calls; :data:`BAR_FUSER` lays the state of all of them out in two arrays and updates
 them in one call of :func:`~gridkit.plugins.features.kernels_fused.fused_bar_step`, whose cost
 barely grows with the number of features. The values are those of the Python updates, bit for
-bit. Compiling (or loading the cached kernel) costs about half a second at the start of a run,
+bit. Importing numba and loading the cached kernel cost about a second at the start of a run,
 which is why the engine fuses only when it pays (``[pipeline] fuse_features``).
 """
 
