@@ -28,6 +28,69 @@ def test_time_bars_fold_trades_on_interval_boundaries() -> None:
     assert tb.flush() is None
 
 
+def test_fold_yields_each_bar_after_the_trade_that_closed_it_and_asks_first() -> None:
+    trades = [Trade(ts, p, 1.0, "buy") for ts, p in
+              [(0, 10.0), (30_000, 99.0), (59_000, 11.0), (60_000, 12.0), (61_000, math.nan)]]
+    tb = TimeBars(60_000)
+    asked: list[float] = []
+    verdicts = iter([True, False, True, True, True])
+
+    def accepted() -> bool:
+        asked.append(trades[len(asked)].price)  # asked after the trade itself was yielded
+        return next(verdicts)
+
+    out = list(tb.fold(trades, accepted))
+    assert out[:4] == trades[:4]
+    assert out[4] == Bar(0, 10.0, 11.0, 10.0, 11.0, 2.0)  # the refused 99.0 is not in it
+    assert out[5] is trades[4]
+    assert out[6] == Bar(60_000, 12.0, 12.0, 12.0, 12.0, 1.0)  # NaN print left out, counted
+    assert tb.not_in_bars == 1 and len(asked) == 5
+
+
+def test_dropped_prints_never_reach_the_bars(data_dir: Any, tmp_path: Any) -> None:
+    # The real XRP/ETH tape, and the same with 12 prints 20% off inserted: the anomaly
+    # validator drops them, and since the engine folds only accepted trades, the bars — and
+    # so every fill of the grid — are exactly those of the clean tape.
+    import gzip
+    import json
+
+    from gridkit.testing import run_toml
+
+    rows = json.loads(gzip.decompress(
+        (data_dir / "trades_orderbook/freqtrade/XRP_ETH-trades.json.gz").read_bytes()))
+    bad = [list(r) for r in rows]
+    for k in range(12):
+        i = 500 + 1000 * k
+        row = list(bad[i])
+        row[4] = float(row[4]) * (1.2 if k % 2 else 0.8)
+        bad.insert(i + 1, row)
+    summaries = []
+    for name, data in (("clean.json", rows), ("bad.json", bad)):
+        (tmp_path / name).write_text(json.dumps(data))
+        summaries.append(run_toml(f"""
+[pipeline]
+symbol = "XRP/ETH"
+capital = 10.0
+[source]
+use = "trades-file"
+path = "{name}"
+bars = "5m"
+[[validators]]
+use = "anomaly"
+policy = "drop"
+[strategy]
+use = "static"
+lower = 0.00138
+upper = 0.00156
+grids = 12
+qty = 100
+""", base_dir=tmp_path))
+    clean, dirty = summaries
+    assert dirty["events"]["trades"]["dropped"] == clean["events"]["trades"]["dropped"] + 12
+    for key in ("bars_seen", "buy_fills", "sell_fills", "final_equity", "max_drawdown"):
+        assert dirty[key] == clean[key], key
+
+
 @pytest.mark.parametrize(("text", "ms"), [("500ms", 500), ("1s", 1000), ("5m", 300_000),
                                           ("1h", 3_600_000), ("1d", 86_400_000)])
 def test_parse_interval(text: str, ms: int) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from gridkit.core.types import Bar, Trade
 
@@ -25,7 +28,7 @@ class TimeBars:
     Trades must come in time order; one earlier than the open bar is folded into it.
     """
 
-    __slots__ = ("_c", "_h", "_l", "_o", "_start", "_v", "interval")
+    __slots__ = ("_c", "_h", "_l", "_o", "_start", "_v", "interval", "not_in_bars")
 
     def __init__(self, interval_ms: int) -> None:
         if interval_ms <= 0:
@@ -33,6 +36,35 @@ class TimeBars:
         self.interval = interval_ms
         self._start: int | None = None
         self._o = self._h = self._l = self._c = self._v = 0.0
+        #: Trades :meth:`fold` left out because their price or size was unusable.
+        self.not_in_bars = 0
+
+    def fold(self, events: Iterable[Any],
+             accepted: Callable[[], bool] | None = None) -> Iterator[Any]:
+        """Yield ``events`` and, after the trade that closed each bar, that bar; the last bar
+        at the end.
+
+        ``accepted()`` is asked after each trade has been yielded — so after its consumer has
+        seen it — and the trade is folded only if it answers True: the engine answers whether
+        every validator accepted the trade, so a dropped print never reaches a bar. Without
+        it every trade is folded. A trade whose price is not a positive finite number or whose
+        size is negative or not finite is never folded (counted in :attr:`not_in_bars`).
+        """
+        add = self.add
+        inf = math.inf
+        for event in events:
+            yield event
+            if type(event) is not Trade or (accepted is not None and not accepted()):
+                continue
+            if 0.0 < event.price < inf and 0.0 <= event.qty < inf:
+                bar = add(event)
+                if bar is not None:
+                    yield bar
+            else:
+                self.not_in_bars += 1
+        last = self.flush()
+        if last is not None:
+            yield last
 
     def add(self, trade: Trade) -> Bar | None:
         """Fold in one trade; return the bar it closed, if any."""

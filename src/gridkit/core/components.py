@@ -71,6 +71,12 @@ class Source(Component):
     provides: ClassVar[frozenset[str]] = frozenset({"bars"})
     #: True for sources of live data (paper and live modes), False for file replay.
     live: ClassVar[bool] = False
+    #: Interval in ms of the time bars the engine folds from this source's trades, or None. A
+    #: source with a ``bars`` option sets it (and puts ``"bars"`` in ``provides``) instead of
+    #: folding the trades itself: the engine folds only the trades that every trade validator
+    #: accepted, so a dropped bad print never reaches a bar, and sends each bar down the bar
+    #: path once a later trade has closed it (:class:`gridkit.core.bars.TimeBars`).
+    bar_interval: int | None = None
 
     def events(self) -> Iterator[Any]:
         """Yield events in time order. Raise :class:`gridkit.DataError` for an unreadable input."""

@@ -16,6 +16,7 @@ from typing import Any
 from attrs import define, field
 
 from gridkit.core import fusion
+from gridkit.core.bars import TimeBars
 from gridkit.core.components import (
     Attention,
     Component,
@@ -37,7 +38,7 @@ from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, GridkitError, PluginError
 from gridkit.core.plugins import PluginHost, get_host
 from gridkit.core.registry import Registration, Registry, build_registry
-from gridkit.core.types import EVENT_KINDS, Bar, Cancel, Order, Reject, Rejection
+from gridkit.core.types import EVENT_KINDS, Bar, Cancel, Order, Reject, Rejection, Trade
 
 #: Stages timed per event, in the order they run.
 STAGES = (
@@ -281,6 +282,15 @@ class Run:
     elapsed: float = 0.0
     #: Keys of the bar features run as one fused compiled step (empty: none).
     fused: list[str] = field(factory=list)
+    #: Set by the tick handler when every validator accepted the latest trade (bar folding).
+    trade_accepted: bool = False
+    #: Folds the source's accepted trades into bars, for a source with a ``bar_interval``.
+    folder: TimeBars | None = None
+
+    def take_trade_verdict(self) -> bool:
+        """Whether every validator accepted the trade just processed (and forget it)."""
+        ok, self.trade_accepted = self.trade_accepted, False
+        return ok
 
     def summary(self) -> dict[str, Any]:
         """The run summary (DESIGN.md §7), JSON-able."""
@@ -299,7 +309,9 @@ class Run:
             "status": self.status, "error": self.error, "run_id": self.run_id,
             "bars_seen": bars_seen, "bars_accepted": self.accepted,
             "bars_dropped": bars_seen - self.accepted, "dropped_by": dropped_by,
-            "events": {kind: {"seen": s, "accepted": a, "dropped": s - a}
+            "events": {kind: {"seen": s, "accepted": a, "dropped": s - a,
+                              **({"not_in_bars": self.folder.not_in_bars}
+                                 if kind == "trades" and self.folder is not None else {})}
                        for kind, (s, a) in self.ticks.items() if s},
             "paused": self.ctx.paused, "orders_deferred": self.deferred,
             "orders_deferred_at_end": self.deferred_at_end,
@@ -477,7 +489,7 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     run.fused = [key for key, _ in bar_features if key in fused_keys]
     fused = tuple(fuser.build(members, fvals) for fuser, members in groups)
     features = tuple((key, f.update) for key, f in bar_features if key not in fused_keys)
-    tick = _tick_handler(run) if p.source.provides - {"bars"} else None
+    tick = _tick_handler(run) if p.source.provides - {"bars"} or p.source.bar_interval else None
     attention = tuple(a.observe for a in p.attention)
     regimes = tuple((r.label, r.score) for r in p.regimes)
     signals = tuple(s.update for s in p.signals)
@@ -503,6 +515,9 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     mask = _RING - 1
     seen = accepted = 0
     events = p.source.events()
+    if p.source.bar_interval:
+        run.folder = TimeBars(p.source.bar_interval)
+        events = run.folder.fold(events, run.take_trade_verdict)
     try:
         for bar in events:
             t0 = now()
@@ -653,6 +668,8 @@ def _tick_handler(run: Run) -> Callable[[Any], None]:
             run.ticks.setdefault(kind, [0, 0]),  # [seen, accepted]
         )
 
+    folding = bool(p.source.bar_interval)
+
     def tick(event: Any) -> None:
         accepts, notes, updates, counts = by_kind[type(event)]
         counts[0] += 1
@@ -665,6 +682,8 @@ def _tick_handler(run: Run) -> Callable[[Any], None]:
         ctx.event = event
         for key, update in updates:
             fvals[key] = update(event)
+        if folding and type(event) is Trade:
+            run.trade_accepted = True
 
     return tick
 

@@ -24,14 +24,14 @@ from typing import Any
 
 from attrs import frozen
 
-from gridkit.core.bars import TimeBars, parse_interval
+from gridkit.core.bars import parse_interval
 from gridkit.core.book import OrderBook
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option
 from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
+from gridkit.core.types import BookDepth, BookUpdate, Trade
 
 STREAMS = ("trades", "book", "depth")
 _INF = math.inf
@@ -206,10 +206,11 @@ class BinanceCapture(Source):
     * ``BookDepth`` after each applied diff: ``ts`` = event time ``E``, ``changes`` = the
       levels the diff set. At each (re)sync from a snapshot one ``BookDepth`` with empty
       ``changes`` carries the freshly loaded book.
-    * ``Bar`` (with ``bars``): time bars folded from the trades by
-      :class:`gridkit.core.bars.TimeBars`; ``ts`` is the bar's open time (earlier than the
-      events around it) and a bar is emitted when it closes, just before the first trade of a
-      later interval.
+    * ``Bar`` (with ``bars``): time bars the engine folds from the trades the validators
+      accepted (:attr:`gridkit.Source.bar_interval`, :class:`gridkit.core.bars.TimeBars`);
+      ``ts`` is the bar's open time (earlier than the events around it) and a bar comes when
+      it closes, just after the first trade of a later interval. With ``bars`` the trades are
+      emitted whether or not ``streams`` names them, since the bars are made from them.
 
     Order: the capture interleaves the streams by receive time, while the exchange stamps a
     depth diff at the end of its 100 ms batch, so trades inside a batch arrive after it with
@@ -270,7 +271,9 @@ class BinanceCapture(Source):
         super().__init__(config)
         cfg = self.config
         self.provides = frozenset(cfg.streams) | (
-            frozenset({"bars"}) if cfg.bars is not None else frozenset())
+            frozenset({"bars", "trades"}) if cfg.bars is not None else frozenset())
+        if cfg.bars is not None:
+            self.bar_interval = parse_interval(cfg.bars)
         self.files: list[Path] = []
         self.sync = BookSync(cfg.max_buffer)
         self._reset()
@@ -279,7 +282,7 @@ class BinanceCapture(Source):
         self.sync = BookSync(self.config.max_buffer)
         self.counts = {"lines": 0, "bad_lines": 0, "unknown": 0, "other_symbol": 0,
                        "truncated": 0, "skipped": 0, "bad_ts": 0, "trades": 0, "quotes": 0,
-                       "crossed_quotes": 0, "depth_diffs": 0, "depth_events": 0, "bars": 0,
+                       "crossed_quotes": 0, "depth_diffs": 0, "depth_events": 0,
                        "late": 0}
         self.symbol: str | None = None
 
@@ -455,8 +458,7 @@ class BinanceCapture(Source):
         self._reset()
         c = self.counts
         cfg = self.config
-        emit_trades = "trades" in cfg.streams
-        bars = TimeBars(parse_interval(cfg.bars)) if cfg.bars is not None else None
+        emit_trades = "trades" in cfg.streams or cfg.bars is not None
         sync = self.sync
         book = sync.book
         window = cfg.reorder_ms
@@ -474,13 +476,8 @@ class BinanceCapture(Source):
             last = ts
             if kind == _TRADE:
                 price, qty, side, tid = payload
-                trade = Trade(ts, price, qty, side, tid)
-                if bars is not None:
-                    bar = bars.add(trade)
-                    if bar is not None:
-                        out.append(bar)
                 if emit_trades:
-                    out.append(trade)
+                    out.append(Trade(ts, price, qty, side, tid))
             elif kind == _QUOTE:
                 out.append(BookUpdate(ts, *payload))
             elif kind == _DEPTH:
@@ -514,10 +511,6 @@ class BinanceCapture(Source):
             release(t, k, p)
             if out:
                 yield from self._counted(out)
-        if bars is not None:
-            bar = bars.flush()
-            if bar is not None:
-                out.append(bar)
         if out:
             yield from self._counted(out)
         sync.finish()
@@ -534,8 +527,6 @@ class BinanceCapture(Source):
             t = type(ev)
             if t is BookDepth:
                 c["depth_events"] += 1
-            elif t is Bar:
-                c["bars"] += 1
             yield ev
         out.clear()
 

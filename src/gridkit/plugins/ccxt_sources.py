@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from attrs import frozen
 
-from gridkit.core.bars import TimeBars, parse_interval
+from gridkit.core.bars import parse_interval
 from gridkit.core.book import OrderBook
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option, optional, positive
@@ -414,7 +414,9 @@ class CcxtStream(Source):
 
     ``streams`` picks what to watch: ``trades`` (``watch_trades``: :class:`gridkit.Trade`),
     ``bars`` (closed candles: ``watch_ohlcv`` at ``timeframe``, or, with ``bars_from =
-    "trades"``, time bars folded from the watched trades), ``book`` (``watch_order_book``: best
+    "trades"``, time bars the engine folds from the watched trades the validators accepted —
+    the trades are then emitted too, see :attr:`gridkit.Source.bar_interval`), ``book``
+    (``watch_order_book``: best
     bid/ask as :class:`gridkit.BookUpdate`) and ``depth`` (the top ``depth_levels`` levels as a
     :class:`gridkit.BookDepth` with the levels that changed since the last update).
 
@@ -481,7 +483,11 @@ class CcxtStream(Source):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.provides = frozenset(self.config.streams)  # type: ignore[misc]
+        c = self.config
+        self.provides = frozenset(c.streams)  # type: ignore[misc]
+        if "bars" in c.streams and c.bars_from == "trades":
+            self.provides |= {"trades"}  # type: ignore[misc]
+            self.bar_interval = parse_interval(c.timeframe)
         self.symbol = ""
         self.exchange: Any = None
         self.counts: dict[str, int] = {
@@ -725,12 +731,10 @@ class _StreamState:
         self.last_trade_id: int | None = None
         self.last_trade_ts = -1
         self.tf_ms = 0
-        self.time_bars: TimeBars | None = None
-        if "bars" in self.want:
-            if c.bars_from == "trades":
-                self.time_bars = TimeBars(parse_interval(c.timeframe))
-            elif source.exchange is not None:
-                self.tf_ms = source.exchange.parse_timeframe(c.timeframe) * 1000
+        if "bars" in self.want and c.bars_from == "trades":
+            self.want.add("trades")  # the engine folds them into bars
+        elif "bars" in self.want and source.exchange is not None:
+            self.tf_ms = source.exchange.parse_timeframe(c.timeframe) * 1000
         self.pending_bar: list[Any] | None = None
         self.last_bar_ts = -1
         self.book = OrderBook()
@@ -775,10 +779,6 @@ class _StreamState:
                           str(tid) if tid is not None else "")
             if "trades" in self.want:
                 out.append(trade)
-            if self.time_bars is not None:
-                bar = self.time_bars.add(trade)
-                if bar is not None:
-                    out.append(bar)
         return out
 
     def _candles(self, candles: list[list[Any]]) -> list[Any]:

@@ -701,11 +701,11 @@ class TradesFile(_FileSource):
 
     Timestamps may be epoch s/ms/µs/ns (unit from the first row, held for the file) or
     ISO-8601. The side is the taker's (``buyer_maker`` true means the taker sold). With
-    ``bars = "1m"`` (any interval) the source also folds the trades into time bars
-    (:class:`gridkit.core.bars.TimeBars`, epoch-aligned): it yields each trade, then the bar
-    that trade closed, so bar features and the strategy run on trade data. Trades with an
-    unusable price or size are passed on (for the validators to drop) but left out of the
-    bars. Rows without a readable timestamp or side are skipped and counted.
+    ``bars = "1m"`` (any interval) the engine also folds the trades into time bars
+    (:class:`gridkit.core.bars.TimeBars`, epoch-aligned; see :attr:`gridkit.Source.bar_interval`),
+    so bar features and the strategy run on trade data: only trades every trade validator
+    accepted go into a bar, and each bar follows the trade that closed it. Rows without a
+    readable timestamp or side are skipped and counted.
     """
 
     name = "trades-file"
@@ -743,12 +743,13 @@ class TradesFile(_FileSource):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         if self.config.bars:
+            from gridkit.core.bars import parse_interval
+
             self.provides = frozenset({"trades", "bars"})
+            self.bar_interval = parse_interval(self.config.bars)
         self.trades: list[Trade] = []
         self.rows = 0
         self.malformed = 0
-        self.bars_made = 0
-        self.unbarred = 0
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -913,38 +914,13 @@ class TradesFile(_FileSource):
                            col(ix["id"]), ms=True)
 
     def events(self) -> Iterator[Any]:
-        if not self.config.bars:
-            yield from self.trades
-            return
-        from gridkit.core.bars import TimeBars, parse_interval
-
-        bars = TimeBars(parse_interval(self.config.bars))
-        add = bars.add
-        inf = math.inf
-        for trade in self.trades:
-            yield trade
-            if 0.0 < trade.price < inf and 0.0 <= trade.qty < inf:
-                bar = add(trade)
-                if bar is not None:
-                    self.bars_made += 1
-                    yield bar
-            else:
-                self.unbarred += 1
-        last = bars.flush()
-        if last is not None:
-            self.bars_made += 1
-            yield last
+        return iter(self.trades)
 
     def size_hint(self) -> int | None:
         return len(self.trades)
 
     def stats(self) -> dict[str, Any]:
-        out = {"rows": self.rows, "malformed_rows": self.malformed, "trades": len(self.trades)}
-        if self.config.bars:
-            out["bars"] = self.bars_made
-            if self.unbarred:
-                out["trades_not_in_bars"] = self.unbarred
-        return out
+        return {"rows": self.rows, "malformed_rows": self.malformed, "trades": len(self.trades)}
 
 
 @hookimpl
