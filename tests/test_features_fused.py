@@ -96,6 +96,19 @@ def test_fused_equals_python_on_flat_runs_zero_volume_and_jumps(rows: list[Any])
     assert_same_stream(bars)
 
 
+def test_ready_follows_the_fused_state_as_update_would_set_it(
+        gridkit_sample_bars: list[Bar]) -> None:
+    python, members = fresh(), fresh()
+    BAR_FUSER.program(members)  # from here on, members' ready reads the fused state
+    fused = members[0]._fused[0]
+    for bar in gridkit_sample_bars[:300]:
+        for f in python:
+            f.update(bar)
+        fused.step(bar)
+        assert [f.ready for f in members] == [f.ready for f in python]
+    assert all(f.ready for f in members)
+
+
 def test_only_exact_built_in_classes_are_accepted() -> None:
     class MyRsi(Rsi):
         def update(self, bar: Bar) -> float:
@@ -173,17 +186,20 @@ def test_features_seen_by_later_stages_are_the_same(gridkit_host: Any) -> None:
     assert seen["on"] == seen["off"]
 
 
-def test_a_raising_fused_step_names_the_fused_features(gridkit_host: Any, tmp_path: Path) -> None:
+def test_a_raising_fused_step_names_the_feature(gridkit_host: Any, tmp_path: Path) -> None:
     # With the validators switched off a zero close reaches volatility: log(0) raises in Python
-    # and in the kernel alike, and the error names the fused group, not a traceback.
+    # and in the kernel alike, and the error names that feature, as an unfused run does.
     rows = [[i * 60_000, 10.0, 11.0, 9.0, 10.0 if i != 30 else 0.0, 1.0] for i in range(60)]
     data = tmp_path / "zero.json"
     data.write_text(json.dumps(rows))
-    text = toml("on", "").replace("path = ", f'path = "{data.as_posix()}"\n# ', 1)
-    text = text.replace("[pipeline]", "validators = []\n[pipeline]", 1)
-    pipeline = build_pipeline(parse_pipeline(text), gridkit_host)
-    with pytest.raises(ComponentError) as err:
-        run_pipeline(pipeline)
-    message = str(err.value)
-    assert "fused: rsi, volatility" in message and "ValueError" in message
-    assert "event #31" in message
+    messages = []
+    for setting in ("on", "off"):
+        text = toml(setting).replace("path = ", f'path = "{data.as_posix()}"\n# ', 1)
+        text = text.replace("[pipeline]", "validators = []\n[pipeline]", 1)
+        with pytest.raises(ComponentError) as err:
+            run_pipeline(build_pipeline(parse_pipeline(text), gridkit_host))
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith("feature 'volatility' (plugin gridkit.features (gridkit)) "
+                                  "raised on event #31")
+    assert "(features[1]): ValueError: math domain error" in messages[0]

@@ -119,8 +119,7 @@ class Feature(Component):
     inputs: ClassVar[frozenset[str]] = frozenset({"bars"})
 
     #: False until the window is full; :meth:`update` returns NaN until then. (A feature the
-    #: engine runs fused is stepped by its fuser instead: its own state, ``ready`` included,
-    #: stays as it was built.)
+    #: engine runs fused is stepped by its fuser; the built-ins then read ``ready`` from there.)
     ready: bool = False
 
     #: Runs several features of this kind in one compiled step per bar (see

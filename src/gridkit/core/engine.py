@@ -443,25 +443,21 @@ def _loop(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         culprit = _culprit(p, err)
         bar = ctx.bar
         where = f"on event #{run.seen}" + (f" (ts {bar.ts})" if bar is not None else "")
-        if culprit is not None:
-            raise _blame(p, culprit, where, err) from err
-        fused = _fused_members(err)
-        if not fused:
+        culprit = culprit or _fused_culprit(err)
+        if culprit is None:
             raise
-        paths = ", ".join(p.origin(f)[0].path for f in fused)
-        raise ComponentError("feature", "fused: " + ", ".join(p.origin(f)[1].name for f in fused),
-                             p.origin(fused[0])[1].origin, err, f"{where} ({paths})") from err
+        raise _blame(p, culprit, where, err) from err
 
 
-def _fused_members(err: BaseException) -> tuple[Component, ...]:
-    """The features of the fused step on the traceback, if one raised."""
+def _fused_culprit(err: BaseException) -> Component | None:
+    """The feature a fused step was updating when it raised, if one did."""
     tb = err.__traceback__
     while tb is not None:
         members = tb.tb_frame.f_globals.get("__fused_members__")
         if members:
-            return members  # type: ignore[no-any-return]
+            return members[tb.tb_frame.f_globals["__fused_current__"]()]  # type: ignore
         tb = tb.tb_next
-    return ()
+    return None
 
 
 def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:

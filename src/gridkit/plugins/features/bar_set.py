@@ -17,11 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import BAR_FUSER
+from gridkit.plugins.features.fusion import FusableBarFeature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,7 +34,7 @@ def _col(columns: Mapping[str, Any], name: str) -> Any:
     return np.ascontiguousarray(columns[name], dtype=np.float64)
 
 
-class PriceChange(Feature):
+class PriceChange(FusableBarFeature):
     """Return of the close over the last ``period`` bars: ``close_t / close_(t-period) - 1``.
 
     Computed as ``(close_t - close_(t-period)) / close_(t-period)`` (the same number, without
@@ -45,7 +44,6 @@ class PriceChange(Feature):
     """
 
     name = "price-change"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -57,7 +55,7 @@ class PriceChange(Feature):
         self.ring = [0.0] * period
         self.i = 0
         self.slot = 0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.price_change_batch.
@@ -65,7 +63,7 @@ class PriceChange(Feature):
         slot = self.slot
         ring = self.ring
         if self.i >= self._period:
-            self.ready = True
+            self._ready = True
             old = ring[slot]
             out = (x - old) / old if old != 0.0 else NAN
         else:
@@ -82,7 +80,7 @@ class PriceChange(Feature):
         return price_change_batch(_col(columns, "close"), self.config.period)
 
 
-class PricePosition(Feature):
+class PricePosition(FusableBarFeature):
     """Position of the close in the high-low range of the last ``period`` bars, 0 to 1.
 
     ``(close - LL) / (HH - LL)`` with HH the highest high and LL the lowest low of the last
@@ -95,7 +93,6 @@ class PricePosition(Feature):
     """
 
     name = "price-position"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -111,7 +108,7 @@ class PricePosition(Feature):
         self.hi_v: deque[float] = deque()
         self.lo_i: deque[int] = deque()
         self.lo_v: deque[float] = deque()
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same comparisons and float operations as kernels_bars.price_position_batch.
@@ -138,7 +135,7 @@ class PricePosition(Feature):
             lo_v.popleft()
         if start < -1:
             return NAN
-        self.ready = True
+        self._ready = True
         low = lo_v[0]
         width = hi_v[0] - low
         return (x - low) / width if width > 0.0 else NAN
@@ -150,7 +147,7 @@ class PricePosition(Feature):
                                     _col(columns, "close"), self.config.period)
 
 
-class VolumeAcceleration(Feature):
+class VolumeAcceleration(FusableBarFeature):
     """Rate of change of the volume EMA over ``lag`` bars: ``EMA_t / EMA_(t-lag) - 1``.
 
     EMA is the exponential moving average of the bar volume with ``alpha = 2/(period+1)``, seeded
@@ -163,7 +160,6 @@ class VolumeAcceleration(Feature):
     """
 
     name = "volume-acceleration"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -184,7 +180,7 @@ class VolumeAcceleration(Feature):
         self.ema = 0.0
         self.j = 0  # EMA values seen
         self.slot = 0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.volume_acceleration_batch.
@@ -202,7 +198,7 @@ class VolumeAcceleration(Feature):
         ring = self.ring
         slot = self.slot
         if self.j >= self._lag:
-            self.ready = True
+            self._ready = True
             old = ring[slot]
             out = (e - old) / old if old > 0.0 else NAN
         else:
@@ -220,7 +216,7 @@ class VolumeAcceleration(Feature):
         return volume_acceleration_batch(_col(columns, "volume"), c.period, c.lag)
 
 
-class BbPosition(Feature):
+class BbPosition(FusableBarFeature):
     """Position of the close in its Bollinger Bands: ``(close - lower) / (upper - lower)``.
 
     ``middle = SMA(close, period)``, ``upper/lower = middle ± k·σ`` with σ the population
@@ -235,7 +231,6 @@ class BbPosition(Feature):
     """
 
     name = "bb-position"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -258,7 +253,7 @@ class BbPosition(Feature):
         self.i = 0
         self.slot = 0
         self.s1 = self.s2 = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.bb_position_batch.
@@ -302,7 +297,7 @@ class BbPosition(Feature):
         self.s1, self.s2 = s1, s2
         if i < period:
             return NAN
-        self.ready = True
+        self._ready = True
         if run >= period:
             return NAN  # a flat window: σ is exactly 0, whatever the rolling sums say
         mean = s1 / period
@@ -320,7 +315,7 @@ class BbPosition(Feature):
                                  float(self.config.k))
 
 
-class TrendStrength(Feature):
+class TrendStrength(FusableBarFeature):
     """Kaufman's efficiency ratio of the close over ``period`` bars, 0 (no trend) to 1.
 
     ``ER = |close_t - close_(t-period)| / Σ |close_i - close_(i-1)|`` over the last ``period``
@@ -335,7 +330,6 @@ class TrendStrength(Feature):
     """
 
     name = "trend-strength"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -352,7 +346,7 @@ class TrendStrength(Feature):
         self.slot = 0
         self.s = 0.0
         self.f = 0.0  # the current block's sum of moves
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.trend_strength_batch.
@@ -381,7 +375,7 @@ class TrendStrength(Feature):
         self.s = s
         if not full:
             return NAN
-        self.ready = True
+        self._ready = True
         if s > 0.0:
             er = abs(x - old) / s
             return er if er < 1.0 else 1.0
@@ -393,7 +387,7 @@ class TrendStrength(Feature):
         return trend_strength_batch(_col(columns, "close"), self.config.period)
 
 
-class Atr(Feature):
+class Atr(FusableBarFeature):
     """Wilder's Average True Range (TA-Lib's ``ATR``), in price units.
 
     True range ``TR_t = max(high_t - low_t, |high_t - close_(t-1)|, |low_t - close_(t-1)|)``
@@ -404,7 +398,6 @@ class Atr(Feature):
     """
 
     name = "atr"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -418,7 +411,7 @@ class Atr(Feature):
         self.count = 0  # true ranges seen
         self.total = 0.0
         self.atr = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.atr_batch.
@@ -442,7 +435,7 @@ class Atr(Feature):
         self.total += tr
         if count < period:
             return NAN
-        self.ready = True
+        self._ready = True
         atr = self.atr = self.total / period
         return atr
 
@@ -453,7 +446,7 @@ class Atr(Feature):
                          self.config.period)
 
 
-class Ema(Feature):
+class Ema(FusableBarFeature):
     """Exponential moving average of the close (TA-Lib's ``EMA``).
 
     ``alpha = 2/(period+1)``; seeded with the simple mean of the first ``period`` closes, then
@@ -463,7 +456,6 @@ class Ema(Feature):
     """
 
     name = "ema"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -477,7 +469,7 @@ class Ema(Feature):
         self.n = 0
         self.total = 0.0
         self.ema = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.ema_batch.
@@ -489,7 +481,7 @@ class Ema(Feature):
         self.total += x
         if n < self._period:
             return NAN
-        self.ready = True
+        self._ready = True
         e = self.ema = self.total / self._period
         return e
 

@@ -72,8 +72,12 @@ class BarFuser:
         return type(feature) in _kinds()
 
     def program(self, features: Sequence[Feature]) -> FusedBars:
-        """The fused state of ``features``, each as a fresh ``update`` would start."""
-        return FusedBars([_layout(f) for f in features])
+        """The fused state of ``features``, each as a fresh ``update`` would start; from now
+        on each feature's ``ready`` reads its state there."""
+        fused = FusedBars([_layout(f) for f in features])
+        for row, feature in enumerate(features):
+            feature._fused = (fused, row)  # type: ignore[attr-defined]
+        return fused
 
     def build(self, members: Sequence[tuple[str, Feature]],
               values: dict[str, float]) -> Callable[[Bar], None]:
@@ -86,7 +90,8 @@ class BarFuser:
 class FusedBars:
     """The two arrays of a fused feature set: its program, options and state, and its values.
 
-    ``ints = [m, m rows of (kind, int offset, float offset, period, lag), int state]``;
+    ``ints = [m, m rows of (kind, int offset, float offset, period, lag), current row, int
+    state]``;
     ``floats = [m values, m float options, float state]``. Offsets are absolute indices.
     """
 
@@ -94,7 +99,7 @@ class FusedBars:
         import numpy as np
 
         m = len(layouts)
-        io, fo = 1 + 5 * m, 2 * m
+        io, fo = 2 + 5 * m, 2 * m  # ints[1 + 5m]: the row being stepped
         rows: list[int] = [m]
         options: list[float] = []
         nan_at: list[int] = []
@@ -115,6 +120,20 @@ class FusedBars:
         self.values = self.floats[:m]
         self.kernel = _entry_point()
 
+    def ready(self, row: int) -> bool:
+        """Whether feature ``row`` is warm: what its ``update`` would have set ``ready`` to."""
+        kind, io, _, period, lag = self.ints[1 + 5 * row:6 + 5 * row].tolist()
+        if kind == 2:  # volume-acceleration: EMA values seen
+            return bool(self.ints[io + 1] > lag)
+        if kind == 4:  # bb-position: closes seen
+            return bool(self.ints[io + 1] >= period)
+        # The first int slot counts bars (or changes); these need one more than the period.
+        return bool(self.ints[io] > period if kind in (0, 6, 9) else self.ints[io] >= period)
+
+    def current(self) -> int:
+        """The row the last step was updating (the one that raised, if one did)."""
+        return int(self.ints[1 + 5 * self.m])
+
     def step(self, bar: Bar) -> np.ndarray:
         """Update with one bar; the new values, one per feature (:attr:`values`)."""
         self.kernel(self.ints, self.floats, bar.high, bar.low, bar.close, bar.volume)
@@ -125,7 +144,8 @@ class FusedBars:
         """A function of one bar that steps and writes the new values to ``values[key]``.
 
         ``members`` (the features, in ``keys`` order) are kept in the function's globals as
-        ``__fused_members__``: the engine names them when the step raises.
+        ``__fused_members__``, with ``__fused_current__()`` the row being stepped: the engine
+        names that feature when the step raises.
         """
         # The assignment is generated as one unpacking statement, ``v[k0], v[k1], ... = row``:
         # about half the cost of a loop over zip(). Keys are bound as names, never as code.
@@ -136,7 +156,8 @@ class FusedBars:
                f"    {targets} = tolist()\n")
         scope: dict[str, Any] = {"kernel": self.kernel, "ints": self.ints, "floats": self.floats,
                                  "v": values, "tolist": self.values.tolist,
-                                 "__fused_members__": tuple(members), **names}
+                                 "__fused_members__": tuple(members),
+                                 "__fused_current__": self.current, **names}
         exec(compile(src, "<gridkit fused features>", "exec"), scope)
         return scope["step"]  # type: ignore[no-any-return]
 
@@ -178,3 +199,23 @@ def _entry_point() -> Callable[..., None]:
 
 #: The fuser the built-in bar features name as their ``fuser``.
 BAR_FUSER = BarFuser()
+
+
+class FusableBarFeature(Feature):
+    """Base of the built-in bar features :data:`BAR_FUSER` can run fused.
+
+    ``ready`` reads the fused state once the feature is fused, so it stays true to the
+    feature either way; the Python ``update`` sets ``_ready``.
+    """
+
+    fuser = BAR_FUSER
+    _ready = False
+    _fused: tuple[FusedBars, int] | None = None
+
+    @property  # type: ignore[override]
+    def ready(self) -> bool:
+        """False until the window is full (see :attr:`gridkit.Feature.ready`)."""
+        if self._fused is None:
+            return self._ready
+        fused, row = self._fused
+        return fused.ready(row)

@@ -369,13 +369,15 @@ def volume_ratio_step(ist, fst, io, fo, period, v):  # pragma: no cover - numba
 def fused_bar_step(ints, floats, high, low, close, volume):  # pragma: no cover - numba
     """Update every feature of the program in ``ints`` with one bar.
 
-    ``ints = [m, m program rows of (kind, int offset, float offset, period, lag), int state]``
+    ``ints = [m, m program rows of (kind, int offset, float offset, period, lag), current row,
+    int state]``
     and ``floats = [m values, m float options, float state]``: two arrays rather than five,
     because each array argument costs the call from Python about 0.3 µs to unbox. The values
     land in ``floats[:m]``; the float option is ``k`` of bb-position or ``alpha`` of the EMAs.
     """
     m = ints[0]
     for r in range(m):
+        ints[1 + 5 * m] = r  # the row being stepped: names the feature if a step raises
         row = 1 + 5 * r
         kind = ints[row]
         io = ints[row + 1]

@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import BAR_FUSER
+from gridkit.plugins.features.fusion import FusableBarFeature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 NAN = float("nan")
 
 
-class Rsi(Feature):
+class Rsi(FusableBarFeature):
     """Wilder's Relative Strength Index of the close, 0-100 (TA-Lib's RSI).
 
     With changes d = close_t - close_{t-1}, gains g = max(d, 0) and losses l = max(-d, 0): the
@@ -29,7 +28,6 @@ class Rsi(Feature):
     """
 
     name = "rsi"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -43,7 +41,7 @@ class Rsi(Feature):
         self.count = 0  # changes seen
         self.gain_sum = self.loss_sum = 0.0
         self.avg_gain = self.avg_loss = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Hot path: one call per bar. The float operations are those of the batch kernel, in
@@ -70,7 +68,7 @@ class Rsi(Feature):
             self.loss_sum += loss
             avg_gain = self.avg_gain = self.gain_sum / period
             avg_loss = self.avg_loss = self.loss_sum / period
-            self.ready = True
+            self._ready = True
         total = avg_gain + avg_loss
         return 100.0 * (avg_gain / total) if total != 0.0 else 0.0
 

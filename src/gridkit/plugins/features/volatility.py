@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import BAR_FUSER
+from gridkit.plugins.features.fusion import FusableBarFeature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -19,7 +18,7 @@ if TYPE_CHECKING:
 NAN = float("nan")
 
 
-class Volatility(Feature):
+class Volatility(FusableBarFeature):
     """Sample standard deviation of the last ``period`` log returns of the close (per bar).
 
     r_t = ln(close_t / close_{t-1}); σ = sqrt((Σr² − (Σr)²/n) / (n − 1)) over a ring buffer of
@@ -28,7 +27,6 @@ class Volatility(Feature):
     """
 
     name = "volatility"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -43,7 +41,7 @@ class Volatility(Feature):
         self.k = 0  # returns seen
         self.slot = 0  # k % period, kept rather than recomputed
         self.s1 = self.s2 = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels.volatility_batch.
@@ -76,7 +74,7 @@ class Volatility(Feature):
         self.s1, self.s2 = s1, s2
         if k < period:
             return NAN
-        self.ready = True
+        self._ready = True
         var = (s2 - s1 * s1 / period) / self._pm1
         return sqrt(var) if var > 0.0 else 0.0
 

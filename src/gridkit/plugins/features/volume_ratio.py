@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
-from gridkit.core.components import Feature
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import BAR_FUSER
+from gridkit.plugins.features.fusion import FusableBarFeature
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 NAN = float("nan")
 
 
-class VolumeRatio(Feature):
+class VolumeRatio(FusableBarFeature):
     """Bar volume divided by the mean volume of the ``period`` bars before it.
 
     1 is a normal bar, 0.3 a quiet one (the 000/002 seeds disable trading below 0.3), 3 a burst.
@@ -26,7 +25,6 @@ class VolumeRatio(Feature):
     """
 
     name = "volume-ratio"
-    fuser = BAR_FUSER
 
     @frozen
     class Config:
@@ -39,7 +37,7 @@ class VolumeRatio(Feature):
         self.i = 0
         self.slot = 0  # i % period, kept rather than recomputed
         self.s = 0.0
-        self.ready = False
+        self._ready = False
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels.volume_ratio_batch.
@@ -48,7 +46,7 @@ class VolumeRatio(Feature):
         slot = self.slot
         ring = self.ring
         if self.i >= period:
-            self.ready = True
+            self._ready = True
             s = self.s
             mean = s / period
             out = v / mean if mean > 0.0 else NAN
