@@ -623,18 +623,24 @@ class VolumeProfile(_FlowFeature):
     p0: bin ``k = floor((p - p0) / w)`` with width ``w = p0 * bin_bps / 10000``. The *point of
     control* (POC) is the bin with the most volume (ties: the lower bin).
 
-    The *value area* is the one of the Chicago Board of Trade's Market Profile (CBOT's Market
-    Profile manuals, 1984-1991; Dalton, Jones & Dalton, ch. 1): a run of bins around the POC
-    holding the fraction ``value_area`` (70 %, about one standard deviation) of the window's
-    volume ``V`` (summed over the bins, lowest first), grown greedily from the POC toward the
-    side with more volume. It starts as the POC bin; the next bin above and the next bin below
-    are compared and the one with more volume joins (a tie: both, the upper one added first);
-    once one side reaches the window's lowest or highest traded bin only the other side grows;
-    it stops as soon as its volume is ``>= value_area * V``. (The CBOT procedure compares two
-    price rows per side at each step; this is its one-row variant, with bins as rows, so the
-    value area never takes in a bin it does not need on the side it grows.) Its top bin is
-    ``k_vah``, its bottom bin ``k_val``; the value area high is the top edge
+    The *value area* is the price range holding the central ``value_area`` share ``f`` (70 %,
+    about one standard deviation) of the window's volume ``V``: the equal-tailed interval of the
+    volume distribution over the bins, cut at its ``(1 - f) / 2`` and ``(1 + f) / 2`` volume
+    quantiles, which is how "the middle 70 % of the volume" of Steidlmayer's value area (about
+    one standard deviation each side of a normal profile's centre) reads as a quantile band.
+    With ``a = (1 - f) / 2``: its bottom bin ``k_val`` is the lowest bin whose cumulative volume
+    from below exceeds ``a V`` (so at most ``a V`` lies under it), its top bin ``k_vah`` the
+    highest bin whose cumulative volume from above exceeds ``a V``; ``k_val <= k_vah``, and the
+    bins between hold at least ``f V``. The value area high is the top edge
     ``VAH = p0 + (k_vah + 1) w``, the value area low the bottom edge ``VAL = p0 + k_val w``.
+    (CBOT's Market Profile manuals, 1984-1991, and Dalton, Jones & Dalton, ch. 1, grow the
+    value area greedily from the POC, a price row or two at a time toward the side with more
+    volume. That procedure is path dependent: one trade that changes one bin's volume can
+    change which side every later step takes, and so move an edge by any number of bins, so it
+    cannot be kept up to date in O(1). The quantile band can: one trade moves each cut by the
+    volume it adds or removes. On a single-peaked profile both bands are close; they differ
+    when the profile has two peaks, and a POC holding less than ``a V`` may lie outside the
+    quantile band.)
 
     ``output`` chooses the value (one number per trade: use several instances, with
     ``key = ...``, for several outputs); positive always means trading above the level:
@@ -649,10 +655,20 @@ class VolumeProfile(_FlowFeature):
 
     NaN until the window is full. Each trade adds its quantity to its bin and the trades
     leaving the window take theirs out, so the POC moves in O(1) except when the POC bin itself
-    loses volume: then the occupied bins are rescanned. The value area costs O(B) per trade,
-    B the number of bins between the window's lowest and highest price (its price range over
-    ``w``, not the number of trades in the window). The bin volumes are re-summed from the
-    window once per window's worth of departures so they never drift.
+    loses volume: then the occupied bins are rescanned. The value area is incremental: the
+    window's volume ``V`` and the volumes under ``k_val`` and over ``k_vah`` are running sums
+    that each trade adds to and each departure subtracts from; then each edge steps, from where
+    it was, over the bins whose volume has crossed its cut (and the window's lowest and
+    highest occupied bins step up or down as bins empty). A trade costs O(1) plus the bins
+    these steps cross. A cut moves only by the volume that entered and left, so on a trade
+    tape the edges barely move: on the real trade sets of the tests (3,000-trade window) the
+    two edges together step 0.001 to 0.02 bins per trade on average with 10 bps bins, 0.02 to
+    0.34 with 0.5 bps bins, whatever the window's span of bins; only a price jump across a wide
+    empty range, or one trade holding much of the window's volume, makes an edge step further
+    (by the bins it crosses, once). The bin volumes and the three sums are re-summed from the
+    window's trades once per window's worth of departures (O(1) per trade, amortized) so they
+    never drift; where a cumulative volume is within rounding of ``a V``, the rounding of
+    these sums decides which side of the cut its bin falls.
     Batch columns: ``ts``, ``price``, ``qty``, ``side``.
     """
 
@@ -684,6 +700,7 @@ class VolumeProfile(_FlowFeature):
         self._bins = self.config.unit == "bins"
         self._out = _VP_OUTPUTS.index(self.config.output)
         self._frac = float(self.config.value_area)
+        self._alpha = 0.5 * (1.0 - self._frac)
         self.items: deque[tuple[int, int, float]] = deque()
         self.vol: dict[int, float] = {}
         self.cnt: dict[int, int] = {}
@@ -691,6 +708,11 @@ class VolumeProfile(_FlowFeature):
         self.width = NAN
         self.poc = 0
         self.pops = 0
+        self.lo = self.hi = 0  # the window's lowest and highest occupied bins
+        self.val = self.vah = 0  # the value area's bottom and top bins
+        self.total = 0.0  # the window's volume
+        self.below = 0.0  # its volume in the bins under val
+        self.above = 0.0  # ... and over vah
         self.first_ts: int | None = None
         self.ready = False
 
@@ -704,45 +726,42 @@ class VolumeProfile(_FlowFeature):
         self.poc = poc
 
     def value_area(self) -> tuple[int, int]:
-        """``(k_val, k_vah)``: the bottom and top bins of the current value area, O(B).
+        """``(k_val, k_vah)``: the bottom and top bins of the current value area (kept up to
+        date by each trade when ``output`` is not ``poc-distance``)."""
+        return self.val, max(self.vah, self.val)
 
-        The same float operations, in the same order, as ``kernels_flow._value_area``.
-        """
-        vol = self.vol
-        get = vol.get
-        lo, hi = min(vol), max(vol)
-        total = 0.0
-        for b in range(lo, hi + 1):
-            total += get(b, 0.0)
-        target = self._frac * total
-        poc = self.poc
-        acc = vol[poc]
-        up, dn = poc + 1, poc - 1
-        while acc < target:
-            if up <= hi:
-                vu = get(up, 0.0)
-                if dn >= lo:
-                    vd = get(dn, 0.0)
-                    if vu > vd:
-                        acc += vu
-                        up += 1
-                    elif vd > vu:
-                        acc += vd
-                        dn -= 1
-                    else:
-                        acc += vu
-                        acc += vd
-                        up += 1
-                        dn -= 1
-                else:
-                    acc += vu
-                    up += 1
-            elif dn >= lo:
-                acc += get(dn, 0.0)
-                dn -= 1
-            else:
+    def _edges(self) -> None:
+        """Move the value area's edges to the current profile: each steps over the bins whose
+        volume now lies on the other side of its tail's cut (``kernels_flow._edges``: the same
+        float operations in the same order)."""
+        get = self.vol.get
+        lo, hi = self.lo, self.hi
+        target = self._alpha * self.total
+        val, below = self.val, self.below
+        if val < lo:
+            val, below = lo, 0.0
+        while below > target and val > lo:
+            val -= 1
+            below = below - get(val, 0.0)
+        while val < hi:
+            v = below + get(val, 0.0)
+            if v > target:
                 break
-        return dn + 1, up - 1
+            below = v
+            val += 1
+        vah, above = self.vah, self.above
+        if vah > hi:
+            vah, above = hi, 0.0
+        while above > target and vah < hi:
+            vah += 1
+            above = above - get(vah, 0.0)
+        while vah > lo:
+            v = above + get(vah, 0.0)
+            if v > target:
+                break
+            above = v
+            vah -= 1
+        self.val, self.below, self.vah, self.above = val, below, vah, above
 
     def _update(self, trade: Trade) -> float:
         price, q, ts = trade.price, trade.qty, trade.ts
@@ -755,9 +774,22 @@ class VolumeProfile(_FlowFeature):
             first = False
         b = floor((price - self.p0) / self.width)
         vol, cnt, items = self.vol, self.cnt, self.items
+        edges = self._out != 0
+        if first:
+            self.lo = self.hi = self.val = self.vah = b
         items.append((ts, b, q))
         vol[b] = vol.get(b, 0.0) + q
         cnt[b] = cnt.get(b, 0) + 1
+        if b < self.lo:
+            self.lo = b
+        elif b > self.hi:
+            self.hi = b
+        if edges:
+            self.total = self.total + q
+            if b < self.val:
+                self.below = self.below + q
+            if b > self.vah:
+                self.above = self.above + q
         poc = self.poc
         if first:
             poc = b
@@ -771,26 +803,43 @@ class VolumeProfile(_FlowFeature):
         if self._mode == COUNT:
             if len(items) > self._n:
                 _, o, q0 = items.popleft()
-                rescan |= self._remove(o, q0)
+                rescan |= self._remove(o, q0, edges)
                 pops += 1
             ready = len(items) == self._n
         else:
             lim = ts - self._n
             while items[0][0] <= lim:
                 _, o, q0 = items.popleft()
-                rescan |= self._remove(o, q0)
+                rescan |= self._remove(o, q0, edges)
                 pops += 1
             ready = self.ready or ts - self.first_ts >= self._n
+        while self.lo not in cnt:  # the newest trade's bin is occupied: both loops stop
+            self.lo += 1
+        while self.hi not in cnt:
+            self.hi -= 1
         if pops > 0 and pops >= len(items):
+            # Re-sum once per window's worth of departures: the sums never drift.
             for key in vol:
                 vol[key] = 0.0
             for _, o, q0 in items:
                 vol[o] = vol[o] + q0
+            if edges:
+                val, vah = self.val, self.vah
+                total = below = above = 0.0
+                for _, o, q0 in items:
+                    total = total + q0
+                    if o < val:
+                        below = below + q0
+                    if o > vah:
+                        above = above + q0
+                self.total, self.below, self.above = total, below, above
             pops = 0
             rescan = True
         self.pops = pops
         if rescan:
             self._rescan()
+        if edges:
+            self._edges()
         self.ready = ready
         if not ready:
             return NAN
@@ -815,7 +864,7 @@ class VolumeProfile(_FlowFeature):
             level = p0 + val * width
         return 10_000.0 * (price - level) / level
 
-    def _remove(self, b: int, q: float) -> bool:
+    def _remove(self, b: int, q: float, edges: bool) -> bool:
         """Take a departing trade out of its bin; True if that bin was the POC."""
         n = self.cnt[b] - 1
         if n == 0:
@@ -824,6 +873,12 @@ class VolumeProfile(_FlowFeature):
         else:
             self.cnt[b] = n
             self.vol[b] = self.vol[b] - q
+        if edges:
+            self.total = self.total - q
+            if b < self.val:
+                self.below = self.below - q
+            if b > self.vah:
+                self.above = self.above - q
         return b == self.poc
 
     def _batch(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -832,7 +887,7 @@ class VolumeProfile(_FlowFeature):
         ts, price, qty, _ = _trade_columns(columns)
         return volume_profile_batch(ts, price, qty, self._mode, self._n,
                                     float(self.config.bin_bps), self._bins, self._out,
-                                    self._frac)
+                                    self._alpha)
 
 
 #: ``volume-profile`` outputs, in the order of the kernel's ``output`` code.

@@ -196,52 +196,48 @@ def _rescan(vol: np.ndarray, cnt: np.ndarray, kmin: int, lo: int, hi: int) -> in
 
 
 @njit(cache=True)
-def _value_area(vol: np.ndarray, kmin: int, lo: int, hi: int, poc: int,
-                frac: float) -> tuple[int, int]:  # pragma: no cover - numba
-    """(bottom, top) bins of the value area: grown from the POC one bin at a time toward the
-    side with more volume (a tie: both, upper first) until it holds ``frac`` of the volume.
-    The same float operations, in the same order, as ``VolumeProfile.value_area``."""
-    total = 0.0
-    for b in range(lo, hi + 1):
-        total += vol[b - kmin]
-    target = frac * total
-    acc = vol[poc - kmin]
-    up = poc + 1
-    dn = poc - 1
-    while acc < target:
-        if up <= hi:
-            vu = vol[up - kmin]
-            if dn >= lo:
-                vd = vol[dn - kmin]
-                if vu > vd:
-                    acc += vu
-                    up += 1
-                elif vd > vu:
-                    acc += vd
-                    dn -= 1
-                else:
-                    acc += vu
-                    acc += vd
-                    up += 1
-                    dn -= 1
-            else:
-                acc += vu
-                up += 1
-        elif dn >= lo:
-            acc += vol[dn - kmin]
-            dn -= 1
-        else:
+def _edges(vol: np.ndarray, kmin: int, lo: int, hi: int, target: float, val: int, below: float,
+           vah: int, above: float) -> tuple[int, float, int, float]:  # pragma: no cover
+    """Move the value area's edges to the current profile: ``val`` to the lowest bin whose
+    cumulative volume from below exceeds ``target``, ``vah`` to the highest whose cumulative
+    volume from above does; ``below`` / ``above`` are the volumes under ``val`` / over ``vah``.
+    Each edge steps from where it was. The same float operations, in the same order, as
+    ``VolumeProfile._edges``."""
+    if val < lo:
+        val = lo
+        below = 0.0
+    while below > target and val > lo:
+        val -= 1
+        below = below - vol[val - kmin]
+    while val < hi:
+        v = below + vol[val - kmin]
+        if v > target:
             break
-    return dn + 1, up - 1
+        below = v
+        val += 1
+    if vah > hi:
+        vah = hi
+        above = 0.0
+    while above > target and vah < hi:
+        vah += 1
+        above = above - vol[vah - kmin]
+    while vah > lo:
+        v = above + vol[vah - kmin]
+        if v > target:
+            break
+        above = v
+        vah -= 1
+    return val, below, vah, above
 
 
 @njit(cache=True)
 def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mode: int, n: int,
                          bin_bps: float, in_bins: bool, output: int,
-                         frac: float) -> np.ndarray:  # pragma: no cover - numba
+                         alpha: float) -> np.ndarray:  # pragma: no cover - numba
     """Each trade's price against the rolling volume profile: distance from the point of control
     (``output`` 0), the value area high (1) or low (2), in bps or bins; or its position in
-    [VAL, VAH] (3)."""
+    [VAL, VAH] (3). The value area leaves at most ``alpha`` of the volume under it and over
+    it."""
     size = ts.shape[0]
     out = np.full(size, np.nan)
     if size == 0:
@@ -261,14 +257,26 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
     hi = k[0]
     first_ts = ts[0]
     is_ready = False
+    edges = output != 0
+    val = k[0]  # the value area's bottom and top bins
+    vah = k[0]
+    total = 0.0  # the window's volume, and its volume under val and over vah
+    below = 0.0
+    above = 0.0
     for i in range(size):
         b = k[i]
         vol[b - kmin] = vol[b - kmin] + qty[i]
         cnt[b - kmin] += 1
         if b < lo:
             lo = b
-        if b > hi:
+        elif b > hi:
             hi = b
+        if edges:
+            total = total + qty[i]
+            if b < val:
+                below = below + qty[i]
+            if b > vah:
+                above = above + qty[i]
         if i == 0:
             poc = b
         elif b != poc:
@@ -290,6 +298,12 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
                 vol[o - kmin] = 0.0
             if o == poc:
                 rescan = True
+            if edges:
+                total = total - qty[head]
+                if o < val:
+                    below = below - qty[head]
+                if o > vah:
+                    above = above - qty[head]
             head += 1
             pops += 1
         if mode == 1:
@@ -305,10 +319,23 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
                 vol[k[j] - kmin] = 0.0
             for j in range(head, i + 1):
                 vol[k[j] - kmin] = vol[k[j] - kmin] + qty[j]
+            if edges:
+                total = 0.0
+                below = 0.0
+                above = 0.0
+                for j in range(head, i + 1):
+                    total = total + qty[j]
+                    if k[j] < val:
+                        below = below + qty[j]
+                    if k[j] > vah:
+                        above = above + qty[j]
             pops = 0
             rescan = True
         if rescan:
             poc = _rescan(vol, cnt, kmin, lo, hi)
+        if edges:
+            val, below, vah, above = _edges(vol, kmin, lo, hi, alpha * total, val, below, vah,
+                                            above)
         if not is_ready:
             continue
         p = price[i]
@@ -319,15 +346,15 @@ def volume_profile_batch(ts: np.ndarray, price: np.ndarray, qty: np.ndarray, mod
                 centre = p0 + (poc + 0.5) * width
                 out[i] = 10_000.0 * (p - centre) / centre
             continue
-        val, vah = _value_area(vol, kmin, lo, hi, poc, frac)
+        top = vah if vah >= val else val
         if output == 3:
             low = p0 + val * width
-            out[i] = (p - low) / (p0 + (vah + 1) * width - low)
+            out[i] = (p - low) / (p0 + (top + 1) * width - low)
         elif output == 1:
             if in_bins:
-                out[i] = float(b - vah)
+                out[i] = float(b - top)
             else:
-                level = p0 + (vah + 1) * width
+                level = p0 + (top + 1) * width
                 out[i] = 10_000.0 * (p - level) / level
         else:
             if in_bins:
