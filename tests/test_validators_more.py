@@ -598,3 +598,90 @@ qty = 100
     assert counts["trades_dropped_up"] + counts["trades_dropped_down"] == \
         summary["events"]["trades"]["dropped"] <= bad + 0.0005 * len(rows)
     assert summary["bars_accepted"] > 500
+
+
+def _bad_print_trades(data_dir: Path, out: Path) -> int:
+    """The real XRP/ETH trades with a bad print (price x1.2 or x0.8) every 1000 trades, written
+    to ``out``; returns how many were added."""
+    import gzip
+
+    rows = json.loads(gzip.decompress(
+        (data_dir / "trades_orderbook" / "freqtrade" / "XRP_ETH-trades.json.gz").read_bytes()))
+    bad, kept = 0, []
+    for i, r in enumerate(rows):
+        if i > 300 and i % 1000 == 0:
+            kept.append([r[0], f"bad{i}", r[2], r[3], r[4] * (1.2 if bad % 2 else 0.8), r[5],
+                         r[6]])
+            bad += 1
+        kept.append(r)
+    out.write_text(json.dumps(kept))
+    return bad
+
+
+_ANOMALY_ON_TRADES = """
+[pipeline]
+symbol = "XRP/ETH"
+capital = 10.0
+[source]
+use = "trades-file"
+path = "{path}"
+bars = "5m"
+[[validators]]
+use = "anomaly"
+policy = "drop"
+inputs = {inputs}
+[strategy]
+use = "static"
+lower = 0.00138
+upper = 0.00156
+grids = 12
+qty = 100
+"""
+
+
+def test_anomaly_inputs_may_be_one_name(tmp_path: Path, data_dir: Path,
+                                        gridkit_run_toml: Any) -> None:
+    """``inputs = "trades"`` (a bare TOML string) is the one kind ``trades``, not its letters:
+    ``gridkit validate`` accepts it, and a run checks the trades only (no bar is scored)."""
+    import subprocess
+    import sys
+
+    bad = _bad_print_trades(data_dir, tmp_path / "trades.json")
+    toml = _ANOMALY_ON_TRADES.replace("{path}", (tmp_path / "trades.json").as_posix())
+    good = tmp_path / "one.toml"
+    good.write_text(toml.replace("{inputs}", '"trades"'))
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(toml.replace("{inputs}", '"book"'))
+
+    def gridkit(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", "from gridkit.cli import main; main()",
+                               *args], capture_output=True, text=True, cwd=tmp_path)
+
+    out = gridkit("validate", str(good))
+    assert out.returncode == 0, out.stderr
+    assert "OK" in out.stdout and "anomaly" in out.stdout
+    out = gridkit("validate", str(wrong))
+    assert out.returncode != 0
+    assert "inputs" in out.stderr and "['book']" in out.stderr and "'b', 'o'" not in out.stderr
+
+    summary = gridkit_run_toml(toml.replace("{inputs}", '"trades"'))
+    assert summary["status"] == "finished"
+    counts = summary["dropped_by"]["anomaly"]
+    assert counts["trades_dropped_up"] + counts["trades_dropped_down"] >= bad == 12
+    assert all(k.startswith("trades_") for k in counts)  # the bars were not checked
+    both = gridkit_run_toml(toml.replace("{inputs}", '["bars", "trades"]'))
+    assert both["dropped_by"]["anomaly"].keys() - counts.keys()  # ... as they are by default
+
+
+def test_anomaly_inputs_from_python() -> None:
+    assert AnomalyValidator.Config(inputs="trades").inputs == ["trades"]
+    assert build(AnomalyValidator, {"inputs": "bars"}).inputs == {"bars"}
+    from gridkit.core.config import OptionError, structure
+
+    for value in (5, ["trades", 2]):
+        config, problems = structure({"inputs": value}, AnomalyValidator.Config, "v.anomaly")
+        assert config is None and problems == [
+            f"v.anomaly.inputs: expected a kind name or a list of them, got {value!r}"]
+        with pytest.raises(OptionError, match="kind names") as err:
+            AnomalyValidator.Config(inputs=value)
+        assert err.value.option == "inputs"
