@@ -145,7 +145,7 @@ def test_batch_equals_streaming_on_real_captures(data_dir: Path, name: str, i: i
 def test_real_captures_reach_the_interesting_paths(data_dir: Path) -> None:
     """The configs above exercise what makes the kernels hard: spoofs found and cleared,
     trades beyond the copied levels, placements evicted, spreads that move."""
-    _, streamed, feats = capture_run(data_dir, "spot-btc")
+    tape, streamed, feats = capture_run(data_dir, "spot-btc")
     by_id = dict(zip(IDS, feats, strict=True))
     spoof = by_id["spoofing-defaults"].stats()
     assert spoof["spoof_cancels"] > 0 and spoof["large_placements"] > spoof["spoof_cancels"]
@@ -153,7 +153,17 @@ def test_real_captures_reach_the_interesting_paths(data_dir: Path) -> None:
     assert busy.stats()["cleared_by_trades"] > 0 and busy.stats()["large_placements"] > 100
     assert by_id["hidden-liquidity-window=20-levels=10"].stats()["unattributed_trades"] > 0
     assert by_id["hidden-liquidity-defaults"].stats()["hidden_volume"] > 0
-    assert by_id["liquidity-vacuum-defaults"].stats()["size_beyond_levels"] >= 0
+    # the size is beyond the walked levels on as many depth rows as the tape shows, counted
+    # independently here: sides holding less than `size` in their first `levels` levels
+    bid, ask = tape["depth_bid_price"][:, 0], tape["depth_ask_price"][:, 0]
+    two_sided = (bid + ask) * 0.5 > 0.0
+    for key, levels, size in (("liquidity-vacuum-defaults", 50, 1.0),
+                              ("liquidity-vacuum-size=5.0-levels=20-window=30", 20, 5.0)):
+        short = ((tape["depth_bid_qty"][:, :levels].sum(axis=1) < size)
+                 | (tape["depth_ask_qty"][:, :levels].sum(axis=1) < size))
+        assert by_id[key].stats()["size_beyond_levels"] == np.sum(short & two_sided)
+    assert by_id["liquidity-vacuum-size=5.0-levels=20-window=30"].stats()[
+        "size_beyond_levels"] > 1000  # 5 BTC is often beyond the best 20 levels
     z = np.asarray(streamed[IDS.index("spread-analysis-defaults")])
     assert np.nanmax(np.abs(z)) > 1.0
 
