@@ -383,3 +383,44 @@ def test_columns_of_the_wrong_length_or_shape(small_tape: dict[str, Any]) -> Non
     t = dict(small_tape, kind=small_tape["kind"].astype(float))
     with pytest.raises(ValueError, match="'kind' holds a value that is not a row kind"):
         build(SpreadBps, {}).batch(t)
+
+
+def test_spoofing_batch_buffers_stay_small(data_dir: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    """The spoofing kernel keeps its cancelled volumes in a buffer sized for one window, grown
+    by doubling, and its placements in 2 * max_pending + 2 slots squeezed when full: started
+    at one slot, so that every cancel grows or squeezes it, it still gives streaming's values,
+    on the real capture and on random books."""
+    from gridkit.plugins.features import kernels_book
+
+    kernel = kernels_book.spoofing_batch
+
+    def one_slot(*args: Any) -> Any:
+        return kernel(*args, 1)
+
+    monkeypatch.setattr(kernels_book, "spoofing_batch", one_slot)
+    tape, streamed, feats = capture_run(data_dir, "spot-btc")
+    checked = 0
+    for k, (cls, options) in enumerate(CONFIGS):
+        if cls is Spoofing:
+            f = build(cls, options)
+            assert_same(streamed[k], f.batch(tape)[np.isin(tape["kind"], kind_codes(f))])
+            assert feats[k].stats()["spoof_cancels"] > 10
+            checked += 1
+    assert checked == 2
+    small_options = [o for c, o in SMALL if c is Spoofing]
+    cancels = 0
+    for seed in range(20):
+        events = random_events(seed, 400)
+        spoof = [build(Spoofing, o) for o in small_options]
+        seen: list[list[float]] = [[] for _ in spoof]
+        for e in live(events):
+            if EVENT_KINDS[type(e)] in ("trades", "depth"):
+                for f, out in zip(spoof, seen, strict=True):
+                    out.append(f.update(e))
+        small = book_columns(live(events), levels=6)
+        for f, o, s in zip(spoof, small_options, seen, strict=True):
+            fresh = build(Spoofing, o)
+            assert_same(s, fresh.batch(small)[np.isin(small["kind"], kind_codes(fresh))])
+            cancels += f.stats()["spoof_cancels"]
+    assert cancels > 100

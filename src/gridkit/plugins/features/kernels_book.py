@@ -331,12 +331,18 @@ def spoofing_batch(kind: np.ndarray, ts: np.ndarray, price: np.ndarray, side: np
                    offset: np.ndarray, ch_side: np.ndarray, ch_price: np.ndarray,
                    ch_qty: np.ndarray, levels: int, min_rank: int, size_factor: float,
                    cancel_fraction: float, max_life_ms: int, window_ms: int,
-                   max_pending: int) -> np.ndarray:  # pragma: no cover - numba
+                   max_pending: int, recent_cap: int = 64) -> np.ndarray:  # pragma: no cover
     """Cancelled volume of large fleeting placements over the last ``window_ms``, divided by
-    the depth of the best ``levels`` levels of both sides (``book.Spoofing.update``)."""
+    the depth of the best ``levels`` levels of both sides (``book.Spoofing.update``).
+
+    Memory does not grow with the tape: the pending placements live in arrays of
+    ``2 * max_pending + 2`` slots (at most ``max_pending`` + 1 are alive; dead ones are
+    squeezed out, order kept, when the arrays fill: O(1) amortized per placement), and the
+    cancelled volumes in a buffer that holds those of one ``window_ms`` (grown by doubling
+    only when one window holds more than it has room for; ``recent_cap`` slots at first)."""
     size = kind.shape[0]
     out = np.full(size, np.nan)
-    cap = ch_price.shape[0] + 1
+    cap = 2 * max_pending + 2
     # pending placements in insertion order (an OrderedDict): dead entries are skipped
     pe_side = np.zeros(cap, dtype=np.int8)
     pe_price = np.zeros(cap)
@@ -347,9 +353,9 @@ def spoofing_batch(kind: np.ndarray, ts: np.ndarray, price: np.ndarray, side: np
     head = 0
     tail = 0
     alive = 0
-    # cancelled volumes (a deque)
-    r_ts = np.zeros(cap, dtype=np.int64)
-    r_vol = np.zeros(cap)
+    # cancelled volumes of the window (a deque): entries r_head..r_tail-1
+    r_ts = np.zeros(recent_cap, dtype=np.int64)
+    r_vol = np.zeros(recent_cap)
     r_head = 0
     r_tail = 0
     recent_sum = 0.0
@@ -401,6 +407,21 @@ def spoofing_batch(kind: np.ndarray, ts: np.ndarray, price: np.ndarray, side: np
                         alive -= 1
                         gone = peak - q
                         vol = gone if gone < added else added
+                        if r_tail == r_ts.shape[0]:  # full: squeeze out the expired, or grow
+                            n_keep = r_tail - r_head
+                            if 2 * n_keep > r_ts.shape[0]:
+                                g_ts = np.zeros(2 * r_ts.shape[0], dtype=np.int64)
+                                g_vol = np.zeros(2 * r_ts.shape[0])
+                            else:
+                                g_ts = r_ts
+                                g_vol = r_vol
+                            for m in range(n_keep):
+                                g_ts[m] = r_ts[r_head + m]
+                                g_vol[m] = r_vol[r_head + m]
+                            r_ts = g_ts
+                            r_vol = g_vol
+                            r_head = 0
+                            r_tail = n_keep
                         r_ts[r_tail] = t
                         r_vol[r_tail] = vol
                         r_tail += 1
@@ -424,6 +445,20 @@ def spoofing_batch(kind: np.ndarray, ts: np.ndarray, price: np.ndarray, side: np
                 r = _find(bp[row], levels, p) if sd == 1 else _find(ap[row], levels, p)
                 if r < 0 or r < min_rank:
                     continue
+                if tail == cap:  # full: squeeze out the dead entries, keeping the order
+                    m = 0
+                    for e in range(head, tail):
+                        if pe_alive[e]:
+                            pe_side[m] = pe_side[e]
+                            pe_price[m] = pe_price[e]
+                            pe_t0[m] = pe_t0[e]
+                            pe_added[m] = pe_added[e]
+                            pe_peak[m] = pe_peak[e]
+                            pe_alive[m] = True
+                            m += 1
+                    pe_alive[m:tail] = False
+                    head = 0
+                    tail = m  # == alive <= max_pending: at least max_pending + 2 free slots
                 pe_side[tail] = sd
                 pe_price[tail] = p
                 pe_t0[tail] = t
