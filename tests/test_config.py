@@ -187,3 +187,17 @@ def test_plugins_disable_removes_a_plugins_components() -> None:
     text = GOOD + '\n[plugins]\ndisable = ["gridkit.risk"]\n'
     msg = problems(text)
     assert "risk[0]: unknown risk 'drawdown'" in msg
+
+
+def test_a_bare_string_is_a_one_item_list_never_its_letters() -> None:
+    config = parse_pipeline(GOOD + '\n[plugins]\ndisable = "gridkit.risk"\nrequire = "pluggy"\n')
+    assert config.plugins.disable == ["gridkit.risk"] and config.plugins.require == ["pluggy"]
+    assert "risk[0]: unknown risk 'drawdown'" in problems(
+        GOOD + '\n[plugins]\ndisable = "gridkit.risk"\n')
+
+
+@pytest.mark.parametrize("value", ["5", '["gridkit.risk", 5]', "{ a = 1 }"])
+def test_a_list_of_strings_refuses_other_values(value: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline(GOOD + f"\n[plugins]\ndisable = {value}\n")
+    assert "plugins.disable: expected a string or a list of strings" in str(err.value)

@@ -121,6 +121,14 @@ def _literal(value: Any, tp: Any) -> Any:
     return value
 
 
+def _str_list(value: Any, _type: Any) -> list[str]:
+    # A bare string is one item (``streams = "trades"``), never a list of its letters.
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+        raise TypeError(f"expected a string or a list of strings, got {value!r}")
+    return list(items)
+
+
 def make_converter() -> cattrs.Converter:
     """A converter that never coerces: ``"10"`` is not an int and ``1.5`` is not a str."""
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
@@ -129,6 +137,8 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook(str, _strict(str, (str,)))
     conv.register_structure_hook(bool, _strict(bool, (bool,)))
     conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, _literal)
+    conv.register_structure_hook_func(
+        lambda t: typing.get_origin(t) is list and typing.get_args(t) == (str,), _str_list)
     return conv
 
 

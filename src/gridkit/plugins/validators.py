@@ -375,9 +375,9 @@ class AnomalyValidator(_Counting):
     trade_granularity_bps / 10000``; a MAD of 0 is scored too (the bound is then ``g``)
     unless ``g = 0``. Bars and trades keep separate windows and references; ``inputs`` says
     which of the two kinds the source sends are checked (both by default: the engine passes
-    only the kinds the source provides). A source that folds trades into bars does so before
-    the validators run, so a trade-built bar still holds a dropped print; the bar is judged
-    on its own close.
+    only the kinds the source provides). Bars made from trades (a source's ``bars`` option)
+    are folded by the engine from the accepted trades only, so a dropped print never reaches
+    a bar.
 
     ``policy = "flag"`` counts outliers (``flagged_up``, ``flagged_down``; for trades
     ``trades_flagged_up``, ``trades_flagged_down``) and passes them on; ``policy = "drop"``
