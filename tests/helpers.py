@@ -33,3 +33,24 @@ use = "freqtrade-json"
 path = "{path or sample_path().as_posix()}"
 {features}
 {STRATEGY}"""
+
+
+def xrp_trades_pipeline(path: str, sections: str = "", bars: str = "5m") -> str:
+    """A grid backtest on XRP/ETH trade prints from ``path`` (the real freqtrade tape, or a
+    doctored copy), folded into ``bars``; ``sections`` adds validators, features, ..."""
+    return f"""
+[pipeline]
+symbol = "XRP/ETH"
+capital = 10.0
+[source]
+use = "trades-file"
+path = "{path}"
+bars = "{bars}"
+{sections}
+[strategy]
+use = "static"
+lower = 0.00138
+upper = 0.00156
+grids = 12
+qty = 100
+"""

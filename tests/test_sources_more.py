@@ -27,7 +27,7 @@ from gridkit.plugins.sources import (
     write_candles,
 )
 from gridkit.testing import SourceContract, build
-from helpers import STRATEGY, ms
+from helpers import STRATEGY, ms, xrp_trades_pipeline
 
 FEATHER = "ohlcv/freqtrade/futures/XRP_USDT_USDT-5m-futures.feather"
 NT = "trades_orderbook/nautilus_trader/binance/"
@@ -359,24 +359,8 @@ def test_trades_to_bars(data_dir: Path) -> None:
 
 
 def test_trades_pipeline_rsi_and_grid(data_dir: Path, gridkit_run_toml: Any) -> None:
-    summary = gridkit_run_toml(f"""
-[pipeline]
-symbol = "XRP/ETH"
-capital = 10.0
-[source]
-use = "trades-file"
-path = "{(data_dir / XRP_ETH).as_posix()}"
-bars = "1m"
-[[features]]
-use = "rsi"
-period = 14
-[strategy]
-use = "static"
-lower = 0.00138
-upper = 0.00156
-grids = 12
-qty = 100
-""")
+    summary = gridkit_run_toml(xrp_trades_pipeline(
+        (data_dir / XRP_ETH).as_posix(), '[[features]]\nuse = "rsi"\nperiod = 14', bars="1m"))
     assert summary["status"] == "finished"
     assert summary["events"]["trades"] == {"seen": 12_477, "accepted": 12_477, "dropped": 0,
                                            "not_in_bars": 0}
@@ -427,21 +411,7 @@ def test_trades_bad_values_dropped_by_validators(tmp_path: Path, data_dir: Path,
     raw[40][0] = raw[39][0] - 5000  # back in time
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(raw))
-    summary = gridkit_run_toml("""
-[pipeline]
-symbol = "XRP/ETH"
-capital = 10.0
-[source]
-use = "trades-file"
-path = "bad.json"
-bars = "1m"
-[strategy]
-use = "static"
-lower = 0.00138
-upper = 0.00156
-grids = 12
-qty = 100
-""")
+    summary = gridkit_run_toml(xrp_trades_pipeline("bad.json", bars="1m"))
     assert summary["status"] == "finished"
     assert summary["events"]["trades"]["dropped"] == 4
     assert summary["dropped_by"]["price"] == {"trades_nan": 1, "trades_non_positive": 1}

@@ -14,6 +14,7 @@ from gridkit.core.bars import TimeBars, parse_interval
 from gridkit.core.book import OrderBook
 from gridkit.core.plugins import PluginHost
 from gridkit.testing import sample_bars
+from helpers import xrp_trades_pipeline
 
 
 def test_time_bars_fold_trades_on_interval_boundaries() -> None:
@@ -67,24 +68,8 @@ def test_dropped_prints_never_reach_the_bars(data_dir: Any, tmp_path: Any) -> No
     summaries = []
     for name, data in (("clean.json", rows), ("bad.json", bad)):
         (tmp_path / name).write_text(json.dumps(data))
-        summaries.append(run_toml(f"""
-[pipeline]
-symbol = "XRP/ETH"
-capital = 10.0
-[source]
-use = "trades-file"
-path = "{name}"
-bars = "5m"
-[[validators]]
-use = "anomaly"
-policy = "drop"
-[strategy]
-use = "static"
-lower = 0.00138
-upper = 0.00156
-grids = 12
-qty = 100
-""", base_dir=tmp_path))
+        summaries.append(run_toml(xrp_trades_pipeline(
+            name, '[[validators]]\nuse = "anomaly"\npolicy = "drop"'), base_dir=tmp_path))
     clean, dirty = summaries
     assert dirty["events"]["trades"]["dropped"] == clean["events"]["trades"]["dropped"] + 12
     for key in ("bars_seen", "buy_fills", "sell_fills", "final_equity", "max_drawdown"):

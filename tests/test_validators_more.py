@@ -27,7 +27,7 @@ from gridkit.plugins.validators import (
     VolumeValidator,
 )
 from gridkit.testing import ValidatorContract, build, feed
-from helpers import ms
+from helpers import ms, xrp_trades_pipeline
 
 NAN, INF = float("nan"), float("inf")
 FLAGS = ("flagged_up", "flagged_down", "dropped_up", "dropped_down")
@@ -574,24 +574,8 @@ def test_anomaly_on_trades_in_a_pipeline(tmp_path: Path, data_dir: Path,
             bad += 1
         out.append(r)
     (tmp_path / "trades.json").write_text(json.dumps(out))
-    summary = gridkit_run_toml("""
-[pipeline]
-symbol = "XRP/ETH"
-capital = 10.0
-[source]
-use = "trades-file"
-path = "trades.json"
-bars = "5m"
-[[validators]]
-use = "anomaly"
-policy = "drop"
-[strategy]
-use = "static"
-lower = 0.00138
-upper = 0.00156
-grids = 12
-qty = 100
-""")
+    summary = gridkit_run_toml(xrp_trades_pipeline(
+        "trades.json", '[[validators]]\nuse = "anomaly"\npolicy = "drop"'))
     assert summary["status"] == "finished"
     assert summary["events"]["trades"]["dropped"] >= bad == 12
     counts = summary["dropped_by"]["anomaly"]
@@ -618,25 +602,8 @@ def _bad_print_trades(data_dir: Path, out: Path) -> int:
     return bad
 
 
-_ANOMALY_ON_TRADES = """
-[pipeline]
-symbol = "XRP/ETH"
-capital = 10.0
-[source]
-use = "trades-file"
-path = "{path}"
-bars = "5m"
-[[validators]]
-use = "anomaly"
-policy = "drop"
-inputs = {inputs}
-[strategy]
-use = "static"
-lower = 0.00138
-upper = 0.00156
-grids = 12
-qty = 100
-"""
+_ANOMALY_ON_TRADES = xrp_trades_pipeline(
+    "{path}", '[[validators]]\nuse = "anomaly"\npolicy = "drop"\ninputs = {inputs}')
 
 
 def test_anomaly_inputs_may_be_one_name(tmp_path: Path, data_dir: Path,
