@@ -46,6 +46,8 @@ def test_fold_yields_each_bar_after_the_trade_that_closed_it_and_asks_first() ->
     assert out[5] is trades[4]
     assert out[6] == Bar(60_000, 12.0, 12.0, 12.0, 12.0, 1.0)  # NaN print left out, counted
     assert tb.not_in_bars == 1 and len(asked) == 5
+    # A live stream that stops mid-interval ends without the unfinished bar.
+    assert list(TimeBars(60_000).fold(trades[:3], flush=False)) == trades[:3]
 
 
 def test_dropped_prints_never_reach_the_bars(data_dir: Any, tmp_path: Any) -> None:

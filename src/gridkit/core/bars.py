@@ -39,10 +39,11 @@ class TimeBars:
         #: Trades :meth:`fold` left out because their price or size was unusable.
         self.not_in_bars = 0
 
-    def fold(self, events: Iterable[Any],
-             accepted: Callable[[], bool] | None = None) -> Iterator[Any]:
-        """Yield ``events`` and, after the trade that closed each bar, that bar; the last bar
-        at the end.
+    def fold(self, events: Iterable[Any], accepted: Callable[[], bool] | None = None,
+             flush: bool = True) -> Iterator[Any]:
+        """Yield ``events`` and, after the trade that closed each bar, that bar; with
+        ``flush``, the last bar at the end (a replay's last data; a live stream that stops
+        mid-interval has no closed bar to give).
 
         ``accepted()`` is asked after each trade has been yielded — so after its consumer has
         seen it — and the trade is folded only if it answers True: the engine answers whether
@@ -62,7 +63,7 @@ class TimeBars:
                     yield bar
             else:
                 self.not_in_bars += 1
-        last = self.flush()
+        last = self.flush() if flush else None
         if last is not None:
             yield last
 

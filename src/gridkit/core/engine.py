@@ -513,7 +513,7 @@ def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
     events = p.source.events()
     if p.source.bar_interval:
         run.folder = TimeBars(p.source.bar_interval)
-        events = run.folder.fold(events, run.take_trade_verdict)
+        events = run.folder.fold(events, run.take_trade_verdict, flush=not p.source.live)
     try:
         for bar in events:
             t0 = now()
