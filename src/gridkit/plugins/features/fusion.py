@@ -27,7 +27,11 @@ Layout = tuple[int, int, int, int, int, float]
 
 
 def _kinds() -> dict[type, int]:
-    """Feature class -> its kind number in the kernel (the constants of kernels_fused)."""
+    """Feature class -> its kind number in the kernel.
+
+    The numbers are the constants of :mod:`~gridkit.plugins.features.kernels_fused`, repeated
+    here because importing that module imports numba, which only a fused run should pay for.
+    """
     from gridkit.plugins.features import bar_set
     from gridkit.plugins.features.rsi import Rsi
     from gridkit.plugins.features.volatility import Volatility
@@ -62,7 +66,7 @@ _NAN_SLOTS = {3: (0,), 4: (0, 4), 5: (0,), 6: (0,), 7: (0,)}
 
 
 class BarFuser:
-    """Fuses the built-in bar features named in :attr:`classes` into one compiled step."""
+    """Fuses the ten built-in bar features the kernel knows into one compiled step."""
 
     def accepts(self, feature: Feature) -> bool:
         """True if ``feature`` is an instance of exactly one of the classes the kernel knows.
