@@ -203,3 +203,11 @@ def test_a_raising_fused_step_names_the_feature(gridkit_host: Any, tmp_path: Pat
     assert messages[0].startswith("feature 'volatility' (plugin gridkit.features (gridkit)) "
                                   "raised on event #31")
     assert "(features[1]): ValueError: math domain error" in messages[0]
+
+
+def test_kind_numbers_match_the_kernels_constants() -> None:
+    from gridkit.plugins.features import fusion as fusion_module
+    from gridkit.plugins.features import kernels_fused
+
+    for cls, kind in fusion_module._kinds().items():
+        assert getattr(kernels_fused, cls.name.upper().replace("-", "_")) == kind, cls.name
