@@ -165,14 +165,16 @@ def window_of(trades: list[Trade], i: int, window: str) -> list[Trade] | None:
     return trades[bisect_right(ts, trades[i].ts - span): i + 1]
 
 
-_TIMES: dict[int, list[int]] = {}
+_TIMES: dict[int, tuple[list[Trade], list[int]]] = {}
 
 
 def _times(trades: list[Trade]) -> list[int]:
-    ts = _TIMES.get(id(trades))
-    if ts is None:
-        ts = _TIMES[id(trades)] = [t.ts for t in trades]
-    return ts
+    # Keyed by id() but holding the list itself: an id is reused once its list is freed (as
+    # hypothesis examples are), and a stale entry would hand back another list's times.
+    hit = _TIMES.get(id(trades))
+    if hit is None or hit[0] is not trades:
+        hit = _TIMES[id(trades)] = (trades, [t.ts for t in trades])
+    return hit[1]
 
 
 def sample(n: int, k: int = 150) -> range:
