@@ -563,10 +563,12 @@ class Vpin(_FlowFeature):
             v, n, ring = self._v, self._n, self.ring
             vb, vs, s, done, slot = self.vb, self.vs, self.s, self.done, self.slot
             while q >= room:
+                # The bucket holds exactly v: the side that fills it gets v less the other
+                # side (not its running sum plus the room, which can round below v).
                 if buy:
-                    vb += room
+                    vb = v - vs
                 else:
-                    vs += room
+                    vs = v - vb
                 q = q - room
                 oi = abs(vb - vs) / v
                 if oi > 1.0:

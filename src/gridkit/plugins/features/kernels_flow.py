@@ -111,9 +111,9 @@ def vpin_batch(qty: np.ndarray, side: np.ndarray, bucket_volume: float, buckets:
             buy = side[i] > 0
             while q >= room:
                 if buy:
-                    vb += room
+                    vb = bucket_volume - vs
                 else:
-                    vs += room
+                    vs = bucket_volume - vb
                 q = q - room
                 oi = abs(vb - vs) / bucket_volume
                 if oi > 1.0:
