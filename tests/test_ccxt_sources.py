@@ -328,7 +328,10 @@ def ws_server(exchange_info: Path, capture: Path, request: Any):
 
 
 def stream(server: ExchangeServer, **options: Any) -> tuple[CcxtStream, list[Any]]:
-    opts = {"exchange": "binance", "urls": server.ccxt_urls(), "backoff": 0.0, "stall": 5.0,
+    # A generous stall limit: on a loaded machine the first frame can take seconds to come
+    # (market loading, the handshake), and a stall reconnects, which these tests count as a
+    # failure. The stall path has its own test with a short limit.
+    opts = {"exchange": "binance", "urls": server.ccxt_urls(), "backoff": 0.0, "stall": 30.0,
             **options}
     src = build(CcxtStream, opts)
     src.validate(PAPER)
