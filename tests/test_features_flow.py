@@ -20,7 +20,6 @@ import math
 import statistics
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from fractions import Fraction
 from functools import cache
 from itertools import pairwise
@@ -37,6 +36,7 @@ from gridkit.core.bars import TimeBars, parse_interval
 from gridkit.core.config import structure
 from gridkit.core.plugins import PluginHost
 from gridkit.plugins.features.flow import Cvd, Tbsr, VolumeProfile, Vpin, Vwap
+from gridkit.plugins.sources import parse_iso_ms
 from gridkit.testing import build
 
 # --- loaders for the real trade files (independent of the trades-file / binance-capture sources)
@@ -70,7 +70,7 @@ def _bbgo(path: Path) -> list[Trade]:
     for r in json.loads(path.read_text()):
         mine = r["side"].lower()
         taker = mine if not r["isMaker"] else ("sell" if mine == "buy" else "buy")
-        ts = int(datetime.fromisoformat(r["tradedAt"].replace("Z", "+00:00")).timestamp() * 1000)
+        ts = parse_iso_ms(r["tradedAt"])
         out.append(Trade(ts, float(r["price"]), float(r["quantity"]), taker, str(r["id"])))
     out.sort(key=lambda t: t.ts)  # stable: fills of one ms keep their file order
     return out

@@ -539,3 +539,15 @@ class TestSqliteContract(SourceContract):
         write_candles(db, "binance", "BTC/USDT", "1m", json.loads(btc_1m.read_text())[:6000])
         db.close()
         self.base_dir = tmp_path
+
+
+@pytest.mark.parametrize(("text", "ms"), [
+    ("2020-01-08T03:35:31.69Z", 1578454531690),       # bbgo: two fraction digits
+    ("2020-01-08T03:35:31.123456789+00:00", 1578454531123),  # nanoseconds: cut to µs
+    ("2020-01-08T04:35:31+0100", 1578454531000),      # an offset without its colon
+    ("2020-01-08 03:35:31", 1578454531000),            # naive: UTC
+])
+def test_iso_times_parse_the_same_on_every_python(text: str, ms: int) -> None:
+    from gridkit.plugins.sources import parse_iso_ms
+
+    assert parse_iso_ms(text) == ms

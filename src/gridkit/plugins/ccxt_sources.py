@@ -16,7 +16,6 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -44,14 +43,13 @@ def parse_time(text: str) -> int:
     text = text.strip()
     if re.fullmatch(r"\d+", text):
         return int(text)
+    from gridkit.plugins.sources import parse_iso_ms
+
     try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_iso_ms(text)
     except ValueError:
         raise ValueError(f"{text!r} is neither epoch ms nor an ISO date "
                          f"(e.g. 2021-04-20 or 2021-04-20T20:42:00Z)") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return round(dt.timestamp() * 1000)
 
 
 def _check_time(_instance: Any, attribute: Any, value: Any) -> None:

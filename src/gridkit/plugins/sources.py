@@ -14,6 +14,7 @@ import csv
 import gzip
 import json
 import math
+import sys
 import zlib
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -188,11 +189,23 @@ _ALIASES = {"open": ("o",), "high": ("h",), "low": ("l",), "close": ("c",),
 
 
 def parse_iso_ms(text: str) -> int:
-    """Epoch milliseconds from an ISO-8601 date-time (naive means UTC)."""
-    dt = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    """Epoch milliseconds from an ISO-8601 date-time (naive means UTC); ValueError if not one."""
+    dt = datetime.fromisoformat(_iso_for_this_python(text.strip().replace("Z", "+00:00")))
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return round(dt.timestamp() * 1000)
+
+
+def _iso_for_this_python(text: str) -> str:
+    # Python 3.10's fromisoformat takes only 3 or 6 fraction digits and "+hh:mm"; 3.11 takes
+    # any ("...31.69+00:00" in bbgo's fills, "+0000"). Pad or cut the fraction to 6 digits
+    # (3.11 truncates beyond 6 too) and put the colon in the offset.
+    if sys.version_info >= (3, 11):
+        return text
+    import re
+
+    text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
+    return re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
 
 
 def unit_of(value: float) -> str:
