@@ -567,6 +567,11 @@ class CcxtStream(Source):
             if rest:
                 loop.run_until_complete(asyncio.wait(rest, timeout=5))
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # A cancelled fetch can leave an aiohttp response whose connection is released
+            # when it is garbage-collected; collect now, while its loop can still take that.
+            import gc
+
+            gc.collect()
             loop.close()
 
     @staticmethod
