@@ -183,6 +183,14 @@ class FreqtradeJson(_LoadedBars):
         return Bar(int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
 
 
+def _check_roles(columns: dict[str, str], roles: tuple[str, ...]) -> None:
+    """Refuse a ``columns`` option that maps a role the source does not know."""
+    bad = sorted(set(columns) - set(roles))
+    if bad:
+        raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
+                          f"roles are {', '.join(roles)}")
+
+
 _TS_NAMES = ("ts", "timestamp", "time", "date", "datetime", "open_time", "opentime")
 _ALIASES = {"open": ("o",), "high": ("h",), "low": ("l",), "close": ("c",),
             "volume": ("v", "vol", "base_volume")}
@@ -249,10 +257,7 @@ class CsvSource(_FileSource):
                      "usually with delimiter = \";\").")
 
         def __attrs_post_init__(self) -> None:
-            bad = sorted(set(self.columns) - set(ROLES))
-            if bad:
-                raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
-                                  f"roles are {', '.join(ROLES)}")
+            _check_roles(self.columns, ROLES)
             if len(self.delimiter) != 1:
                 raise OptionError("delimiter", f"must be one character, got {self.delimiter!r}")
             if self.decimal == self.delimiter:
@@ -501,10 +506,7 @@ class ParquetSource(_LoadedBars):
                         "row. Date-time columns carry their own unit.")
 
         def __attrs_post_init__(self) -> None:
-            bad = sorted(set(self.columns) - set(ROLES))
-            if bad:
-                raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
-                                  f"roles are {', '.join(ROLES)}")
+            _check_roles(self.columns, ROLES)
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
@@ -739,10 +741,7 @@ class TradesFile(_FileSource):
         delimiter: str = option(",", doc="CSV field separator.")
 
         def __attrs_post_init__(self) -> None:
-            bad = sorted(set(self.columns) - set(TRADE_ROLES))
-            if bad:
-                raise OptionError("columns", f"unknown role(s) {', '.join(bad)}; "
-                                  f"roles are {', '.join(TRADE_ROLES)}")
+            _check_roles(self.columns, TRADE_ROLES)
             if self.bars:
                 from gridkit.core.bars import parse_interval
 
