@@ -641,14 +641,17 @@ def test_anomaly_inputs_may_be_one_name(tmp_path: Path, data_dir: Path,
 
 
 def test_anomaly_inputs_from_python() -> None:
-    assert AnomalyValidator.Config(inputs="trades").inputs == ["trades"]
+    # pipeline.toml's path: the config converter reads one name as a one-item list.
     assert build(AnomalyValidator, {"inputs": "bars"}).inputs == {"bars"}
     from gridkit.core.config import OptionError, structure
 
     for value in (5, ["trades", 2]):
         config, problems = structure({"inputs": value}, AnomalyValidator.Config, "v.anomaly")
         assert config is None and problems == [
-            f"v.anomaly.inputs: expected a kind name or a list of them, got {value!r}"]
-        with pytest.raises(OptionError, match="kind names") as err:
-            AnomalyValidator.Config(inputs=value)
+            f"v.anomaly.inputs: expected a string or a list of strings, got {value!r}"]
+    # Python's path: a list of known kinds, or an OptionError naming the option.
+    assert AnomalyValidator.Config(inputs=["trades"]).inputs == ["trades"]
+    for bad in ([], ["book"], "trades"):
+        with pytest.raises(OptionError, match="choose from 'bars' and 'trades'") as err:
+            AnomalyValidator.Config(inputs=bad)
         assert err.value.option == "inputs"

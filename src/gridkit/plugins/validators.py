@@ -16,14 +16,13 @@ from bisect import bisect_left, insort
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
-from attrs import field, frozen
+from attrs import frozen
 
 from gridkit.core.bars import parse_interval
 from gridkit.core.components import Validator
 from gridkit.core.config import (
     OptionError,
     at_least,
-    converter,
     non_negative,
     option,
     positive,
@@ -322,39 +321,6 @@ class RollingMedianMad:
         return (top[-1] + top[-2]) / 2.0
 
 
-class Kinds(list):  # a type of its own: the hook below applies to this option only
-    """Event kinds, as a list of names; in TOML a bare string is one kind.
-
-    The config converter reads a ``list[str]`` option given a bare string as the list of its
-    letters (``inputs = "trades"`` became ``['t', 'r', ...]``); this type's hook reads it as a
-    one-item list instead, and refuses anything else that is not a list of strings.
-    """
-
-
-Kinds.__name__ = Kinds.__qualname__ = "str | list[str]"  # the type the option docs show
-
-
-def _kinds(value: Any) -> Any:
-    """``"trades"`` -> ``["trades"]``; a list, tuple or set -> its items; else unchanged (the
-    Config's check then names it)."""
-    if isinstance(value, str):
-        return Kinds([value])
-    if isinstance(value, list | tuple | set | frozenset):
-        return Kinds(value)
-    return value
-
-
-def _structure_kinds(value: Any, _type: Any) -> Kinds:
-    if isinstance(value, str):
-        return Kinds([value])
-    if isinstance(value, list) and all(isinstance(x, str) for x in value):
-        return Kinds(value)
-    raise TypeError(f"expected a kind name or a list of them, got {value!r}")
-
-
-converter.register_structure_hook(Kinds, _structure_kinds)
-
-
 class AnomalyValidator(_Counting):
     """Flags or drops bars and trades whose log return is an outlier by the robust z-score.
 
@@ -404,23 +370,19 @@ class AnomalyValidator(_Counting):
             "flag", doc="flag: count outliers and pass them on; drop: drop them.")
         max_drops: int = option(3, doc="With policy drop: after this many drops in a row the "
                                        "new price level is accepted.", validator=at_least(1))
-        inputs: Kinds = field(
-            factory=lambda: Kinds(["bars", "trades"]), converter=_kinds,
-            metadata={"doc": "Kinds checked: ``bars``, ``trades`` or both (those the source "
-                             "provides): one name (``\"trades\"``) or a list."})
+        inputs: list[str] = option(
+            factory=lambda: ["bars", "trades"],
+            doc="Kinds checked: ``bars``, ``trades`` or both (those the source provides): one "
+                "name (``\"trades\"``) or a list.")
         trade_granularity_bps: float = option(
             50.0, doc="Trades: allowance g added to the outlier bound, in bps of price "
                       "(Brownlees & Gallo's granularity term; 0: none).",
             validator=non_negative())
 
         def __attrs_post_init__(self) -> None:
-            names = self.inputs
-            if not isinstance(names, list) or not all(isinstance(x, str) for x in names):
-                raise OptionError("inputs", f"expected kind names, got {names!r}")
-            bad = sorted(set(names) - {"bars", "trades"})
-            if bad or not names:
+            if not self.inputs or set(self.inputs) - {"bars", "trades"}:
                 raise OptionError("inputs", f"choose from 'bars' and 'trades', got "
-                                            f"{list(self.inputs)!r}")
+                                            f"{self.inputs!r}")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
