@@ -35,13 +35,6 @@ def garch_backcast(r: np.ndarray) -> float:  # pragma: no cover - numba
 
 
 @njit(cache=True)
-def garch_filter(r: np.ndarray, omega: float, alpha: float, beta: float,
-                 backcast: float) -> float:  # pragma: no cover - numba
-    """σ² forecast for the return after ``r``: the GARCH(1,1) recursion started at the backcast."""
-    return garch_filter_mean(r, 0.0, omega, alpha, beta, backcast)
-
-
-@njit(cache=True)
 def garch_filter_mean(r: np.ndarray, mu: float, omega: float, alpha: float, beta: float,
                       backcast: float) -> float:  # pragma: no cover - numba
     """σ² forecast for the return after ``r`` with residuals ``e_t = r_t - mu`` (``mu = 0``:
