@@ -423,7 +423,12 @@ def _blame(pipeline: Pipeline, component: Component, where: str,
 
 
 def _culprit(pipeline: Pipeline, err: BaseException) -> Component | None:
-    """The outermost component method on the traceback: the one the engine called."""
+    """The component named by the error (``gridkit_component``, set by a step that runs several
+    components, such as fused features), else the outermost component method on the traceback:
+    the one the engine called."""
+    named = getattr(err, "gridkit_component", None)
+    if named is not None and id(named) in pipeline.origins:
+        return named  # type: ignore[no-any-return]
     tb = err.__traceback__
     while tb is not None:
         obj = tb.tb_frame.f_locals.get("self")
@@ -443,21 +448,9 @@ def _loop(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
         culprit = _culprit(p, err)
         bar = ctx.bar
         where = f"on event #{run.seen}" + (f" (ts {bar.ts})" if bar is not None else "")
-        culprit = culprit or _fused_culprit(err)
         if culprit is None:
             raise
         raise _blame(p, culprit, where, err) from err
-
-
-def _fused_culprit(err: BaseException) -> Component | None:
-    """The feature a fused step was updating when it raised, if one did."""
-    tb = err.__traceback__
-    while tb is not None:
-        members = tb.tb_frame.f_globals.get("__fused_members__")
-        if members:
-            return members[tb.tb_frame.f_globals["__fused_current__"]()]  # type: ignore
-        tb = tb.tb_next
-    return None
 
 
 def _bars(run: Run, progress: Callable[[int, int | None], None] | None) -> None:

@@ -28,7 +28,11 @@ class Fuser(Protocol):
 
     def build(self, members: Sequence[tuple[str, Feature]],
               values: dict[str, float]) -> Callable[[Any], None]:
-        """A function of one bar that updates every member and sets ``values[key]``."""
+        """A function of one bar that updates every member and sets ``values[key]``.
+
+        If it raises, it sets the exception's ``gridkit_component`` attribute to the member
+        that failed: the engine's error then names that feature, as it would unfused.
+        """
 
 
 def plan(features: Sequence[tuple[str, Feature]], setting: str, mode: str,

@@ -147,21 +147,24 @@ class FusedBars:
                   members: Sequence[Feature] = ()) -> Callable[[Bar], None]:
         """A function of one bar that steps and writes the new values to ``values[key]``.
 
-        ``members`` (the features, in ``keys`` order) are kept in the function's globals as
-        ``__fused_members__``, with ``__fused_current__()`` the row being stepped: the engine
-        names that feature when the step raises.
+        When the step raises, the exception's ``gridkit_component`` is set to the one of
+        ``members`` (the features, in ``keys`` order) that was being stepped, so the engine
+        names that feature (see :class:`gridkit.core.fusion.Fuser`).
         """
         # The assignment is generated as one unpacking statement, ``v[k0], v[k1], ... = row``:
         # about half the cost of a loop over zip(). Keys are bound as names, never as code.
         names = {f"k{i}": key for i, key in enumerate(keys)}
         targets = ", ".join(f"v[{n}]" for n in names) + ("," if len(names) == 1 else "")
         src = ("def step(bar):\n"
-               "    kernel(ints, floats, bar.high, bar.low, bar.close, bar.volume)\n"
+               "    try:\n"
+               "        kernel(ints, floats, bar.high, bar.low, bar.close, bar.volume)\n"
+               "    except Exception as err:\n"
+               "        err.gridkit_component = members[current()]\n"
+               "        raise\n"
                f"    {targets} = tolist()\n")
         scope: dict[str, Any] = {"kernel": self.kernel, "ints": self.ints, "floats": self.floats,
                                  "v": values, "tolist": self.values.tolist,
-                                 "__fused_members__": tuple(members),
-                                 "__fused_current__": self.current, **names}
+                                 "members": tuple(members), "current": self.current, **names}
         exec(compile(src, "<gridkit fused features>", "exec"), scope)
         return scope["step"]  # type: ignore[no-any-return]
 
