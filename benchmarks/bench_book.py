@@ -203,7 +203,7 @@ def collect(quick: bool) -> list[Section]:
         "book", "Book rebuild: Binance depth diffs into the L2 book",
         "Real Binance websocket captures (hftbacktest, ``../shared/data``). *Apply*: the "
         "diffs are parsed once by the source's own parser, then ``BookSync`` (Binance's "
-        "sync procedure on a ``gridkit.core.book.OrderBook``: stale/gap checks, one "
+        "sync procedure on a ``gridkit.data.book.OrderBook``: stale/gap checks, one "
         "``OrderBook.set`` per level, crossed-book check per diff) is timed over them, best of "
         "the runs. *Replay*: the whole ``binance-capture`` source with ``streams = "
         "['depth']``, from the gzip file to the ``BookDepth`` events. Baselines, on the same "

@@ -50,8 +50,8 @@ def load_events() -> tuple[list[Any], float]:
     """The capture's events, each depth event with its own copy of the best LEVELS levels;
     and the seconds the source took to replay them (parse and book sync)."""
     from gridkit import BookDepth
-    from gridkit.core.book import OrderBook
     from gridkit.core.context import RunInfo
+    from gridkit.data.book import OrderBook
     from gridkit.plugins.binance_capture import BinanceCapture
     from gridkit.testing import build
 

@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, BookDepth, BookUpdate, ConfigError, DataError, Feature, Trade, hookimpl
-from gridkit.core.bars import TimeBars
 from gridkit.core.context import RunInfo
 from gridkit.core.plugins import PluginHost
+from gridkit.data.bars import TimeBars
 from gridkit.plugins.binance_capture import BinanceCapture, BookSync
 from gridkit.testing import SourceContract, build
 from helpers import STRATEGY

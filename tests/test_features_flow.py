@@ -32,9 +32,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, Monitor, Source, Trade, hookimpl
-from gridkit.core.bars import TimeBars, parse_interval
 from gridkit.core.config import structure
 from gridkit.core.plugins import PluginHost
+from gridkit.data.bars import TimeBars, parse_interval
 from gridkit.plugins.features.flow import Cvd, Tbsr, VolumeProfile, Vpin, Vwap
 from gridkit.plugins.sources import parse_iso_ms
 from gridkit.testing import build

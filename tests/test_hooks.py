@@ -24,8 +24,8 @@ from gridkit import (
     Optimizer,
     Regime,
     RiskCheck,
-    Signal,
     SignalFilter,
+    SignalGenerator,
     Source,
     Store,
     Validator,
@@ -98,7 +98,7 @@ def test_registration_refuses_a_class_of_another_kind() -> None:
     host.register(Plugin, "p")
     registry = build_registry(host)
     assert "wrong" not in registry.names("strategy")
-    assert any("not a subclass of gridkit.GridStrategy" in f.error for f in host.failures)
+    assert any("not a subclass of gridkit.Strategy" in f.error for f in host.failures)
 
 
 @covers("gridkit_register_commands")
@@ -210,8 +210,8 @@ def test_every_hook_is_a_spec_with_a_documented_parameter() -> None:
 
 
 def test_every_kind_has_a_base_class_and_a_hook() -> None:
-    bases = {Source, Validator, Feature, Signal, Attention, Regime, GridStrategy, SignalFilter,
-             RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus}
+    bases = {Source, Validator, Feature, SignalGenerator, Attention, Regime, GridStrategy,
+             SignalFilter, RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus}
     assert {b.kind for b in bases} == set(KIND_HOOKS) == set(BASES)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gridkit import Bar, Fill, Order, Reject
+from gridkit import Bar, Cancelled, Fill, Order, Reject
 from gridkit.core.context import Context, RunInfo
 from gridkit.plugins.risk import Drawdown, PositionSize
 from gridkit.plugins.stores import SqliteStore
@@ -41,12 +41,12 @@ def ctx_with(base: float, price: float, capital: float = 10_000.0) -> Context:
 def test_position_size_counts_open_buys_and_lets_sells_through() -> None:
     check = build(PositionSize, {"max_base": 1.0})
     ctx = ctx_with(base=0.5, price=100.0)
-    ctx.order_opened(Order(1, "buy", 0.4, 99.0))
+    ctx.ledger.request(Order("1", "buy", 0.4, 99.0, symbol="BTC/USDT"), 0)
     assert check.check(Order(2, "buy", 0.1, 98.0), ctx) == Order(2, "buy", 0.1, 98.0)
     refused = check.check(Order(3, "buy", 0.2, 98.0), ctx)
     assert isinstance(refused, Reject) and refused.reason == "position above max_base 1"
     assert isinstance(check.check(Order(4, "sell", 5.0, 101.0), ctx), Order)
-    ctx.order_closed(1)  # the open buy is cancelled: room again
+    ctx.ledger.apply(Cancelled("1", 0))  # the open buy is cancelled: room again
     assert isinstance(check.check(Order(5, "buy", 0.5, 98.0), ctx), Order)
 
 
@@ -75,18 +75,20 @@ def test_drawdown_trips_at_the_limit() -> None:
     assert reason is not None and "reached the limit 10.00%" in reason
 
 
-def test_store_writes_in_batches_and_finishes_with_the_summary(tmp_path: Path) -> None:
+def test_store_buffers_until_commit_and_finishes_with_the_summary(tmp_path: Path) -> None:
     store = build(SqliteStore, {"path": "r.db", "batch": 3})
     run = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path)
     store.setup(run)
-    run_id = store.open_run(run, {"pipeline": {}})
+    run_id, key = store.open_run(run, {"pipeline": {}})
+    assert key == f"r{run_id}"
     conn = sqlite3.connect(tmp_path / "r.db")
-    for ts in range(2):
-        store.record_equity(ts, 1.0, 1.0, 0.0, 1.0)
+    for ts in range(3):
+        store.mark(ts, "BTC/USDT", 1.0, 1.0, 0.0, 1.0)
     assert conn.execute("SELECT COUNT(*) FROM equity").fetchone()[0] == 0  # buffered
-    store.record_equity(2, 1.0, 1.0, 0.0, 1.0)
-    assert conn.execute("SELECT COUNT(*) FROM equity").fetchone()[0] == 3  # one batch
-    store.record_equity(3, 1.0, 1.0, 0.0, 1.0)
+    store.commit(b"state")
+    assert conn.execute("SELECT COUNT(*) FROM equity").fetchone()[0] == 3  # one transaction
+    assert conn.execute("SELECT data FROM state").fetchone()[0] == b"state"
+    store.mark(3, "BTC/USDT", 1.0, 1.0, 0.0, 1.0)
     store.finish_run("finished", {"bars": 4}, None)
     store.close()
     assert conn.execute("SELECT COUNT(*) FROM equity WHERE run_id = ?", (run_id,)

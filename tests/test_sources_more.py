@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gridkit
-from gridkit.core.bars import TimeBars
 from gridkit.core.context import RunInfo
 from gridkit.core.types import Bar, Trade
+from gridkit.data.bars import TimeBars
 from gridkit.plugins.sources import (
     CANDLES_COLUMNS,
     ParquetSource,

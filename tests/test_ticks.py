@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from gridkit import Bar, BookUpdate, Feature, Source, Trade, Validator, hookimpl
-from gridkit.core.bars import TimeBars, parse_interval
-from gridkit.core.book import OrderBook
 from gridkit.core.plugins import PluginHost
+from gridkit.data.bars import TimeBars, parse_interval
+from gridkit.data.book import OrderBook
 from gridkit.testing import sample_bars
 from helpers import xrp_trades_pipeline
 

@@ -498,7 +498,7 @@ def test_anomaly_level_shift_on_trades(real_trades: list[Trade]) -> None:
 def test_anomaly_keeps_bars_and_trades_apart(real_trades: list[Trade]) -> None:
     """Trade-built bars and the trades they come from: each kind is judged on its own window,
     exactly as if it came alone."""
-    from gridkit.core.bars import TimeBars
+    from gridkit.data.bars import TimeBars
 
     trades, _ = inject(real_trades, every=500)
     tb = TimeBars(60_000)

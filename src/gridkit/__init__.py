@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gridkit.core.account import Account, AccountView, Position
 from gridkit.core.components import (
     Attention,
     Bus,
@@ -17,16 +18,16 @@ from gridkit.core.components import (
     Executor,
     Feature,
     Feedback,
-    GridStrategy,
     Monitor,
     NoOptions,
     Optimizer,
     Regime,
     RiskCheck,
-    Signal,
     SignalFilter,
+    SignalGenerator,
     Source,
     Store,
+    Strategy,
     Validator,
 )
 from gridkit.core.config import (
@@ -42,54 +43,75 @@ from gridkit.core.config import (
 from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, DataError, GridkitError, PluginError
 from gridkit.core.hookspecs import hookimpl
+from gridkit.core.ledger import Ledger, OrderState
 from gridkit.core.types import (
+    Accepted,
     Bar,
     BookDepth,
     BookUpdate,
     Cancel,
+    Cancelled,
+    Clock,
+    Expired,
     Fill,
+    Funding,
     Order,
     Reject,
+    Rejected,
     Rejection,
+    Signal,
     Trade,
 )
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Accepted",
+    "Account",
+    "AccountView",
     "Attention",
     "Bar",
     "BookDepth",
     "BookUpdate",
     "Bus",
     "Cancel",
+    "Cancelled",
+    "Clock",
     "Component",
     "ComponentError",
     "ConfigError",
     "Context",
     "DataError",
     "Executor",
+    "Expired",
     "Feature",
     "Feedback",
     "Fill",
+    "Funding",
     "GridStrategy",
     "GridkitError",
+    "Ledger",
     "Monitor",
     "NoOptions",
     "Optimizer",
     # Config validators for component options; raise OptionError for your own checks.
     "OptionError",
     "Order",
+    "OrderState",
     "PluginError",
+    "Position",
     "Regime",
     "Reject",
+    "Rejected",
     "Rejection",
     "RiskCheck",
     "RunInfo",
     "Signal",
     "SignalFilter",
+    "SignalGenerator",
     "Source",
     "Store",
+    "Strategy",
     "Trade",
     "Validator",
     "at_least",
@@ -104,11 +126,18 @@ __all__ = [
 ]
 
 
-def run(pipeline: str | Path, *, db: str | None = None) -> dict[str, Any]:
-    """Run a pipeline.toml file (or TOML text, if it contains a newline); return the summary."""
+#: The earlier name of :class:`Strategy`.
+GridStrategy = Strategy
+
+
+def run(pipeline: str | Path, *, db: str | None = None, resume: bool = False) -> dict[str, Any]:
+    """Run a pipeline.toml file (or TOML text, if it contains a newline); return the summary.
+
+    ``db`` records the run in that SQLite file; ``resume`` continues the file's last run.
+    """
     from gridkit.core.config import load_pipeline, parse_pipeline
     from gridkit.core.engine import build_pipeline, run_pipeline
 
     text = str(pipeline)
     config = parse_pipeline(text) if "\n" in text else load_pipeline(pipeline)
-    return run_pipeline(build_pipeline(config, store_path=db))
+    return run_pipeline(build_pipeline(config, store_path=db), resume=resume)

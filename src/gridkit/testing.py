@@ -44,17 +44,17 @@ from gridkit.core.components import (
     Component,
     Executor,
     Feature,
-    GridStrategy,
     Regime,
     RiskCheck,
     Source,
     Store,
+    Strategy,
     Validator,
 )
 from gridkit.core.config import converter
 from gridkit.core.context import Context, RunInfo
 from gridkit.core.plugins import PluginHost, new_host, set_host
-from gridkit.core.types import Bar, Order, Reject
+from gridkit.core.types import Bar, Fill, Order, Reject
 
 SAMPLE_FILE = "BTC_USDT-1m-sample.json.gz"
 
@@ -319,7 +319,7 @@ class AttentionContract(ComponentContract):
                 assert ctx.weights == {}
 
 
-class GridStrategyContract(ComponentContract):
+class StrategyContract(ComponentContract):
     """A strategy runs a backtest on real bars without breaking the account's invariants."""
 
     #: Capital of the contract backtest (quote currency).
@@ -359,8 +359,7 @@ class RiskCheckContract(ComponentContract):
             ctx.portfolio.mark(bar.close)
             check.on_bar(ctx)
             for side in ("buy", "sell"):
-                out = check.check(Order(ctx.next_order_id(), side, 0.01 * (i + 1), bar.close),
-                                  ctx)
+                out = check.check(ctx.order(side, 0.01 * (i + 1), bar.close), ctx)
                 assert isinstance(out, (Order, Reject))
 
 
@@ -375,12 +374,13 @@ class ExecutorContract(ComponentContract):
         b0, b1 = gridkit_sample_bars[0], gridkit_sample_bars[1]
         ctx.bar = b0
         ctx.portfolio.mark(b0.close)
-        assert ex.match_bar(b0) == []
+        sym = ctx.symbol
+        assert [r for r in ex.reports(b0, sym) if isinstance(r, Fill)] == []
         # Decided on b0 and marketable on b0 too: it must wait for b1 all the same.
-        order = Order(ctx.next_order_id(), "buy", 0.01, b0.high * 2)
+        order = ctx.order("buy", 0.01, b0.high * 2)
         assert ex.submit(order, ctx) is None
         assert ex.open_orders() == [order]
-        fills = ex.match_bar(b1)
+        fills = [r for r in ex.reports(b1, sym) if isinstance(r, Fill)]
         assert [f.order_id for f in fills] == [order.id]
         assert ex.open_orders() == []
 
@@ -389,18 +389,19 @@ class StoreContract(ComponentContract):
     """A store opens, records and finishes a run without losing what it was given."""
 
     def test_round_trip(self, tmp_path: Path) -> None:
-        from gridkit.core.types import Fill
-
         store = self.make()
         run = RunInfo("contract", "backtest", "BTC/USDT", 10_000.0, tmp_path)
         store.setup(run)
         try:
-            run_id = store.open_run(run, {"pipeline": {"symbol": "BTC/USDT"}})
-            assert run_id is not None
-            order = Order(1, "buy", 1.0, 100.0)
-            store.record_order(order, 1, "placed")
-            store.record_fill(Fill(1, 2, "buy", 1.0, 100.0, 0.1))
-            store.record_equity(2, 100.0, 9899.9, 1.0, 9999.9)
+            run_id, key = store.open_run(run, {"pipeline": {"symbol": "BTC/USDT"}})
+            assert run_id is not None and key
+            from gridkit.core.journal import Mark, OrderRequested
+
+            order = Order(f"{key}-1", "buy", 1.0, 100.0, symbol="BTC/USDT")
+            store.write(OrderRequested(order, 1))
+            store.write(Fill(order.id, 2, "buy", 1.0, 100.0, 0.1, symbol="BTC/USDT"))
+            store.write(Mark(2, "BTC/USDT", 100.0, 9899.9, 1.0, 9999.9))
+            store.commit(b"state")
             store.finish_run("finished", {"ok": True}, None)
         finally:
             store.close()
@@ -413,8 +414,12 @@ CONTRACTS: dict[str, type[ComponentContract]] = {
     Feature.kind: FeatureContract,
     Regime.kind: RegimeContract,
     Attention.kind: AttentionContract,
-    GridStrategy.kind: GridStrategyContract,
+    Strategy.kind: StrategyContract,
     RiskCheck.kind: RiskCheckContract,
     Executor.kind: ExecutorContract,
     Store.kind: StoreContract,
 }
+
+
+#: The earlier name of :class:`StrategyContract`.
+GridStrategyContract = StrategyContract

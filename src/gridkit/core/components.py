@@ -16,7 +16,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from gridkit.core.context import Context, RunInfo
-    from gridkit.core.types import Bar, Cancel, Fill, Order, Reject, Rejection
+    from gridkit.core.types import Cancel, Fill, Order, Reject, Rejection
+
+#: What strategies return: orders to place and cancels to send (None counts as nothing).
 
 
 @frozen
@@ -54,6 +56,22 @@ class Component:
     def close(self) -> None:
         """Release what :meth:`setup` acquired; called once when the run ends, even on error."""
 
+    def snapshot(self) -> Any:
+        """The component's state, for resuming a stopped run; None if it keeps none.
+
+        The default is the instance's attributes other than ``config`` and functions (pickled
+        by the store in the same transaction as the orders and fills it goes with). Override
+        it, with :meth:`restore`, for state that does not pickle (open files, connections).
+        """
+        state = {k: v for k, v in vars(self).items()
+                 if k != "config" and not callable(v)} if hasattr(self, "__dict__") else {}
+        return state or None
+
+    def restore(self, state: Any) -> None:
+        """Put back what :meth:`snapshot` returned, on a component built from the same config."""
+        if state:
+            vars(self).update(state)
+
     @classmethod
     def summary(cls) -> str:
         """The first line of the class docstring: what the component is for."""
@@ -75,7 +93,7 @@ class Source(Component):
     #: source with a ``bars`` option sets it (and puts ``"bars"`` in ``provides``) instead of
     #: folding the trades itself: the engine folds only the trades that every trade validator
     #: accepted, so a dropped bad print never reaches a bar, and sends each bar down the bar
-    #: path once a later trade has closed it (:class:`gridkit.core.bars.TimeBars`).
+    #: path once a later trade has closed it (:class:`gridkit.data.bars.TimeBars`).
     bar_interval: int | None = None
 
     def events(self) -> Iterator[Any]:
@@ -138,13 +156,13 @@ class Feature(Component):
         raise NotImplementedError
 
 
-class Signal(Component):
+class SignalGenerator(Component):
     """Emits a trading signal (or None) from the features of the current event."""
 
     kind = "signal"
 
     def update(self, ctx: Context) -> Any | None:
-        """Return a signal object when one fires, else None."""
+        """Return a :class:`gridkit.Signal` when one fires, else None."""
         raise NotImplementedError
 
 
@@ -174,26 +192,57 @@ class Regime(Component):
         raise NotImplementedError
 
 
-class GridStrategy(Component):
-    """Plans the orders of a grid; every method returns the orders and cancels to send."""
+class Strategy(Component):
+    """Decides the orders: every method returns the orders and cancels to send.
+
+    Orders are made with ``ctx.order(side, qty, price, ...)`` (a fresh client order id, the
+    lane's symbol). What a method returns is vetted by the risk checks and sent to the executor
+    after the current event; a limit order decided on bar *t* is live from bar *t+1*, and a
+    market order fills at the next bar's open (DESIGN.md §6). Returning None means nothing.
+    Orders returned from :meth:`on_rejected` and :meth:`on_cancelled` go through the same path
+    (at most four rounds per event, so a strategy re-proposing a refused order cannot spin).
+    """
 
     kind = "strategy"
 
-    def start(self, ctx: Context) -> Sequence[Order | Cancel]:
-        """Called on the first accepted event: return the initial orders."""
+    def start(self, ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Called on the first accepted bar: return the initial orders."""
         raise NotImplementedError
 
-    def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+    def on_bar(self, ctx: Context) -> Sequence[Order | Cancel] | None:
         """Called on every later accepted bar; return nothing unless the plan changes."""
         return ()
 
-    def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel]:
-        """Called once per fill: return the follow-up orders (live from the next bar)."""
+    def on_tick(self, ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Called on accepted trades or quotes (``ctx.event``) when ``[pipeline] decide_on``
+        names their kind; the strategy has started by then."""
         return ()
 
-    def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
-        """Called when one of its orders was refused by a risk check or the executor."""
+    def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Called once per fill (a partial fill too: ``fill.remaining > 0``): return the
+        follow-up orders. ``fill.tag`` is the tag of the order that filled."""
         return ()
+
+    def on_rejected(self, rejection: Rejection,
+                    ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Called when one of its orders was refused: by a risk check, by the executor at
+        once, or later by the exchange (a post-only order that would have crossed)."""
+        return ()
+
+    def on_cancelled(self, report: Any, ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Called when one of its orders ended without filling in full and not on its own
+        request: a :class:`gridkit.Cancelled` (a halt, an OCO sibling) or
+        :class:`gridkit.Expired` (IOC/FOK remainder)."""
+        return ()
+
+    def reconfigure(self, old: Any, new: Any, ctx: Context) -> Sequence[Order | Cancel] | None:
+        """Tunable options changed from ``old`` to ``new`` (both Config instances; ``config``
+        is already ``new``): return the orders and cancels the change implies."""
+        return ()
+
+
+#: The earlier name of :class:`Strategy`.
+GridStrategy = Strategy
 
 
 class SignalFilter(Component):
@@ -221,26 +270,36 @@ class RiskCheck(Component):
 
 
 class Executor(Component):
-    """Places, cancels and fills orders: simulated against bars, or on an exchange."""
+    """Places and cancels orders, and reports what happens to them (DESIGN.md §11).
+
+    :meth:`submit` and :meth:`cancel` answer at once only to refuse a request that cannot be
+    valid; everything else — accepted, rejected, filled (in part or in full), cancelled,
+    expired — comes back from :meth:`reports`, which the engine calls on every event of every
+    kind (and with None after sending requests). A simulated executor matches there; a live one
+    hands over what the exchange said since the last call.
+    """
 
     kind = "executor"
     #: True if orders reach a real exchange (live mode).
     live: ClassVar[bool] = False
 
     def submit(self, order: Order, ctx: Context) -> str | None:
-        """Queue an order, live from the next event. Return None, or a reason it was refused."""
+        """Send an order. Return None, or a reason it was refused at once (then no report)."""
         raise NotImplementedError
 
-    def cancel(self, order_id: int) -> bool:
-        """Cancel a live or queued order; return False if it is not open."""
+    def cancel(self, order_id: str, ctx: Context) -> str | None:
+        """Ask to cancel an open order. Return None, or why the request is refused (the order
+        is not open here). The :class:`gridkit.Cancelled` report follows from :meth:`reports`."""
         raise NotImplementedError
 
-    def match_bar(self, bar: Bar) -> list[Fill]:
-        """Fill the live orders ``bar`` reaches; return the fills in the order they happened."""
+    def reports(self, event: Any, symbol: str) -> list[Any]:
+        """What happened to orders since the last call, in order; ``event`` is the market event
+        of ``symbol`` just accepted (a bar, trade, quote, funding, clock tick) or None (no new
+        data). A simulated executor matches ``symbol``'s orders against the event."""
         raise NotImplementedError
 
     def open_orders(self) -> list[Order]:
-        """Every order that is live or queued."""
+        """Every order that is accepted or queued and not yet done."""
         raise NotImplementedError
 
 
@@ -276,32 +335,43 @@ class Optimizer(Component):
 
 
 class Store(Component):
-    """Persists runs: orders, fills and the equity curve, written in transactions."""
+    """Persists runs: the journal (orders, reports, halts, marks) and the state to resume from.
+
+    The engine's journal hands every record to :meth:`write` once; :meth:`commit` writes what
+    is buffered and the run's state in one transaction, so the rows and the state always agree.
+    """
 
     kind = "store"
+    #: False for a store that keeps nothing after the run (in memory): the engine then saves
+    #: no resume state into it.
+    durable: bool = True
 
-    def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> int:
-        """Start a run record and return its id."""
+    def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str]:
+        """Start a run record; return its id and its run key (the prefix of its order ids)."""
         raise NotImplementedError
 
-    def record_order(self, order: Order, ts: int, status: str) -> None:
-        """Remember an order's status change: ``placed``, ``cancelled`` or ``rejected``."""
+    def resume_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str, bytes]:
+        """Reopen the last run to continue it: its id, run key and saved state. Raise
+        :class:`gridkit.DataError` if there is none to resume, it finished, or its config
+        differs from ``config`` (naming the first difference)."""
         raise NotImplementedError
 
-    def record_fill(self, fill: Fill) -> None:
-        """Remember a fill."""
+    def write(self, record: Any) -> None:
+        """Take one journal record (an order request, a report, a mark, a halt, ...)."""
         raise NotImplementedError
 
-    def record_equity(self, ts: int, close: float, cash: float, base: float, equity: float) -> None:
-        """Remember the account after one event."""
+    #: Optional fast lane for the equity curve: ``mark(ts, symbol, price, cash, position,
+    #: equity)``, called once per bar instead of ``write(Mark(...))``. None: marks come to
+    #: :meth:`write` as :class:`gridkit.core.journal.Mark` records.
+    mark: Any = None
+
+    def commit(self, state: bytes | None = None) -> None:
+        """Write what is buffered, and ``state`` if given, in one transaction."""
         raise NotImplementedError
 
-    def flush(self) -> None:
-        """Write what is buffered, in one transaction."""
-        raise NotImplementedError
-
-    def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None) -> None:
-        """Flush and close the run record with its final status and summary."""
+    def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None,
+                   state: bytes | None = None) -> None:
+        """Commit and close the run record with its final status and summary."""
         raise NotImplementedError
 
 
@@ -323,7 +393,7 @@ class Bus(Component):
 BASES: dict[str, type[Component]] = {
     cls.kind: cls
     for cls in (
-        Source, Validator, Feature, Signal, Attention, Regime, GridStrategy, SignalFilter,
+        Source, Validator, Feature, SignalGenerator, Attention, Regime, Strategy, SignalFilter,
         RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus,
     )
 }

@@ -40,11 +40,18 @@ class OptionError(ValueError):
 
 
 def option(default: Any = attrs.NOTHING, *, doc: str = "",
-           validator: Callable[..., Any] | None = None, factory: Any = None) -> Any:
-    """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs."""
+           validator: Callable[..., Any] | None = None, factory: Any = None,
+           tunable: tuple[float, float] | None = None) -> Any:
+    """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs.
+
+    ``tunable=(low, high)`` lets the option change while a run goes on (see
+    :meth:`gridkit.core.engine.Run.tune`): new values are validated like the TOML's, then
+    clamped to [low, high].
+    """
+    meta = {"doc": doc, "tunable": tunable}
     if factory is not None:
-        return field(factory=factory, validator=validator, metadata={"doc": doc})
-    return field(default=default, validator=validator, metadata={"doc": doc})
+        return field(factory=factory, validator=validator, metadata=meta)
+    return field(default=default, validator=validator, metadata=meta)
 
 
 def _bound(test: Callable[[Any], bool], text: str) -> Callable[[Any, attrs.Attribute, Any], None]:
@@ -208,6 +215,7 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
             "default": default,
             "required": required,
             "doc": a.metadata.get("doc", ""),
+            "tunable": a.metadata.get("tunable"),
         })
     return out
 
@@ -219,7 +227,10 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
 class PipelineSection:
     """The ``[pipeline]`` table: what is traded, how, and with how much."""
 
-    symbol: str = option(doc="Market symbol in ccxt form, e.g. 'BTC/USDT'.")
+    symbol: str = option("", doc="Market symbol in ccxt form, e.g. 'BTC/USDT' (or give "
+                                 "symbols).")
+    symbols: list[str] = option(factory=list, doc="Several symbols in one run: one lane each, "
+                                                  "sharing the account, risk and executor.")
     name: str = option("pipeline", doc="Name of the run in summaries and the store.")
     mode: Literal["backtest", "paper", "live"] = option(
         "backtest",
@@ -233,8 +244,77 @@ class PipelineSection:
             "3+ such features in paper/live runs, or backtests where features x events >= "
             "1.5M), on, off.",
     )
+    decide_on: list[str] = option(
+        factory=lambda: ["bars"],
+        doc="Event kinds the strategy decides on: bars, and also trades or book (quotes).")
+    start: str = option("", doc="Skip events before this time (ISO-8601 UTC or epoch ms).")
+    end: str = option("", doc="Stop at events after this time (ISO-8601 UTC or epoch ms).")
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.symbol) == bool(self.symbols):
+            raise OptionError("symbol", "give either symbol or symbols (a list)")
+        seen: set[str] = set()
+        for sym in self.symbols:
+            if not sym.strip():
+                raise OptionError("symbols", "a symbol is empty")
+            if sym in seen:
+                raise OptionError("symbols", f"'{sym}' is listed twice")
+            seen.add(sym)
+        bad = [k for k in self.decide_on if k not in ("bars", "trades", "book")]
+        if bad or "bars" not in self.decide_on:
+            raise OptionError("decide_on", f"expected bars plus any of trades, book; got "
+                                           f"{self.decide_on!r}")
+        for name in ("start", "end"):
+            try:
+                parse_time(getattr(self, name))
+            except ValueError as err:
+                raise OptionError(name, str(err)) from None
+
+    @property
+    def all_symbols(self) -> tuple[str, ...]:
+        """The run's symbols, in lane order."""
+        return tuple(self.symbols) if self.symbols else (self.symbol,)
 
 
+def parse_time(text: str) -> int | None:
+    """Epoch ms of an ISO-8601 UTC time or a number of ms; None for an empty string."""
+    if not text:
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    from datetime import datetime, timezone
+
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not a time: {text!r} (use ISO-8601 such as 2021-05-19T00:00 or "
+                         f"epoch ms)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return int(t.timestamp() * 1000)
+
+
+@frozen
+class MarketSection:
+    """The ``[market]`` table (per lane): the instrument a lane trades and its rules."""
+
+    type: Literal["spot", "linear"] = option(
+        "spot", doc="spot, or linear: a USDT-margined perpetual (long/short, margin, funding).")
+    markets: str = option("", doc="Market metadata in ccxt's load_markets format (tick, lot, "
+                                  "min notional, fees); checked against the data.")
+    leverage: float = option(1.0, doc="Perpetuals: leverage of the position.",
+                             validator=at_least(1))
+    position_mode: Literal["one-way", "hedge"] = option(
+        "one-way", doc="Perpetuals: one net position, or a long and a short one.")
+    maintenance_margin_rate: float = option(
+        0.004, doc="Perpetuals: maintenance margin rate (Binance bracket maintMarginRatio).",
+        validator=non_negative())
+    maintenance_amount: float = option(
+        0.0, doc="Perpetuals: maintenance amount (Binance bracket cum).",
+        validator=non_negative())
+    funding: str = option("", doc="Perpetuals: funding-rate file (freqtrade feather, CSV "
+                                  "ts,rate, or ccxt JSON); required for a linear market.")
+    mark: str = option("", doc="Perpetuals: mark-price file (candles); default: the close.")
 @frozen
 class PluginsSection:
     """The ``[plugins]`` table: distributions this pipeline needs, plugins it switches off."""
@@ -271,7 +351,10 @@ SECTIONS: tuple[Section, ...] = (
     Section("store", "store", False, ("sqlite",)),
 )
 SECTION_BY_KEY = {s.key: s for s in SECTIONS}
-TOP_LEVEL = ("pipeline", "plugins", *SECTION_BY_KEY)
+TOP_LEVEL = ("pipeline", "plugins", "market", "lanes", *SECTION_BY_KEY)
+#: Sections a ``[lanes."SYMBOL"]`` table may override: each lane has its own of these.
+LANE_SECTIONS = ("source", "validators", "features", "signals", "attention", "regimes",
+                 "strategy", "filters", "market")
 
 
 @frozen
@@ -299,6 +382,10 @@ class PipelineConfig:
     #: Where the pipeline came from (a file path or ``<string>``); relative paths resolve here.
     source: str = "<string>"
     base_dir: Path = field(factory=Path.cwd)
+    #: The ``[market]`` table of each symbol (after its lane's override).
+    markets: dict[str, MarketSection] = field(factory=dict)
+    #: Per symbol, the component sections its ``[lanes."SYMBOL"]`` table overrides.
+    lanes: dict[str, dict[str, list[ComponentSpec]]] = field(factory=dict)
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
@@ -345,18 +432,82 @@ def parse_pipeline(text: str, source: str = "<string>",
             continue
         components[section.key] = _specs(section, data[section.key], problems)
 
+    _check_feature_keys(components["features"], problems)
+    market_table = data.get("market", {})
+    markets: dict[str, MarketSection] = {}
+    lanes: dict[str, dict[str, list[ComponentSpec]]] = {}
+    symbols = pipeline.all_symbols if pipeline is not None else ()
+    lane_tables = data.get("lanes", {})
+    if not isinstance(lane_tables, dict):
+        problems.append("lanes: expected tables [lanes.\"SYMBOL\".section]")
+        lane_tables = {}
+    for sym in lane_tables:
+        if sym not in symbols:
+            close = difflib.get_close_matches(sym, symbols, n=1, cutoff=0.6)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"lanes.\"{sym}\": '{sym}' is not one of the pipeline's symbols"
+                            f"{hint}: {', '.join(symbols)}")
+    for sym in symbols:
+        override = lane_tables.get(sym, {})
+        where = f'lanes."{sym}"'
+        if not isinstance(override, dict):
+            problems.append(f"{where}: expected a table")
+            continue
+        own: dict[str, list[ComponentSpec]] = {}
+        for key, value in override.items():
+            if key not in LANE_SECTIONS:
+                problems.append(f"{where}.{key}: a lane can override only "
+                                f"{', '.join(LANE_SECTIONS)}")
+            elif key != "market":
+                own[key] = _lane_specs(SECTION_BY_KEY[key], components[key], value,
+                                       f"{where}.{key}", problems)
+        lanes[sym] = own
+        if "features" in own:
+            _check_feature_keys(own["features"], problems)
+        table = dict(market_table) if isinstance(market_table, dict) else {}
+        lane_market = override.get("market", {})
+        if isinstance(lane_market, dict):
+            table.update(lane_market)
+        value, errs = structure(table, MarketSection,
+                                f"{where}.market" if "market" in override else "market")
+        problems.extend(errs)
+        if value is not None:
+            markets[sym] = value
+    if problems:
+        raise ConfigError(problems, source)
+    return PipelineConfig(pipeline, plugins, components, data, source,
+                          base_dir if base_dir is not None else Path.cwd(), markets, lanes)
+
+
+def _check_feature_keys(specs: list[ComponentSpec], problems: list[str]) -> None:
     keys: dict[str, str] = {}
-    for spec in components["features"]:
+    for spec in specs:
         k = spec.key or spec.use
         if k in keys:
             problems.append(f"{spec.path}: feature key '{k}' is used by {keys[k]} too; "
                             f"give one of them key = \"...\"")
         keys[k] = spec.path
 
-    if problems:
-        raise ConfigError(problems, source)
-    return PipelineConfig(pipeline, plugins, components, data, source,
-                          base_dir if base_dir is not None else Path.cwd())
+
+def _lane_specs(section: Section, template: list[ComponentSpec], value: Any, path: str,
+                problems: list[str]) -> list[ComponentSpec]:
+    """A lane's specs for one section: a single section's options merge over the template's
+    (``use`` may change); a list section is replaced whole."""
+    if section.many:
+        specs = _specs(section, value, problems)
+        return [ComponentSpec(s.use, s.options, f"{path}{s.path[len(section.key):]}", s.key)
+                for s in specs]
+    if not isinstance(value, dict):
+        problems.append(f"{path}: expected a table")
+        return list(template)
+    base = template[0] if template else None
+    use = value.get("use", base.use if base is not None else None)
+    if not isinstance(use, str) or not use:
+        problems.append(f"{path}.use: required: the name of the {section.kind} to use")
+        return list(template)
+    options = dict(base.options) if base is not None and use == base.use else {}
+    options.update({k: v for k, v in value.items() if k != "use"})
+    return [ComponentSpec(use, options, path)]
 
 
 def _structure_table(data: dict[str, Any], key: str, cls: type, problems: list[str],

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from attrs import field, frozen
 
-from gridkit.core.portfolio import Portfolio
+from gridkit.core.account import Account, AccountView, Position
+from gridkit.core.ledger import Ledger
 from gridkit.core.types import Order
 
 
@@ -23,6 +23,8 @@ class RunInfo:
     capital: float
     #: Folder that relative paths in pipeline.toml are resolved against (the file's folder).
     base_dir: Path = field(factory=Path.cwd)
+    #: Every symbol of the run, in lane order (``(symbol,)`` for a one-symbol pipeline).
+    symbols: tuple[str, ...] = ()
 
     def resolve(self, path: str | Path) -> Path:
         """A path from pipeline.toml, made absolute against :attr:`base_dir`."""
@@ -31,17 +33,35 @@ class RunInfo:
 
 
 class Context:
-    """Mutable per-run state handed to every stage; one object, updated in place per event."""
+    """Mutable state of one lane (one symbol) handed to every stage, updated in place per event.
+
+    What a component may read: :attr:`bar` / :attr:`event`, :attr:`features`, :attr:`weights`,
+    :attr:`regime`, :attr:`signals`, the account (:attr:`portfolio` for this symbol's view,
+    :attr:`account` for every position), the live orders (:attr:`open_orders`,
+    :attr:`open_buy_qty`), :attr:`halted` and :attr:`paused`. What it may call:
+    :meth:`order` (or :meth:`next_order_id`) to make orders. Everything else is the engine's.
+    """
 
     __slots__ = (
-        "_order_ids", "bar", "event", "features", "halted", "index", "open_buy_qty",
-        "open_orders", "paused", "phase_changed", "portfolio", "regime", "regime_score", "run",
-        "signals", "weights",
+        "account", "bar", "event", "features", "halted", "index", "ledger", "paused",
+        "phase_changed", "portfolio", "position", "regime", "regime_score", "run", "signals",
+        "symbol", "weights",
     )
 
-    def __init__(self, run: RunInfo, portfolio: Portfolio | None = None) -> None:
+    def __init__(self, run: RunInfo, account: Account | None = None,
+                 ledger: Ledger | None = None, symbol: str | None = None) -> None:
         self.run = run
-        self.portfolio = portfolio if portfolio is not None else Portfolio(run.capital)
+        #: The symbol this lane trades.
+        self.symbol = symbol if symbol is not None else run.symbol
+        #: The run's one account (shared by every lane).
+        self.account = account if account is not None else Account(run.capital)
+        #: This lane's position in :attr:`account`.
+        self.position: Position = self.account.position(self.symbol)
+        #: The account as this lane sees it: ``cash``, ``equity``, ``drawdown`` are the
+        #: account's; ``base``, ``price``, ``avg_cost`` this symbol's.
+        self.portfolio = AccountView(self.account, self.position)
+        #: The run's one order ledger (shared by every lane).
+        self.ledger = ledger if ledger is not None else Ledger()
         #: The current bar (the last accepted one).
         self.bar: Any = None
         #: Feature values of the current event by feature key (NaN while a feature warms up).
@@ -60,30 +80,38 @@ class Context:
         self.paused: str | None = None
         #: The last event of any kind (a bar, trade or book update).
         self.event: Any = None
-        #: Number of accepted events so far (0 on the first one).
+        #: Number of accepted bars so far, less one (0 on the first one).
         self.index = -1
-        #: Orders the executor accepted and that have not filled or been cancelled, by id.
-        self.open_orders: dict[int, Order] = {}
-        #: Sum of the quantities of the open buy orders (kept in O(1) per change).
-        self.open_buy_qty = 0.0
         #: Call ``ctx.phase_changed(component, old, new)`` when a phased component moves on;
         #: the engine forwards it to the ``gridkit_phase_changed`` hook.
         self.phase_changed: Callable[[Any, str, str], None] = lambda c, old, new: None
-        self._order_ids = itertools.count(1)
 
-    def next_order_id(self) -> int:
-        """A fresh order id, unique within the run."""
-        return next(self._order_ids)
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A component that keeps the context (a validator's bind) must not drag the whole run
+        # into its saved state: it pickles as None, and bind() is called again on resume.
+        return (type(None), ())
 
-    def order_opened(self, order: Order) -> None:
-        """Ledger: the executor accepted ``order``."""
-        self.open_orders[order.id] = order
-        if order.side == "buy":
-            self.open_buy_qty += order.qty
+    def next_order_id(self) -> str:
+        """A fresh client order id, unique within the run (and across resumes)."""
+        return self.ledger.next_id()
 
-    def order_closed(self, order_id: int) -> Order | None:
-        """Ledger: an order filled or was cancelled; returns it if it was open."""
-        order = self.open_orders.pop(order_id, None)
-        if order is not None and order.side == "buy":
-            self.open_buy_qty = self.open_buy_qty - order.qty if self.open_orders else 0.0
-        return order
+    def order(self, side: str, qty: float, price: float, kind: str = "limit",
+              tag: int = -1, **more: Any) -> Order:
+        """An :class:`~gridkit.Order` of this lane's symbol with a fresh client order id.
+
+        ``more`` takes the other fields of :class:`~gridkit.Order` (``tif``, ``stop_price``,
+        ``reduce_only``, ``group``, ``position_side``).
+        """
+        return Order(self.ledger.next_id(), side, qty, price, kind,  # type: ignore[arg-type]
+                     tag, self.symbol, **more)
+
+    @property
+    def open_orders(self) -> dict[str, Order]:
+        """This lane's live orders (new, open or partially filled), by client order id."""
+        sym = self.symbol
+        return {oid: s.order for oid, s in self.ledger.open.items() if s.order.symbol == sym}
+
+    @property
+    def open_buy_qty(self) -> float:
+        """What this lane's live buy orders still have to fill, in base (O(1))."""
+        return self.ledger.open_buy_qty.get(self.symbol, 0.0)

@@ -44,7 +44,7 @@ def gridkit_register_features(register: Any) -> None:
 
 @hookspec
 def gridkit_register_signals(register: Any) -> None:
-    """Register signal generator classes (subclasses of :class:`gridkit.Signal`).
+    """Register signal generator classes (subclasses of :class:`gridkit.SignalGenerator`).
 
     :param register: call ``register(cls)`` once per class; ``register(cls, replaces="name")``
         to take over a name that another plugin registered.
@@ -71,7 +71,7 @@ def gridkit_register_regimes(register: Any) -> None:
 
 @hookspec
 def gridkit_register_strategies(register: Any) -> None:
-    """Register grid strategy classes (subclasses of :class:`gridkit.GridStrategy`).
+    """Register grid strategy classes (subclasses of :class:`gridkit.Strategy`).
 
     :param register: call ``register(cls)`` once per class; ``register(cls, replaces="name")``
         to take over a name that another plugin registered.

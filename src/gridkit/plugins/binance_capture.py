@@ -24,14 +24,14 @@ from typing import Any
 
 from attrs import frozen
 
-from gridkit.core.bars import parse_interval
-from gridkit.core.book import OrderBook
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option
 from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import BookDepth, BookUpdate, Trade
+from gridkit.data.bars import parse_interval
+from gridkit.data.book import OrderBook
 
 STREAMS = ("trades", "book", "depth")
 _INF = math.inf
@@ -45,7 +45,7 @@ Change = tuple[str, float, float]
 
 class BookSync:
     """Binance's "How to manage a local order book correctly", as a state machine on one
-    :class:`~gridkit.core.book.OrderBook`.
+    :class:`~gridkit.data.book.OrderBook`.
 
     Spot (diffs without ``pu``): a diff with ``u <= lastUpdateId`` is stale; the first diff
     applied after a snapshot must have ``U <= lastUpdateId + 1 <= u``, and every later one
@@ -188,7 +188,7 @@ class BinanceCapture(Source):
     Reads the capture files hftbacktest's collector writes (``<local receive ns> <JSON>`` a
     line, gzip or plain): the ``@trade``, ``@bookTicker`` and ``@depth`` streams of Binance
     spot or USDT-M futures, plus the REST depth snapshots (``lastUpdateId``). The L2 book is
-    rebuilt in a :class:`gridkit.core.book.OrderBook` with the procedure of Binance's API docs,
+    rebuilt in a :class:`gridkit.data.book.OrderBook` with the procedure of Binance's API docs,
     "How to manage a local order book correctly" (spot: ``U``/``u`` continuity; USDT-M
     futures: ``pu`` equal to the previous ``u``; class ``BookSync`` in this module). On a gap or a
     crossed book the book is dropped and no ``depth`` event is emitted until a later snapshot
@@ -207,7 +207,7 @@ class BinanceCapture(Source):
       levels the diff set. At each (re)sync from a snapshot one ``BookDepth`` with empty
       ``changes`` carries the freshly loaded book.
     * ``Bar`` (with ``bars``): time bars the engine folds from the trades the validators
-      accepted (:attr:`gridkit.Source.bar_interval`, :class:`gridkit.core.bars.TimeBars`);
+      accepted (:attr:`gridkit.Source.bar_interval`, :class:`gridkit.data.bars.TimeBars`);
       ``ts`` is the bar's open time (earlier than the events around it) and a bar comes when
       it closes, just after the first trade of a later interval. With ``bars`` the trades are
       emitted whether or not ``streams`` names them, since the bars are made from them.

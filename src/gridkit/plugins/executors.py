@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Any
 
 from attrs import frozen
@@ -11,18 +12,63 @@ from gridkit.core.components import Executor
 from gridkit.core.config import non_negative, option
 from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Bar, Fill, Order
+from gridkit.core.types import (
+    Accepted,
+    Bar,
+    Cancelled,
+    Expired,
+    Fill,
+    Order,
+    Rejected,
+)
+from gridkit.trading.fills import (
+    fee,
+    limit_reached,
+    stop_fill_price,
+    stop_triggered,
+    would_cross,
+)
+
+_INF = math.inf
+_NONE: list[Any] = []  # handed out when there is nothing to report; never appended to
+
+
+class _Book:
+    """One symbol's resting orders: heaps of (key, seq, id), best first — buys by -price, sells
+    by price, sell stops by -stop (highest first), buy stops by stop (lowest first) — and the
+    orders queued since its last bar."""
+
+    __slots__ = ("buy_stops", "buys", "queued", "sell_stops", "sells")
+
+    def __init__(self) -> None:
+        self.queued: dict[str, Order] = {}
+        self.buys: list[tuple[float, int, str]] = []
+        self.sells: list[tuple[float, int, str]] = []
+        self.sell_stops: list[tuple[float, int, str]] = []
+        self.buy_stops: list[tuple[float, int, str]] = []
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.queued, self.buys, self.sells, self.sell_stops, self.buy_stops)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.queued, self.buys, self.sells, self.sell_stops, self.buy_stops = state
 
 
 class SimulatedExecutor(Executor):
     """Simulated exchange on bars: limits fill at their price when the bar reaches them.
 
-    DESIGN.md §6, exactly: an order submitted on bar *t* is live from bar *t+1*; a live buy limit
-    at P fills on a bar whose low <= P, a sell limit when high >= P, at P with the maker fee; a
-    market order fills at the next bar's open with the taker fee, before that bar's limits.
-    Matching walks two heaps (best buy first, best sell first), so a bar costs O(1 + fills),
-    not O(open orders). Balances are checked like an exchange does: a buy must be covered by
-    free cash, a sell by free base (counting base that queued market buys will bring).
+    DESIGN.md §6, exactly: an order submitted on bar *t* is live from bar *t+1*; a market order
+    fills at that bar's open with the taker fee, then triggered stops (rule 7), then the limits
+    the bar reaches at their own price with the maker fee (rule 2). A stop-limit rests as a limit
+    from the bar after its trigger. When one order of an OCO group fills, the others are
+    cancelled; a stop reached on the same bar as its take-profit wins (rule 8). At arrival (the
+    next open) a post-only limit that would cross is rejected, and an IOC/FOK limit trades at the
+    open if it crosses, else expires.
+
+    Matching walks heaps (best price first), so a bar costs O(1 + fills), not O(open orders).
+    Balances are checked as an exchange does: a spot buy must be covered by free cash, a sell by
+    free base (counting base that queued market buys will bring); a perpetual order by free
+    margin at the position's leverage.
     """
 
     name = "simulated"
@@ -38,122 +84,247 @@ class SimulatedExecutor(Executor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self._orders: dict[int, Order] = {}  # every open order, live or queued
-        self._queued: dict[int, Order] = {}  # submitted this bar, live from the next
-        self._buys: list[tuple[float, int]] = []  # (-price, id): highest price on top
-        self._sells: list[tuple[float, int]] = []  # (price, id): lowest price on top
-        self._held: dict[int, float] = {}  # order id -> cash (buys) or base (sells) it reserves
-        self._cash_held = 0.0  # cash that open buys reserve
-        self._base_held = 0.0  # base that open sells reserve
-        self._base_coming = 0.0  # base that queued market buys will bring
-        self._stale = 0  # heap entries of cancelled orders, not yet compacted
+        self._orders: dict[str, Order] = {}  # every open order, live or queued
+        self._books: dict[str, _Book] = {}  # per symbol
+        self._seq = 0
+        # order id -> (the per-symbol reserve it holds from, amount, base it brings)
+        self._held: dict[str, tuple[dict[str, float], float, float]] = {}
+        self._cash_held: dict[str, float] = {}  # per symbol: cash that open buys reserve
+        self._base_held: dict[str, float] = {}  # per symbol: base that open sells reserve
+        self._base_coming: dict[str, float] = {}  # per symbol: base queued market buys bring
+        self._pending: list[Any] = []  # reports not yet handed over
+        self._groups: dict[str, set[str]] = {}  # OCO group -> live member ids
+        self._stale = 0  # heap entries of closed orders, not yet compacted
+        self._ts = 0
         self.fills = 0
 
+    # --- requests ----------------------------------------------------------------------------
+
     def submit(self, order: Order, ctx: Context) -> str | None:
-        if order.qty <= 0 or not order.qty < float("inf"):
-            return f"quantity must be positive, got {order.qty}"
-        if order.kind == "limit" and not (0 < order.price < float("inf")):
-            return f"limit price must be positive, got {order.price}"
+        if not 0 < order.qty < _INF:
+            return f"quantity must be positive and finite, got {order.qty}"
+        if order.kind in ("limit", "stop_limit") and not 0 < order.price < _INF:
+            return f"limit price must be positive and finite, got {order.price}"
+        if order.kind in ("stop", "stop_limit") and not 0 < order.stop_price < _INF:
+            return f"stop price must be positive and finite, got {order.stop_price}"
+        if order.id in self._orders:
+            return f"duplicate client order id {order.id}"
+        pos = ctx.account.position(order.symbol)
+        if order.reduce_only and pos.kind != "spot" and (
+                pos.qty == 0 or (pos.qty > 0) == (order.side == "buy")):
+            return "reduce-only order would open or grow the position"
         if self.config.check_balance:
-            refusal = self._reserve(order, ctx)
+            refusal = self._reserve(order, ctx, pos)
             if refusal:
                 return refusal
         self._orders[order.id] = order
-        self._queued[order.id] = order
+        book = self._books.get(order.symbol)
+        if book is None:
+            book = self._books[order.symbol] = _Book()
+        book.queued[order.id] = order
+        if order.group:
+            self._groups.setdefault(order.group, set()).add(order.id)
+        self._pending.append(Accepted(order.id, self._ts))
         return None
 
-    def _reserve(self, order: Order, ctx: Context) -> str | None:
-        pf = ctx.portfolio
+    def _reserve(self, order: Order, ctx: Context, pos: Any) -> str | None:
+        sym = order.symbol
+        limit = order.kind in ("limit", "stop_limit")
+        price = order.price if limit else (
+            order.stop_price if order.kind == "stop" else pos.price)
+        rate = self.config.maker_fee if limit else self.config.taker_fee
+        if price != price:  # no mark yet: nothing to check against
+            price = order.price
+        if pos.kind != "spot":  # perpetual: margin at the position's leverage
+            if order.reduce_only:
+                return None
+            need = price * order.qty * (1.0 / pos.leverage + rate)
+            acct = ctx.account
+            used = sum(self._cash_held.values())
+            for p in acct.positions.values():
+                if p.kind != "spot" and p.qty:
+                    used += abs(p.qty) * p.price / p.leverage
+            if need > acct.equity - used + 1e-9:
+                return "insufficient margin"
+            self._cash_held[sym] = self._cash_held.get(sym, 0.0) + need
+            self._held[order.id] = (self._cash_held, need, 0.0)
+            return None
         if order.side == "buy":
-            price = order.price if order.kind == "limit" else pf.price
-            fee = self.config.maker_fee if order.kind == "limit" else self.config.taker_fee
-            cost = price * order.qty * (1 + fee)
-            free = pf.cash - self._cash_held
+            cost = price * order.qty * (1 + rate)
+            free = ctx.account.cash - sum(self._cash_held.values())
             if cost > free + 1e-9:
                 return "insufficient cash"
-            self._cash_held += cost
-            self._held[order.id] = cost
-            if order.kind == "market":
-                self._base_coming += order.qty
+            self._cash_held[sym] = self._cash_held.get(sym, 0.0) + cost
+            coming = order.qty if order.kind == "market" else 0.0
+            self._held[order.id] = (self._cash_held, cost, coming)
+            if coming:
+                self._base_coming[sym] = self._base_coming.get(sym, 0.0) + coming
         else:
-            free = pf.base + self._base_coming - self._base_held
+            free = (pos.qty + self._base_coming.get(sym, 0.0)
+                    - self._base_held.get(sym, 0.0))
             if order.qty > free + 1e-12:
                 return "insufficient base"
-            self._base_held += order.qty
-            self._held[order.id] = order.qty
+            self._base_held[sym] = self._base_held.get(sym, 0.0) + order.qty
+            self._held[order.id] = (self._base_held, order.qty, 0.0)
         return None
 
     def _release(self, order: Order) -> None:
         held = self._held.pop(order.id, None)
         if held is None:
             return
-        if order.side == "buy":
-            self._cash_held = max(0.0, self._cash_held - held)
-            if order.kind == "market":
-                self._base_coming = max(0.0, self._base_coming - order.qty)
-        else:
-            self._base_held = max(0.0, self._base_held - held)
+        bucket, amount, coming = held
+        sym = order.symbol
+        bucket[sym] = max(0.0, bucket.get(sym, 0.0) - amount)
+        if coming:
+            self._base_coming[sym] = max(0.0, self._base_coming.get(sym, 0.0) - coming)
 
-    def cancel(self, order_id: int) -> bool:
+    def cancel(self, order_id: str, ctx: Context) -> str | None:
+        order = self._close(order_id)
+        if order is None:
+            return "unknown order (not open)"
+        self._pending.append(Cancelled(order_id, self._ts, "requested"))
+        return None
+
+    def _close(self, order_id: str) -> Order | None:
+        """Take an order out of the book (filled, cancelled or expired)."""
         order = self._orders.pop(order_id, None)
         if order is None:
-            return False
+            return None
         self._release(order)
-        if self._queued.pop(order_id, None) is not None:
-            return True
-        # The heaps keep the id and matching skips ids that are no longer open (lazy deletion);
-        # rebuild them once stale entries outnumber open orders, so memory stays bounded.
+        if order.group:
+            members = self._groups.get(order.group)
+            if members is not None:
+                members.discard(order_id)
+                if not members:
+                    del self._groups[order.group]
+        self._books[order.symbol].queued.pop(order_id, None)
+        # Closed orders stay in the heaps (matching skips them); count them so the heaps are
+        # rebuilt once they outnumber the open orders, and memory stays bounded.
         self._stale += 1
         if self._stale > 64 and self._stale > len(self._orders):
-            self._buys = [(-o.price, o.id) for o in self._orders.values()
-                          if o.side == "buy" and o.id not in self._queued]
-            self._sells = [(o.price, o.id) for o in self._orders.values()
-                           if o.side == "sell" and o.id not in self._queued]
-            heapq.heapify(self._buys)
-            heapq.heapify(self._sells)
-            self._stale = 0
-        return True
+            self._compact()
+        return order
 
-    def match_bar(self, bar: Bar) -> list[Fill]:
-        fills: list[Fill] = []
-        orders = self._orders
-        if self._queued:
-            maker, taker = self.config.maker_fee, self.config.taker_fee
-            for order in self._queued.values():
-                if order.kind == "market":  # rule 4: at this bar's open, before its limits
-                    del orders[order.id]
-                    self._release(order)
-                    fills.append(Fill(order.id, bar.ts, order.side, order.qty, bar.open,
-                                      bar.open * order.qty * taker, "taker", order.tag))
-                elif order.side == "buy":
-                    heapq.heappush(self._buys, (-order.price, order.id))
+    def _compact(self) -> None:
+        live = self._orders
+        for book in self._books.values():
+            for name in ("buys", "sells", "sell_stops", "buy_stops"):
+                heap = [e for e in getattr(book, name) if e[2] in live]
+                heapq.heapify(heap)
+                setattr(book, name, heap)
+        self._stale = 0
+
+    # --- reports -----------------------------------------------------------------------------
+
+    def reports(self, event: Any, symbol: str) -> list[Any]:
+        if type(event) is Bar:
+            self._ts = event.ts
+            book = self._books.get(symbol)
+            # Most bars reach no order: test the tops here before paying for a call.
+            if book is not None and (
+                    book.queued or book.sell_stops or book.buy_stops
+                    or (book.buys and book.buys[0][0] <= -event.low)
+                    or (book.sells and book.sells[0][0] <= event.high)):
+                self._match(book, event)
+        if not self._pending:
+            return _NONE
+        out, self._pending = self._pending, []
+        return out
+
+    def _match(self, book: _Book, bar: Bar) -> None:
+        out = self._pending
+        maker, taker = self.config.maker_fee, self.config.taker_fee
+        ts = bar.ts
+        if book.queued:
+            queued, book.queued = book.queued, {}
+            for order in queued.values():
+                kind, is_buy = order.kind, order.side == "buy"
+                if kind == "market":  # rule 4: at this bar's open, before its limits
+                    self._fill(order, bar.open, taker, "taker", ts)
+                    continue
+                if kind == "limit" and order.tif != "GTC":
+                    crosses = would_cross(is_buy, order.price, bar.open)
+                    if order.tif == "PO":
+                        if crosses:
+                            self._close(order.id)
+                            out.append(Rejected(order.id, ts, "post-only order would cross",
+                                                self.name))
+                            continue
+                    else:  # IOC / FOK: at arrival only
+                        if crosses:
+                            self._fill(order, bar.open, taker, "taker", ts)
+                        else:
+                            self._close(order.id)
+                            out.append(Expired(order.id, ts, order.tif))
+                        continue
+                self._seq += 1
+                if kind in ("stop", "stop_limit"):
+                    heap = book.buy_stops if is_buy else book.sell_stops
+                    heapq.heappush(heap, (order.stop_price if is_buy else -order.stop_price,
+                                          self._seq, order.id))
+                elif is_buy:
+                    heapq.heappush(book.buys, (-order.price, self._seq, order.id))
                 else:
-                    heapq.heappush(self._sells, (order.price, order.id))
-            self._queued = {}
-        else:
-            maker = self.config.maker_fee
+                    heapq.heappush(book.sells, (order.price, self._seq, order.id))
+        # Stops first (rule 8: a stop and its take-profit reached by one bar: the stop wins).
+        if book.sell_stops and -book.sell_stops[0][0] >= bar.low:
+            self._trigger(book, book.sell_stops, False, bar, taker)
+        if book.buy_stops and book.buy_stops[0][0] <= bar.high:
+            self._trigger(book, book.buy_stops, True, bar, taker)
         # Buys are keyed by -price, so both sides fill "while the best key <= limit". Most bars
         # reach no order: test the tops here before paying for a call.
-        buys, sells = self._buys, self._sells
+        buys, sells = book.buys, book.sells
         if buys and buys[0][0] <= -bar.low:
-            self._drain(buys, -bar.low, "buy", bar.ts, maker, fills)
+            self._drain(buys, True, bar, maker)
         if sells and sells[0][0] <= bar.high:
-            self._drain(sells, bar.high, "sell", bar.ts, maker, fills)
-        if fills:
-            self.fills += len(fills)
-        return fills
+            self._drain(sells, False, bar, maker)
 
-    def _drain(self, heap: list[tuple[float, int]], limit: float, side: str, ts: int,
-               maker: float, fills: list[Fill]) -> None:
+    def _trigger(self, book: _Book, heap: list[tuple[float, int, str]], is_buy: bool,
+                 bar: Bar, taker: float) -> None:
+        orders = self._orders
+        while heap:
+            key, _, oid = heap[0]
+            stop = key if is_buy else -key
+            if not stop_triggered(is_buy, stop, bar.low, bar.high):
+                break
+            heapq.heappop(heap)
+            order = orders.get(oid)
+            if order is None:
+                continue
+            if order.kind == "stop":
+                self._fill(order, stop_fill_price(is_buy, stop, bar.open), taker, "taker",
+                           bar.ts)
+            else:  # stop-limit: rests as a limit from the next bar (rule 7)
+                resting = Order(order.id, order.side, order.qty, order.price, "limit",
+                                order.tag, order.symbol, order.tif, order.stop_price,
+                                order.reduce_only, order.group, order.position_side)
+                book.queued[oid] = orders[oid] = resting
+
+    def _drain(self, heap: list[tuple[float, int, str]], is_buy: bool, bar: Bar,
+               maker: float) -> None:
         """Fill the orders of one side that the bar reached, best price first."""
         orders = self._orders
-        while heap and heap[0][0] <= limit:
-            _, oid = heapq.heappop(heap)
-            order = orders.pop(oid, None)
-            if order is not None:  # None: cancelled, left in the heap until compaction
-                self._release(order)
-                fills.append(Fill(oid, ts, side, order.qty, order.price,  # type: ignore[arg-type]
-                                  order.price * order.qty * maker, "maker", order.tag))
+        low, high = bar.low, bar.high
+        while heap:
+            key, _, oid = heap[0]
+            price = -key if is_buy else key
+            if not limit_reached(is_buy, price, low, high):
+                break
+            heapq.heappop(heap)
+            order = orders.get(oid)
+            if order is not None:  # None: closed, left in the heap until compaction
+                self._fill(order, order.price, maker, "maker", bar.ts)
+
+    def _fill(self, order: Order, price: float, rate: float, liquidity: str, ts: int) -> None:
+        self._close(order.id)
+        self.fills += 1
+        self._pending.append(Fill(order.id, ts, order.side, order.qty, price,
+                                  fee(price, order.qty, rate), liquidity,  # type: ignore[arg-type]
+                                  order.tag, order.symbol))
+        if order.group and order.group in self._groups:  # OCO: the fill cancels the rest
+            for sibling in sorted(self._groups[order.group]):
+                if self._close(sibling) is not None:
+                    self._pending.append(Cancelled(sibling, ts, "oco"))
 
     def open_orders(self) -> list[Order]:
         return list(self._orders.values())

@@ -717,7 +717,7 @@ class TradesFile(_FileSource):
     Timestamps may be epoch s/ms/µs/ns (unit from the first row, held for the file) or
     ISO-8601. The side is the taker's (``buyer_maker`` true means the taker sold). With
     ``bars = "1m"`` (any interval) the engine also folds the trades into time bars
-    (:class:`gridkit.core.bars.TimeBars`, epoch-aligned; see :attr:`gridkit.Source.bar_interval`),
+    (:class:`gridkit.data.bars.TimeBars`, epoch-aligned; see :attr:`gridkit.Source.bar_interval`),
     so bar features and the strategy run on trade data: only trades every trade validator
     accepted go into a bar, and each bar follows the trade that closed it. Rows without a
     readable timestamp or side are skipped and counted.
@@ -743,7 +743,7 @@ class TradesFile(_FileSource):
         def __attrs_post_init__(self) -> None:
             _check_roles(self.columns, TRADE_ROLES)
             if self.bars:
-                from gridkit.core.bars import parse_interval
+                from gridkit.data.bars import parse_interval
 
                 try:
                     parse_interval(self.bars)
@@ -755,7 +755,7 @@ class TradesFile(_FileSource):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         if self.config.bars:
-            from gridkit.core.bars import parse_interval
+            from gridkit.data.bars import parse_interval
 
             self.provides = frozenset({"trades", "bars"})
             self.bar_interval = parse_interval(self.config.bars)

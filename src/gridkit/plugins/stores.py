@@ -1,13 +1,17 @@
-"""Built-in run store: ``sqlite``, in WAL mode, written in batches.
+"""Built-in run store: ``sqlite``, in WAL mode; journal rows and state in one transaction.
 
-It talks to SQLite through the standard library: it needs a schema, one insert and one update per
-run and batched inserts, and importing sqlite-utils would import pandas and numpy whenever they
-are installed (about a second per run, measured).
+It talks to SQLite through the standard library: the hot path is batched inserts, and importing
+sqlite-utils would import pandas and numpy whenever they are installed (about a second per run,
+measured). ``gridkit`` marks its files (``PRAGMA application_id``) and numbers its schema
+(``PRAGMA user_version``): a file of another program is refused, an older gridkit store is
+migrated in place.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,39 +23,62 @@ from gridkit.core.config import at_least, option
 from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import Fill, Order
+from gridkit.core.journal import Mark, OrderRequested
+from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
 
-#: The store's tables. Every row of orders, fills and equity carries the id of its run, so runs
-#: can share one file.
+#: ``PRAGMA application_id`` of a gridkit store: "grkt".
+APPLICATION_ID = 0x67726B74
+#: ``PRAGMA user_version``: the schema's number. 0 with the tables below is version 1.
+SCHEMA_VERSION = 2
+
+#: The store's tables. Every row carries the id of its run, so runs can share one file.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY, name TEXT, mode TEXT, symbol TEXT, capital FLOAT, status TEXT,
-    started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT
+    started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT, run_key TEXT,
+    resumed INTEGER DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS orders (
-    run_id INTEGER REFERENCES runs(id), order_id INTEGER, ts INTEGER, status TEXT, side TEXT,
-    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER
+    run_id INTEGER REFERENCES runs(id), order_id TEXT, ts INTEGER, status TEXT, side TEXT,
+    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER, symbol TEXT, reason TEXT
 );
 CREATE TABLE IF NOT EXISTS fills (
-    run_id INTEGER REFERENCES runs(id), order_id INTEGER, ts INTEGER, side TEXT, price FLOAT,
-    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER
+    run_id INTEGER REFERENCES runs(id), order_id TEXT, ts INTEGER, side TEXT, price FLOAT,
+    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER, symbol TEXT, remaining FLOAT,
+    fee_currency TEXT
 );
 CREATE TABLE IF NOT EXISTS equity (
     run_id INTEGER REFERENCES runs(id), ts INTEGER, close FLOAT, cash FLOAT, base FLOAT,
-    equity FLOAT
+    equity FLOAT, symbol TEXT
+);
+CREATE TABLE IF NOT EXISTS journal (
+    run_id INTEGER REFERENCES runs(id), ts INTEGER, kind TEXT, data TEXT
+);
+CREATE TABLE IF NOT EXISTS state (
+    run_id INTEGER PRIMARY KEY REFERENCES runs(id), saved FLOAT, digest TEXT, data BLOB
 );
 CREATE INDEX IF NOT EXISTS idx_orders_run_id_ts ON orders (run_id, ts);
 CREATE INDEX IF NOT EXISTS idx_fills_run_id_ts ON fills (run_id, ts);
 CREATE INDEX IF NOT EXISTS idx_equity_run_id_ts ON equity (run_id, ts);
 """
+#: Columns added since schema version 1 (gridkit 0.1's store): table -> [(column, type)].
+_ADDED = {
+    "runs": [("run_key", "TEXT"), ("resumed", "INTEGER DEFAULT 0")],
+    "orders": [("symbol", "TEXT"), ("reason", "TEXT")],
+    "fills": [("symbol", "TEXT"), ("remaining", "FLOAT"), ("fee_currency", "TEXT")],
+    "equity": [("symbol", "TEXT")],
+}
+_V1_TABLES = {"runs", "orders", "fills", "equity"}
+_STATUS = {Accepted: "open", Cancelled: "cancelled", Expired: "expired"}
 
 
 class SqliteStore(Store):
-    """Runs, orders, fills and the equity curve in one SQLite file (``:memory:`` by default).
+    """Runs, the order journal, fills, the equity curve and resume state in one SQLite file.
 
-    Rows are buffered and written in one transaction every ``batch`` events and when the run
-    ends, fails or is interrupted, so the file is always consistent: a run that stopped halfway
-    keeps everything up to its last batch and is marked ``failed`` with the error.
+    Rows are buffered and written in one transaction with the run's state at each commit: every
+    ``batch`` events in backtests, and before every order is sent and as reports arrive in paper
+    and live runs. So the file always holds a consistent point to resume from; a run that
+    stopped halfway keeps everything up to its last commit.
     """
 
     name = "sqlite"
@@ -60,7 +87,8 @@ class SqliteStore(Store):
     class Config:
         path: str = option(":memory:", doc="Database file (relative to pipeline.toml's "
                                            "folder), or ':memory:' to keep nothing.")
-        batch: int = option(1000, doc="Events per write transaction.", validator=at_least(1))
+        batch: int = option(1000, doc="Events per write transaction in backtests.",
+                            validator=at_least(1))
         equity: bool = option(True, doc="Record the equity curve (one row per bar).")
 
     def __init__(self, config: Any = None) -> None:
@@ -71,8 +99,14 @@ class SqliteStore(Store):
         self._orders: list[tuple[Any, ...]] = []
         self._fills: list[tuple[Any, ...]] = []
         self._equity: list[tuple[Any, ...]] = []
-        self._pending = 0
+        self._journal: list[tuple[Any, ...]] = []
         self.rows_written = 0
+        self.migrated_from: int | None = None
+        self._keep_equity = self.config.equity
+        self.durable = self.config.path != ":memory:"
+
+    def snapshot(self) -> None:
+        return None  # the store is where snapshots go, not what they hold
 
     def setup(self, run: RunInfo) -> None:
         import sqlite3
@@ -90,57 +124,152 @@ class SqliteStore(Store):
             conn = sqlite3.connect(":memory:")
         self.db = conn
         try:
-            if path != ":memory:":
-                conn.execute("PRAGMA journal_mode=WAL")
-            with conn:
-                conn.executescript(SCHEMA)
+            self._prepare(conn)
         except sqlite3.DatabaseError as err:
             conn.close()
+            self.db = None
             raise DataError(f"store {self.path} is not a usable SQLite database: {err}") from None
+        except DataError:
+            conn.close()
+            self.db = None
+            raise
 
-    def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> int:
+    def _prepare(self, conn: Any) -> None:
+        """Create, check or migrate the schema; refuse another program's database."""
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if app not in (0, APPLICATION_ID) or (app == 0 and tables and not tables >= _V1_TABLES):
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise DataError(f"store {self.path} belongs to another program (tables: {shown}); "
+                            f"give gridkit a file of its own (--db or [store] path)")
+        if app == APPLICATION_ID and version > SCHEMA_VERSION:
+            raise DataError(f"store {self.path} has schema version {version}, newer than this "
+                            f"gridkit reads ({SCHEMA_VERSION}); upgrade gridkit")
+        if self.path != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        with conn:
+            if tables and version < SCHEMA_VERSION:  # an older gridkit store: add what is new
+                self.migrated_from = version or 1
+                for table, columns in _ADDED.items():
+                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                    for column, kind in columns:
+                        if column not in have:
+                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # --- runs --------------------------------------------------------------------------------
+
+    def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str]:
         with self.db:
             cursor = self.db.execute(
                 "INSERT INTO runs (name, mode, symbol, capital, status, started, config) "
                 "VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (run.name, run.mode, run.symbol, run.capital, time.time(),
-                 json.dumps(config, default=str)))
-        self.run_id = cursor.lastrowid
-        return self.run_id  # type: ignore[return-value]
+                (run.name, run.mode, ",".join(run.symbols) or run.symbol, run.capital,
+                 time.time(), json.dumps(config, default=str, sort_keys=True)))
+            self.run_id = cursor.lastrowid
+            # Backtests: ids that repeat run after run. Paper and live: unique on the exchange
+            # too, since a client order id may not be reused among its open orders.
+            key = (f"r{self.run_id}" if run.mode == "backtest"
+                   else f"g{secrets.token_hex(4)}{self.run_id}")
+            self.db.execute("UPDATE runs SET run_key = ? WHERE id = ?", (key, self.run_id))
+        return self.run_id, key  # type: ignore[return-value]
 
-    def record_order(self, order: Order, ts: int, status: str) -> None:
-        self._orders.append((self.run_id, order.id, ts, status, order.side, order.kind,
-                             order.price, order.qty, order.tag))
+    def resume_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str, bytes]:
+        row = self.db.execute("SELECT id, status, config, run_key, name FROM runs "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            raise DataError(f"store {self.path} holds no run to resume")
+        run_id, status, saved, key, name = row
+        if status == "finished":
+            raise DataError(f"run {run_id} in {self.path} finished; there is nothing to "
+                            f"resume (run without --resume to start a new one)")
+        old = json.loads(saved or "{}")
+        new = json.loads(json.dumps(config, default=str, sort_keys=True))
+        diff = first_difference(old, new)
+        if diff is not None:
+            raise DataError(f"run {run_id} in {self.path} ('{name}') was started with another "
+                            f"pipeline: {diff}; resume it with the pipeline it started with")
+        state = self.db.execute("SELECT digest, data FROM state WHERE run_id = ?",
+                                (run_id,)).fetchone()
+        if state is None:
+            raise DataError(f"run {run_id} in {self.path} saved no state to resume from "
+                            f"(it stopped before its first commit); start it again")
+        digest, data = state
+        if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != digest:
+            raise DataError(f"run {run_id} in {self.path}: the saved state is corrupt "
+                            f"(checksum mismatch); it cannot be resumed")
+        with self.db:
+            self.db.execute("UPDATE runs SET status = 'running', resumed = resumed + 1, "
+                            "finished = NULL WHERE id = ?", (run_id,))
+        self.run_id = run_id
+        return run_id, key, data
 
-    def record_fill(self, fill: Fill) -> None:
-        self._fills.append((self.run_id, fill.order_id, fill.ts, fill.side, fill.price,
-                            fill.qty, fill.fee, fill.liquidity, fill.tag))
+    # --- the journal -------------------------------------------------------------------------
 
-    def record_equity(self, ts: int, close: float, cash: float, base: float,
-                      equity: float) -> None:
-        if self.config.equity:
-            self._equity.append((self.run_id, ts, close, cash, base, equity))
-        self._pending += 1
-        if self._pending >= self.config.batch:
-            self.flush()
+    def mark(self, ts: int, symbol: str, price: float, cash: float, position: float,
+             equity: float) -> None:
+        """Take one point of the equity curve (the journal's fast lane for marks)."""
+        if self._keep_equity:
+            self._equity.append((self.run_id, ts, price, cash, position, equity, symbol))
 
-    def flush(self) -> None:
-        self._pending = 0
-        if not (self._orders or self._fills or self._equity):
+    def write(self, record: Any) -> None:
+        kind = type(record)
+        rid = self.run_id
+        if kind is Mark:
+            self.mark(record.ts, record.symbol, record.price, record.cash, record.position,
+                      record.equity)
+        elif kind is Fill:
+            f = record
+            self._fills.append((rid, f.order_id, f.ts, f.side, f.price, f.qty, f.fee,
+                                f.liquidity, f.tag, f.symbol, f.remaining, f.fee_currency))
+            self._orders.append((rid, f.order_id, f.ts, "filled" if f.remaining <= 0 else
+                                 "partial", f.side, None, f.price, f.qty, f.tag, f.symbol, None))
+        elif kind is OrderRequested:
+            o = record.order
+            self._orders.append((rid, o.id, record.ts, "requested", o.side, o.kind, o.price,
+                                 o.qty, o.tag, o.symbol, None))
+        elif kind is Rejected:
+            self._orders.append((rid, record.order_id, record.ts, "rejected", None, None, None,
+                                 None, None, None, f"{record.by}: {record.reason}"))
+        elif kind in _STATUS:
+            self._orders.append((rid, record.order_id, record.ts, _STATUS[kind], None, None,
+                                 None, None, None, None, getattr(record, "reason", None)))
+        else:
+            data = {k: v for k, v in _fields(record).items() if k != "ts"}
+            self._journal.append((rid, getattr(record, "ts", None), kind.__name__,
+                                  json.dumps(data, default=str)))
+
+    def commit(self, state: bytes | None = None) -> None:
+        if not (self._orders or self._fills or self._equity or self._journal
+                or state is not None):
             return
         conn = self.db
-        with conn:  # one transaction: all of the batch or none of it
+        with conn:  # one transaction: all of it or none of it
             if self._orders:
-                conn.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?)", self._orders)
+                conn.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                                 self._orders)
             if self._fills:
-                conn.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?)", self._fills)
+                conn.executemany("INSERT INTO fills VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                                 self._fills)
             if self._equity:
-                conn.executemany("INSERT INTO equity VALUES (?,?,?,?,?,?)", self._equity)
-        self.rows_written += len(self._orders) + len(self._fills) + len(self._equity)
-        self._orders, self._fills, self._equity = [], [], []
+                conn.executemany("INSERT INTO equity VALUES (?,?,?,?,?,?,?)", self._equity)
+            if self._journal:
+                conn.executemany("INSERT INTO journal VALUES (?,?,?,?)", self._journal)
+            if state is not None:
+                conn.execute("INSERT OR REPLACE INTO state VALUES (?, ?, ?, ?)",
+                             (self.run_id, time.time(), hashlib.sha256(state).hexdigest(),
+                              state))
+        self.rows_written += (len(self._orders) + len(self._fills) + len(self._equity)
+                              + len(self._journal))
+        self._orders, self._fills, self._equity, self._journal = [], [], [], []
 
-    def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None) -> None:
-        self.flush()
+    def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None,
+                   state: bytes | None = None) -> None:
+        self.commit(state)
         with self.db:
             self.db.execute(
                 "UPDATE runs SET status = ?, finished = ?, summary = ?, error = ? WHERE id = ?",
@@ -152,7 +281,40 @@ class SqliteStore(Store):
             self.db = None
 
     def stats(self) -> dict[str, Any]:
-        return {"path": self.path, "run_id": self.run_id, "rows_written": self.rows_written}
+        out = {"path": self.path, "run_id": self.run_id, "rows_written": self.rows_written}
+        if self.migrated_from is not None:
+            out["migrated_from_schema"] = self.migrated_from
+        return out
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    import attrs
+
+    return attrs.asdict(record, recurse=True) if attrs.has(type(record)) else {"value": record}
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> str | None:
+    """Where two config documents first differ, as ``path: old -> new``, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new)):
+            here = f"{path}.{key}" if path else str(key)
+            if key not in old:
+                return f"{here} was added"
+            if key not in new:
+                return f"{here} was removed"
+            found = first_difference(old[key], new[key], here)
+            if found:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return f"{path} has {len(new)} entries, was {len(old)}"
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            found = first_difference(a, b, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return None if old == new else f"{path}: {old!r} -> {new!r}"
 
 
 @hookimpl

@@ -18,7 +18,6 @@ from typing import Any, ClassVar, Literal
 
 from attrs import frozen
 
-from gridkit.core.bars import parse_interval
 from gridkit.core.components import Validator
 from gridkit.core.config import (
     OptionError,
@@ -30,6 +29,7 @@ from gridkit.core.config import (
 from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, BookUpdate, Trade
+from gridkit.data.bars import parse_interval
 
 INF = float("inf")
 _KIND = {Trade: "trades", BookUpdate: "book"}

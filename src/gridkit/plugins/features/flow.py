@@ -25,11 +25,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from attrs import frozen
 
-from gridkit.core.bars import parse_interval
 from gridkit.core.components import Feature
 from gridkit.core.config import OptionError, at_least, fraction, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, Trade
+from gridkit.data.bars import parse_interval
 
 if TYPE_CHECKING:
     import numpy as np

@@ -6,6 +6,7 @@ from typing import Any
 
 from gridkit.core.context import Context
 from gridkit.core.types import Cancel, Fill, Order, Rejection
+from gridkit.trading.fills import cell_after_fill, cell_order_price, round_trip_profit
 
 
 def grid_lines(lower: float, upper: float, n: int, mode: str) -> list[float]:
@@ -31,19 +32,19 @@ class GridCells:
         self.qty = qty
         self.n = len(lines) - 1
         self.state = [self.EMPTY] * self.n
-        self.order_of: list[int | None] = [None] * self.n  # live order id per cell
+        self.order_of: list[str | None] = [None] * self.n  # live order id per cell
         self.entry: list[tuple[float, float] | None] = [None] * self.n  # (buy price, fee)
         self.parked: set[int] = set()  # cells whose order was refused; retried on fills
         self.round_trips = 0
         self.grid_profit = 0.0
 
     def order_for(self, i: int, ctx: Context) -> Order:
-        """The order cell ``i`` needs in its current state."""
-        oid = ctx.next_order_id()
-        self.order_of[i] = oid
-        if self.state[i] == self.HOLDING:
-            return Order(oid, "sell", self.qty, self.lines[i + 1], tag=i)
-        return Order(oid, "buy", self.qty, self.lines[i], tag=i)
+        """The order cell ``i`` needs in its current state (DESIGN.md §7)."""
+        holding = self.state[i] == self.HOLDING
+        price = cell_order_price(holding, self.lines[i], self.lines[i + 1])
+        order = ctx.order("sell" if holding else "buy", self.qty, price, tag=i)
+        self.order_of[i] = order.id
+        return order
 
     def seed(self, price: float, ctx: Context) -> tuple[list[Order], int]:
         """Set every cell from ``price`` (HOLDING if its lower line >= price); return the orders
@@ -61,17 +62,19 @@ class GridCells:
     def on_fill(self, fill: Fill, ctx: Context) -> list[Order]:
         """Flip the filled cell and return its follow-up (live from the next bar)."""
         i = fill.tag
-        if not 0 <= i < self.n or self.order_of[i] != fill.order_id:
-            return []
-        if fill.side == "buy":
-            self.state[i] = self.HOLDING
+        if not 0 <= i < self.n or self.order_of[i] != fill.order_id or fill.remaining > 0:
+            return []  # not this grid's live order, or a partial fill: flip when it is done
+        is_buy = fill.side == "buy"
+        self.state[i] = self.HOLDING if cell_after_fill(self.state[i] == self.HOLDING, is_buy) \
+            else self.EMPTY
+        if is_buy:
             self.entry[i] = (fill.price, fill.fee)
         else:
-            self.state[i] = self.EMPTY
             entry = self.entry[i]
             if entry is not None:  # a limit buy opened this cell: one completed round trip
                 self.round_trips += 1
-                self.grid_profit += (fill.price - entry[0]) * fill.qty - entry[1] - fill.fee
+                self.grid_profit += round_trip_profit(entry[0], fill.price, fill.qty, entry[1],
+                                                      fill.fee)
             self.entry[i] = None
         out = [self.order_for(i, ctx)]
         if self.parked:

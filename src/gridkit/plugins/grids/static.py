@@ -7,14 +7,14 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from gridkit.core.components import GridStrategy
+from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
 from gridkit.core.context import Context
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines
 
 
-class StaticGrid(GridStrategy):
+class StaticGrid(Strategy):
     """Binance-style static grid between two prices.
 
     Lines ``L_i`` (i = 0..N) split [lower, upper] arithmetically or geometrically. At the first
@@ -46,8 +46,7 @@ class StaticGrid(GridStrategy):
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
         orders, holding = self.cells.seed(ctx.bar.close, ctx)
         if holding:
-            market = Order(ctx.next_order_id(), "buy", holding * self.config.qty,
-                           ctx.bar.close, kind="market")
+            market = ctx.order("buy", holding * self.config.qty, ctx.bar.close, "market")
             return [market, *orders]
         return orders
 

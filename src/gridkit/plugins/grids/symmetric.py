@@ -7,14 +7,14 @@ from typing import Any, Literal
 
 from attrs import frozen
 
-from gridkit.core.components import GridStrategy
+from gridkit.core.components import Strategy
 from gridkit.core.config import at_least, non_negative, option, positive
 from gridkit.core.context import Context
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines
 
 
-class SymmetricGrid(GridStrategy):
+class SymmetricGrid(Strategy):
     """Grid of equal levels above and below the price, re-centred when price or regime leaves it.
 
     Around a centre c the lines run from ``c*(1-levels*spacing)`` to ``c*(1+levels*spacing)``
@@ -73,7 +73,7 @@ class SymmetricGrid(GridStrategy):
         delta = need - held
         if delta:
             side = "buy" if delta > 0 else "sell"
-            out.append(Order(ctx.next_order_id(), side, abs(delta) * c.qty, price, kind="market"))
+            out.append(ctx.order(side, abs(delta) * c.qty, price, "market"))
         out.extend(orders)
         self.regime = ctx.regime
         self.centred_at = ctx.index

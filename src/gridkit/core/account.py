@@ -1,0 +1,287 @@
+"""The account a run trades: one quote balance, a position per symbol, fees, profit, drawdown.
+
+Spot positions hold base (``qty >= 0``) and use the average-cost method: a buy's fee is part of
+its cost basis, a sell's fee comes off its proceeds, so ``equity - capital == realized +
+sum(qty * (price - avg_price))`` at every mark (the property tests check it). Linear perpetual
+positions are signed (long > 0, short < 0), settle profit and fees in the quote balance (the
+wallet), and are worth their unrealized profit; funding payments move the wallet at funding
+times. One-way mode has one position per symbol, hedge mode one per side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gridkit.core.types import Fill, Order
+
+SPOT, LINEAR = "spot", "linear"
+_EPS = 1e-12
+
+
+class Position:
+    """What the account holds of one instrument, and what it has earned on it."""
+
+    __slots__ = ("avg_price", "buy_fills", "fees", "funding", "kind", "leverage", "mm_amount",
+                 "mmr", "price", "qty", "realized", "sell_fills", "side", "symbol")
+
+    def __init__(self, symbol: str, kind: str = SPOT, side: str = "", leverage: float = 1.0,
+                 mmr: float = 0.004, mm_amount: float = 0.0) -> None:
+        self.symbol = symbol
+        self.kind = kind
+        #: ``long`` / ``short`` for hedge-mode positions, empty otherwise.
+        self.side = side
+        self.leverage = leverage
+        #: Maintenance margin rate and amount (Binance's bracket ``maintMarginRatio``/``cum``).
+        self.mmr = mmr
+        self.mm_amount = mm_amount
+        #: Base held (spot), or the signed position size (perpetuals).
+        self.qty = 0.0
+        #: Average cost per unit including buy fees (spot), or the entry price (perpetuals).
+        self.avg_price = 0.0
+        #: The last mark price (NaN before the first).
+        self.price = float("nan")
+        self.realized = 0.0
+        self.fees = 0.0
+        self.funding = 0.0
+        self.buy_fills = 0
+        self.sell_fills = 0
+
+    @property
+    def value(self) -> float:
+        """What the position adds to equity: base at the mark (spot) or unrealized profit."""
+        if self.qty == 0.0 or self.price != self.price:
+            return 0.0
+        if self.kind == SPOT:
+            return self.qty * self.price
+        return self.qty * (self.price - self.avg_price)
+
+    @property
+    def notional(self) -> float:
+        """Absolute size at the mark price."""
+        return abs(self.qty) * self.price if self.price == self.price else 0.0
+
+    def liquidation_price(self, wallet: float) -> float:
+        """Binance USDT-M cross-margin liquidation price of this position alone, given the
+        wallet balance (NaN when flat or spot); see :func:`gridkit.trading.margin`."""
+        if self.kind == SPOT or self.qty == 0.0:
+            return float("nan")
+        from gridkit.trading.margin import liquidation_price
+
+        return liquidation_price(wallet, self.qty, self.avg_price, self.mmr, self.mm_amount)
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """The position's state, for resume."""
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Put back what :meth:`snapshot` returned."""
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+
+class Account:
+    """Cash in the quote currency and a position per symbol, updated from fills and marked to
+    each event's price; keeps the equity peak and the largest drawdown."""
+
+    __slots__ = ("_list", "buy_fills", "capital", "cash", "equity", "fees", "funding",
+                 "max_drawdown", "peak", "positions", "quote", "realized", "sell_fills")
+
+    def __init__(self, capital: float, quote: str = "") -> None:
+        self.capital = capital
+        self.quote = quote
+        #: The quote balance: cash (spot) and the wallet balance (perpetuals).
+        self.cash = capital
+        self.positions: dict[str, Position] = {}
+        self._list: list[Position] = []
+        self.fees = 0.0
+        self.realized = 0.0
+        self.funding = 0.0
+        self.buy_fills = 0
+        self.sell_fills = 0
+        self.equity = capital
+        self.peak = capital
+        self.max_drawdown = 0.0
+
+    def add(self, position: Position) -> Position:
+        """Open the book of a position (once per symbol, or per side in hedge mode)."""
+        key = _key(position.symbol, position.side)
+        if key in self.positions:
+            raise ValueError(f"position {key} exists already")
+        self.positions[key] = position
+        self._list.append(position)
+        return position
+
+    def position(self, symbol: str, side: str = "") -> Position:
+        """The position of ``symbol`` (and ``side`` in hedge mode); opened as spot if new."""
+        p = self.positions.get(_key(symbol, side))
+        return p if p is not None else self.add(Position(symbol, side=side))
+
+    def apply(self, fill: Fill, symbol: str, order: Order | None = None) -> Position:
+        """Book one fill of ``symbol``; ``order`` says the position side in hedge mode."""
+        side = order.position_side if order is not None else ""
+        pos = self.positions.get(_key(symbol, side)) or self.position(symbol, side)
+        self.fees += fill.fee
+        pos.fees += fill.fee
+        if fill.side == "buy":
+            self.buy_fills += 1
+            pos.buy_fills += 1
+        else:
+            self.sell_fills += 1
+            pos.sell_fills += 1
+        if pos.kind == SPOT:
+            self._spot(pos, fill)
+        else:
+            self._linear(pos, fill)
+        return pos
+
+    def _spot(self, pos: Position, fill: Fill) -> None:
+        notional = fill.price * fill.qty
+        if fill.side == "buy":
+            held = pos.qty
+            pos.qty = held + fill.qty
+            pos.avg_price = (pos.avg_price * held + notional + fill.fee) / pos.qty
+            self.cash -= notional + fill.fee
+        else:
+            gain = (fill.price - pos.avg_price) * fill.qty - fill.fee
+            pos.realized += gain
+            self.realized += gain
+            pos.qty -= fill.qty
+            self.cash += notional - fill.fee
+            if pos.qty <= _EPS:
+                # Flat: start the next position's cost basis afresh; a float residue must not
+                # carry an old average into it.
+                pos.avg_price = 0.0
+
+    def _linear(self, pos: Position, fill: Fill) -> None:
+        signed = fill.qty if fill.side == "buy" else -fill.qty
+        qty = pos.qty
+        gain = -fill.fee
+        if qty == 0.0 or (qty > 0) == (signed > 0):  # opening or adding: a new average entry
+            new = qty + signed
+            pos.avg_price = (pos.avg_price * abs(qty) + fill.price * fill.qty) / abs(new)
+            pos.qty = new
+        else:  # reducing, closing, maybe flipping
+            closed = min(abs(signed), abs(qty))
+            direction = 1.0 if qty > 0 else -1.0
+            gain += (fill.price - pos.avg_price) * closed * direction
+            new = qty + signed
+            if abs(new) <= _EPS:
+                pos.qty, pos.avg_price = 0.0, 0.0
+            elif (new > 0) != (qty > 0):  # flipped: the rest opens at the fill price
+                pos.qty, pos.avg_price = new, fill.price
+            else:
+                pos.qty = new
+        pos.realized += gain
+        self.realized += gain
+        self.cash += gain
+
+    def fund(self, symbol: str, rate: float, mark: float) -> float:
+        """Book a funding payment on every position of ``symbol``; returns what the account
+        received (negative: paid). Binance: a long pays ``qty * mark * rate`` when the rate is
+        positive, a short receives it."""
+        total = 0.0
+        for pos in self._list:
+            if pos.symbol == symbol and pos.kind != SPOT and pos.qty:
+                price = mark if mark == mark else pos.price
+                paid = -pos.qty * price * rate
+                pos.funding += paid
+                total += paid
+        self.cash += total
+        self.funding += total
+        return total
+
+    def mark(self, pos: Position, price: float) -> float:
+        """Value the account with ``pos`` at ``price``; update peak and max drawdown; return
+        equity (O(positions), a handful)."""
+        pos.price = price
+        equity = self.cash
+        for p in self._list:
+            if p.qty:
+                equity += p.value
+        self.equity = equity
+        if equity > self.peak:
+            self.peak = equity
+        elif self.peak > 0:
+            dd = (self.peak - equity) / self.peak
+            if dd > self.max_drawdown:
+                self.max_drawdown = dd
+        return equity
+
+    @property
+    def drawdown(self) -> float:
+        """Current drawdown from the equity peak, as a fraction."""
+        return (self.peak - self.equity) / self.peak if self.peak > 0 else 0.0
+
+    def balances(self) -> dict[str, float]:
+        """Balance per asset: the quote currency and the base of every spot position."""
+        out = {self.quote or "quote": self.cash}
+        for p in self._list:
+            if p.kind == SPOT:
+                base = p.symbol.split("/")[0] if "/" in p.symbol else p.symbol
+                out[base] = out.get(base, 0.0) + p.qty
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        """The account's state, for resume."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__
+                               if name not in ("_list", "positions")}
+        out["positions"] = [(p.symbol, p.side, p.snapshot()) for p in self._list]
+        return out
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back what :meth:`snapshot` returned (positions already added keep identity)."""
+        for name, value in state.items():
+            if name != "positions":
+                setattr(self, name, value)
+        for symbol, side, pstate in state["positions"]:
+            self.position(symbol, side).restore(pstate)
+
+
+class AccountView:
+    """The account as one lane (symbol) sees it: ``cash`` and ``equity`` are the account's,
+    ``base``, ``price`` and ``avg_cost`` are its own position's. ``ctx.portfolio`` is one."""
+
+    __slots__ = ("account", "pos")
+
+    def __init__(self, account: Account, pos: Position) -> None:
+        self.account = account
+        self.pos = pos
+
+    cash = property(lambda self: self.account.cash, doc="The account's quote balance.")
+    equity = property(lambda self: self.account.equity, doc="The account's equity.")
+    capital = property(lambda self: self.account.capital, doc="Starting capital.")
+    peak = property(lambda self: self.account.peak, doc="The account's equity peak.")
+    drawdown = property(lambda self: self.account.drawdown, doc="The account's drawdown.")
+    max_drawdown = property(lambda self: self.account.max_drawdown,
+                            doc="The account's largest drawdown so far.")
+    fees = property(lambda self: self.account.fees, doc="Fees paid by the account.")
+    realized = property(lambda self: self.account.realized,
+                        doc="Realized profit of the account.")
+    buy_fills = property(lambda self: self.account.buy_fills, doc="Buy fills of the account.")
+    sell_fills = property(lambda self: self.account.sell_fills, doc="Sell fills of the account.")
+    base = property(lambda self: self.pos.qty,
+                    doc="This symbol's position: base held (spot) or signed size (perpetual).")
+    price = property(lambda self: self.pos.price, doc="This symbol's last mark price.")
+    avg_cost = property(lambda self: self.pos.avg_price,
+                        doc="This symbol's average cost (spot) or entry price (perpetual).")
+
+    def apply(self, fill: Fill) -> None:
+        """Book a fill of this symbol."""
+        self.account.apply(fill, self.pos.symbol)
+
+    def mark(self, price: float) -> float:
+        """Mark this symbol at ``price``; the account's equity."""
+        return self.account.mark(self.pos, price)
+
+
+def _key(symbol: str, side: str) -> str:
+    return f"{symbol}:{side}" if side else symbol
+
+
+#: The account of a one-symbol run, as earlier versions named it.
+def Portfolio(capital: float, base: float = 0.0, symbol: str = "") -> AccountView:
+    """A one-symbol spot account (``capital`` cash, ``base`` held): the view a lane sees."""
+    account = Account(capital)
+    pos = account.add(Position(symbol))
+    pos.qty = base
+    return AccountView(account, pos)

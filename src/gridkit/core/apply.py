@@ -1,0 +1,178 @@
+"""The one apply path of reports, and the sending of orders: DESIGN.md §11 rules 1 to 3.
+
+Reports from the executor, and refusals by the risk checks, are booked here into the ledger,
+the account, the journal and the strategies' callbacks. Orders are vetted, journalled (and in
+paper and live runs committed) before they are sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from gridkit.core.components import Component
+from gridkit.core.journal import CancelRequested, Halted, OrderRequested, Paused
+from gridkit.core.runstate import LaneRun, Run
+from gridkit.core.state import snapshot
+from gridkit.core.types import (
+    Accepted,
+    Cancel,
+    Cancelled,
+    Expired,
+    Fill,
+    Order,
+    Reject,
+    Rejected,
+    Rejection,
+)
+
+#: Rounds of strategy answers to refusals per event: a strategy that keeps re-proposing a
+#: refused order cannot spin.
+MAX_ROUNDS = 4
+
+
+
+def apply_reports(run: Run, reports: list[Any]) -> None:
+    """Book reports into the ledger, the account, the journal and the strategies' callbacks;
+    the strategies' answers wait in their lane's ``actions``."""
+    ledger, account, emit = run.ledger, run.account, run.journal.emit
+    for report in reports:
+        state = ledger.apply(report)
+        emit(report)
+        if state is None:
+            continue
+        order = state.order
+        lr = run.by_symbol.get(order.symbol) or run.lanes[0]
+        kind = type(report)
+        if kind is Fill:
+            account.apply(report, order.symbol, order)
+            if lr.started:
+                got = lr.lane.strategy.on_fill(report, lr.ctx)
+                if got:
+                    lr.actions.extend(got)
+        elif kind is Rejected:
+            _count(run, report.by, report.reason)
+            got = lr.lane.strategy.on_rejected(Rejection(order, report.reason, report.by),
+                                               lr.ctx)
+            if got:
+                lr.actions.extend(got)
+        elif kind is Expired or (kind is Cancelled and report.reason != "requested"):
+            if kind is Cancelled:
+                run.orders_cancelled += 1
+            got = lr.lane.strategy.on_cancelled(report, lr.ctx)
+            if got:
+                lr.actions.extend(got)
+        elif kind is Cancelled:
+            run.orders_cancelled += 1
+        elif kind is Accepted:
+            run.orders_placed += 1
+
+
+def _count(run: Run, by: str, reason: str) -> None:
+    key = f"{by}: {reason}"
+    run.rejected[key] = run.rejected.get(key, 0) + 1
+
+
+def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts: int) -> None:
+    """Send what the lane's strategy decided: each order vetted by the risk checks, journalled
+    (and in paper and live runs committed) before it is sent; then book what the executor
+    answered, and send the strategy's answers to refusals, up to :data:`MAX_ROUNDS` rounds."""
+    p = run.pipeline
+    executor, emit = p.executor, run.journal.emit
+    ctx, ledger = lr.ctx, run.ledger
+    ex_name = p.origin(executor)[1].name
+    for _ in range(MAX_ROUNDS):
+        actions, lr.actions = lr.actions, []
+        if ctx.paused is not None:
+            lr.deferred.extend(actions)
+            run.deferred += len(actions)
+            return
+        if lr.deferred:  # the pause is over: what the strategy asked for meanwhile
+            actions, lr.deferred = lr.deferred + actions, []
+        if not actions:
+            return
+        if run.halted is not None:
+            for action in actions:
+                if isinstance(action, Order):
+                    _count(run, "engine", "trading halted")
+            return
+        sendable: list[Order | Cancel] = []
+        refused: list[Rejected] = []
+        for action in actions:
+            if isinstance(action, Cancel):
+                if ledger.get(action.order_id) is not None:
+                    emit(CancelRequested(action.order_id, ts))
+                    sendable.append(action)
+                continue
+            order = action
+            if not order.symbol:
+                order = _with_symbol(order, lr.lane.symbol)
+            by = ""
+            checked: Order | Reject = order
+            for name, check in risk_checks:
+                checked = check(checked, ctx)
+                if isinstance(checked, Reject):
+                    by = name
+                    break
+            ledger.request(order, ts)
+            emit(OrderRequested(order, ts))
+            if isinstance(checked, Reject):
+                refused.append(Rejected(order.id, ts, checked.reason, by))
+                continue
+            if checked is not order:  # resized by a risk check: that is the order sent
+                ledger.open[order.id].order = checked
+                order = checked
+            sendable.append(order)
+        if refused:
+            apply_reports(run, refused)
+        if run.eager and sendable:
+            # Journal first: the requests are committed before they are sent.
+            p.store.commit(snapshot(run) if p.store.durable else None)
+        immediate: list[Any] = []
+        for action in sendable:
+            if isinstance(action, Cancel):
+                executor.cancel(action.order_id, ctx)
+                continue
+            reason = executor.submit(action, ctx)
+            if reason is not None:
+                immediate.append(Rejected(action.id, ts, reason, ex_name))
+        apply_reports(run, immediate + executor.reports(None, lr.lane.symbol))
+
+
+def _with_symbol(order: Order, symbol: str) -> Order:
+    return attrs.evolve(order, symbol=symbol)
+
+
+def halt(run: Run, reason: str, ts: int) -> None:
+    """A risk check stopped trading: every lane halted, every open order cancelled."""
+    run.halted = reason
+    for lr in run.lanes:
+        lr.ctx.halted = reason
+        lr.actions.clear()
+    run.journal.emit(Halted(ts, reason))
+    p = run.pipeline
+    for oid in list(run.ledger.open):
+        run.journal.emit(CancelRequested(oid, ts))
+        p.executor.cancel(oid, run.lanes[0].ctx)
+    for lr in run.lanes:
+        apply_reports(run, p.executor.reports(None, lr.lane.symbol))
+
+
+def pause_changed(run: Run, lr: LaneRun, ts: int) -> None:
+    """Journal a lane's pause or resumption."""
+    run.journal.emit(Paused(ts, lr.ctx.paused))
+
+
+def mark(run: Run, lr: LaneRun, ts: int, price: float) -> float:
+    """Mark the lane's position at ``price``; journal the account; its equity."""
+    pos = lr.ctx.position
+    acct = run.account
+    equity = acct.mark(pos, price)
+    run.journal.mark(ts, pos.symbol, price, acct.cash, pos.qty, equity)
+    return equity
+
+
+def overrides(component: Component, base: type, method: str) -> bool:
+    """True if the component's class defines ``method`` rather than inheriting the no-op."""
+    return getattr(type(component), method) is not getattr(base, method)

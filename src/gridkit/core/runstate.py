@@ -1,0 +1,102 @@
+"""The running state of a run: its account, ledger, journal, lanes and counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import define, field
+
+from gridkit.core.account import Account
+from gridkit.core.build import Lane, Pipeline
+from gridkit.core.context import Context
+from gridkit.core.journal import Journal
+from gridkit.core.ledger import Ledger
+from gridkit.core.timing import Timer
+from gridkit.core.types import Cancel, Order
+
+
+@define
+class LaneRun:
+    """The running state of one lane: its context, counters, and what waits to be sent."""
+
+    lane: Lane
+    ctx: Context
+    #: Raw events taken from the source (what a resume skips).
+    consumed: int = 0
+    bars_seen: int = 0
+    accepted: int = 0
+    started: bool = False
+    first_ts: int | None = None
+    #: Events that are not bars, by kind: [seen, accepted].
+    ticks: dict[str, list[int]] = field(factory=dict)
+    #: Orders and cancels decided on this event, sent by the execute stage.
+    actions: list[Order | Cancel] = field(factory=list)
+    #: Actions held while trading is paused.
+    deferred: list[Order | Cancel] = field(factory=list)
+    folder: Any = None
+    fused: list[str] = field(factory=list)
+    fused_state: list[Any] = field(factory=list)
+    funding: Any = None
+    marks: Any = None
+    next_funding: float = float("inf")
+    funding_i: int = 0
+    funding_paid: float = 0.0
+    #: The fused features' state arrays as a resumed run saved them (copied in at start).
+    fused_saved: list[Any] = field(factory=list)
+
+
+@define
+class Run:
+    """The mutable state of one run of a pipeline; :meth:`summary` is what the CLI prints."""
+
+    pipeline: Pipeline
+    account: Account
+    ledger: Ledger
+    lanes: list[LaneRun]
+    journal: Journal = field(factory=Journal)
+    timer: Timer = field(factory=Timer)
+    run_id: int | None = None
+    opened: bool = False  # the store holds a run record that must be finished
+    resumed: bool = False
+    seen: int = 0
+    orders_placed: int = 0
+    orders_cancelled: int = 0
+    rejected: dict[str, int] = field(factory=dict)
+    deferred: int = 0
+    halted: str | None = None
+    status: str = "running"
+    error: str | None = None
+    elapsed: float = 0.0
+    #: Set by SIGINT / SIGTERM: the loop ends after the current event.
+    stopping: str | None = None
+    #: Paper and live: commit before sending orders and as reports arrive.
+    eager: bool = False
+    #: Tunable changes, newest last, for rollback: (path, old config, new config).
+    tuned: list[tuple[str, Any, Any]] = field(factory=list)
+    by_symbol: dict[str, LaneRun] = field(factory=dict)
+
+    @property
+    def ctx(self) -> Context:
+        """The first lane's context."""
+        return self.lanes[0].ctx
+
+    def summary(self) -> dict[str, Any]:
+        """The run summary (DESIGN.md §7), JSON-able."""
+        from gridkit.summary import summarize
+
+        return summarize(self)
+
+    def tune(self, path: str, **changes: Any) -> dict[str, Any]:
+        """Change tunable options of the component at ``path`` (its TOML path, e.g.
+        ``strategy`` or ``risk[0]``) while the run goes on; see :mod:`gridkit.core.tuning`."""
+        from gridkit.core.tuning import tune
+
+        return tune(self, path, changes)
+
+    def rollback(self) -> dict[str, Any] | None:
+        """Undo the last :meth:`tune`; None if there is nothing to undo."""
+        from gridkit.core.tuning import rollback
+
+        return rollback(self)
+
+

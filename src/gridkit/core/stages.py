@@ -1,0 +1,327 @@
+"""The stages of one lane, one small function each, bound once when the run starts.
+
+A bar runs ``validate`` and then :data:`gridkit.core.timing.STAGES` in order; one bar in
+``2**SAMPLE_SHIFT`` runs them through a timing wrapper instead, so the clock is read only where
+it is sampled. Other events (trades, quotes, depth) run their kind's validators, the executor's
+reports, their features, and — when ``[pipeline] decide_on`` names their kind — the decision
+stages.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any
+
+from attrs import define
+
+from gridkit.core import apply as eng
+from gridkit.core import fusion
+from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
+from gridkit.core.errors import ComponentError, DataError
+from gridkit.core.runstate import LaneRun, Run
+from gridkit.core.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
+from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
+
+_NAN = float("nan")
+
+
+@define
+class LaneStages:
+    """What the engine calls per raw event of a lane."""
+
+    on_bar: Callable[[Bar], None]
+    on_tick: Callable[[Any], None]
+    funding: Callable[[int], None]
+
+
+def build_stages(run: Run, lr: LaneRun) -> LaneStages:
+    """Bind every stage of ``lr``'s lane to its components."""
+    p, lane, ctx = run.pipeline, lr.lane, lr.ctx
+    sym = lane.symbol
+    executor, strat = p.executor, lane.strategy
+    bar_validators = [v for v in lane.validators if "bars" in v.inputs]
+    validators = tuple(v.accept for v in bar_validators)
+    # Only validators that override accepted() pay for the extra call.
+    on_accepted = tuple(v.accepted for v in bar_validators
+                        if eng.overrides(v, Validator, "accepted"))
+    fvals = ctx.features
+    for key, _ in lane.features:
+        fvals.setdefault(key, _NAN)
+    bar_features = [(key, f) for key, f in lane.features if "bars" in f.inputs]
+    size = lane.source.size_hint()
+    groups = fusion.plan(bar_features, p.config.pipeline.fuse_features, p.run.mode, size)
+    fused_keys = {key for _, members in groups for key, _ in members}
+    lr.fused = [key for key, _ in bar_features if key in fused_keys]
+    fused = tuple(fuser.build(members, fvals) for fuser, members in groups)
+    lr.fused_state = [getattr(step, "state", ()) for step in fused]
+    if lr.fused_saved:
+        for arrays, saved in zip(lr.fused_state, lr.fused_saved, strict=False):
+            for arr, val in zip(arrays, saved, strict=True):
+                arr[:] = val
+    features = tuple((key, f, f.update) for key, f in bar_features if key not in fused_keys)
+    attention = tuple(a.observe for a in lane.attention)
+    regimes = tuple((r.label, r.score) for r in lane.regimes)
+    signals = tuple(s.update for s in lane.signals)
+    filters = tuple(f.allow for f in lane.filters)
+    risk_bar = tuple(r.on_bar for r in p.risk if eng.overrides(r, RiskCheck, "on_bar"))
+    risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
+                        if eng.overrides(r, RiskCheck, "check"))
+    monitors = tuple(m.on_event for m in p.monitors)
+    feedback = p.feedback
+    every = feedback.every if feedback is not None else 0
+    plans = eng.overrides(strat, Strategy, "on_bar")
+    ticks_decide = eng.overrides(strat, Strategy, "on_tick")
+    apply, execute = eng.apply_reports, eng.execute
+    reports = executor.reports
+    paused_seen: list[str | None] = [ctx.paused]
+    acct, pos, journal_mark = run.account, ctx.position, run.journal.mark
+    acct_mark = acct.mark
+
+    def bad_value(key: str, feature: Feature, value: Any) -> float:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            spec, reg = p.origin(feature)
+            raise ComponentError(reg.kind, reg.name, reg.origin, TypeError(
+                f"update() returned {type(value).__name__} {value!r}, not a number"),
+                f"({spec.path})") from None
+
+    # --- the stages, in order ---------------------------------------------------------------
+
+    def fills(bar: Bar) -> None:
+        got = reports(bar, sym)
+        if got:
+            apply(run, got)
+
+    def account(bar: Bar) -> None:
+        close = bar.close
+        journal_mark(bar.ts, sym, close, acct.cash, pos.qty, acct_mark(pos, close))
+
+    def feature_stage(bar: Bar) -> None:
+        for step in fused:
+            step(bar)
+        for key, f, update in features:
+            v = update(bar)
+            fvals[key] = v if type(v) is float else bad_value(key, f, v)
+
+    def attention_stage(bar: Any) -> None:
+        for observe in attention:
+            observe(ctx)
+
+    def regime_stage(bar: Any) -> None:
+        if regimes:
+            best_label, best = None, _NAN
+            for label, score in regimes:
+                s = score(ctx)
+                if s == s and (best != best or s > best):  # s == s: not NaN
+                    best_label, best = label, s
+            ctx.regime, ctx.regime_score = best_label, best
+        if signals:
+            fired = []
+            for update in signals:
+                sig = update(ctx)
+                if sig is not None and all(allow(sig, ctx) for allow in filters):
+                    fired.append(sig)
+            ctx.signals = fired
+
+    def strategy_stage(bar: Bar) -> None:
+        if lr.started:
+            if plans:
+                got = strat.on_bar(ctx)
+                if got:
+                    lr.actions.extend(got)
+        else:
+            got = strat.start(ctx)
+            lr.started = True
+            lr.first_ts = bar.ts
+            if got:
+                lr.actions.extend(got)
+
+    def risk_stage(bar: Any) -> None:
+        if run.halted is None:
+            for on_bar in risk_bar:
+                reason = on_bar(ctx)
+                if reason:
+                    eng.halt(run, reason, bar.ts)
+                    break
+
+    def execute_stage(bar: Any) -> None:
+        if ctx.paused is not paused_seen[0]:
+            paused_seen[0] = ctx.paused
+            eng.pause_changed(run, lr, bar.ts)
+        if lr.actions or (lr.deferred and ctx.paused is None):
+            execute(run, lr, risk_checks, bar.ts)
+
+    def monitor_stage(bar: Any) -> None:
+        for on_event in monitors:
+            on_event(ctx)
+        if every and not lr.accepted % every:
+            feedback.step(ctx)  # type: ignore[union-attr]
+
+    # Stages with nothing to do are left out: no cost for what a pipeline does not use.
+    named = [("fills", fills), ("account", account),
+             ("features", feature_stage if fused or features else None),
+             ("attention", attention_stage if attention else None),
+             ("regime", regime_stage if regimes or signals else None),
+             ("strategy", strategy_stage), ("risk", risk_stage if risk_bar else None),
+             ("execute", execute_stage),
+             ("monitor", monitor_stage if monitors or every else None)]
+    stages = tuple(fn for _, fn in named if fn is not None)
+    timer = run.timer
+    timer.active.update(name for name, fn in named if fn is not None)
+    rings = tuple(timer.rings[name] for name, fn in named if fn is not None)
+    r_val, r_evt = timer.rings["validate"], timer.rings["event"]
+    now = time.perf_counter_ns
+    mask = RING - 1
+
+    def on_bar(bar: Bar) -> None:
+        t0 = now()
+        lr.bars_seen += 1
+        for accept in validators:
+            if not accept(bar):
+                return
+        for note in on_accepted:
+            note(bar)
+        lr.accepted += 1
+        ctx.index += 1
+        ctx.bar = ctx.event = bar
+        n = timer.count
+        timer.count = n + 1
+        if n & SAMPLE_MASK:
+            for stage in stages:
+                stage(bar)
+        else:  # the sampled bar: the time of every stage
+            j = (n >> SAMPLE_SHIFT) & mask
+            t = now()
+            r_val[j] = t - t0
+            for ring, stage in zip(rings, stages, strict=True):
+                stage(bar)
+                t1 = now()
+                ring[j] = t1 - t
+                t = t1
+        r_evt[n & mask] = now() - t0
+
+    on_tick = _tick_handler(run, lr, on_bar, bad_value, ticks_decide,
+                            (attention_stage, regime_stage, risk_stage, execute_stage))
+    return LaneStages(on_bar, on_tick, _funding_stage(run, lr))
+
+
+def _tick_handler(run: Run, lr: LaneRun, on_bar: Callable[[Bar], None],
+                  bad_value: Callable[..., float], decides: bool,
+                  decide_stages: tuple[Callable[[Any], None], ...]) -> Callable[[Any], None]:
+    """The path of events that are not bars: each kind's validators, the executor's reports,
+    each kind's features, the folding of trades into bars, and — for the kinds in
+    ``decide_on`` — the decision stages."""
+    p, lane, ctx = run.pipeline, lr.lane, lr.ctx
+    sym, fvals = lane.symbol, ctx.features
+    reports, apply = p.executor.reports, eng.apply_reports
+    decide_on = set(p.config.pipeline.decide_on)
+    by_kind: dict[type, tuple[Any, ...]] = {}
+    for cls, kind in EVENT_KINDS.items():
+        if cls is Bar:
+            continue
+        vals = [v for v in lane.validators if kind in v.inputs]
+        by_kind[cls] = (
+            tuple(v.accept for v in vals),
+            tuple(v.accepted for v in vals if eng.overrides(v, Validator, "accepted")),
+            tuple((key, f, f.update) for key, f in lane.features if kind in f.inputs),
+            lr.ticks.setdefault(kind, [0, 0]),  # [seen, accepted]
+            decides and kind in decide_on,
+        )
+    if lane.source.bar_interval and lr.folder is None:
+        from gridkit.data.bars import TimeBars
+
+        lr.folder = TimeBars(lane.source.bar_interval)
+    strat = lane.strategy
+    inf = float("inf")
+
+    def tick(event: Any) -> None:
+        accepts, notes, updates, counts, decide = by_kind[type(event)]
+        counts[0] += 1
+        for accept in accepts:
+            if not accept(event):
+                return
+        for note in notes:
+            note(event)
+        counts[1] += 1
+        ctx.event = event
+        got = reports(event, sym)
+        if got:
+            apply(run, got)
+        for key, f, update in updates:
+            v = update(event)
+            fvals[key] = v if type(v) is float else bad_value(key, f, v)
+        if decide and lr.started:
+            decide_stages[0](event)
+            decide_stages[1](event)
+            more = strat.on_tick(ctx)
+            if more:
+                lr.actions.extend(more)
+            decide_stages[2](event)
+            decide_stages[3](event)
+        folder = lr.folder
+        if folder is not None and type(event) is Trade:
+            if 0.0 < event.price < inf and 0.0 <= event.qty < inf:
+                bar = folder.add(event)
+                if bar is not None:
+                    on_bar(bar)
+            else:
+                folder.not_in_bars += 1
+
+    return tick
+
+
+def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
+    """Funding payments of a perpetual lane at each funding time the events pass."""
+    m = lr.lane.market
+    if m.type != "linear" or not m.funding:
+        return lambda ts: None
+    from gridkit.trading.funding import load_funding, load_marks
+
+    resolve = run.pipeline.run.resolve
+    series = load_funding(resolve(m.funding))
+    marks = load_marks(resolve(m.mark)) if m.mark else None
+    times, rates = series.ts.tolist(), series.rate.tolist()
+    interval = min((b - a for a, b in itertools.pairwise(times)), default=28_800_000)
+    slack = interval // 8
+    lr.funding = series
+    sym = lr.lane.symbol
+    if not lr.funding_i:
+        lr.next_funding = float(times[0]) if times else float("inf")
+
+    def fund(ts: int) -> None:
+        if lr.funding_i == 0 and ts > times[0] + interval and lr.consumed <= 1:
+            raise DataError(f"{sym}: funding data {m.funding} starts at {_iso(times[0])}, after "
+                            f"the run's first event at {_iso(ts)}; set [pipeline] start or give "
+                            f"funding rates that cover the run")
+        while lr.funding_i < len(times) and times[lr.funding_i] <= ts:
+            i = lr.funding_i
+            at = times[i]
+            price = marks.at(at) if marks is not None else _NAN
+            if price != price:
+                price = lr.ctx.position.price
+            paid = run.account.fund(sym, rates[i], price)
+            run.journal.emit(Funding(at, rates[i], price))
+            eng.mark(run, lr, at, price)
+            lr.funding_paid += paid
+            lr.funding_i = i + 1
+        if lr.funding_i < len(times):
+            lr.next_funding = float(times[lr.funding_i])
+        elif ts > times[-1] + interval + slack:
+            raise DataError(f"{sym}: funding data {m.funding} ends at {_iso(times[-1])}, but "
+                            f"the run reaches {_iso(ts)}; set [pipeline] end or give funding "
+                            f"rates that cover the run")
+        else:
+            lr.next_funding = float(times[-1] + interval + slack)
+
+    return fund
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")

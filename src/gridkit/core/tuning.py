@@ -1,0 +1,95 @@
+"""Changing tunable options while a run goes on: validated, clamped, journalled, reversible.
+
+An option is tunable when its Config field says so (``option(..., tunable=(low, high))``). A
+change goes through the Config's own validators (a new Config is built with
+``attrs.evolve``), is clamped to the option's bounds, is journalled as
+:class:`~gridkit.core.journal.ParamChanged`, and the component's ``reconfigure(old, new, ctx)``
+returns the orders and cancels the change implies, which are sent at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from gridkit.core.apply import execute
+from gridkit.core.errors import ConfigError
+from gridkit.core.journal import ParamChanged
+from gridkit.core.runstate import LaneRun, Run
+
+
+def tunables(config_cls: type) -> dict[str, tuple[float, float]]:
+    """The tunable options of a Config class and their bounds."""
+    return {a.alias: a.metadata["tunable"] for a in attrs.fields(config_cls)
+            if a.metadata.get("tunable") is not None}
+
+
+def tune(run: Run, path: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``changes`` to the component at TOML ``path``; return the values set (clamped)."""
+    component, lr = _find(run, path)
+    old = component.config
+    bounds = tunables(type(old))
+    problems = []
+    clamped: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in bounds:
+            problems.append(f"{path}.{name}: not a tunable option (tunable: "
+                            f"{', '.join(sorted(bounds)) or 'none'})")
+            continue
+        low, high = bounds[name]
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = type(getattr(old, name))(min(max(value, low), high))
+        clamped[name] = value
+    if problems:
+        raise ConfigError(problems)
+    try:
+        new = attrs.evolve(old, **clamped)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{path}: {err}") from None
+    _switch(run, lr, path, component, old, new)
+    run.tuned.append((path, old, new))
+    return clamped
+
+
+def rollback(run: Run) -> dict[str, Any] | None:
+    """Undo the last change made by :func:`tune`; return the values put back."""
+    if not run.tuned:
+        return None
+    path, old, new = run.tuned.pop()
+    component, lr = _find(run, path)
+    _switch(run, lr, path, component, new, old)
+    return {name: getattr(old, name) for name in tunables(type(old))}
+
+
+def _switch(run: Run, lr: LaneRun, path: str, component: Any, old: Any, new: Any) -> None:
+    component.config = new
+    ts = lr.ctx.event.ts if lr.ctx.event is not None else 0
+    names = tunables(type(old))
+    run.journal.emit(ParamChanged(ts, path, {n: getattr(old, n) for n in names},
+                                  {n: getattr(new, n) for n in names}))
+    reconfigure = getattr(component, "reconfigure", None)
+    if reconfigure is None:
+        return
+    got = reconfigure(old, new, lr.ctx)
+    if got:
+        lr.actions.extend(got)
+        p = run.pipeline
+        from gridkit.core.apply import overrides
+        from gridkit.core.components import RiskCheck
+
+        checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
+                       if overrides(r, RiskCheck, "check"))
+        execute(run, lr, checks, ts)
+
+
+def _find(run: Run, path: str) -> tuple[Any, LaneRun]:
+    p = run.pipeline
+    for component in p.components():
+        spec, _ = p.origin(component)
+        if spec.path == path:
+            owner = next((lr for lr in run.lanes if component in lr.lane.components()),
+                         run.lanes[0])
+            return component, owner
+    paths = ", ".join(p.origin(c)[0].path for c in p.components())
+    raise ConfigError(f"no component at {path!r}; components are at: {paths}")

@@ -1,0 +1,99 @@
+"""The run summary: what ``gridkit run`` prints and the store keeps (DESIGN.md §7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def summarize(run: Any) -> dict[str, Any]:
+    """The summary of a :class:`gridkit.core.runstate.Run`, JSON-able.
+
+    One-symbol runs keep the flat keys of earlier versions (``final_base``, ``final_price``);
+    every run also has ``symbols``, one entry per lane with its position and counters.
+    """
+    p, acct = run.pipeline, run.account
+    comps: dict[str, dict[str, Any]] = {}
+    for c in p.components():
+        stats = c.stats()
+        if stats:
+            spec, _ = p.origin(c)
+            comps[spec.path] = stats
+    lanes = run.lanes
+    first = lanes[0]
+    dropped_by: dict[str, Any] = {}
+    for lr in lanes:
+        for v in lr.lane.validators:
+            st = v.stats()
+            if st:
+                name = p.origin(v)[0].use
+                if len(lanes) > 1:
+                    name = f"{name}@{lr.lane.symbol}"
+                dropped_by[name] = st
+    ticks: dict[str, list[int]] = {}
+    not_in_bars = 0
+    for lr in lanes:
+        for kind, (s, a) in lr.ticks.items():
+            t = ticks.setdefault(kind, [0, 0])
+            t[0] += s
+            t[1] += a
+        if lr.folder is not None:
+            not_in_bars += lr.folder.not_in_bars
+    accepted = sum(lr.accepted for lr in lanes)
+    bars_seen = sum(lr.bars_seen for lr in lanes)
+    folded = any(lr.folder is not None for lr in lanes)
+    equity = acct.equity
+    pos = first.ctx.position
+    executor_open = {o.id for o in p.executor.open_orders()}
+    ledger_open = {oid for oid, s in run.ledger.open.items() if s.status != "new"}
+    unreconciled = sorted(ledger_open ^ executor_open)
+    unreconciled += [f"{oid}: {what}" for oid, what in run.ledger.anomalies]
+    symbols = {}
+    for lr in lanes:
+        ps = lr.ctx.position
+        st = lr.lane.strategy.stats()
+        symbols[lr.lane.symbol] = {
+            "kind": ps.kind, "position": ps.qty, "avg_price": ps.avg_price, "price": ps.price,
+            "realized": ps.realized, "fees": ps.fees, "funding": ps.funding,
+            "buy_fills": ps.buy_fills, "sell_fills": ps.sell_fills,
+            "bars_accepted": lr.accepted,
+            **({"liquidation_price": ps.liquidation_price(acct.cash)}
+               if ps.kind != "spot" else {}),
+            **({k: st[k] for k in ("round_trips", "grid_profit") if k in st}),
+        }
+    return {
+        "name": p.run.name, "mode": p.run.mode, "symbol": p.run.symbol,
+        "symbols": symbols,
+        "status": run.status, "error": run.error, "run_id": run.run_id,
+        "resumed": run.resumed,
+        "bars_seen": bars_seen, "bars_accepted": accepted,
+        "bars_dropped": bars_seen - accepted, "dropped_by": dropped_by,
+        "events": {kind: {"seen": s, "accepted": a, "dropped": s - a,
+                          **({"not_in_bars": not_in_bars} if kind == "trades" and folded
+                             else {})}
+                   for kind, (s, a) in ticks.items() if s},
+        "paused": first.ctx.paused, "orders_deferred": run.deferred,
+        "orders_deferred_at_end": sum(len(lr.deferred) for lr in lanes),
+        "features_fused": first.fused,
+        "first_ts": first.first_ts,
+        "last_ts": first.ctx.bar.ts if first.ctx.bar is not None else None,
+        "orders_placed": run.orders_placed, "orders_cancelled": run.orders_cancelled,
+        "orders_rejected": sum(run.rejected.values()), "rejected_by": dict(run.rejected),
+        "open_orders": len(executor_open),
+        # Orders the ledger holds open but the executor does not, or the reverse, and reports
+        # that did not fit the ledger: a grid that never loses an order keeps this empty.
+        "unreconciled_orders": unreconciled,
+        "buy_fills": acct.buy_fills, "sell_fills": acct.sell_fills,
+        "fees_paid": acct.fees, "funding_paid": -acct.funding, "capital": acct.capital,
+        "final_cash": acct.cash, "final_base": pos.qty, "final_price": pos.price,
+        "final_equity": equity, "realized_profit": acct.realized,
+        "return_pct": (equity / acct.capital - 1.0) * 100.0 if acct.capital else 0.0,
+        "max_drawdown": acct.max_drawdown, "halted": run.halted,
+        "regime": first.ctx.regime,
+        "pipeline": {spec.path: {"use": spec.use, "plugin": reg.plugin,
+                                 "distribution": reg.distribution}
+                     for spec, reg in (p.origin(c) for c in p.components())},
+        "components": comps,
+        "latency_us": run.timer.percentiles(),
+        "elapsed_s": run.elapsed,
+        "events_per_s": run.seen / run.elapsed if run.elapsed > 0 else None,
+    }
