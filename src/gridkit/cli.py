@@ -73,18 +73,28 @@ def _load(path: str, db: str | None = None) -> Any:
               help="SQLite file to record the run in, relative to the current directory "
                    "(overrides [store] path).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool) -> None:
-    """Run the pipeline in FILE and print its summary."""
+@click.option("--resume", is_flag=True,
+              help="Continue the last run recorded in the store (--db) where it stopped.")
+def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool, resume: bool) -> None:
+    """Run the pipeline in FILE and print its summary.
+
+    SIGINT and SIGTERM stop the run after the current event: what it did is committed, the
+    summary printed, and the run marked stopped (exit status 0); --resume continues it.
+    """
     from gridkit.core.engine import run_pipeline
 
     # An option on the command line is relative to where the user stands, unlike [store]
     # path, which is relative to the pipeline file.
     pipeline = _load(pipeline_file, str(Path(db).resolve()) if db else None)
+    if resume and not pipeline.store.durable:
+        from gridkit.core.errors import ConfigError
+
+        raise ConfigError("--resume needs a store file: give --db PATH (or [store] path)")
     if quiet or not sys.stderr.isatty():
-        summary = run_pipeline(pipeline)
+        summary = run_pipeline(pipeline, resume=resume)
     else:
         with _Progress() as progress:
-            summary = run_pipeline(pipeline, progress)
+            summary = run_pipeline(pipeline, progress, resume=resume)
     if as_json:
         click.echo(json.dumps(_jsonable(summary)))
     else:
@@ -131,8 +141,9 @@ def _jsonable(value: Any) -> Any:
 def format_summary(s: dict[str, Any]) -> str:
     """The run summary as aligned text."""
     rows = [
-        ("pipeline", f"{s['name']} ({s['mode']}, {s['symbol']})"),
-        ("status", s["status"] + (f", halted: {s['halted']}" if s["halted"] else "")),
+        ("pipeline", f"{s['name']} ({s['mode']}, {', '.join(s['symbols'])})"),
+        ("status", s["status"] + (f", halted: {s['halted']}" if s["halted"] else "")
+                   + (" (resumed)" if s.get("resumed") else "")),
         ("bars", f"{s['bars_seen']} seen, {s['bars_accepted']} accepted, "
                  f"{s['bars_dropped']} dropped"),
     ]
@@ -147,16 +158,30 @@ def format_summary(s: dict[str, Any]) -> str:
     rows += [
         ("fills", f"{s['buy_fills']} buys, {s['sell_fills']} sells"),
         ("fees paid", f"{s['fees_paid']:.4f}"),
-        ("final cash", f"{s['final_cash']:.4f}"),
-        ("final base", f"{s['final_base']:.8g}"),
+    ]
+    if s.get("funding_paid"):
+        rows.append(("funding paid", f"{s['funding_paid']:.4f}"))
+    rows.append(("final cash", f"{s['final_cash']:.4f}"))
+    if len(s["symbols"]) == 1:
+        rows.append(("final base", f"{s['final_base']:.8g}"))
+    else:
+        for sym, lane in s["symbols"].items():
+            rows.append((f"  {sym}", f"position {lane['position']:.8g} at {lane['price']:.8g}, "
+                                     f"{lane.get('round_trips', 0)} round trips"))
+    rows += [
         ("final equity", f"{s['final_equity']:.4f} ({s['return_pct']:+.2f}%)"),
         ("realized profit", f"{s['realized_profit']:.4f}"),
         ("max drawdown", f"{s['max_drawdown']:.2%}"),
     ]
-    strategy = s["components"].get("strategy", {})
-    if "round_trips" in strategy:
+    lanes = [lane for lane in s["symbols"].values() if "round_trips" in lane]
+    if lanes:
         rows.append(("grid round trips",
-                     f"{strategy['round_trips']} (profit {strategy['grid_profit']:.4f})"))
+                     f"{sum(ln['round_trips'] for ln in lanes)} "
+                     f"(profit {sum(ln['grid_profit'] for ln in lanes):.4f})"))
+    for sym, lane in s["symbols"].items():
+        liq = lane.get("liquidation_price")
+        if liq is not None and liq == liq:
+            rows.append(("liquidation", f"{sym} at {liq:.8g}"))
     if s.get("regime"):
         rows.append(("last regime", s["regime"]))
     store = s["components"].get("store", {})
