@@ -34,9 +34,13 @@ from gridkit.trading.margin import (
 
 
 def test_binance_faq_long_btcusdt_500_wallet() -> None:
-    """Binance FAQ "How to avoid liquidation" (support/faq/25edcd7fe0e544839d0847b8cbb2e400):
-    wallet 500 USDT, a 1 000 USDT long BTCUSDT at 50 000 → liquidation price 25 100.40.
-    Bracket 1 of BTCUSDT: MMR 0.4 %, maintenance amount 0."""
+    """Binance support FAQ on avoiding liquidation
+    (https://www.binance.com/en/support/faq/25edcd7fe0e544839d0847b8cbb2e400): a wallet of
+    500 USDT, a 1 000 USDT long BTCUSDT at 50 000 → liquidation price 25 100.40. Bracket 1 of
+    BTCUSDT: MMR 0.4 %, maintenance amount 0. (The page's second figure, 35 857.67 after
+    adding a 1 000 USDT long at 45 000, does not follow from the published formula with the
+    stated inputs, which give 35 668.99; it implies a wallet of about 492 USDT, so costs the
+    page does not state. It is not tested.)"""
     qty = 1000.0 / 50_000.0
     assert round(liquidation_price(500.0, qty, 50_000.0, 0.004, 0.0), 2) == 25_100.40
 

@@ -3,6 +3,7 @@ filters, and files that are not what they claim to be."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import math
@@ -365,3 +366,20 @@ def test_key_mismatch_duplicates_and_unsupported_types(tmp_path: Path) -> None:
     path.write_text(json.dumps([future, inverse]), encoding="utf-8")
     with pytest.raises(DataError, match="only 2 of types gridkit does not trade"):
         load_markets(path)
+
+
+def test_trading_imports_nothing_of_the_kernel_but_its_errors() -> None:
+    """The kernel imports gridkit.trading, never the reverse; heavy modules load lazily."""
+    for path in sorted((REPO / "src" / "gridkit" / "trading").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))}
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                if name.startswith("gridkit"):
+                    assert name.startswith("gridkit.trading") or name == "gridkit.core.errors", \
+                        f"{path.name} imports {name}"
+                if node in top:
+                    assert name.split(".")[0] not in {"pyarrow", "ccxt", "numba", "pandas"}, \
+                        f"{path.name} imports {name} at top level"
