@@ -62,6 +62,9 @@ class Lane:
     regimes: list[Regime]
     strategy: Strategy
     filters: list[SignalFilter]
+    #: The symbol's market rules from ``[market] markets`` (a
+    #: :class:`gridkit.trading.markets.MarketInfo`), or None.
+    info: Any = None
 
     def components(self) -> list[Component]:
         """The lane's components, in pipeline order."""
@@ -261,6 +264,20 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
         path = getattr(m, name)
         if path and not p.run.resolve(path).is_file():
             problems.append(f"{where}.{name}: file not found: {p.run.resolve(path)}")
+            return problems
+    if m.markets:
+        from gridkit.trading.markets import get_market, load_markets
+
+        try:
+            lane.info = get_market(load_markets(p.run.resolve(m.markets)), lane.symbol,
+                                   source=m.markets)
+        except GridkitError as err:
+            problems.append(f"{where}.markets: {err}")
+            return problems
+        kind = "linear" if lane.info.kind != "spot" else "spot"
+        if kind != m.type:
+            problems.append(f"{where}.type: '{m.type}', but {m.markets} says {lane.symbol} is "
+                            f"{lane.info.kind}")
     return problems
 
 

@@ -235,8 +235,8 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         merged: Iterator[Any] = streams[0]
         handle = handlers[0]
     else:
-        merged = heapq.merge(*(((e.ts, h, e) for e in s) for s, h in
-                               zip(streams, handlers, strict=True)), key=_first)
+        merged = heapq.merge(*(_tagged(s, h) for s, h in zip(streams, handlers, strict=True)),
+                             key=_first)
         handle = None
     commit = p.store.commit
     batch = getattr(p.store.config, "batch", 1000) if not run.eager else 0
@@ -266,6 +266,12 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         run.timer.count = sum(lr.accepted for lr in run.lanes)
     if progress is not None:
         progress(seen, total)
+
+
+def _tagged(events: Iterator[Any], handler: Callable[[Any], None]
+            ) -> Iterator[tuple[int, Callable[[Any], None], Any]]:
+    for e in events:
+        yield e.ts, handler, e
 
 
 def _first(item: tuple[Any, ...]) -> Any:

@@ -135,6 +135,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
                 if got:
                     lr.actions.extend(got)
         else:
+            if lane.info is not None:
+                _check_tick(lane, bar)
             got = strat.start(ctx)
             lr.started = True
             lr.first_ts = bar.ts
@@ -291,12 +293,13 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
     lr.funding = series
     sym = lr.lane.symbol
     if not lr.funding_i:
-        lr.next_funding = float(times[0]) if times else float("inf")
+        lr.next_funding = float("-inf")  # the first event checks that the data covers it
 
     def fund(ts: int) -> None:
-        if lr.funding_i == 0 and ts > times[0] + interval and lr.consumed <= 1:
-            raise DataError(f"{sym}: funding data {m.funding} starts at {_iso(times[0])}, after "
-                            f"the run's first event at {_iso(ts)}; set [pipeline] start or give "
+        if lr.next_funding == float("-inf") and (not times or times[0] > ts + interval):
+            first = _iso(times[0]) if times else "nowhere"
+            raise DataError(f"{sym}: funding data {m.funding} starts at {first}, after the "
+                            f"run's first event at {_iso(ts)}; set [pipeline] start or give "
                             f"funding rates that cover the run")
         while lr.funding_i < len(times) and times[lr.funding_i] <= ts:
             i = lr.funding_i
@@ -319,6 +322,17 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
             lr.next_funding = float(times[-1] + interval + slack)
 
     return fund
+
+
+def _check_tick(lane: Any, bar: Bar) -> None:
+    """Refuse data the markets file does not describe: a first close off the market's tick."""
+    from gridkit.trading.markets import price_on_tick
+
+    info = lane.info
+    if not price_on_tick(bar.close, info):
+        raise DataError(f"{lane.symbol}: the close {bar.close!r} at {_iso(bar.ts)} is off the "
+                        f"tick {info.tick:g} of {lane.market.markets}: the markets file does not "
+                        f"describe this data")
 
 
 def _iso(ms: int) -> str:

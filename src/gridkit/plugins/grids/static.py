@@ -10,6 +10,7 @@ from attrs import frozen
 from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
 from gridkit.core.context import Context
+from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines
 
@@ -33,6 +34,9 @@ class StaticGrid(Strategy):
         qty: float = option(doc="Base quantity per cell.", validator=positive())
         mode: Literal["arithmetic", "geometric"] = option(
             "arithmetic", doc="Equal price steps, or equal ratios between lines.")
+        direction: Literal["long", "neutral"] = option(
+            "long", doc="long: buy the base the cells above the price hold (spot); neutral "
+                        "(perpetuals): buy nothing, so the cells above sell short.")
 
         def __attrs_post_init__(self) -> None:
             if self.lower >= self.upper:
@@ -44,8 +48,11 @@ class StaticGrid(Strategy):
         self.cells = GridCells(grid_lines(c.lower, c.upper, c.grids, c.mode), c.qty)
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
+        if self.config.direction == "neutral" and ctx.position.kind == "spot":
+            raise ConfigError("strategy.direction: a neutral grid sells short, which needs a "
+                              "perpetual ([market] type = \"linear\")")
         orders, holding = self.cells.seed(ctx.bar.close, ctx)
-        if holding:
+        if holding and self.config.direction == "long":
             market = ctx.order("buy", holding * self.config.qty, ctx.bar.close, "market")
             return [market, *orders]
         return orders
