@@ -296,7 +296,7 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
         lr.next_funding = float("-inf")  # the first event checks that the data covers it
 
     def fund(ts: int) -> None:
-        if lr.next_funding == float("-inf") and (not times or times[0] > ts + interval):
+        if lr.next_funding == float("-inf") and (not times or times[0] > ts + interval + slack):
             first = _iso(times[0]) if times else "nowhere"
             raise DataError(f"{sym}: funding data {m.funding} starts at {first}, after the "
                             f"run's first event at {_iso(ts)}; set [pipeline] start or give "
