@@ -96,6 +96,22 @@ def between(low: float, high: float) -> Callable[[Any, attrs.Attribute, Any], No
     return _bound(lambda v: low < v < high, f"in ({low:g}, {high:g})")
 
 
+#: Where :func:`fee_rate` refuses by default: 10 % of the traded value.
+MAX_FEE_RATE = 0.1
+
+
+def fee_rate(below: float = MAX_FEE_RATE) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: a fee rate, as a fraction of the traded value (0.001 is 0.1 %): a finite
+    number >= 0 and below ``below``.
+
+    The default refuses 10 % and more: no exchange charges that much per trade, and such a value
+    is nearly always a percentage written where a fraction belongs (``0.1`` meant as 0.1 %, a
+    100-fold fee). Negative rates (maker rebates) are refused too.
+    """
+    return _bound(lambda v: 0 <= v < below,
+                  f"in [0, {below:g}), a fraction of the traded value (0.001 is 0.1 %)")
+
+
 def optional(check: Callable[[Any, attrs.Attribute, Any], None]
              ) -> Callable[[Any, attrs.Attribute, Any], None]:
     """Validator: None, or a value that passes ``check``."""
