@@ -6,7 +6,9 @@ import json
 import sqlite3
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -156,3 +158,188 @@ def test_db_option_is_relative_to_the_current_directory(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "here.db").exists()
     assert not (EXAMPLE.parent / "here.db").exists()
+
+
+# --- commands: listed without importing a plugin, imported when run ----------------------------
+
+_HELP_PROBE = """
+import contextlib, io, json, sys
+from gridkit.cli import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    try:
+        main(["--help"])
+    except SystemExit:
+        pass
+print(json.dumps({"help": out.getvalue(),
+                  "plugins": sorted(m for m in sys.modules if m.startswith("gridkit.plugins")),
+                  "heavy": sorted(m for m in sys.modules
+                                  if m.split(".")[0] in ("numpy", "numba", "ccxt", "sqlite3"))}))
+"""
+
+
+def test_help_imports_no_plugin_module_and_lists_the_entry_point_commands() -> None:
+    out = subprocess.run([sys.executable, "-c", _HELP_PROBE], capture_output=True, text=True,
+                         check=True)
+    probe = json.loads(out.stdout)
+    assert probe["plugins"] == [] and probe["heavy"] == []
+    listed = dict(line.split(None, 1) for line in probe["help"].split("Commands:\n")[1]
+                  .splitlines() if line.strip())
+    # ``data`` is gridkit's own gridkit.commands entry point (gridkit.plugins.ccxt_commands).
+    assert listed["data"] == "Market data: download candles from exchanges."
+    assert set(listed) == {"components", "data", "plugins", "run", "validate"}
+
+
+def test_static_help_of_data_is_the_loaded_commands_help() -> None:
+    from gridkit.cli import cli, command_entry_points, static_help
+    from gridkit.plugins.ccxt_commands import data
+
+    ep = command_entry_points(set(cli.commands))[0]["data"]
+    assert ep.value == "gridkit.plugins.ccxt_commands:data"
+    info = static_help(ep)
+    assert info == {"help": "Market data: download candles from exchanges."}
+    assert click_stand_in(info).get_short_help_str(30) == data.get_short_help_str(30)
+
+
+def click_stand_in(info: dict) -> Any:
+    import click
+
+    return click.Command("x", **info)
+
+
+def command_dist(root: Path, dist: str, module: str, source: str, commands: dict[str, str]
+                 ) -> None:
+    """An installed distribution on ``root`` declaring ``gridkit.commands`` entry points."""
+    (root / f"{module}.py").write_text(textwrap.dedent(source))
+    info = root / f"{dist.replace('-', '_')}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    lines = "".join(f"{name} = {value}\n" for name, value in commands.items())
+    (info / "entry_points.txt").write_text(f"[gridkit.commands]\n{lines}")
+
+
+HELLO = '''
+import click
+
+@click.command()
+@click.option("--name", default="world")
+def hello(name):
+    """Greet NAME from a plugin, with a first sentence long enough for click to shorten it.
+
+    More text that the listing never shows.
+    """
+    click.echo(f"hello {name}")
+
+@click.command(short_help="quiet one", hidden=True)
+def secret():
+    """Not listed."""
+
+not_a_command = 42
+'''
+
+
+@pytest.fixture
+def root_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The root group, with a fake distribution folder on sys.path and its caches reset."""
+    from gridkit.cli import cli
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("GRIDKIT_LOAD_PLUGINS", "gridkit-hello,gridkit-other")
+    commands = dict(cli.commands)
+    cli._entries = None
+    yield cli
+    cli._entries = None
+    cli.commands.clear()
+    cli.commands.update(commands)
+    for name in ("gridkit_hello_cmd", "gridkit_other_cmd", "gridkit_hello_computed"):
+        sys.modules.pop(name, None)
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from gridkit.cli import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exit:
+        code = int(exit.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_entry_point_command_is_listed_from_its_source_and_imported_when_run(
+        root_cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command_dist(tmp_path, "gridkit-hello", "gridkit_hello_cmd", HELLO, {
+        "hello": "gridkit_hello_cmd:hello", "computed": "gridkit_hello_computed:computed",
+        "secret": "gridkit_hello_cmd:secret"})
+    (tmp_path / "gridkit_hello_computed.py").write_text(
+        'import click\n\nHELP = "help made at import time"\n\n\n'
+        '@click.command(help=HELP)\ndef computed():\n    pass\n')
+    code, out, err = run_main(capsys, "--help")
+    assert code == 0 and err == ""
+    assert "gridkit_hello_cmd" not in sys.modules, "hello is listed from its source"
+    rows = dict(line.split(None, 1) for line in out.split("Commands:\n")[1].splitlines())
+    assert "secret" not in rows  # hidden=True, read from the decorator
+    # A help computed at import time cannot be read from the source: that module is imported
+    # to list it, and the listing is right either way.
+    assert rows["computed"] == "help made at import time"
+    from gridkit_hello_cmd import hello  # type: ignore[import-not-found]
+
+    assert rows["hello"] == hello.get_short_help_str(80 - 6 - max(map(len, rows)))
+    assert rows["hello"].startswith("Greet NAME from a plugin")
+    code, out, err = run_main(capsys, "hello", "--name", "grid")
+    assert (code, out, err) == (0, "hello grid\n", "")
+
+
+def test_a_broken_command_module_fails_alone_in_one_line(
+        root_cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    command_dist(tmp_path, "gridkit-hello", "gridkit_hello_cmd",
+                 '"""Broken."""\nimport click\n\n\n@click.command()\ndef boom():\n'
+                 '    """Never runs."""\n\n\nraise ImportError("nope")\n',
+                 {"boom": "gridkit_hello_cmd:boom", "nothing": "gridkit_hello_cmd:missing"})
+    code, out, _ = run_main(capsys, "--help")
+    assert code == 0 and "Never runs." in out and "run " in out
+    # ``nothing`` names no function in the source: listing imports it, and says it failed.
+    assert "nothing     [cannot be loaded: command 'nothing'" in out
+    code, out, err = run_main(capsys, "boom")
+    assert code == 2 and out == ""
+    assert err == ("Error: command 'boom' (gridkit_hello_cmd:boom, gridkit-hello): import "
+                   "failed: ImportError: nope\n")
+    code, out, _ = run_main(capsys, "validate", "--help")
+    assert code == 0 and "Check the pipeline" in out  # the others still work
+
+
+def test_command_names_clash_with_built_ins_and_each_other(
+        root_cli: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    command_dist(tmp_path, "gridkit-hello", "gridkit_hello_cmd", HELLO,
+                 {"run": "gridkit_hello_cmd:hello", "hello": "gridkit_hello_cmd:hello"})
+    command_dist(tmp_path, "gridkit-other", "gridkit_other_cmd", HELLO.replace("hello ", "bye "),
+                 {"hello": "gridkit_other_cmd:hello"})
+    code, out, err = run_main(capsys, "--help")
+    assert "hello " in out
+    assert code == 0
+    assert err.splitlines() == [
+        "Warning: command 'run' of gridkit_hello_cmd:hello (gridkit-hello) not added: gridkit "
+        "has a built-in command of that name",
+        "Warning: command 'hello' is declared by both gridkit-hello and gridkit-other; "
+        "gridkit-hello's is used"]
+    assert run_main(capsys, "hello")[1] == "hello world\n"
+    root_cli._entries = None
+    monkeypatch.setenv("GRIDKIT_STRICT_PLUGINS", "1")
+    code, _, err = run_main(capsys, "--help")
+    assert code == 2 and err.startswith("Error: command 'run' of gridkit_hello_cmd:hello")
+
+
+def test_third_party_commands_follow_the_plugin_switches(
+        root_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridkit.cli import command_entry_points
+
+    command_dist(tmp_path, "gridkit-hello", "gridkit_hello_cmd", HELLO,
+                 {"hello": "gridkit_hello_cmd:hello"})
+    names = {env: set(command_entry_points(env={"GRIDKIT_LOAD_PLUGINS": env} if env is not None
+                                           else {})[0])
+             for env in (None, "", "gridkit-hello")}
+    assert names == {None: {"data", "hello"}, "": {"data"}, "gridkit-hello": {"data", "hello"}}
+    disabled = command_entry_points(env={"GRIDKIT_DISABLE_PLUGINS": "gridkit-hello"})[0]
+    assert set(disabled) == {"data"}

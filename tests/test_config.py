@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
-from gridkit import ConfigError
-from gridkit.core.config import load_pipeline, parse_pipeline
+from gridkit import (
+    ConfigError,
+    OptionError,
+    at_least,
+    between,
+    fee_rate,
+    fraction,
+    non_negative,
+    positive,
+)
+from gridkit.core.config import load_pipeline, optional, parse_pipeline
 from gridkit.core.engine import build_pipeline
 from gridkit.testing import sample_path
 
@@ -90,9 +101,23 @@ def test_unknown_pipeline_key() -> None:
     ("grids = 20", "grids = true", "strategy.grids: expected int, got True"),
     ("qty = 0.001", "qty = '0.001'", "strategy.qty: expected float, got '0.001'"),
     ("capital = 5000", "capital = -1", "pipeline.capital: must be > 0, got -1"),
-    ("maker_fee = 0.001", "maker_fee = -0.001", "executor.maker_fee: must be >= 0, got -0.001"),
+    ("maker_fee = 0.001", "maker_fee = -0.001", "executor.maker_fee: must be in [0, 0.1), a "
+     "fraction of the traded value (0.001 is 0.1 %), got -0.001"),
+    # A fee of 10 % or more is a percentage written as a fraction (0.1 meant as 0.1 %).
+    ("maker_fee = 0.001", "maker_fee = 0.1", "executor.maker_fee: must be in [0, 0.1), a "
+     "fraction of the traded value (0.001 is 0.1 %), got 0.1"),
+    ("taker_fee = 0.001", "taker_fee = 1.5", "executor.taker_fee: must be in [0, 0.1), a "
+     "fraction of the traded value (0.001 is 0.1 %), got 1.5"),
+    ("taker_fee = 0.001", "taker_fee = inf", "executor.taker_fee: must be a finite number in "
+     "[0, 0.1), a fraction of the traded value (0.001 is 0.1 %), got inf"),
     ("period = 14", "period = 1", "features[0].period: must be >= 2, got 1"),
     ("limit = 0.2", "limit = 2", "risk[0].limit: must be in (0, 1], got 2"),
+    # TOML has inf and nan: no capital, price, quantity or limit is either.
+    ("capital = 5000", "capital = inf", "pipeline.capital: must be a finite number > 0, got inf"),
+    ("capital = 5000", "capital = nan", "pipeline.capital: must be a finite number > 0, got nan"),
+    ("upper = 60000", "upper = inf", "strategy.upper: must be a finite number > 0, got inf"),
+    ("qty = 0.001", "qty = +inf", "strategy.qty: must be a finite number > 0, got inf"),
+    ("limit = 0.2", "limit = nan", "risk[0].limit: must be a finite number in (0, 1], got nan"),
     ('mode = "backtest"', 'mode = "paper"', ""),
 ])
 def test_type_and_range_errors_carry_the_toml_path(old: str, new: str, expected: str) -> None:
@@ -102,6 +127,38 @@ def test_type_and_range_errors_carry_the_toml_path(old: str, new: str, expected:
         assert "paper mode needs a live data source" in problems(text)
         return
     assert expected in problems(text)
+
+
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize(("check", "condition", "good"), [
+    (positive(), "> 0", 1e-12), (non_negative(), ">= 0", 0.0), (at_least(2), ">= 2", 2),
+    (fraction(), "in (0, 1]", 1.0), (between(-1, 1), "in (-1, 1)", 0.5),
+    (optional(positive()), "> 0", None),
+    (fee_rate(), "in [0, 0.1), a fraction of the traded value (0.001 is 0.1 %)", 0.0999),
+])
+@pytest.mark.parametrize("bad", [INF, -INF, NAN])
+def test_every_numeric_validator_refuses_inf_and_nan(check: Any, condition: str, good: Any,
+                                                     bad: float) -> None:
+    field = SimpleNamespace(name="x")
+    check(None, field, good)
+    if condition in ("> 0", ">= 0"):
+        check(None, field, 10**400)  # an int too large for a float is still finite
+    with pytest.raises(OptionError) as err:
+        check(None, field, bad)
+    assert str(err.value) == f"must be a finite number {condition}, got {bad!r}"
+    assert err.value.option == "x"
+
+
+def test_fee_rate_bounds() -> None:
+    field = SimpleNamespace(name="fee")
+    for ok in (0, 0.0, 0.001, 0.0999):
+        fee_rate()(None, field, ok)
+    fee_rate(below=0.5)(None, field, 0.2)  # a plugin may allow more
+    for bad in (0.1, 1.5, -1e-9):
+        with pytest.raises(OptionError):
+            fee_rate()(None, field, bad)
 
 
 def test_all_problems_are_collected_in_one_error() -> None:

@@ -209,5 +209,53 @@ def test_kind_numbers_match_the_kernels_constants() -> None:
     from gridkit.plugins.features import fusion as fusion_module
     from gridkit.plugins.features import kernels_fused
 
-    for cls, kind in fusion_module._kinds().items():
-        assert getattr(kernels_fused, cls.name.upper().replace("-", "_")) == kind, cls.name
+    kinds = set()
+    for cls, options in MEMBERS:
+        constant = cls.name.upper().replace("-", "_")
+        kind = build(cls, options).fused_layout().kind
+        assert getattr(kernels_fused, constant) == getattr(fusion_module, constant) == kind
+        kinds.add(kind)
+    assert kinds == set(fusion_module.KINDS)  # every step of the kernel has its feature
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a source file imports, at the top or inside functions."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def test_the_fusion_modules_import_no_feature_module() -> None:
+    # The fusable classes declare their layouts; the fusion code only lays them out, so the
+    # features import fusion and never the other way round.
+    from gridkit.plugins.features import fusion as fusion_module
+
+    package = Path(fusion_module.__file__).parent
+    allowed = {"gridkit.plugins.features.fusion", "gridkit.plugins.features.kernels_fused",
+               "gridkit.plugins.features.kernels_fused.fused_bar_batch",
+               "gridkit.plugins.features.kernels_fused.fused_bar_step"}
+    for name in ("fusion.py", "kernels_fused.py"):
+        imported = {m for m in _imports(package / name)
+                    if m.startswith("gridkit.plugins.features")}
+        assert imported <= allowed, (name, imported - allowed)
+
+
+def test_a_subclass_is_fused_only_if_it_declares_its_own_layout() -> None:
+    class Declared(Rsi):
+        def fused_layout(self) -> Any:
+            return super().fused_layout()
+
+    class Unknown(Rsi):
+        def fused_layout(self) -> Any:
+            return super().fused_layout()._replace(kind=99)
+
+    assert BAR_FUSER.accepts(Declared()) and not BAR_FUSER.accepts(Unknown())
+    with pytest.raises(ValueError, match="no fused step of kind 99"):
+        BAR_FUSER.program([Unknown()])

@@ -7,9 +7,12 @@ Plugins are loaded only by commands that need them, so ``gridkit --help`` stays 
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,30 @@ import click
 
 from gridkit.core.errors import GridkitError
 
-_BUILTIN = ("run", "validate", "plugins", "components")
+#: Entry-point group of commands: ``name = "module:attr"``, ``attr`` a click command or group.
+COMMAND_GROUP = "gridkit.commands"
 
 
 class _Group(click.Group):
-    """Adds the commands of ``gridkit_register_commands`` plugins when they are asked for."""
+    """The root group: built-in commands, the commands of the ``gridkit.commands`` entry points,
+    and, last, those that ``gridkit_register_commands`` plugins add.
 
+    Listing the commands (``gridkit --help``) imports no plugin: entry-point commands are listed
+    with the short help read from their source (:func:`static_help`), and a command's module is
+    imported when that command is run. The hook needs every plugin loaded, so it is called only
+    for a command name that is neither built in nor an entry point.
+    """
+
+    _entries: dict[str, Any] | None = None
     _plugins_added = False
+
+    def entries(self) -> dict[str, Any]:
+        """Command name -> entry point, read once (see :func:`command_entry_points`)."""
+        if self._entries is None:
+            self._entries, problems = command_entry_points(set(self.commands))
+            for line in problems:
+                click.echo(f"Warning: {line}", err=True)
+        return self._entries
 
     def _add_plugin_commands(self) -> None:
         if self._plugins_added:
@@ -37,13 +57,175 @@ class _Group(click.Group):
             click.echo(f"Warning: {err}", err=True)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
-        return super().list_commands(ctx)
+        return sorted({*self.commands, *self.entries()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in _BUILTIN:
-            self._add_plugin_commands()
-        return super().get_command(ctx, cmd_name)
+        cmd = self.commands.get(cmd_name)
+        if cmd is not None:
+            return cmd
+        ep = self.entries().get(cmd_name)
+        if ep is not None:
+            cmd = load_command(cmd_name, ep)
+            self.add_command(cmd, cmd_name)
+            return cmd
+        self._add_plugin_commands()
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """click's listing, except that an entry-point command not yet imported is shown from
+        its source: ``gridkit --help`` imports none of them."""
+        commands = []
+        for name in self.list_commands(ctx):
+            cmd = self.commands.get(name)
+            if cmd is None:
+                cmd = self._listed(name)
+            if cmd is not None and not cmd.hidden:
+                commands.append((name, cmd))
+        if commands:
+            limit = formatter.width - 6 - max(len(name) for name, _ in commands)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit))
+                                    for name, cmd in commands])
+
+    def _listed(self, name: str) -> click.Command | None:
+        ep = self.entries().get(name)
+        if ep is None:
+            return None
+        info = static_help(ep)
+        if info is not None:  # a stand-in that only carries the help texts
+            return click.Command(name, **info)
+        try:  # help computed at import time: import the command to show it
+            return self.get_command(click.Context(self), name)
+        except GridkitError as err:
+            return click.Command(name, short_help=f"[cannot be loaded: {err}]")
+
+
+def command_entry_points(builtin: set[str] | frozenset[str] = frozenset(),
+                         env: Mapping[str, str] | None = None
+                         ) -> tuple[dict[str, Any], list[str]]:
+    """The ``gridkit.commands`` entry points to offer, by command name, and the problems found.
+
+    gridkit's own are always offered; a third-party distribution's follow the plugin switches:
+    ``GRIDKIT_LOAD_PLUGINS`` (when set) must name the distribution and
+    ``GRIDKIT_DISABLE_PLUGINS`` must not. A name that is built in, or that two distributions
+    declare, keeps the built-in or the first found (in ``sys.path`` order) and is reported;
+    with ``GRIDKIT_STRICT_PLUGINS=1`` that is an error. Nothing is imported.
+    """
+    from importlib import metadata
+
+    from gridkit.core.errors import PluginError
+    from gridkit.core.plugins import DISTRIBUTION, _names, strict_plugins
+
+    env = os.environ if env is None else env
+    allow = _names(env.get("GRIDKIT_LOAD_PLUGINS"))
+    deny = _names(env.get("GRIDKIT_DISABLE_PLUGINS")) or set()
+    found: dict[str, Any] = {}
+    owner: dict[str, str | None] = {}
+    problems: list[str] = []
+    for ep in metadata.entry_points(group=COMMAND_GROUP):
+        dist = ep.dist.metadata["Name"] if ep.dist is not None else None
+        if dist != DISTRIBUTION and (dist in deny or (allow is not None and dist not in allow)):
+            continue
+        where = f"{ep.value} ({dist or 'unknown distribution'})"
+        if ep.name in builtin:
+            problems.append(f"command '{ep.name}' of {where} not added: gridkit has a "
+                            f"built-in command of that name")
+        elif ep.name in found:
+            if (found[ep.name].value, owner[ep.name]) == (ep.value, dist):
+                continue  # one distribution found twice on sys.path
+            problems.append(f"command '{ep.name}' is declared by both {owner[ep.name]} and "
+                            f"{dist}; {owner[ep.name]}'s is used")
+        else:
+            found[ep.name], owner[ep.name] = ep, dist
+    if problems and strict_plugins(env):
+        raise PluginError("; ".join(problems))
+    return found, problems
+
+
+def load_command(name: str, ep: Any) -> click.Command:
+    """Import the click command an entry point names; a failure is a :class:`PluginError`."""
+    from gridkit.core.errors import PluginError
+
+    dist = ep.dist.metadata["Name"] if ep.dist is not None else None
+    where = f"command '{name}' ({ep.value}{f', {dist}' if dist else ''})"
+    try:
+        obj = ep.load()
+    except Exception as err:  # any import-time error is that command's
+        raise PluginError(f"{where}: import failed: {type(err).__name__}: {err}") from err
+    if not isinstance(obj, click.Command):
+        raise PluginError(f"{where}: not a click command but {type(obj).__name__}")
+    return obj
+
+
+#: Keyword arguments of a click command decorator that :func:`static_help` reads.
+_HELP_KEYWORDS = ("help", "short_help", "hidden", "deprecated")
+
+
+def static_help(ep: Any) -> dict[str, Any] | None:
+    """The help texts of the command an entry point names, read from its source, not imported.
+
+    The object must be a function or class defined at the top level of its module, under a
+    decorator whose name ends in ``command`` or ``group`` (``@click.command(...)``,
+    ``@click.group(...)``): its ``help=``, ``short_help=``, ``hidden=`` and ``deprecated=`` when
+    given as literals, else its docstring as the help. None when the source cannot be found or
+    the texts are not literals there; the caller then imports the command.
+    """
+    module, attr = ep.module, ep.attr
+    if not attr or "." in attr:
+        return None
+    path = _source_file(module)
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            tree = ast.parse(f.read(), path)
+    except (OSError, SyntaxError, ValueError):
+        return None
+    for node in tree.body:
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) \
+                or node.name != attr:
+            continue
+        info: dict[str, Any] | None = None
+        for deco in node.decorator_list:
+            call = deco if isinstance(deco, ast.Call) else None
+            func = call.func if call is not None else deco
+            tail = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+            if not tail.endswith(("command", "group")):
+                continue
+            info = {}
+            for kw in call.keywords if call is not None else ():
+                if kw.arg in _HELP_KEYWORDS:
+                    if not isinstance(kw.value, ast.Constant):
+                        return None
+                    info[kw.arg] = kw.value.value
+        if info is None:
+            return None
+        if info.get("help") is None:
+            info["help"] = ast.get_docstring(node)
+        return info
+    return None
+
+
+def _source_file(module: str) -> str | None:
+    """The ``.py`` file of a module, found without importing it or its parent packages."""
+    import importlib.util
+
+    parts = module.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])  # a top-level name: nothing is executed
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if len(parts) == 1:
+        origin = spec.origin or ""
+        return origin if origin.endswith(".py") else None
+    for root in spec.submodule_search_locations or ():
+        base = os.path.join(root, *parts[1:])
+        for candidate in (base + ".py", os.path.join(base, "__init__.py")):
+            if os.path.isfile(candidate):
+                return candidate
+    return None
 
 
 @click.group(cls=_Group)

@@ -10,6 +10,7 @@ own ``Config`` class, refusing unknown keys. Every problem is collected with its
 from __future__ import annotations
 
 import difflib
+import math
 import sys
 import typing
 from collections.abc import Callable
@@ -54,37 +55,68 @@ def option(default: Any = attrs.NOTHING, *, doc: str = "",
     return field(default=default, validator=validator, metadata=meta)
 
 
-def _bound(test: Callable[[Any], bool], text: str) -> Callable[[Any, attrs.Attribute, Any], None]:
+def _finite(value: Any) -> bool:
+    # An int is finite however large (math.isfinite would overflow converting it to a float).
+    return isinstance(value, int) or math.isfinite(value)
+
+
+def _bound(test: Callable[[Any], bool], condition: str
+           ) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """A validator of ``test``; ``condition`` (``"> 0"``) words it in the message.
+
+    inf and NaN are refused first, whatever ``test`` says: ``nan > 0`` is False but ``inf > 0``
+    is True, and neither is a capital, a price, a quantity or a fee.
+    """
+
     def check(_instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not _finite(value):
+            raise OptionError(attribute.name,
+                              f"must be a finite number {condition}, got {value!r}")
         if not test(value):
-            raise OptionError(attribute.name, f"{text}, got {value!r}")
+            raise OptionError(attribute.name, f"must be {condition}, got {value!r}")
 
     return check
 
 
 def positive() -> Callable[[Any, attrs.Attribute, Any], None]:
-    """Validator: the value is > 0."""
-    return _bound(lambda v: v > 0, "must be > 0")
+    """Validator: the value is a finite number > 0."""
+    return _bound(lambda v: v > 0, "> 0")
 
 
 def non_negative() -> Callable[[Any, attrs.Attribute, Any], None]:
-    """Validator: the value is >= 0."""
-    return _bound(lambda v: v >= 0, "must be >= 0")
+    """Validator: the value is a finite number >= 0."""
+    return _bound(lambda v: v >= 0, ">= 0")
 
 
 def at_least(n: float) -> Callable[[Any, attrs.Attribute, Any], None]:
-    """Validator: the value is >= n."""
-    return _bound(lambda v: v >= n, f"must be >= {n}")
+    """Validator: the value is a finite number >= n."""
+    return _bound(lambda v: v >= n, f">= {n}")
 
 
 def fraction() -> Callable[[Any, attrs.Attribute, Any], None]:
-    """Validator: the value is in (0, 1]."""
-    return _bound(lambda v: 0 < v <= 1, "must be in (0, 1]")
+    """Validator: the value is a finite number in (0, 1]."""
+    return _bound(lambda v: 0 < v <= 1, "in (0, 1]")
 
 
 def between(low: float, high: float) -> Callable[[Any, attrs.Attribute, Any], None]:
-    """Validator: the value is strictly between ``low`` and ``high``."""
-    return _bound(lambda v: low < v < high, f"must be in ({low:g}, {high:g})")
+    """Validator: the value is a finite number strictly between ``low`` and ``high``."""
+    return _bound(lambda v: low < v < high, f"in ({low:g}, {high:g})")
+
+
+#: Where :func:`fee_rate` refuses by default: 10 % of the traded value.
+MAX_FEE_RATE = 0.1
+
+
+def fee_rate(below: float = MAX_FEE_RATE) -> Callable[[Any, attrs.Attribute, Any], None]:
+    """Validator: a fee rate, as a fraction of the traded value (0.001 is 0.1 %): a finite
+    number >= 0 and below ``below``.
+
+    The default refuses 10 % and more: no exchange charges that much per trade, and such a value
+    is nearly always a percentage written where a fraction belongs (``0.1`` meant as 0.1 %, a
+    100-fold fee). Negative rates (maker rebates) are refused too.
+    """
+    return _bound(lambda v: 0 <= v < below,
+                  f"in [0, {below:g}), a fraction of the traded value (0.001 is 0.1 %)")
 
 
 def optional(check: Callable[[Any, attrs.Attribute, Any], None]

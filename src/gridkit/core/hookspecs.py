@@ -152,7 +152,12 @@ def gridkit_register_buses(register: Any) -> None:
 
 @hookspec
 def gridkit_register_commands(cli: Any) -> None:
-    """Add commands to the ``gridkit`` command line.
+    """Add commands to the ``gridkit`` command line, when a command is not otherwise known.
+
+    Called only when the command line is asked for a command that is neither built in nor
+    declared in the ``gridkit.commands`` entry-point group; calling it loads every plugin, so
+    ``gridkit --help`` does not, and does not list the commands added here. Prefer the entry
+    point: ``gridkit --help`` lists it without importing it.
 
     :param cli: the root :class:`click.Group`; call ``@cli.command()`` to add a command.
     """

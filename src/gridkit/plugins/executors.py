@@ -9,7 +9,7 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import Executor
-from gridkit.core.config import non_negative, option
+from gridkit.core.config import fee_rate, option
 from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import (
@@ -75,9 +75,9 @@ class SimulatedExecutor(Executor):
 
     @frozen
     class Config:
-        maker_fee: float = option(0.001, doc="Fee rate of limit fills.", validator=non_negative())
+        maker_fee: float = option(0.001, doc="Fee rate of limit fills.", validator=fee_rate())
         taker_fee: float = option(0.001, doc="Fee rate of market fills.",
-                                  validator=non_negative())
+                                  validator=fee_rate())
         check_balance: bool = option(
             True, doc="Refuse orders that free cash or base cannot cover, as an exchange would."
         )

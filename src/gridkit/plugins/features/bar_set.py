@@ -20,7 +20,17 @@ from attrs import frozen
 from gridkit.core.config import at_least, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import FusableBarFeature
+from gridkit.plugins.features.fusion import (
+    ATR,
+    BB_POSITION,
+    EMA,
+    PRICE_CHANGE,
+    PRICE_POSITION,
+    TREND_STRENGTH,
+    VOLUME_ACCELERATION,
+    FusableBarFeature,
+    Layout,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,6 +66,11 @@ class PriceChange(FusableBarFeature):
         self.i = 0
         self.slot = 0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [bars seen, slot], fst = ring of ``period`` closes.
+        p = self._period
+        return Layout(PRICE_CHANGE, 2, p, p, ready_after=p)
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.price_change_batch.
@@ -109,6 +124,11 @@ class PricePosition(FusableBarFeature):
         self.lo_i: deque[int] = deque()
         self.lo_v: deque[float] = deque()
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # two monotonic deques as rings of ``period + 1`` (indices in ist, values in fst).
+        p = self._period
+        return Layout(PRICE_POSITION, 5 + 2 * (p + 1), 2 * (p + 1), p, ready_after=p - 1)
 
     def update(self, bar: Bar) -> float:
         # Same comparisons and float operations as kernels_bars.price_position_batch.
@@ -182,6 +202,12 @@ class VolumeAcceleration(FusableBarFeature):
         self.slot = 0
         self._ready = False
 
+    def fused_layout(self) -> Layout:
+        # ist = [n, EMA values seen, slot], fst = [total, ema, ring of ``lag`` EMA values].
+        p = self._period
+        return Layout(VOLUME_ACCELERATION, 3, 2 + self._lag, p, self._lag, self._alpha,
+                      ready_slot=1, ready_after=self._lag)
+
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.volume_acceleration_batch.
         v = bar.volume
@@ -254,6 +280,12 @@ class BbPosition(FusableBarFeature):
         self.slot = 0
         self.s1 = self.s2 = 0.0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [run, closes seen, slot], fst = [shift, next_shift, f1, f2, last, s1, s2, ring].
+        p = self._period
+        return Layout(BB_POSITION, 3, 7 + p, p, option=self._k, nan_slots=(0, 4), ready_slot=1,
+                      ready_after=p - 1)
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.bb_position_batch.
@@ -348,6 +380,11 @@ class TrendStrength(FusableBarFeature):
         self.f = 0.0  # the current block's sum of moves
         self._ready = False
 
+    def fused_layout(self) -> Layout:
+        # ist = [bars seen, slot], fst = [prev, s, f, closes ring, moves ring].
+        p = self._period
+        return Layout(TREND_STRENGTH, 2, 3 + 2 * p, p, nan_slots=(0,), ready_after=p)
+
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.trend_strength_batch.
         x = bar.close
@@ -413,6 +450,11 @@ class Atr(FusableBarFeature):
         self.atr = 0.0
         self._ready = False
 
+    def fused_layout(self) -> Layout:
+        # ist = [true ranges seen], fst = [prev, total, atr].
+        p = self._period
+        return Layout(ATR, 1, 3, p, nan_slots=(0,), ready_after=p - 1)
+
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.atr_batch.
         h, lo = bar.high, bar.low
@@ -470,6 +512,11 @@ class Ema(FusableBarFeature):
         self.total = 0.0
         self.ema = 0.0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [n], fst = [total, ema].
+        p = self._period
+        return Layout(EMA, 1, 2, p, option=self._alpha, ready_after=p - 1)
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels_bars.ema_batch.

@@ -11,7 +11,7 @@ which is why the engine fuses only when it pays (``[pipeline] fuse_features``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gridkit.core.components import Feature
 
@@ -20,65 +20,67 @@ if TYPE_CHECKING:
 
     from gridkit.core.types import Bar
 
-#: What a feature needs in the fused arrays: (kind, int slots, float slots, period, lag, float
-#: option). Filled in by :func:`_layout`, which reads the feature's own (already validated)
-#: private settings, so the kernel starts exactly where a fresh ``update`` would.
-Layout = tuple[int, int, int, int, int, float]
+# The kernel's step functions, by number: the constants of
+# :mod:`~gridkit.plugins.features.kernels_fused`, repeated here because importing that module
+# imports numba, which only a fused run should pay for (a test checks that the two agree). A
+# fusable feature names its own in :meth:`FusableBarFeature.fused_layout`; this module knows no
+# feature class.
+PRICE_CHANGE = 0
+PRICE_POSITION = 1
+VOLUME_ACCELERATION = 2
+RSI = 3
+BB_POSITION = 4
+VOLATILITY = 5
+TREND_STRENGTH = 6
+ATR = 7
+EMA = 8
+VOLUME_RATIO = 9
+KINDS = frozenset(range(10))
 
 
-def _kinds() -> dict[type, int]:
-    """Feature class -> its kind number in the kernel.
+class Layout(NamedTuple):
+    """What one feature needs in the fused arrays, as its class declares it.
 
-    The numbers are the constants of :mod:`~gridkit.plugins.features.kernels_fused`, repeated
-    here because importing that module imports numba, which only a fused run should pay for.
+    The feature builds it from its own (already validated) private settings, so the kernel
+    starts exactly where a fresh ``update`` would. The slots are those its step function in
+    :mod:`~gridkit.plugins.features.kernels_fused` documents.
     """
-    from gridkit.plugins.features import bar_set
-    from gridkit.plugins.features.rsi import Rsi
-    from gridkit.plugins.features.volatility import Volatility
-    from gridkit.plugins.features.volume_ratio import VolumeRatio
 
-    return {bar_set.PriceChange: 0, bar_set.PricePosition: 1, bar_set.VolumeAcceleration: 2,
-            Rsi: 3, bar_set.BbPosition: 4, Volatility: 5, bar_set.TrendStrength: 6,
-            bar_set.Atr: 7, bar_set.Ema: 8, VolumeRatio: 9}
-
-
-def _layout(feature: Feature) -> Layout:
-    kind = _kinds()[type(feature)]
-    p: int = feature._period  # type: ignore[attr-defined]
-    if kind == 1:  # price-position: two deques of period + 1 (index and value)
-        return kind, 5 + 2 * (p + 1), 2 * (p + 1), p, 0, 0.0
-    if kind == 2:  # volume-acceleration: a ring of lag EMA values
-        lag: int = feature._lag  # type: ignore[attr-defined]
-        return kind, 3, 2 + lag, p, lag, feature._alpha  # type: ignore[attr-defined]
-    if kind == 4:
-        return kind, 3, 7 + p, p, 0, feature._k  # type: ignore[attr-defined]
-    if kind == 8:
-        return kind, 1, 2, p, 0, feature._alpha  # type: ignore[attr-defined]
-    # (int slots, float slots) of the rest, each with at most one ring of ``period``.
-    n_int, n_float = {0: (2, p), 3: (1, 5), 5: (2, 3 + p), 6: (2, 3 + 2 * p), 7: (1, 3),
-                      9: (2, 1 + p)}[kind]
-    return kind, n_int, n_float, p, 0, 0.0
-
-
-# Float slots that start as NaN (a "previous close" not seen yet, or bb-position's shift and
-# last close); every other slot starts at 0.
-_NAN_SLOTS = {3: (0,), 4: (0, 4), 5: (0,), 6: (0,), 7: (0,)}
+    #: The kernel step that updates it: one of :data:`KINDS`.
+    kind: int
+    #: Int state slots and float state slots.
+    n_int: int
+    n_float: int
+    period: int
+    lag: int = 0
+    #: The float option of the step: bb-position's ``k`` or an EMA's ``alpha``.
+    option: float = 0.0
+    #: Float slots that start as NaN (a "previous close" not seen yet); the others start at 0.
+    nan_slots: tuple[int, ...] = ()
+    #: ``ready`` is true once int slot ``ready_slot`` (a count of bars or changes) exceeds
+    #: ``ready_after``: what the feature's ``update`` would have set it to.
+    ready_slot: int = 0
+    ready_after: int = 0
 
 
 class BarFuser:
     """Fuses the ten built-in bar features the kernel knows into one compiled step."""
 
     def accepts(self, feature: Feature) -> bool:
-        """True if ``feature`` is an instance of exactly one of the classes the kernel knows.
+        """True if ``feature``'s own class declares a layout for a step the kernel has.
 
-        A subclass does not qualify: it may override ``update``, and the kernel would not know.
+        The declaration must be in the class body itself (:meth:`FusableBarFeature.fused_layout`):
+        a subclass that inherits it does not qualify, since it may override ``update`` and the
+        kernel would not know.
         """
-        return type(feature) in _kinds()
+        return (isinstance(feature, FusableBarFeature)
+                and "fused_layout" in type(feature).__dict__
+                and feature.fused_layout().kind in KINDS)
 
     def program(self, features: Sequence[Feature]) -> FusedBars:
         """The fused state of ``features``, each as a fresh ``update`` would start; from now
         on each feature's ``ready`` reads its state there."""
-        fused = FusedBars([_layout(f) for f in features])
+        fused = FusedBars([f.fused_layout() for f in features])  # type: ignore[attr-defined]
         for row, feature in enumerate(features):
             feature._fused = (fused, row)  # type: ignore[attr-defined]
         return fused
@@ -107,12 +109,17 @@ class FusedBars:
         rows: list[int] = [m]
         options: list[float] = []
         nan_at: list[int] = []
-        for kind, n_int, n_float, period, lag, fp in layouts:
-            rows.extend((kind, io, fo, period, lag))
-            options.append(fp)
-            nan_at.extend(fo + s for s in _NAN_SLOTS.get(kind, ()))
-            io += n_int
-            fo += n_float
+        #: Per row: (absolute int slot, count) that its ``ready`` compares with.
+        self._ready_at: list[tuple[int, int]] = []
+        for lay in layouts:
+            if lay.kind not in KINDS:
+                raise ValueError(f"no fused step of kind {lay.kind}")
+            rows.extend((lay.kind, io, fo, lay.period, lay.lag))
+            options.append(lay.option)
+            nan_at.extend(fo + s for s in lay.nan_slots)
+            self._ready_at.append((io + lay.ready_slot, lay.ready_after))
+            io += lay.n_int
+            fo += lay.n_float
         self.m = m
         self.ints = np.zeros(io, dtype=np.int64)
         self.ints[:len(rows)] = rows
@@ -126,13 +133,8 @@ class FusedBars:
 
     def ready(self, row: int) -> bool:
         """Whether feature ``row`` is warm: what its ``update`` would have set ``ready`` to."""
-        kind, io, _, period, lag = self.ints[1 + 5 * row:6 + 5 * row].tolist()
-        if kind == 2:  # volume-acceleration: EMA values seen
-            return bool(self.ints[io + 1] > lag)
-        if kind == 4:  # bb-position: closes seen
-            return bool(self.ints[io + 1] >= period)
-        # The first int slot counts bars (or changes); these need one more than the period.
-        return bool(self.ints[io] > period if kind in (0, 6, 9) else self.ints[io] >= period)
+        slot, after = self._ready_at[row]
+        return bool(self.ints[slot] > after)
 
     def current(self) -> int:
         """The row the last step was updating (the one that raised, if one did)."""
@@ -211,13 +213,19 @@ BAR_FUSER = BarFuser()
 class FusableBarFeature(Feature):
     """Base of the built-in bar features :data:`BAR_FUSER` can run fused.
 
-    ``ready`` reads the fused state once the feature is fused, so it stays true to the
-    feature either way; the Python ``update`` sets ``_ready``.
+    Each fusable class declares, in its own body, :meth:`fused_layout`: which kernel step
+    updates it and how its state is laid out. ``ready`` reads the fused state once the feature
+    is fused, so it stays true to the feature either way; the Python ``update`` sets ``_ready``.
     """
 
     fuser = BAR_FUSER
     _ready = False
     _fused: tuple[FusedBars, int] | None = None
+
+    def fused_layout(self) -> Layout:
+        """The kernel step and state layout of this feature with its options (see
+        :class:`Layout`). Only a class that defines this itself is fused."""
+        raise NotImplementedError
 
     @property  # type: ignore[override]
     def ready(self) -> bool:

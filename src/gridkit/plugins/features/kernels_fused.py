@@ -6,8 +6,10 @@ every fused feature side by side, each at its own offsets (absolute indices into
 The float operations are those of the feature's Python ``update`` in the same order, so the
 fused values equal the Python ones bit for bit (a test checks all of them on real data).
 :func:`fused_bar_step` runs a *program*, one row per feature, so a single cached compiled
-function serves any set of these features with any options. The layouts are built in
-:mod:`gridkit.plugins.features.fusion`, the only module that imports this one.
+function serves any set of these features with any options. Each fusable feature class
+declares its own layout (kind and state slots, ``fused_layout``);
+:mod:`gridkit.plugins.features.fusion` lays the declared layouts out side by side and is the only
+module that imports this one. Neither imports a feature module.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from numba import njit
 
 NAN = np.nan
 
-# Kinds: the row's first column in the program. fusion.py maps feature classes to these.
+# Kinds: the row's first column in the program. fusion.py repeats them (without numba) for
+# the feature classes to name in their layouts.
 PRICE_CHANGE = 0
 PRICE_POSITION = 1
 VOLUME_ACCELERATION = 2

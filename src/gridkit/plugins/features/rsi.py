@@ -9,7 +9,7 @@ from attrs import frozen
 
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import FusableBarFeature
+from gridkit.plugins.features.fusion import RSI, FusableBarFeature, Layout
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +42,11 @@ class Rsi(FusableBarFeature):
         self.gain_sum = self.loss_sum = 0.0
         self.avg_gain = self.avg_loss = 0.0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [changes seen], fst = [prev, gain_sum, loss_sum, avg_gain, avg_loss].
+        p = self._period
+        return Layout(RSI, 1, 5, p, nan_slots=(0,), ready_after=p - 1)
 
     def update(self, bar: Bar) -> float:
         # Hot path: one call per bar. The float operations are those of the batch kernel, in

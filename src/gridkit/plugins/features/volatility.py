@@ -10,7 +10,7 @@ from attrs import frozen
 
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import FusableBarFeature
+from gridkit.plugins.features.fusion import VOLATILITY, FusableBarFeature, Layout
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,6 +42,11 @@ class Volatility(FusableBarFeature):
         self.slot = 0  # k % period, kept rather than recomputed
         self.s1 = self.s2 = 0.0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [returns seen, slot], fst = [prev, s1, s2, ring of ``period`` returns].
+        p = self._period
+        return Layout(VOLATILITY, 2, 3 + p, p, nan_slots=(0,), ready_after=p - 1)
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels.volatility_batch.

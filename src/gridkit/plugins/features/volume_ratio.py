@@ -9,7 +9,7 @@ from attrs import frozen
 
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import FusableBarFeature
+from gridkit.plugins.features.fusion import VOLUME_RATIO, FusableBarFeature, Layout
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +38,11 @@ class VolumeRatio(FusableBarFeature):
         self.slot = 0  # i % period, kept rather than recomputed
         self.s = 0.0
         self._ready = False
+
+    def fused_layout(self) -> Layout:
+        # ist = [bars seen, slot], fst = [s, ring of ``period`` volumes].
+        p = self._period
+        return Layout(VOLUME_RATIO, 2, 1 + p, p, ready_after=p)
 
     def update(self, bar: Bar) -> float:
         # Same float operations, in the same order, as kernels.volume_ratio_batch.
