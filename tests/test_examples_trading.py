@@ -93,8 +93,8 @@ def test_funding_that_does_not_cover_the_run_is_refused(tmp_path: Path) -> None:
         'start = "2021-11-17T16:00"', 'start = "2021-11-15T00:00"')
     (tmp_path / "p.toml").write_text(text)
     (tmp_path / "data").symlink_to(EXAMPLES / "data")
-    with pytest.raises(DataError, match="funding data .* starts at 2021-11-18 00:00, after the "
-                                        "run's first event at 2021-11-15 00:00"):
+    with pytest.raises(DataError, match=r"funding data .* starts at 2021-11-18 00:00, after the "
+                                        r"run's first event at 2021-11-15 00:00"):
         gridkit.run(tmp_path / "p.toml")
 
 

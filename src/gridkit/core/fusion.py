@@ -31,7 +31,9 @@ class Fuser(Protocol):
         """A function of one bar that updates every member and sets ``values[key]``.
 
         If it raises, it sets the exception's ``gridkit_component`` attribute to the member
-        that failed: the engine's error then names that feature, as it would unfused.
+        that failed: the engine's error then names that feature, as it would unfused. Its
+        ``state`` attribute lists the numpy arrays that hold all of the members' state: the
+        engine saves them for resume and copies them back in place.
         """
 
 

@@ -168,7 +168,10 @@ class FusedBars:
                                  "v": values, "tolist": self.values.tolist,
                                  "members": tuple(members), "current": self.current, **names}
         exec(compile(src, "<gridkit fused features>", "exec"), scope)
-        return scope["step"]  # type: ignore[no-any-return]
+        step = scope["step"]
+        # All of the fused state: a resumed run copies its saved arrays back into these.
+        step.state = (self.ints, self.floats)
+        return step  # type: ignore[no-any-return]
 
     def batch(self, columns: Mapping[str, Any]) -> np.ndarray:
         """Run over whole columns (``high, low, close, volume``); one row per feature."""
