@@ -36,11 +36,14 @@ class _Group(click.Group):
 
     _entries: dict[str, Any] | None = None
     _plugins_added = False
+    #: Names of entry-point commands imported so far: not built-ins, though in ``commands``.
+    _loaded: frozenset[str] = frozenset()
 
     def entries(self) -> dict[str, Any]:
         """Command name -> entry point, read once (see :func:`command_entry_points`)."""
         if self._entries is None:
-            self._entries, problems = command_entry_points(set(self.commands))
+            builtin = set(self.commands) - self._loaded
+            self._entries, problems = command_entry_points(builtin)
             for line in problems:
                 click.echo(f"Warning: {line}", err=True)
         return self._entries
@@ -67,6 +70,7 @@ class _Group(click.Group):
         if ep is not None:
             cmd = load_command(cmd_name, ep)
             self.add_command(cmd, cmd_name)
+            self._loaded = self._loaded | {cmd_name}
             return cmd
         self._add_plugin_commands()
         return self.commands.get(cmd_name)
