@@ -25,6 +25,10 @@ class RunInfo:
     base_dir: Path = field(factory=Path.cwd)
     #: Every symbol of the run, in lane order (``(symbol,)`` for a one-symbol pipeline).
     symbols: tuple[str, ...] = ()
+    #: Paper and live runs: the one asyncio event loop the kernel owns, which sources and
+    #: executors share (a source drives it while it waits for data, so an executor's tasks
+    #: run then too). None in backtests, which are a plain generator.
+    loop: Any = field(default=None, eq=False)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from pipeline.toml, made absolute against :attr:`base_dir`."""

@@ -162,6 +162,9 @@ def _finish(run: Run, setup_done: list[Component]) -> dict[str, Any]:
         except Exception as err:
             if run.status != "failed":
                 raise _blame(pipeline, component, "in close", err) from err
+    loop = pipeline.run.loop
+    if loop is not None and not loop.is_closed():  # the components closed what they opened
+        loop.close()
     try:
         pipeline.host.call_each("gridkit_run_finished", exclude=pipeline.config.plugins.disable,
                                 pipeline=pipeline, summary=summary)
