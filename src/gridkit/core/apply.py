@@ -37,14 +37,18 @@ def apply_reports(run: Run, reports: list[Any]) -> None:
     """Book reports into the ledger, the account, the journal and the strategies' callbacks;
     the strategies' answers wait in their lane's ``actions``."""
     ledger, account, emit = run.ledger, run.account, run.journal.emit
+    by_symbol = run.by_symbol
     for report in reports:
         state = ledger.apply(report)
         emit(report)
         if state is None:
             continue
-        order = state.order
-        lr = run.by_symbol.get(order.symbol) or run.lanes[0]
         kind = type(report)
+        if kind is Accepted:  # the most common report: nothing more to do
+            run.orders_placed += 1
+            continue
+        order = state.order
+        lr = by_symbol.get(order.symbol) or run.lanes[0]
         if kind is Fill:
             account.apply(report, order.symbol, order)
             if lr.started:
@@ -63,10 +67,8 @@ def apply_reports(run: Run, reports: list[Any]) -> None:
             got = lr.lane.strategy.on_cancelled(report, lr.ctx)
             if got:
                 lr.actions.extend(got)
-        elif kind is Cancelled:
+        else:
             run.orders_cancelled += 1
-        elif kind is Accepted:
-            run.orders_placed += 1
 
 
 def _count(run: Run, by: str, reason: str) -> None:
@@ -80,6 +82,7 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
     answered, and send the strategy's answers to refusals, up to :data:`MAX_ROUNDS` rounds."""
     p = run.pipeline
     executor, emit = p.executor, run.journal.emit
+    journaled = bool(run.journal.subscribers)
     ctx, ledger = lr.ctx, run.ledger
     ex_name = p.origin(executor)[1].name
     for _ in range(MAX_ROUNDS):
@@ -102,7 +105,8 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
         for action in actions:
             if isinstance(action, Cancel):
                 if ledger.get(action.order_id) is not None:
-                    emit(CancelRequested(action.order_id, ts))
+                    if journaled:
+                        emit(CancelRequested(action.order_id, ts))
                     sendable.append(action)
                 continue
             order = action
@@ -116,7 +120,8 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
                     by = name
                     break
             ledger.request(order, ts)
-            emit(OrderRequested(order, ts))
+            if journaled:  # no record made when no one reads the journal
+                emit(OrderRequested(order, ts))
             if isinstance(checked, Reject):
                 refused.append(Rejected(order.id, ts, checked.reason, by))
                 continue

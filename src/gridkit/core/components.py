@@ -342,8 +342,8 @@ class Store(Component):
     """
 
     kind = "store"
-    #: False for a store that keeps nothing after the run (in memory): the engine then saves
-    #: no resume state into it.
+    #: False for a store that keeps nothing after the run (in memory): the engine then neither
+    #: journals into it nor saves resume state (writing what is thrown away is pure cost).
     durable: bool = True
 
     def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str]:

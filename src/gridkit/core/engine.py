@@ -60,7 +60,8 @@ def run_pipeline(pipeline: Pipeline,
             _guard(pipeline, component, "in setup", component.setup, pipeline.run)
             setup_done.append(component)
         store = pipeline.store
-        run.journal.subscribe(store.write, store.mark)
+        if store.durable:  # a store that keeps nothing after the run need not see the journal
+            run.journal.subscribe(store.write, store.mark)
         if resume:
             from gridkit.core.state import restore
 
@@ -238,8 +239,8 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         merged: Iterator[Any] = streams[0]
         handle = handlers[0]
     else:
-        merged = heapq.merge(*(_tagged(s, h) for s, h in zip(streams, handlers, strict=True)),
-                             key=_first)
+        merged = heapq.merge(*(_tagged(s, h, lr) for s, h, lr in
+                               zip(streams, handlers, run.lanes, strict=True)), key=_first)
         handle = None
     commit = p.store.commit
     batch = getattr(p.store.config, "batch", 1000) if not run.eager else 0
@@ -263,7 +264,7 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
                 if lr.folder is not None and not lr.lane.source.live:
                     last = lr.folder.flush()
                     if last is not None:
-                        h.on_bar(last)  # type: ignore[attr-defined]
+                        lr.flush_bar(last)
     finally:
         run.seen = seen
         run.timer.count = sum(lr.accepted for lr in run.lanes)
@@ -271,9 +272,10 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         progress(seen, total)
 
 
-def _tagged(events: Iterator[Any], handler: Callable[[Any], None]
+def _tagged(events: Iterator[Any], handler: Callable[[Any], None], lr: LaneRun
             ) -> Iterator[tuple[int, Callable[[Any], None], Any]]:
     for e in events:
+        lr.consumed += 1  # what a resume of this lane skips
         yield e.ts, handler, e
 
 
@@ -301,20 +303,24 @@ def _stream(run: Run, lr: LaneRun) -> Iterator[Any]:
 def _lane_handler(run: Run, lr: LaneRun) -> Callable[[Any], None]:
     """The function that takes each raw event of one lane: bars go down the bar stages, other
     kinds down their validators and features (and the decision stages if ``decide_on`` names
-    them)."""
+    them); a perpetual's funding times are booked as the events pass them."""
     stages = build_stages(run, lr)
     on_bar, on_tick, funding = stages.on_bar, stages.on_tick, stages.funding
-
-    def handle(event: Any) -> None:
-        lr.consumed += 1
-        if event.ts >= lr.next_funding:
-            funding(event.ts)
-        if type(event) is Bar:
+    bars_only = lr.lane.source.provides == {"bars"} and not lr.lane.source.bar_interval
+    if bars_only and lr.lane.market.type == "spot":
+        handle = on_bar  # the common case: no dispatch at all
+    elif bars_only:
+        def handle(event: Any) -> None:
+            if event.ts >= lr.next_funding:
+                funding(event.ts)
             on_bar(event)
-        else:
-            on_tick(event)
-
-    handle.on_bar = on_bar  # type: ignore[attr-defined]
+    else:
+        def handle(event: Any) -> None:
+            if event.ts >= lr.next_funding:
+                funding(event.ts)
+            if type(event) is Bar:
+                on_bar(event)
+            else:
+                on_tick(event)
+    lr.flush_bar = on_bar
     return handle
-
-

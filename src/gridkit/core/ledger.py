@@ -98,7 +98,10 @@ class Ledger:
             return None
         kind = type(report)
         state.ts = report.ts
-        if kind is Fill:
+        if kind is Accepted:
+            if state.status == NEW:
+                state.status = OPEN
+        elif kind is Fill:
             filled = state.filled + report.qty
             if filled > state.order.qty * (1 + 1e-9) + QTY_EPS:
                 self.anomalies.append((report.order_id, f"filled {filled:g} of "
@@ -113,9 +116,6 @@ class Ledger:
                 self._close(state, FILLED)
             else:
                 state.status = PARTIAL
-        elif kind is Accepted:
-            if state.status == NEW:
-                state.status = OPEN
         else:
             end = _END_OF.get(kind)
             if end is None:

@@ -34,6 +34,8 @@ class LaneRun:
     #: Actions held while trading is paused.
     deferred: list[Order | Cancel] = field(factory=list)
     folder: Any = None
+    #: The lane's bar path, for the bar still open in the folder when a replay ends.
+    flush_bar: Any = None
     fused: list[str] = field(factory=list)
     fused_state: list[Any] = field(factory=list)
     funding: Any = None

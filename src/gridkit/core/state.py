@@ -48,6 +48,8 @@ def snapshot(run: Run) -> bytes:
             "ctx": {name: getattr(lr.ctx, name) for name in _CTX_FIELDS},
             "fused": [[arr.copy() for arr in arrays] for arrays in lr.fused_state],
         })
+    if len(lanes) == 1:  # one lane counts nothing itself: it took every event the loop saw
+        lanes[0]["consumed"] = run.seen
     state = {
         "version": STATE_VERSION,
         "run": {name: getattr(run, name) for name in _RUN_FIELDS},

@@ -76,7 +76,7 @@ class Drawdown(RiskCheck):
         self.tripped_at: int | None = None
 
     def on_bar(self, ctx: Context) -> str | None:
-        if ctx.portfolio.drawdown >= self.config.limit:
+        if ctx.account.drawdown >= self.config.limit:
             self.tripped_at = ctx.bar.ts
             dd = ctx.portfolio.drawdown
             return f"drawdown {dd:.2%} reached the limit {self.config.limit:.2%}"
