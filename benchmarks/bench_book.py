@@ -38,8 +38,8 @@ def data_dir() -> Path:
 
 
 def source(pattern: str) -> Any:
-    from gridkit.core.context import RunInfo
     from gridkit.plugins.binance_capture import BinanceCapture
+    from gridkit.runtime.context import RunInfo
     from gridkit.testing import build
 
     src = build(BinanceCapture, {"path": pattern, "streams": ["depth"]})

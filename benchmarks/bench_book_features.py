@@ -50,9 +50,9 @@ def load_events() -> tuple[list[Any], float]:
     """The capture's events, each depth event with its own copy of the best LEVELS levels;
     and the seconds the source took to replay them (parse and book sync)."""
     from gridkit import BookDepth
-    from gridkit.core.context import RunInfo
     from gridkit.data.book import OrderBook
     from gridkit.plugins.binance_capture import BinanceCapture
+    from gridkit.runtime.context import RunInfo
     from gridkit.testing import build
 
     src = build(BinanceCapture, {"path": str(CAPTURE)})

@@ -145,7 +145,7 @@ STAGES = ("validate", "fills", "account", "features", "attention", "regime", "st
 def run_engine(name: str) -> dict[str, Any]:
     """Build and run one pipeline in process; return its summary."""
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
 
     text = PIPELINES.get(name) or PORTFOLIOS[name]
     config = parse_pipeline(text, source=f"<bench {name}>", base_dir=EXAMPLES)
@@ -156,10 +156,10 @@ def fill_split() -> dict[str, float] | None:
     """One extra, instrumented run of the full slice: per-bar latency of bars with fills
     against bars without. None if the engine's internals no longer allow it.
 
-    It reads the engine's private latency rings (``gridkit.core.timing.Timer``) and counts
+    It reads the engine's private latency rings (``gridkit.runtime.timing.Timer``) and counts
     fills by wrapping the executor's ``reports``; neither touches the figures above.
     """
-    import gridkit.core.engine as engine
+    import gridkit.runtime.engine as engine
     from gridkit.core.config import parse_pipeline
 
     try:
@@ -204,7 +204,7 @@ def fill_split() -> dict[str, float] | None:
 def source_only() -> tuple[int, float]:
     """Bars and seconds to iterate the source's events alone (rows -> Bar objects)."""
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline
+    from gridkit.runtime.engine import build_pipeline
 
     p = build_pipeline(parse_pipeline(PIPELINES["kernel"], base_dir=EXAMPLES))
     p.source.setup(p.run)
@@ -242,7 +242,7 @@ def clock_unit(n: int) -> float:
 def clock_reads_per_event() -> tuple[float, int]:
     """(clock reads per event, 1-in-N sampling of the stage split) of the current engine: two
     reads around every event, nine more between stages on the sampled events."""
-    import gridkit.core.engine as engine
+    import gridkit.runtime.engine as engine
 
     every = 1 << int(getattr(engine, "SAMPLE_SHIFT", 0))
     return 2 + 9 / every, every

@@ -39,7 +39,7 @@ import json, sys, time
 t0 = time.perf_counter()
 import gridkit.cli
 from gridkit.core.config import load_pipeline
-from gridkit.core.engine import build_pipeline, run_pipeline
+from gridkit.runtime.engine import build_pipeline, run_pipeline
 t1 = time.perf_counter()
 pipeline = build_pipeline(load_pipeline(sys.argv[1]))
 t2 = time.perf_counter()
@@ -122,7 +122,7 @@ def collect(quick: bool) -> list[Section]:
 def profile() -> str:
     """cProfile of one in-process run of the example (build + run)."""
     from gridkit.core.config import load_pipeline
-    from gridkit.core.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
 
     def once() -> None:
         run_pipeline(build_pipeline(load_pipeline(EXAMPLE_PIPELINE)))

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, BookDepth, BookUpdate, ConfigError, DataError, Feature, Trade, hookimpl
-from gridkit.core.context import RunInfo
 from gridkit.core.plugins import PluginHost
 from gridkit.data.bars import TimeBars
 from gridkit.plugins.binance_capture import BinanceCapture, BookSync
+from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build
 from helpers import STRATEGY
 

@@ -18,10 +18,10 @@ from hypothesis import strategies as st
 
 from gridkit import ConfigError, DataError
 from gridkit.core.config import structure
-from gridkit.core.context import RunInfo
 from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
 from gridkit.data.bars import TimeBars
 from gridkit.plugins.ccxt_sources import CcxtOhlcv, CcxtStream
+from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build
 from gridkit.testing_exchange import ExchangeServer, load_candles, load_capture
 from helpers import STRATEGY

@@ -19,7 +19,7 @@ from gridkit import (
     positive,
 )
 from gridkit.core.config import load_pipeline, optional, parse_pipeline
-from gridkit.core.engine import build_pipeline
+from gridkit.runtime.engine import build_pipeline
 from gridkit.testing import sample_path
 
 SAMPLE = sample_path().as_posix()

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from gridkit import Bar, ComponentError, ConfigError, Feature, Monitor, hookimpl
-from gridkit.core.engine import STAGES
 from gridkit.core.plugins import PluginHost
+from gridkit.runtime.engine import STAGES
 
 BASE = """
 [pipeline]

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, Fill, Order
-from gridkit.core.account import Portfolio
-from gridkit.core.context import Context, RunInfo
 from gridkit.plugins.executors import SimulatedExecutor
+from gridkit.runtime.account import Portfolio
+from gridkit.runtime.context import Context, RunInfo
 from gridkit.testing import ExecutorContract, build
 
 

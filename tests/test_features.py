@@ -18,9 +18,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 import gridkit
 from gridkit.core.config import parse_pipeline
-from gridkit.core.engine import build_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features import Rsi, Volatility, VolumeRatio
+from gridkit.runtime.engine import build_pipeline
 from gridkit.testing import FeatureContract, build, columns_of
 from helpers import feature_pipeline
 

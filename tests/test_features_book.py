@@ -677,7 +677,7 @@ def _capture_source() -> type[Source]:
 
 def test_binance_capture_books_give_the_same_features(capture: Path) -> None:
     """The source's rebuilt books, diff for diff, give the values of the test replay's books."""
-    from gridkit.core.context import RunInfo
+    from gridkit.runtime.context import RunInfo
 
     src = build(_capture_source(), {"path": str(capture), "streams": ["depth"]})
     src.setup(RunInfo("test", "backtest", "BTC/USDT", 10_000.0, capture.parent))

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gridkit import Bar, BookDepth, BookUpdate, Trade
-from gridkit.core.context import RunInfo
 from gridkit.core.types import EVENT_KINDS
 from gridkit.data.book import OrderBook
 from gridkit.plugins.binance_capture import BinanceCapture
@@ -33,6 +32,7 @@ from gridkit.plugins.features.book import (
     SpreadBps,
     book_columns,
 )
+from gridkit.runtime.context import RunInfo
 from gridkit.testing import build
 
 HFT = Path("trades_orderbook") / "hftbacktest"

@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 
 from gridkit.core import fusion
 from gridkit.core.config import parse_pipeline
-from gridkit.core.engine import build_pipeline, run_pipeline
 from gridkit.core.errors import ComponentError
 from gridkit.core.types import Bar
 from gridkit.plugins.features.bar_set import (
@@ -36,6 +35,7 @@ from gridkit.plugins.features.fusion import BAR_FUSER
 from gridkit.plugins.features.rsi import Rsi
 from gridkit.plugins.features.volatility import Volatility
 from gridkit.plugins.features.volume_ratio import VolumeRatio
+from gridkit.runtime.engine import build_pipeline, run_pipeline
 from gridkit.testing import build
 from helpers import feature_pipeline
 

@@ -167,7 +167,7 @@ def test_geometric_lines() -> None:
 def test_bad_options_are_reported_with_their_path(options: str, message: str) -> None:
     from gridkit import ConfigError
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline
+    from gridkit.runtime.engine import build_pipeline
 
     text = f"""
 [pipeline]

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from gridkit import Bar, Cancel, Order
-from gridkit.core.context import Context, RunInfo
 from gridkit.plugins.grids.symmetric import SymmetricGrid
+from gridkit.runtime.context import Context, RunInfo
 from gridkit.testing import GridStrategyContract, build
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,7 +67,7 @@ def test_recentres_on_regime_change_only_when_asked() -> None:
 def test_spacing_times_levels_must_stay_below_one() -> None:
     from gridkit import ConfigError
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline
+    from gridkit.runtime.engine import build_pipeline
     from gridkit.testing import sample_path
 
     text = f"""

@@ -18,11 +18,11 @@ import pytest
 
 import gridkit
 from gridkit.core.config import parse_pipeline
-from gridkit.core.context import Context
-from gridkit.core.engine import build_pipeline
 from gridkit.plugins.attention import Progressive
 from gridkit.plugins.features import Rsi, Volatility, VolumeRatio
 from gridkit.plugins.regimes import Dormant, Ranging, Trending, Volatile
+from gridkit.runtime.context import Context
+from gridkit.runtime.engine import build_pipeline
 from gridkit.testing import AttentionContract, RegimeContract, sample_path
 
 #: One record per accepted bar: (ts, regime label, regime score, features, weights).

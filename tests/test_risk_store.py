@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gridkit import Bar, Cancelled, Fill, Order, Reject
-from gridkit.core.context import Context, RunInfo
 from gridkit.plugins.risk import Drawdown, PositionSize
 from gridkit.plugins.stores import SqliteStore
+from gridkit.runtime.context import Context, RunInfo
 from gridkit.testing import RiskCheckContract, StoreContract, build
 
 

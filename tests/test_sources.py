@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import gridkit
-from gridkit.core.context import RunInfo
 from gridkit.plugins.sources import CsvSource, FreqtradeJson
+from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build, sample_path
 from helpers import STRATEGY, ms
 
@@ -208,7 +208,7 @@ def test_csv_short_aliases(tmp_path: Path, btc_rows: list[list[Any]]) -> None:
 def test_csv_bad_options_are_config_errors(tmp_path: Path, gridkit_host: Any, option: str,
                                            message: str) -> None:
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline
+    from gridkit.runtime.engine import build_pipeline
 
     write_csv(tmp_path / "x.csv", ["timestamp", "open", "high", "low", "close", "volume"], [])
     text = pipeline_text("x.csv", use="csv").replace('use = "csv"', f'use = "csv"\n{option}')

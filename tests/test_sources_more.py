@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gridkit
-from gridkit.core.context import RunInfo
 from gridkit.core.types import Bar, Trade
 from gridkit.data.bars import TimeBars
 from gridkit.plugins.sources import (
@@ -26,6 +25,7 @@ from gridkit.plugins.sources import (
     create_candles_table,
     write_candles,
 )
+from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build
 from helpers import STRATEGY, ms, xrp_trades_pipeline
 

@@ -12,8 +12,9 @@ from attrs import frozen
 import gridkit
 from gridkit import ConfigError, hookimpl, option, positive
 from gridkit.core.config import parse_pipeline
-from gridkit.core.engine import build_pipeline, run_pipeline
 from gridkit.core.plugins import PluginHost
+from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.tuning import rollback, tune
 from gridkit.testing import sample_path
 
 
@@ -35,13 +36,13 @@ class Stepper(gridkit.Strategy):
         run = Stepper.runs[-1]
         if ctx.index == 100:
             with pytest.raises(ConfigError, match="not a tunable option"):
-                run.tune("strategy", nope=1)
+                tune(run, "strategy", {"nope": 1})
             with pytest.raises(ConfigError, match="must be a finite number > 0"):
-                run.tune("strategy", qty=float("nan"))
-            assert run.tune("strategy", qty=1.0) == {"qty": 0.05}  # clamped to the bound
+                tune(run, "strategy", {"qty": float("nan")})
+            assert tune(run, "strategy", {"qty": 1.0}) == {"qty": 0.05}  # clamped to the bound
         elif ctx.index == 200:
-            assert run.rollback() == {"qty": 0.01}
-            assert run.rollback() is None
+            assert rollback(run) == {"qty": 0.01}
+            assert rollback(run) is None
 
     def reconfigure(self, old: Any, new: Any, ctx: gridkit.Context) -> list[gridkit.Order]:
         return [ctx.order("buy", new.qty, ctx.bar.close * 0.8)]
@@ -67,7 +68,7 @@ path = "{sample_path().as_posix()}"
 use = "stepper"
 """)
     pipeline = build_pipeline(config, gridkit_host, store_path=str(tmp_path / "t.db"))
-    import gridkit.core.engine as engine
+    import gridkit.runtime.engine as engine
 
     real = engine._new_run
 

@@ -16,7 +16,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridkit.core.context import Context, RunInfo
 from gridkit.core.types import Bar, BookUpdate, Trade
 from gridkit.plugins.validators import (
     AnomalyValidator,
@@ -26,6 +25,7 @@ from gridkit.plugins.validators import (
     TimestampValidator,
     VolumeValidator,
 )
+from gridkit.runtime.context import Context, RunInfo
 from gridkit.testing import ValidatorContract, build, feed
 from helpers import ms, xrp_trades_pipeline
 

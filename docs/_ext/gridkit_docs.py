@@ -529,8 +529,8 @@ class StoreSchemaDirective(_Generated):
     """Tables and columns of the ``sqlite`` store, read back from a fresh database."""
 
     def run(self) -> list[nodes.Node]:
-        from gridkit.core.context import RunInfo
         from gridkit.core.registry import build_registry
+        from gridkit.runtime.context import RunInfo
 
         try:
             with builtin_host() as host, tempfile.TemporaryDirectory() as tmp:

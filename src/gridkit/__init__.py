@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gridkit.core.account import Account, AccountView, Position
 from gridkit.core.components import (
     Attention,
     Bus,
@@ -41,10 +40,8 @@ from gridkit.core.config import (
     optional,
     positive,
 )
-from gridkit.core.context import Context, RunInfo
 from gridkit.core.errors import ComponentError, ConfigError, DataError, GridkitError, PluginError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.ledger import Ledger, OrderState
 from gridkit.core.types import (
     Accepted,
     Bar,
@@ -63,6 +60,9 @@ from gridkit.core.types import (
     Signal,
     Trade,
 )
+from gridkit.runtime.account import Account, AccountView, Position
+from gridkit.runtime.context import Context, RunInfo
+from gridkit.runtime.ledger import Ledger, OrderState
 
 __version__ = "0.1.0"
 
@@ -138,7 +138,7 @@ def run(pipeline: str | Path, *, db: str | None = None, resume: bool = False) ->
     ``db`` records the run in that SQLite file; ``resume`` continues the file's last run.
     """
     from gridkit.core.config import load_pipeline, parse_pipeline
-    from gridkit.core.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
 
     text = str(pipeline)
     config = parse_pipeline(text) if "\n" in text else load_pipeline(pipeline)

@@ -247,7 +247,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _load(path: str, db: str | None = None) -> Any:
     from gridkit.core.config import load_pipeline
-    from gridkit.core.engine import build_pipeline
+    from gridkit.runtime.engine import build_pipeline
 
     return build_pipeline(load_pipeline(path), store_path=db)
 
@@ -267,7 +267,7 @@ def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool, resume: 
     SIGINT and SIGTERM stop the run after the current event: what it did is committed, the
     summary printed, and the run marked stopped (exit status 0); --resume continues it.
     """
-    from gridkit.core.engine import run_pipeline
+    from gridkit.runtime.engine import run_pipeline
 
     # An option on the command line is relative to where the user stands, unlike [store]
     # path, which is relative to the pipeline file.

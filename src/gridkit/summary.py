@@ -6,7 +6,7 @@ from typing import Any
 
 
 def summarize(run: Any) -> dict[str, Any]:
-    """The summary of a :class:`gridkit.core.runstate.Run`, JSON-able.
+    """The summary of a :class:`gridkit.runtime.runstate.Run`, JSON-able.
 
     One-symbol runs keep the flat keys of earlier versions (``final_base``, ``final_price``);
     every run also has ``symbols``, one entry per lane with its position and counters.

@@ -52,9 +52,9 @@ from gridkit.core.components import (
     Validator,
 )
 from gridkit.core.config import converter
-from gridkit.core.context import Context, RunInfo
 from gridkit.core.plugins import PluginHost, new_host, set_host
 from gridkit.core.types import Bar, Fill, Order, Reject
+from gridkit.runtime.context import Context, RunInfo
 
 SAMPLE_FILE = "BTC_USDT-1m-sample.json.gz"
 
@@ -96,7 +96,7 @@ def run_toml(text: str, base_dir: Path | None = None, host: PluginHost | None = 
              db: str | None = None) -> dict[str, Any]:
     """Build and run a pipeline from TOML text; return its summary."""
     from gridkit.core.config import parse_pipeline
-    from gridkit.core.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
 
     text = text.replace("{sample}", sample_path().as_posix())
     config = parse_pipeline(text, base_dir=base_dir)
@@ -395,7 +395,7 @@ class StoreContract(ComponentContract):
         try:
             run_id, key = store.open_run(run, {"pipeline": {"symbol": "BTC/USDT"}})
             assert run_id is not None and key
-            from gridkit.core.journal import Mark, OrderRequested
+            from gridkit.runtime.journal import Mark, OrderRequested
 
             order = Order(f"{key}-1", "buy", 1.0, 100.0, symbol="BTC/USDT")
             store.write(OrderRequested(order, 1))

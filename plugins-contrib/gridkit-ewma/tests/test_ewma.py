@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 from gridkit import ConfigError
 from gridkit.core.config import parse_pipeline
-from gridkit.core.engine import build_pipeline
 from gridkit.core.registry import build_registry
 from gridkit.plugins.features.volatility import Volatility
+from gridkit.runtime.engine import build_pipeline
 from gridkit.testing import FeatureContract
 
 from gridkit_ewma import EwmaVolatility, EwmaVolatilityDropIn

@@ -15,8 +15,8 @@ from attrs import frozen
 if TYPE_CHECKING:
     import numpy as np
 
-    from gridkit.core.context import Context, RunInfo
     from gridkit.core.types import Cancel, Fill, Order, Reject, Rejection
+    from gridkit.runtime.context import Context, RunInfo
 
 #: What strategies return: orders to place and cancels to send (None counts as nothing).
 
@@ -362,7 +362,7 @@ class Store(Component):
 
     #: Optional fast lane for the equity curve: ``mark(ts, symbol, price, cash, position,
     #: equity)``, called once per bar instead of ``write(Mark(...))``. None: marks come to
-    #: :meth:`write` as :class:`gridkit.core.journal.Mark` records.
+    #: :meth:`write` as :class:`gridkit.runtime.journal.Mark` records.
     mark: Any = None
 
     def commit(self, state: bytes | None = None) -> None:

@@ -46,7 +46,7 @@ def option(default: Any = attrs.NOTHING, *, doc: str = "",
     """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs.
 
     ``tunable=(low, high)`` lets the option change while a run goes on (see
-    :meth:`gridkit.core.engine.Run.tune`): new values are validated like the TOML's, then
+    :func:`gridkit.runtime.tuning.tune`): new values are validated like the TOML's, then
     clamped to [low, high].
     """
     meta = {"doc": doc, "tunable": tunable}

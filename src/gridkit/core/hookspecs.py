@@ -167,7 +167,7 @@ def gridkit_register_commands(cli: Any) -> None:
 def gridkit_pipeline_built(pipeline: Any) -> None:
     """Called once after a pipeline's components are built and before its first event.
 
-    :param pipeline: the :class:`gridkit.core.engine.Pipeline` about to run; its ``components``
+    :param pipeline: the :class:`gridkit.runtime.engine.Pipeline` about to run; its ``components``
         and ``config`` are final.
     """
 
@@ -176,7 +176,7 @@ def gridkit_pipeline_built(pipeline: Any) -> None:
 def gridkit_run_finished(pipeline: Any, summary: dict[str, Any]) -> None:
     """Called once when a run ends, successfully or not.
 
-    :param pipeline: the :class:`gridkit.core.engine.Pipeline` that ran.
+    :param pipeline: the :class:`gridkit.runtime.engine.Pipeline` that ran.
     :param summary: the run summary as printed by ``gridkit run --json``; ``summary["status"]``
         is ``"finished"`` or ``"failed"``.
     """

@@ -9,8 +9,8 @@ from attrs import frozen
 
 from gridkit.core.components import Attention
 from gridkit.core.config import at_least, option
-from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
+from gridkit.runtime.context import Context
 
 
 class Progressive(Attention):

@@ -26,12 +26,12 @@ from attrs import frozen
 
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option
-from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import BookDepth, BookUpdate, Trade
 from gridkit.data.bars import parse_interval
 from gridkit.data.book import OrderBook
+from gridkit.runtime.context import RunInfo
 
 STREAMS = ("trades", "book", "depth")
 _INF = math.inf

@@ -23,12 +23,12 @@ from attrs import frozen
 
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option, optional, positive
-from gridkit.core.context import RunInfo
 from gridkit.core.errors import ConfigError, DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import EVENT_KINDS, Bar, BookDepth, BookUpdate, Trade
 from gridkit.data.bars import parse_interval
 from gridkit.data.book import OrderBook
+from gridkit.runtime.context import RunInfo
 
 NAN = float("nan")
 #: Longest wait between two attempts, whatever the backoff or Retry-After say (seconds).

@@ -10,7 +10,6 @@ from attrs import frozen
 
 from gridkit.core.components import Executor
 from gridkit.core.config import fee_rate, option
-from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import (
     Accepted,
@@ -21,6 +20,7 @@ from gridkit.core.types import (
     Order,
     Rejected,
 )
+from gridkit.runtime.context import Context
 from gridkit.trading.fills import (
     fee,
     limit_reached,

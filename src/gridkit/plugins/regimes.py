@@ -22,8 +22,8 @@ from attrs import frozen
 
 from gridkit.core.components import Regime
 from gridkit.core.config import at_least, option
-from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
+from gridkit.runtime.context import Context
 
 NAN = float("nan")
 

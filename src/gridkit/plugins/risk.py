@@ -8,9 +8,9 @@ from attrs import frozen
 
 from gridkit.core.components import RiskCheck
 from gridkit.core.config import OptionError, fraction, option, optional, positive
-from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
+from gridkit.runtime.context import Context
 
 
 class PositionSize(RiskCheck):

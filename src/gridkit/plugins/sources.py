@@ -25,10 +25,10 @@ from attrs import frozen
 
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, option
-from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, Trade
+from gridkit.runtime.context import RunInfo
 
 NAN = float("nan")
 ROLES = ("ts", "open", "high", "low", "close", "volume")

@@ -20,11 +20,11 @@ from attrs import frozen
 
 from gridkit.core.components import Store
 from gridkit.core.config import at_least, option
-from gridkit.core.context import RunInfo
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.journal import Mark, OrderRequested
 from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
+from gridkit.runtime.context import RunInfo
+from gridkit.runtime.journal import Mark, OrderRequested
 
 #: ``PRAGMA application_id`` of a gridkit store: "grkt".
 APPLICATION_ID = 0x67726B74

@@ -26,10 +26,10 @@ from gridkit.core.config import (
     option,
     positive,
 )
-from gridkit.core.context import Context
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, BookUpdate, Trade
 from gridkit.data.bars import parse_interval
+from gridkit.runtime.context import Context
 
 INF = float("inf")
 _KIND = {Trade: "trades", BookUpdate: "book"}

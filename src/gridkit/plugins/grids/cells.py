@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gridkit.core.context import Context
 from gridkit.core.types import Cancel, Fill, Order, Rejection
+from gridkit.runtime.context import Context
 from gridkit.trading.fills import cell_after_fill, cell_order_price, round_trip_profit
 
 

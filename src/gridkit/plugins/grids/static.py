@@ -9,10 +9,10 @@ from attrs import frozen
 
 from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
-from gridkit.core.context import Context
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines
+from gridkit.runtime.context import Context
 
 
 class StaticGrid(Strategy):

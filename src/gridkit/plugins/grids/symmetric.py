@@ -9,9 +9,9 @@ from attrs import frozen
 
 from gridkit.core.components import Strategy
 from gridkit.core.config import at_least, non_negative, option, positive
-from gridkit.core.context import Context
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines
+from gridkit.runtime.context import Context
 
 
 class SymmetricGrid(Strategy):

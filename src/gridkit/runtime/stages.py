@@ -1,6 +1,6 @@
 """The stages of one lane, one small function each, bound once when the run starts.
 
-A bar runs ``validate`` and then :data:`gridkit.core.timing.STAGES` in order; one bar in
+A bar runs ``validate`` and then :data:`gridkit.runtime.timing.STAGES` in order; one bar in
 ``2**SAMPLE_SHIFT`` runs them through a timing wrapper instead, so the clock is read only where
 it is sampled. Other events (trades, quotes, depth) run their kind's validators, the executor's
 reports, their features, and — when ``[pipeline] decide_on`` names their kind — the decision
@@ -16,13 +16,13 @@ from typing import Any
 
 from attrs import define
 
-from gridkit.core import apply as eng
 from gridkit.core import fusion
 from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
-from gridkit.core.runstate import LaneRun, Run
-from gridkit.core.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
 from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
+from gridkit.runtime import apply as eng
+from gridkit.runtime.runstate import LaneRun, Run
+from gridkit.runtime.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
 
 _NAN = float("nan")
 

@@ -6,13 +6,13 @@ from typing import Any
 
 from attrs import define, field
 
-from gridkit.core.account import Account
-from gridkit.core.build import Lane, Pipeline
-from gridkit.core.context import Context
-from gridkit.core.journal import Journal
-from gridkit.core.ledger import Ledger
-from gridkit.core.timing import Timer
 from gridkit.core.types import Cancel, Order
+from gridkit.runtime.account import Account
+from gridkit.runtime.build import Lane, Pipeline
+from gridkit.runtime.context import Context
+from gridkit.runtime.journal import Journal
+from gridkit.runtime.ledger import Ledger
+from gridkit.runtime.timing import Timer
 
 
 @define
@@ -87,18 +87,5 @@ class Run:
         from gridkit.summary import summarize
 
         return summarize(self)
-
-    def tune(self, path: str, **changes: Any) -> dict[str, Any]:
-        """Change tunable options of the component at ``path`` (its TOML path, e.g.
-        ``strategy`` or ``risk[0]``) while the run goes on; see :mod:`gridkit.core.tuning`."""
-        from gridkit.core.tuning import tune
-
-        return tune(self, path, changes)
-
-    def rollback(self) -> dict[str, Any] | None:
-        """Undo the last :meth:`tune`; None if there is nothing to undo."""
-        from gridkit.core.tuning import rollback
-
-        return rollback(self)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from attrs import field, frozen
 
-from gridkit.core.account import Account, AccountView, Position
-from gridkit.core.ledger import Ledger
 from gridkit.core.types import Order
+from gridkit.runtime.account import Account, AccountView, Position
+from gridkit.runtime.ledger import Ledger
 
 
 @frozen

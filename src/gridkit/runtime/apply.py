@@ -12,9 +12,6 @@ from typing import Any
 import attrs
 
 from gridkit.core.components import Component
-from gridkit.core.journal import CancelRequested, Halted, OrderRequested, Paused
-from gridkit.core.runstate import LaneRun, Run
-from gridkit.core.state import snapshot
 from gridkit.core.types import (
     Accepted,
     Cancel,
@@ -26,6 +23,9 @@ from gridkit.core.types import (
     Rejected,
     Rejection,
 )
+from gridkit.runtime.journal import CancelRequested, Halted, OrderRequested, Paused
+from gridkit.runtime.runstate import LaneRun, Run
+from gridkit.runtime.state import snapshot
 
 #: Rounds of strategy answers to refusals per event: a strategy that keeps re-proposing a
 #: refused order cannot spin.

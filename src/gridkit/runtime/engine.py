@@ -2,13 +2,13 @@
 
 The loop is the same for backtest, paper and live; only the sources and the executor differ. No
 hook is called per event: components are resolved when the pipeline is built and the stages
-(:mod:`gridkit.core.stages`), one small function each, call their methods directly. On a bar:
+(:mod:`gridkit.runtime.stages`), one small function each, call their methods directly. On a bar:
 
 validate → reports (the executor's fills, booked by the one apply path) → mark the account →
 features → attention → regime and signals → strategy → risk → execute → monitors.
 
 Every order request and report goes to the journal; the store commits them with the run's state
-(:mod:`gridkit.core.state`), so a stopped run can be resumed.
+(:mod:`gridkit.runtime.state`), so a stopped run can be resumed.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gridkit.core.account import LINEAR, Account, Position
-from gridkit.core.build import Pipeline, build_pipeline, check_requirements
 from gridkit.core.components import Component, Validator
 from gridkit.core.config import parse_time
-from gridkit.core.context import Context
 from gridkit.core.errors import ComponentError, GridkitError
-from gridkit.core.ledger import Ledger
-from gridkit.core.runstate import LaneRun, Run
-from gridkit.core.stages import build_stages
-from gridkit.core.state import snapshot
-from gridkit.core.timing import STAGES
 from gridkit.core.types import Bar
+from gridkit.runtime.account import LINEAR, Account, Position
+from gridkit.runtime.build import Pipeline, build_pipeline, check_requirements
+from gridkit.runtime.context import Context
+from gridkit.runtime.ledger import Ledger
+from gridkit.runtime.runstate import LaneRun, Run
+from gridkit.runtime.stages import build_stages
+from gridkit.runtime.state import snapshot
+from gridkit.runtime.timing import STAGES
 
 __all__ = ["STAGES", "Pipeline", "Run", "build_pipeline", "check_requirements",
            "run_pipeline"]
@@ -63,7 +63,7 @@ def run_pipeline(pipeline: Pipeline,
         if store.durable:  # a store that keeps nothing after the run need not see the journal
             run.journal.subscribe(store.write, store.mark)
         if resume:
-            from gridkit.core.state import restore
+            from gridkit.runtime.state import restore
 
             run.run_id, key, data = _guard(pipeline, store, "reopening the run",
                                            store.resume_run, pipeline.run, pipeline.config.raw)
@@ -260,7 +260,7 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
             if progress is not None and not seen & 4095:
                 progress(seen, total)
         else:
-            for lr, h in zip(run.lanes, handlers, strict=True):
+            for lr in run.lanes:
                 if lr.folder is not None and not lr.lane.source.live:
                     last = lr.folder.flush()
                     if last is not None:

@@ -3,7 +3,7 @@
 An option is tunable when its Config field says so (``option(..., tunable=(low, high))``). A
 change goes through the Config's own validators (a new Config is built with
 ``attrs.evolve``), is clamped to the option's bounds, is journalled as
-:class:`~gridkit.core.journal.ParamChanged`, and the component's ``reconfigure(old, new, ctx)``
+:class:`~gridkit.runtime.journal.ParamChanged`, and the component's ``reconfigure(old, new, ctx)``
 returns the orders and cancels the change implies, which are sent at once.
 """
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import attrs
 
-from gridkit.core.apply import execute
 from gridkit.core.errors import ConfigError
-from gridkit.core.journal import ParamChanged
-from gridkit.core.runstate import LaneRun, Run
+from gridkit.runtime.apply import execute
+from gridkit.runtime.journal import ParamChanged
+from gridkit.runtime.runstate import LaneRun, Run
 
 
 def tunables(config_cls: type) -> dict[str, tuple[float, float]]:
@@ -26,7 +26,8 @@ def tunables(config_cls: type) -> dict[str, tuple[float, float]]:
 
 
 def tune(run: Run, path: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Apply ``changes`` to the component at TOML ``path``; return the values set (clamped)."""
+    """Change tunable options of the component at TOML ``path`` (``strategy``, ``risk[0]``,
+    ``strategy@ETH/USDT``) while ``run`` goes on; return the values set (clamped)."""
     component, lr = _find(run, path)
     old = component.config
     bounds = tunables(type(old))
@@ -75,8 +76,8 @@ def _switch(run: Run, lr: LaneRun, path: str, component: Any, old: Any, new: Any
     if got:
         lr.actions.extend(got)
         p = run.pipeline
-        from gridkit.core.apply import overrides
         from gridkit.core.components import RiskCheck
+        from gridkit.runtime.apply import overrides
 
         checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
                        if overrides(r, RiskCheck, "check"))

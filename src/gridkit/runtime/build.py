@@ -35,10 +35,10 @@ from gridkit.core.config import (
     PipelineConfig,
     structure_options,
 )
-from gridkit.core.context import RunInfo
 from gridkit.core.errors import ConfigError, GridkitError, PluginError
 from gridkit.core.plugins import PluginHost, get_host
 from gridkit.core.registry import Registration, Registry, build_registry
+from gridkit.runtime.context import RunInfo
 
 #: Sections every lane has its own components of.
 LANE_KEYS = ("source", "validators", "features", "signals", "attention", "regimes", "strategy",

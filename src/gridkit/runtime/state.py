@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 from gridkit.core.errors import ComponentError, DataError
-from gridkit.core.runstate import Run
+from gridkit.runtime.runstate import Run
 
 #: Bumped when the layout of the blob changes; an older blob is refused clearly.
 STATE_VERSION = 1
