@@ -210,9 +210,11 @@ def test_timestamp_duplicates_and_out_of_order(gridkit_sample_bars: list[Bar]) -
     assert v.stats() == {"duplicate": 2, "out_of_order": 3}
 
 
-def test_timestamp_gap_is_counted_not_dropped(gridkit_sample_bars: list[Bar]) -> None:
+@pytest.mark.parametrize("interval_ms", [0, 60_000])
+def test_timestamp_gap_is_counted_not_dropped(gridkit_sample_bars: list[Bar],
+                                              interval_ms: int) -> None:
     b = gridkit_sample_bars[:50]
-    v = build(TimestampValidator)
+    v = build(TimestampValidator, {"interval_ms": interval_ms})
     kept = [x for i, x in enumerate(b) if not 20 <= i < 27]  # 7 bars missing
     assert all(feed([v], x) for x in kept)
     assert v.stats() == {"gaps": 1, "missing_bars": 7}
@@ -277,10 +279,11 @@ def test_hostile_rows_in_a_real_file(tmp_path: Path, btc_rows: list[list[Any]],
 def test_dropped_bar_does_not_move_the_timestamp_baseline(tmp_path: Path,
                                                           btc_rows: list[list[Any]],
                                                           gridkit_run_toml: Any) -> None:
+    # Ten minutes ahead: had it become the baseline, the next nine bars would be dropped.
     rows: list[Any] = [list(r) for r in btc_rows]
-    rows.insert(200, [rows[199][0] + 10**12, None, None, None, None, 1.0])
-    dump(tmp_path / "future.json", rows)
-    summary = gridkit_run_toml(pipeline("future.json"))
+    rows.insert(200, [rows[199][0] + 10 * 60_000, None, None, None, None, 1.0])
+    dump(tmp_path / "ahead.json", rows)
+    summary = gridkit_run_toml(pipeline("ahead.json"))
     assert summary["bars_dropped"] == 1
     assert summary["dropped_by"] == {"price": {"nan": 1}}
     assert summary["bars_accepted"] == len(btc_rows)
@@ -295,6 +298,172 @@ def test_corrected_resend_after_a_dropped_copy_is_accepted(tmp_path: Path,
     summary = gridkit_run_toml(pipeline("resend.json"))
     assert summary["bars_accepted"] == len(btc_rows)
     assert summary["dropped_by"] == {"price": {"nan": 1}}
+
+
+# --- implausible timestamps: one bad row is dropped, not the rest of the file -------------------
+
+DAY = 86_400_000
+#: What a run must reproduce exactly for a file to count as read the same.
+OUTCOME = ("bars_accepted", "buy_fills", "sell_fills", "orders_placed", "fees_paid",
+           "final_cash", "final_base", "final_equity", "realized_profit", "max_drawdown",
+           "first_ts", "last_ts")
+
+
+@pytest.fixture(scope="module")
+def btc_all(btc_1m: Path) -> list[list[Any]]:
+    """Every row of the real BTC/USDT 1m file (42,915 bars, one maintenance gap)."""
+    return json.loads(btc_1m.read_text())
+
+
+@pytest.fixture(scope="module")
+def clean_run(btc_all: list[list[Any]], tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from gridkit import run
+
+    path = tmp_path_factory.mktemp("clean") / "BTC_USDT-1m.json"
+    path.write_text(json.dumps(btc_all))
+    return run(pipeline(path))
+
+
+def with_row(rows: list[list[Any]], at: int, ts: int) -> list[list[Any]]:
+    """A copy of ``rows`` with a copy of row ``at`` re-dated ``ts`` inserted after it: a real
+    bar whose prices are fine and whose timestamp is wrong."""
+    out = [list(r) for r in rows]
+    out.insert(at + 1, [ts, *rows[at][1:]])
+    return out
+
+
+@pytest.mark.parametrize(("at", "ts", "reason"), [
+    (10_000, ms("2099-01-01 00:00"), "future"),        # a typo'd year, past the wall clock
+    (10_000, 2**53, "future"),                          # garbage
+    (25_000, ms("2024-05-01 00:00"), "time_jump"),     # in the past, but years ahead of the file
+    (25_000, 3 * DAY, "time_jump"),                     # a day typo: three days ahead
+    (42_913, ms("2030-01-01 00:00"), "future"),         # just before the last bar
+    (42_914, ms("2023-01-01 00:00"), "time_jump"),     # the last row: nothing follows it
+])
+def test_one_misdated_row_in_a_real_file_loses_only_that_row(
+        tmp_path: Path, btc_all: list[list[Any]], clean_run: dict[str, Any], at: int, ts: int,
+        reason: str, gridkit_run_toml: Any) -> None:
+    if ts < 10 * DAY:  # relative to the row it follows
+        ts += btc_all[at][0]
+    dump(tmp_path / "misdated.json", with_row(btc_all, at, ts))
+    summary = gridkit_run_toml(pipeline("misdated.json"))
+    assert summary["status"] == "finished"
+    assert summary["bars_seen"] == len(btc_all) + 1
+    assert summary["bars_dropped"] == 1
+    assert summary["dropped_by"]["timestamp"] == {"gaps": 1, "missing_bars": 284, reason: 1}
+    for key in OUTCOME:  # every other bar accepted, and the same fills as the clean file
+        assert summary[key] == clean_run[key], key
+
+
+def test_a_real_jump_is_confirmed_by_the_next_bar(tmp_path: Path, btc_all: list[list[Any]],
+                                                  gridkit_run_toml: Any) -> None:
+    # Eight days cut out of the file: a real outage. The bar after it cannot be told from a bad
+    # row when it comes, so it is held; the next bar confirms the jump and the run goes on.
+    start = next(i for i, r in enumerate(btc_all) if r[0] >= ms("2021-05-01 00:00"))
+    end = next(i for i, r in enumerate(btc_all) if r[0] >= ms("2021-05-09 00:00"))
+    rows = btc_all[:start] + btc_all[end:]
+    dump(tmp_path / "outage.json", rows)
+    summary = gridkit_run_toml(pipeline("outage.json"))
+    assert summary["bars_accepted"] == len(rows) - 1
+    assert summary["dropped_by"]["timestamp"] == {
+        "gaps": 2, "missing_bars": 284 + (end - start) + 1, "held_at_jump": 1}
+    assert summary["last_ts"] == rows[-1][0]
+    # With the check off the bar after the outage is accepted at once.
+    off = gridkit_run_toml(pipeline("outage.json", '[[validators]]\nuse = "timestamp"\n'
+                                                   'max_jump = "off"\n'))
+    assert off["bars_accepted"] == len(rows)
+
+
+def clocked(options: dict[str, Any] | None = None, now: int = ms("2021-06-01 00:00")) -> Any:
+    v = build(TimestampValidator, options or {})
+    v.clock = lambda: float(now)
+    return v
+
+
+def at(ts: int, close: float = 100.0) -> Bar:
+    return Bar(ts, close, close, close, close, 1.0)
+
+
+def test_future_is_past_the_wall_clock_plus_the_tolerance() -> None:
+    now = ms("2021-06-01 00:00")
+    v = clocked({"interval_ms": 60_000, "max_jump": "off"})
+    assert feed([v], at(now - 60_000))
+    assert feed([v], at(now + DAY))            # within the default tolerance of 1d
+    assert not feed([v], at(now + DAY + 1))
+    assert v.stats()["future"] == 1
+    tight = clocked({"future_tolerance": "5m"})
+    assert not feed([tight], at(now + 300_001)) and feed([tight], at(now + 300_000))
+    off = clocked({"future_tolerance": "off"})
+    assert feed([off], at(ms("2999-01-01 00:00")))
+
+
+def test_the_horizon_follows_the_clock_in_a_long_live_run() -> None:
+    now = [ms("2021-06-01 00:00")]
+    v = build(TimestampValidator, {"future_tolerance": "1m", "max_jump": "off"})
+    v.clock = lambda: float(now[0])
+    for _ in range(3):  # days of bars, each stamped when it arrives
+        now[0] += DAY
+        assert feed([v], at(now[0]))
+    assert "future" not in v.stats()
+
+
+def test_trades_and_quotes_past_the_wall_clock_are_dropped() -> None:
+    from gridkit.core.types import Trade
+
+    now = ms("2021-06-01 00:00")
+    v = clocked()
+    assert feed([v], Trade(now, 1.0, 1.0, "buy", "1"))
+    assert not feed([v], Trade(now + 2 * DAY, 1.0, 1.0, "buy", "2"))
+    assert feed([v], Trade(now + 1, 1.0, 1.0, "buy", "3"))  # the baseline did not move
+    assert v.stats() == {"trades_future": 1}
+
+
+def test_a_held_jump_is_settled_by_the_next_bar() -> None:
+    t0 = ms("2021-04-01 00:00")
+    bad = t0 + 30 * DAY
+    # A bad row: the next bar continues the old sequence.
+    v = clocked({"interval_ms": 60_000})
+    got = [feed([v], at(t)) for t in (t0, t0 + 60_000, bad, t0 + 120_000, t0 + 180_000)]
+    assert got == [True, True, False, True, True]
+    assert v.stats() == {"time_jump": 1}
+    # A real jump: the next bar continues after it (the held bar itself stays dropped).
+    v = clocked({"interval_ms": 60_000})
+    got = [feed([v], at(t)) for t in (t0, t0 + 60_000, bad, bad + 60_000, bad + 120_000)]
+    assert got == [True, True, False, True, True]
+    # 30 days of one-minute bars missing, less one: the held bar is one of them.
+    assert v.stats() == {"held_at_jump": 1, "gaps": 1, "missing_bars": 30 * 1440 - 1}
+    # A duplicate of the held bar does not confirm it; a second jump elsewhere replaces it.
+    v = clocked({"interval_ms": 60_000})
+    got = [feed([v], at(t)) for t in (t0, bad, bad, bad + 10 * DAY, t0 + 60_000)]
+    assert got == [True, False, False, False, True]
+    assert v.stats() == {"duplicate": 1, "time_jump": 2}
+    # A run that ends on a held bar counts it: nothing confirmed it.
+    v = clocked({"interval_ms": 60_000})
+    assert [feed([v], at(t)) for t in (t0, bad)] == [True, False]
+    assert v.stats() == {"time_jump": 1}
+
+
+def test_the_jump_threshold_grows_with_the_bar_interval() -> None:
+    # Daily bars: weekends and holidays are gaps of days, never jumps (100 intervals).
+    t0 = ms("2020-01-02 00:00")
+    v = clocked({"max_jump": "1d"}, now=ms("2021-06-01 00:00"))
+    days = [0, 1, 2, 5, 6, 7, 8, 9, 20, 21, 22, 90, 91]
+    assert all(feed([v], at(t0 + d * DAY)) for d in days)
+    assert not feed([v], at(t0 + (91 + 101) * DAY))
+    assert feed([v], at(t0 + 92 * DAY))
+    assert v.stats()["time_jump"] == 1
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"future_tolerance": "soon"}, "future_tolerance: not an interval: 'soon'"),
+    ({"max_jump": "0d"}, "max_jump: not an interval: '0d'"),
+])
+def test_timestamp_options_are_intervals_or_off(options: dict[str, Any], message: str) -> None:
+    from gridkit.core.config import structure
+
+    _, problems = structure(options, TimestampValidator.Config, "validators[0]")
+    assert problems and problems[0].startswith(f"validators[0].{message}")
+    assert problems[0].endswith(", or 'off'")
 
 
 # --- property: validators never raise, and what they accept is sane -----------------------------
@@ -360,7 +529,7 @@ def test_property_validators_never_raise_and_accept_only_sane_bars(seq: list[Bar
             assert b.volume > 0.0
     # Every refusal is counted under exactly one reason.
     t = ts.stats()
-    assert refused[0] == t.get("duplicate", 0) + t.get("out_of_order", 0)
+    assert refused[0] == sum(n for k, n in t.items() if k not in ("gaps", "missing_bars"))
     assert refused[1] == sum(price.stats().values())
     vs = volume.stats()
     assert refused[2] == sum(n for k, n in vs.items() if k != "zero_kept")

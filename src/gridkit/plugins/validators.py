@@ -49,18 +49,56 @@ class _Counting(Validator):
         return dict(self.counts)
 
 
-class TimestampValidator(_Counting):
-    """Drops bars not later than the last accepted bar (duplicates, out of order); counts gaps.
+def _interval_or_off(name: str, value: str) -> None:
+    if value != "off":
+        try:
+            parse_interval(value)
+        except ValueError as err:
+            raise OptionError(name, f"{err}, or 'off'") from None
 
-    DESIGN.md §6 rule 6: the baseline is the last bar that *every* validator accepted, so a bar
+
+class TimestampValidator(_Counting):
+    """Drops events whose timestamp cannot be right: out of order, in the future, or a lone
+    jump far ahead; counts gaps.
+
+    DESIGN.md §6 rule 6: a bar not later than the last accepted bar is dropped (``duplicate``,
+    ``out_of_order``). The baseline is the last bar that *every* validator accepted, so a bar
     dropped for its prices does not move it. A gap is a step longer than the bar interval
     (``interval_ms``, or the median of the first 32 steps); gaps are counted (``gaps``,
     ``missing_bars``), not dropped.
 
+    A bar accepted with a wrong timestamp far ahead would become the baseline, and every later
+    bar would be dropped as out of order: the rest of the file lost. Two checks keep one bad
+    row from doing that; each drops and counts that row alone:
+
+    * ``future``: dated more than ``future_tolerance`` past the wall clock. Market data is never
+      from the future; the tolerance covers clock skew in live runs. Turn it off (``"off"``) for
+      synthetic data dated ahead.
+    * ``time_jump``: dated more than ``max_jump`` (and more than 100 bar intervals) past the
+      last accepted bar — in the past, so not ``future``, but a jump that real data makes only
+      across an outage. Such a bar is held back (dropped for now) until the next bar says which
+      it was: a next bar that continues the old sequence shows it was a bad row (``time_jump``);
+      a next bar that continues after it confirms the jump, and the data goes on from there
+      (the held bar itself stays dropped, counted as ``held_at_jump``: a validator cannot pass a
+      bar on later). O(1): one held timestamp. ``"off"`` turns the check off.
+
+    The default ``max_jump``, a day (or 100 intervals of longer bars: 100 days of daily bars),
+    weighs the two mistakes: it lies above the outages of real exchange data, which last hours
+    (the shared Binance files: at most 285 one-minute intervals; the A-share files: 11 days of
+    daily bars), so a real outage rarely costs its first bar; and a bad row dated less than a
+    day ahead, which it does not catch, costs at most a day of bars (dropped and counted as
+    out of order). The first bar of a run is the first baseline: only ``future`` applies to it.
+    There is no lower bound: synthetic data often starts at epoch 0, and a row dated too early
+    inside a file is already dropped as out of order.
+
     Trade prints and book quotes are held to a timestamp that never goes back: several trades
     may share one millisecond, so an equal timestamp is kept and an earlier one is dropped
-    (``trades_out_of_order``, ``book_out_of_order``). Each kind has its own baseline: a bar's
-    ``ts`` is its open time, earlier than the trades that closed it.
+    (``trades_out_of_order``, ``book_out_of_order``); one past the wall clock is dropped
+    (``trades_future``, ``book_future``). Each kind has its own baseline: a bar's ``ts`` is its
+    open time, earlier than the trades that closed it.
+
+    A test (or an embedding application) can inject the wall clock by setting the attribute
+    ``clock`` to a function returning epoch milliseconds.
     """
 
     name = "timestamp"
@@ -70,29 +108,99 @@ class TimestampValidator(_Counting):
     class Config:
         interval_ms: int = option(0, doc="Bar interval in ms for gap counting; 0 infers it "
                                          "from the data.", validator=non_negative())
+        future_tolerance: str = option(
+            "1d", doc="How far past the wall clock an event may be dated (clock skew) before "
+                      "it is dropped as 'future', as an interval (1h, 1d); 'off': no check.")
+        max_jump: str = option(
+            "1d", doc="A bar further ahead of the last one than this and than 100 bar "
+                      "intervals is held until the next bar confirms it; 'off': no check.")
+
+        def __attrs_post_init__(self) -> None:
+            _interval_or_off("future_tolerance", self.future_tolerance)
+            _interval_or_off("max_jump", self.max_jump)
 
     _LEARN = 32  # steps looked at to infer the interval
+    #: A jump must also exceed this many bar intervals to be held.
+    JUMP_STEPS = 100
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self.last: int | None = None
-        self.step: int | None = self.config.interval_ms or None
+        c = self.config
+        #: Timestamp of the last accepted bar; -inf before the first.
+        self.last: float = -INF
+        self.step: int | None = c.interval_ms or None
         self._steps: list[int] = []
         #: Last accepted timestamp of each non-bar event type.
         self.last_tick: dict[type, int] = {}
+        #: Injected wall clock (epoch ms), or None for the system clock.
+        self.clock: Callable[[], float] | None = None
+        self._tolerance = INF if c.future_tolerance == "off" else parse_interval(
+            c.future_tolerance)
+        self._max_jump = INF if c.max_jump == "off" else parse_interval(c.max_jump)
+        #: Latest timestamp that is not in the future, as of the last look at the clock (which
+        #: is read again only for a timestamp past it: the horizon only moves forward).
+        self.horizon = -INF if self._tolerance < INF else INF
+        #: Steps further than this from the last accepted bar are jumps.
+        self.jump = max(self._max_jump, self.JUMP_STEPS * (self.step or 0))
+        self._min_step: int | None = None
+        #: Timestamp of a bar held back as a jump, until the next bar decides about it.
+        self.held: int | None = None
+        #: Bars after ``last`` and up to here pass with one chained comparison. It is set on
+        #: the slow path from the ``last`` of then, so it lags behind (too low, never too
+        #: high) and a bar past it takes the slow path, which sets it again: once a ``jump``.
+        self._ceiling: float = -INF
+
+    def _now(self) -> float:
+        clock = self.clock
+        return clock() if clock is not None else time.time() * 1000.0
+
+    def _future(self, ts: int) -> bool:
+        """Whether ``ts`` lies past the wall clock plus the tolerance; reads the clock."""
+        if self._tolerance == INF:
+            return False
+        self.horizon = self._now() + self._tolerance
+        return ts > self.horizon
 
     def accept(self, bar: Bar, _bar: type = Bar) -> bool:
         if type(bar) is not _bar:
             return self._accept_tick(bar)
-        last = self.last
-        if last is None or bar.ts > last:
+        if self.last < bar.ts <= self._ceiling:
             return True
-        self.count("duplicate" if bar.ts == last else "out_of_order")
+        return self._check(bar.ts)
+
+    def _check(self, ts: int) -> bool:
+        last = self.last
+        if ts <= last:
+            self.count("duplicate" if ts == last else "out_of_order")
+            return False
+        if ts > self.horizon and self._future(ts):
+            self.count("future")
+            return False
+        if last == -INF:  # the first bar
+            return True
+        jump = self.jump
+        if ts - last <= jump:
+            c, h = last + jump, self.horizon
+            self._ceiling = c if c < h else h
+            return True
+        held = self.held
+        if held is not None:
+            if held < ts and ts - held <= jump:
+                return True  # continues after the held bar: the jump was real
+            if ts == held:
+                self.count("duplicate")
+                return False
+            self.count("time_jump")  # the held bar: this one does not continue after it
+        self.held = ts
         return False
 
     def _accept_tick(self, event: Any) -> bool:
+        ts = event.ts
+        if ts > self.horizon and self._future(ts):
+            self.count(f"{_KIND.get(type(event), 'events')}_future")
+            return False
         last = self.last_tick.get(type(event))
-        if last is None or event.ts >= last:
+        if last is None or ts >= last:
             return True
         self.count(f"{_KIND.get(type(event), 'events')}_out_of_order")
         return False
@@ -102,18 +210,26 @@ class TimestampValidator(_Counting):
             self.last_tick[type(bar)] = bar.ts
             return
         ts = bar.ts
+        if self.held is not None:  # this bar decides about the held one
+            self.count("held_at_jump" if ts > self.held else "time_jump")
+            self.held = None
         last, self.last = self.last, ts
-        if last is None:
-            return
-        diff = ts - last
         step = self.step
         if step is not None:
-            if diff > step:
-                self._gap(diff)
-            return
+            if ts - last > step and last != -INF:
+                self._gap(ts - last)
+        elif last != -INF:
+            self._learn(ts - last)
+
+    def _learn(self, diff: int) -> None:
         self._steps.append(diff)
+        if self._min_step is None or diff < self._min_step:
+            self._min_step = diff
+            self.jump = max(self._max_jump, self.JUMP_STEPS * diff)
+            self._ceiling = -INF  # the jump may have shrunk
         if len(self._steps) == self._LEARN:
             self.step = sorted(self._steps)[self._LEARN // 2]
+            self.jump = max(self._max_jump, self.JUMP_STEPS * self.step)
             for d in self._steps:
                 self._gap(d)
             self._steps = []
@@ -130,7 +246,10 @@ class TimestampValidator(_Counting):
             for d in self._steps:
                 self._gap(d)
             self._steps = []
-        return dict(self.counts)
+        out = dict(self.counts)
+        if self.held is not None:  # the run ended on a held bar: nothing confirmed it
+            out["time_jump"] = out.get("time_jump", 0) + 1
+        return out
 
 
 def _price_fault(values: tuple[float, ...]) -> str:
