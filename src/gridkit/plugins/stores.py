@@ -140,7 +140,10 @@ class SqliteStore(Store):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if app not in (0, APPLICATION_ID) or (app == 0 and tables and not tables >= _V1_TABLES):
+        ours = {"runs", "orders", "fills", "equity", "journal", "state"}
+        # app 0 with only gridkit's table names: a gridkit store, or one whose creation was
+        # cut short (the schema is created in one transaction since version 2)
+        if app not in (0, APPLICATION_ID) or (app == 0 and not tables <= ours):
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
             raise DataError(f"store {self.path} belongs to another program (tables: {shown}); "
                             f"give gridkit a file of its own (--db or [store] path)")
@@ -149,17 +152,18 @@ class SqliteStore(Store):
                             f"gridkit reads ({SCHEMA_VERSION}); upgrade gridkit")
         if self.path != ":memory:":
             conn.execute("PRAGMA journal_mode=WAL")
-        with conn:
-            if tables and version < SCHEMA_VERSION:  # an older gridkit store: add what is new
-                self.migrated_from = version or 1
-                for table, columns in _ADDED.items():
-                    have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                    for column, kind in columns:
-                        if column not in have:
-                            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if app == APPLICATION_ID and version == SCHEMA_VERSION:
+            return
+        script = ["BEGIN"]  # all of the schema or none of it, whenever the process dies
+        if tables and version < SCHEMA_VERSION and tables >= _V1_TABLES:
+            self.migrated_from = version or 1  # an older gridkit store: add what is new
+            for table, columns in _ADDED.items():
+                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                script += [f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
+                           for column, kind in columns if column not in have]
+        script += [SCHEMA, f"PRAGMA application_id = {APPLICATION_ID}",
+                   f"PRAGMA user_version = {SCHEMA_VERSION}", "COMMIT"]
+        conn.executescript(";\n".join(script))
 
     # --- runs --------------------------------------------------------------------------------
 
