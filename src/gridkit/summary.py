@@ -50,6 +50,8 @@ def summarize(run: Any) -> dict[str, Any]:
     symbols = {}
     for lr in lanes:
         ps = lr.ctx.position
+        sides = {p.side: p.qty for p in acct.positions.values()
+                 if p.symbol == lr.lane.symbol and p.side}
         st = lr.lane.strategy.stats()
         symbols[lr.lane.symbol] = {
             "kind": ps.kind, "position": ps.qty, "avg_price": ps.avg_price, "price": ps.price,
@@ -57,7 +59,8 @@ def summarize(run: Any) -> dict[str, Any]:
             "buy_fills": ps.buy_fills, "sell_fills": ps.sell_fills,
             "bars_accepted": lr.accepted,
             **({"liquidation_price": ps.liquidation_price(acct.cash)}
-               if ps.kind != "spot" else {}),
+               if ps.kind != "spot" and not sides else {}),
+            **({"hedge": sides} if sides else {}),
             **({k: st[k] for k in ("round_trips", "grid_profit") if k in st}),
         }
     return {

@@ -109,7 +109,10 @@ class SimulatedExecutor(Executor):
             return f"stop price must be positive and finite, got {order.stop_price}"
         if order.id in self._orders:
             return f"duplicate client order id {order.id}"
-        pos = ctx.account.position(order.symbol)
+        acct = ctx.account
+        if not order.position_side and f"{order.symbol}:long" in acct.positions:
+            return "hedge mode: the order needs position_side 'long' or 'short'"
+        pos = acct.position(order.symbol, order.position_side)
         if order.reduce_only and pos.kind != "spot" and (
                 pos.qty == 0 or (pos.qty > 0) == (order.side == "buy")):
             return "reduce-only order would open or grow the position"

@@ -190,6 +190,42 @@ class Account:
         self.funding += total
         return total
 
+    def liquidation(self, pos: Position, adverse: float) -> float:
+        """The price at which cross-margin ``pos`` is liquidated if the account's margin
+        balance falls to its total maintenance margin before the price reaches ``adverse``;
+        NaN if it is not reached (or ``pos`` is spot or flat). Binance's formula, with the
+        other perpetual positions' maintenance margin and unrealized profit held at their
+        marks (:func:`gridkit.trading.margin.liquidation_price`)."""
+        if pos.kind == SPOT or not pos.qty:
+            return float("nan")
+        from gridkit.trading.margin import liquidation_price, maintenance_margin
+
+        other_mm = other_upnl = 0.0
+        for p in self._list:
+            if p is not pos and p.kind != SPOT and p.qty:
+                other_mm += maintenance_margin(p.notional, p.mmr, p.mm_amount)
+                other_upnl += p.value
+        lp = liquidation_price(self.cash, pos.qty, pos.avg_price, pos.mmr, pos.mm_amount,
+                               other_mm, other_upnl)
+        reached = adverse <= lp if pos.qty > 0 else adverse >= lp
+        return lp if reached and lp == lp else float("nan")
+
+    def liquidate(self, pos: Position, price: float) -> tuple[float, float]:
+        """Close ``pos`` at its liquidation ``price``; what is left of its maintenance margin
+        goes as the clearance fee. Returns (quantity closed, signed; fee)."""
+        from gridkit.trading.margin import maintenance_margin
+
+        qty = pos.qty
+        fee = maintenance_margin(abs(qty) * price, pos.mmr, pos.mm_amount)
+        gain = (price - pos.avg_price) * qty - fee
+        pos.realized += gain
+        pos.fees += fee
+        self.realized += gain
+        self.fees += fee
+        self.cash += gain
+        pos.qty, pos.avg_price, pos.price = 0.0, 0.0, price
+        return qty, fee
+
     def mark(self, pos: Position, price: float) -> float:
         """Value the account with ``pos`` at ``price``; update peak and max drawdown; return
         equity (O(positions), a handful)."""

@@ -23,7 +23,7 @@ from gridkit.core.types import (
     Rejected,
     Rejection,
 )
-from gridkit.runtime.journal import CancelRequested, Halted, OrderRequested, Paused
+from gridkit.runtime.journal import CancelRequested, Halted, Liquidated, OrderRequested, Paused
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.state import snapshot
 
@@ -162,6 +162,14 @@ def halt(run: Run, reason: str, ts: int) -> None:
         p.executor.cancel(oid, run.lanes[0].ctx)
     for lr in run.lanes:
         apply_reports(run, p.executor.reports(None, lr.lane.symbol))
+
+
+def liquidate(run: Run, lr: LaneRun, pos: Any, price: float, ts: int) -> None:
+    """The exchange liquidated ``pos`` at ``price``: book it, journal it, halt the run."""
+    qty, fee = run.account.liquidate(pos, price)
+    run.journal.emit(Liquidated(ts, pos.symbol, qty, price, fee))
+    side = f" {pos.side}" if pos.side else ""
+    halt(run, f"liquidated: {pos.symbol}{side} {qty:g} at {price:.8g}", ts)
 
 
 def pause_changed(run: Run, lr: LaneRun, ts: int) -> None:

@@ -53,14 +53,17 @@ class Context:
     )
 
     def __init__(self, run: RunInfo, account: Account | None = None,
-                 ledger: Ledger | None = None, symbol: str | None = None) -> None:
+                 ledger: Ledger | None = None, symbol: str | None = None,
+                 position: Position | None = None) -> None:
         self.run = run
         #: The symbol this lane trades.
         self.symbol = symbol if symbol is not None else run.symbol
         #: The run's one account (shared by every lane).
         self.account = account if account is not None else Account(run.capital)
-        #: This lane's position in :attr:`account`.
-        self.position: Position = self.account.position(self.symbol)
+        #: This lane's position in :attr:`account` (in hedge mode the long one; the short one
+        #: is ``account.position(symbol, "short")``).
+        self.position: Position = (position if position is not None
+                                   else self.account.position(self.symbol))
         #: The account as this lane sees it: ``cash``, ``equity``, ``drawdown`` are the
         #: account's; ``base``, ``price``, ``avg_cost`` this symbol's.
         self.portfolio = AccountView(self.account, self.position)

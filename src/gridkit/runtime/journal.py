@@ -40,6 +40,17 @@ class Halted:
 
 
 @frozen
+class Liquidated:
+    """The exchange closed a perpetual position at its liquidation price (the run halts)."""
+
+    ts: int
+    symbol: str
+    qty: float
+    price: float
+    fee: float
+
+
+@frozen
 class Paused:
     """Trading paused (``reason``) or resumed (``reason`` None), e.g. on stale data."""
 

@@ -101,6 +101,19 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         close = bar.close
         journal_mark(bar.ts, sym, close, acct.cash, pos.qty, acct_mark(pos, close))
 
+    def account_perpetual(bar: Bar) -> None:
+        # The bar's adverse extreme may come before its close: liquidation is checked there.
+        for p_ in positions:
+            if p_.qty:
+                liq = acct.liquidation(p_, bar.low if p_.qty > 0 else bar.high)
+                if liq == liq:
+                    eng.liquidate(run, lr, p_, liq, bar.ts)
+        for p_ in positions:
+            if p_ is not pos:
+                p_.price = bar.close
+        journal_mark(bar.ts, sym, bar.close, acct.cash, sum(p_.qty for p_ in positions),
+                     acct_mark(pos, bar.close))
+
     def feature_stage(bar: Bar) -> None:
         for step in fused:
             step(bar)
@@ -165,7 +178,9 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             feedback.step(ctx)  # type: ignore[union-attr]
 
     # Stages with nothing to do are left out: no cost for what a pipeline does not use.
-    named = [("fills", fills), ("account", account),
+    positions = tuple(p_ for p_ in acct.positions.values() if p_.symbol == sym)
+    perpetual = any(p_.kind != "spot" for p_ in positions)
+    named = [("fills", fills), ("account", account_perpetual if perpetual else account),
              ("features", feature_stage if fused or features else None),
              ("attention", attention_stage if attention else None),
              ("regime", regime_stage if regimes or signals else None),

@@ -35,6 +35,9 @@ class GridCells:
         self.order_of: list[str | None] = [None] * self.n  # live order id per cell
         self.entry: list[tuple[float, float] | None] = [None] * self.n  # (buy price, fee)
         self.parked: set[int] = set()  # cells whose order was refused; retried on fills
+        #: Hedge-mode perpetuals: the position side each cell trades ("long": buys open,
+        #: sells close; "short": sells open, buys close); empty otherwise.
+        self.sides: list[str] = []
         self.round_trips = 0
         self.grid_profit = 0.0
 
@@ -42,17 +45,28 @@ class GridCells:
         """The order cell ``i`` needs in its current state (DESIGN.md §7)."""
         holding = self.state[i] == self.HOLDING
         price = cell_order_price(holding, self.lines[i], self.lines[i + 1])
-        order = ctx.order("sell" if holding else "buy", self.qty, price, tag=i)
+        side = "sell" if holding else "buy"
+        if self.sides:  # hedge mode: the closing leg of a cell only reduces its position
+            ps = self.sides[i]
+            order = ctx.order(side, self.qty, price, tag=i, position_side=ps,
+                              reduce_only=(ps == "long") == holding)
+        else:
+            order = ctx.order(side, self.qty, price, tag=i)
         self.order_of[i] = order.id
         return order
 
-    def seed(self, price: float, ctx: Context) -> tuple[list[Order], int]:
+    def seed(self, price: float, ctx: Context, neutral: bool = False) -> tuple[list[Order], int]:
         """Set every cell from ``price`` (HOLDING if its lower line >= price); return the orders
-        and how many cells hold base (to be bought at market)."""
+        and how many cells hold base (to be bought at market). In hedge mode a ``neutral``
+        grid's HOLDING cells trade the short position, the others the long one."""
         orders = []
         holding = 0
+        hedge = ctx.position.side != ""
+        self.sides = [""] * self.n if hedge else []
         for i in range(self.n):
             self.state[i] = self.HOLDING if self.lines[i] >= price else self.EMPTY
+            if hedge:
+                self.sides[i] = "short" if neutral and self.state[i] == self.HOLDING else "long"
             self.entry[i] = None
             holding += self.state[i]
             orders.append(self.order_for(i, ctx))

@@ -51,9 +51,11 @@ class StaticGrid(Strategy):
         if self.config.direction == "neutral" and ctx.position.kind == "spot":
             raise ConfigError("strategy.direction: a neutral grid sells short, which needs a "
                               "perpetual ([market] type = \"linear\")")
-        orders, holding = self.cells.seed(ctx.bar.close, ctx)
-        if holding and self.config.direction == "long":
-            market = ctx.order("buy", holding * self.config.qty, ctx.bar.close, "market")
+        neutral = self.config.direction == "neutral"
+        orders, holding = self.cells.seed(ctx.bar.close, ctx, neutral)
+        if holding and not neutral:
+            side = {"position_side": "long"} if ctx.position.side else {}
+            market = ctx.order("buy", holding * self.config.qty, ctx.bar.close, "market", **side)
             return [market, *orders]
         return orders
 
