@@ -103,10 +103,10 @@ def _new_run(pipeline: Pipeline) -> Run:
         m = lane.market
         kind = LINEAR if m.type == "linear" else "spot"
         sides = ("long", "short") if kind == LINEAR and m.position_mode == "hedge" else ("",)
-        first = [account.add(Position(lane.symbol, kind, side, leverage=m.leverage,
-                                      mmr=m.maintenance_margin_rate,
-                                      mm_amount=m.maintenance_amount)) for side in sides][0]
-        ctx = Context(pipeline.run, account, ledger, lane.symbol, first)
+        made = [account.add(Position(lane.symbol, kind, side, leverage=m.leverage,
+                                     mmr=m.maintenance_margin_rate,
+                                     mm_amount=m.maintenance_amount)) for side in sides]
+        ctx = Context(pipeline.run, account, ledger, lane.symbol, made[0])
         ctx.phase_changed = _phase_forwarder(pipeline)
         lanes.append(LaneRun(lane, ctx))
     run = Run(pipeline, account, ledger, lanes, eager=pipeline.run.mode != "backtest")
