@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import xrp_trades_pipeline
 
 import gridkit
 from gridkit import hookimpl
 from gridkit.core.plugins import PluginHost
 from gridkit.plugins.grids.static import StaticGrid
+from helpers import xrp_trades_pipeline
 
 
 class TickGrid(StaticGrid):
