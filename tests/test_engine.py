@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+import gridkit
 from gridkit import Bar, ComponentError, ConfigError, Feature, Monitor, hookimpl
 from gridkit.core.plugins import PluginHost
 from gridkit.runtime.engine import STAGES
@@ -220,3 +222,54 @@ def test_cli_failed_run_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert len(lines) == 1 and "Traceback" not in out.stderr
     assert lines[0].startswith("Error: feature 'boom' (plugin boom (gridkit-boom)) raised on "
                                "event #1")
+
+
+@pytest.mark.parametrize("value, ok", [("high", False), (None, False), (True, False),
+                                       (np.float64(0.5), True), (1, True)])
+def test_a_feature_returning_a_non_number_is_blamed_not_the_regime_reading_it(
+        gridkit_host: PluginHost, gridkit_run_toml: Any, value: Any, ok: bool) -> None:
+    """A plugin feature that returns a string used to crash the regime rule that read it;
+    the feature stage now names the feature. Numbers of other types (numpy, int) are
+    taken as floats."""
+
+    class Odd(gridkit.Feature):
+        """Returns something that may not be a number."""
+
+        name = "trend-strength"  # what the built-in trending regime reads
+
+        def update(self, bar: Any) -> Any:
+            return value
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_features(register: Any) -> None:
+            register(Odd, replaces="trend-strength")
+
+    gridkit_host.register(Plugin, "odd")
+    toml = """
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "freqtrade-json"
+path = "{sample}"
+[[features]]
+use = "trend-strength"
+[[features]]
+use = "rsi"
+[[regimes]]
+use = "trending"
+[strategy]
+use = "static"
+lower = 50000
+upper = 60000
+grids = 10
+qty = 0.001
+"""
+    if ok:
+        assert gridkit_run_toml(toml)["status"] == "finished"
+        return
+    with pytest.raises(gridkit.ComponentError) as err:
+        gridkit_run_toml(toml)
+    assert "feature 'trend-strength' (plugin odd)" in str(err.value)
+    assert "not a number" in str(err.value)
