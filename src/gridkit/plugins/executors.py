@@ -110,9 +110,12 @@ class SimulatedExecutor(Executor):
         if order.id in self._orders:
             return f"duplicate client order id {order.id}"
         acct = ctx.account
-        if not order.position_side and f"{order.symbol}:long" in acct.positions:
-            return "hedge mode: the order needs position_side 'long' or 'short'"
-        pos = acct.position(order.symbol, order.position_side)
+        side = order.position_side
+        pos = acct.positions.get(f"{order.symbol}:{side}" if side else order.symbol)
+        if pos is None:
+            if not side and f"{order.symbol}:long" in acct.positions:
+                return "hedge mode: the order needs position_side 'long' or 'short'"
+            pos = acct.position(order.symbol, side)
         if order.reduce_only and pos.kind != "spot" and (
                 pos.qty == 0 or (pos.qty > 0) == (order.side == "buy")):
             return "reduce-only order would open or grow the position"
