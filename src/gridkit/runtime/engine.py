@@ -246,6 +246,9 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         handle = None
     commit = p.store.commit
     batch = getattr(p.store.config, "batch", 1000) if not run.eager else 0
+    journal = run.journal
+    if run.eager and p.store.durable:
+        journal.subscribe(journal.touch, journal.touch)
     seen = run.seen
     try:
         for item in merged:
@@ -259,6 +262,9 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
                 break
             if batch and not seen % batch:
                 commit(snapshot(run) if run.pipeline.store.durable else None)
+            elif journal.dirty:  # paper and live: reports committed as they arrive
+                journal.dirty = False
+                commit(snapshot(run))
             if progress is not None and not seen & 4095:
                 progress(seen, total)
         else:

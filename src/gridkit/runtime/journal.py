@@ -98,7 +98,7 @@ class Journal:
     without one get the object.
     """
 
-    __slots__ = ("emit", "mark", "subscribers")
+    __slots__ = ("dirty", "emit", "mark", "subscribers")
 
     def __init__(self) -> None:
         self.subscribers: list[tuple[Callable[[Any], None], Callable[..., None] | None]] = []
@@ -107,6 +107,13 @@ class Journal:
         self.emit: Callable[[Any], None] = _none
         #: ``mark(ts, symbol, price, cash, position, equity)``: the account after an event.
         self.mark: Callable[..., None] = _none
+        #: Set by :meth:`touch` (when subscribed): records came since the engine last committed.
+        self.dirty = False
+
+    def touch(self, *record: Any) -> None:
+        """A subscriber that only notes that something was journalled (paper and live runs
+        commit after every event that journalled anything)."""
+        self.dirty = True
 
     def subscribe(self, fn: Callable[[Any], None],
                   marks: Callable[..., None] | None = None) -> None:
