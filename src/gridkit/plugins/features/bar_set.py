@@ -20,7 +20,7 @@ from attrs import frozen
 from gridkit.core.config import at_least, option, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import (
+from gridkit.plugins.features.fused_kinds import (
     ATR,
     BB_POSITION,
     EMA,
@@ -28,9 +28,8 @@ from gridkit.plugins.features.fusion import (
     PRICE_POSITION,
     TREND_STRENGTH,
     VOLUME_ACCELERATION,
-    FusableBarFeature,
-    Layout,
 )
+from gridkit.plugins.features.fusion import FusableBarFeature, Layout
 
 if TYPE_CHECKING:
     import numpy as np

@@ -14,28 +14,13 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from gridkit.core.components import Feature
+from gridkit.plugins.features.fused_kinds import KINDS
 
 if TYPE_CHECKING:
     import numpy as np
 
     from gridkit.core.types import Bar
 
-# The kernel's step functions, by number: the constants of
-# :mod:`~gridkit.plugins.features.kernels_fused`, repeated here because importing that module
-# imports numba, which only a fused run should pay for (a test checks that the two agree). A
-# fusable feature names its own in :meth:`FusableBarFeature.fused_layout`; this module knows no
-# feature class.
-PRICE_CHANGE = 0
-PRICE_POSITION = 1
-VOLUME_ACCELERATION = 2
-RSI = 3
-BB_POSITION = 4
-VOLATILITY = 5
-TREND_STRENGTH = 6
-ATR = 7
-EMA = 8
-VOLUME_RATIO = 9
-KINDS = frozenset(range(10))
 
 
 class Layout(NamedTuple):

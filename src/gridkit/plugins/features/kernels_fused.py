@@ -19,20 +19,20 @@ import math
 import numpy as np
 from numba import njit
 
+from gridkit.plugins.features.fused_kinds import (
+    ATR,
+    BB_POSITION,
+    EMA,
+    PRICE_CHANGE,
+    PRICE_POSITION,
+    RSI,
+    TREND_STRENGTH,
+    VOLATILITY,
+    VOLUME_ACCELERATION,
+)
+
 NAN = np.nan
 
-# Kinds: the row's first column in the program. fusion.py repeats them (without numba) for
-# the feature classes to name in their layouts.
-PRICE_CHANGE = 0
-PRICE_POSITION = 1
-VOLUME_ACCELERATION = 2
-RSI = 3
-BB_POSITION = 4
-VOLATILITY = 5
-TREND_STRENGTH = 6
-ATR = 7
-EMA = 8
-VOLUME_RATIO = 9
 
 
 @njit(cache=True)

@@ -9,7 +9,8 @@ from attrs import frozen
 
 from gridkit.core.config import at_least, option
 from gridkit.core.types import Bar
-from gridkit.plugins.features.fusion import VOLUME_RATIO, FusableBarFeature, Layout
+from gridkit.plugins.features.fused_kinds import VOLUME_RATIO
+from gridkit.plugins.features.fusion import FusableBarFeature, Layout
 
 if TYPE_CHECKING:
     import numpy as np
