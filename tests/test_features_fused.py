@@ -237,7 +237,9 @@ def test_the_fusion_modules_import_no_feature_module() -> None:
     from gridkit.plugins.features import fusion as fusion_module
 
     package = Path(fusion_module.__file__).parent
-    allowed = {"gridkit.plugins.features.fusion", "gridkit.plugins.features.kernels_fused",
+    kinds = "gridkit.plugins.features.fused_kinds"
+    allowed = {kinds, *(f"{kinds}.{name}" for name in dir(__import__(kinds, fromlist=["x"]))),
+               "gridkit.plugins.features.fusion", "gridkit.plugins.features.kernels_fused",
                "gridkit.plugins.features.kernels_fused.fused_bar_batch",
                "gridkit.plugins.features.kernels_fused.fused_bar_step"}
     for name in ("fusion.py", "kernels_fused.py"):
