@@ -399,7 +399,8 @@ def validate(pipeline_file: str) -> None:
             parts.append(f"{label} {', '.join(_used(p, c) for c in items)}")
     parts.append(f"strategy {_used(p, p.strategy)}")
     parts.append(f"executor {_used(p, p.executor)}")
-    click.echo(f"{pipeline_file}: OK ({p.run.mode}, {p.run.symbol}): " + "; ".join(parts))
+    click.echo(f"{pipeline_file}: OK ({p.run.mode}, {', '.join(p.run.symbols)}): "
+               + "; ".join(parts))
 
 
 def _used(p: Any, component: Any) -> str:

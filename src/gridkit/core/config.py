@@ -473,7 +473,7 @@ def parse_pipeline(text: str, source: str = "<string>",
     if not isinstance(lane_tables, dict):
         problems.append("lanes: expected tables [lanes.\"SYMBOL\".section]")
         lane_tables = {}
-    for sym in lane_tables:
+    for sym in lane_tables if pipeline is not None else ():  # symbols known only if valid
         if sym not in symbols:
             close = difflib.get_close_matches(sym, symbols, n=1, cutoff=0.6)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
