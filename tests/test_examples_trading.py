@@ -105,3 +105,32 @@ def test_a_neutral_grid_on_spot_is_refused(tmp_path: Path) -> None:
     (tmp_path / "data").symlink_to(EXAMPLES / "data")
     with pytest.raises(ConfigError, match="a neutral grid sells short"):
         gridkit.run(tmp_path / "p.toml")
+
+
+def test_a_symbol_missing_from_the_markets_file_is_refused(tmp_path: Path) -> None:
+    text = (EXAMPLES / "portfolio.toml").read_text().replace('"SOL/USDT"]', '"SOL/BUSD"]')
+    text = text.replace('[lanes."SOL/USDT"', '[lanes."SOL/BUSD"')
+    text = text.replace('[lanes."SOL/BUSD".market]\nmarkets = ""\n', "")
+    (tmp_path / "p.toml").write_text(text)
+    (tmp_path / "data").symlink_to(EXAMPLES / "data")
+    with pytest.raises(ConfigError) as err:
+        gridkit.run(tmp_path / "p.toml")
+    assert ('lanes."SOL/BUSD".market.markets: symbol \'SOL/BUSD\' is not in data/markets.json; '
+            "did you mean SOL/USDT?") in str(err.value)
+
+
+def test_funding_that_ends_before_the_run_does_is_refused(tmp_path: Path) -> None:
+    import pyarrow.feather as feather
+
+    table = feather.read_table(EXAMPLES / "data" / "XRP_USDT_USDT-8h-funding_rate.feather")
+    feather.write_feather(table.slice(0, 6), tmp_path / "short.feather")  # 2 days only
+    text = (EXAMPLES / "perpetual.toml").read_text().replace(
+        '"data/XRP_USDT_USDT-8h-funding_rate.feather"', '"short.feather"')
+    for name in ("markets.json", "XRP_USDT_USDT-5m-futures.feather",
+                 "XRP_USDT_USDT-8h-mark.feather"):
+        (tmp_path / "data").mkdir(exist_ok=True)
+        (tmp_path / "data" / name).symlink_to(EXAMPLES / "data" / name)
+    (tmp_path / "p.toml").write_text(text)
+    with pytest.raises(DataError, match=r"funding data short\.feather ends at 2021-11-19 16:00, "
+                                        r"but the run reaches"):
+        gridkit.run(tmp_path / "p.toml")
