@@ -329,3 +329,77 @@ def test_a_list_of_strings_refuses_other_values(value: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_pipeline(GOOD + f"\n[plugins]\ndisable = {value}\n")
     assert "plugins.disable: expected a string or a list of strings" in str(err.value)
+
+
+def test_one_of_group_is_one_line_among_the_other_problems() -> None:
+    text = GOOD.replace('use = "drawdown"\nlimit = 0.2', 'use = "position-size"\nmax_bse = 1')
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text))
+    assert err.value.problems == [
+        "risk[0].max_bse: unknown option (did you mean 'max_base'?); options are: max_base, "
+        "max_fraction",
+        "risk[0]: at least one of max_base, max_fraction is required",
+    ]
+
+
+def _config_with_one_of(groups: Any) -> type:
+    from attrs import frozen
+
+    from gridkit import option
+
+    @frozen
+    class Config:
+        one_of = groups
+        d: int = option()
+        a: float | None = option(None)
+        b: float | None = option(None)
+        c: int = option(1, validator=at_least(1))
+        e: str | None = option(None)
+
+    return Config
+
+
+def test_one_of_groups_are_read_from_the_config() -> None:
+    from gridkit.core.config import describe_fields, one_of_groups, structure
+
+    cls = _config_with_one_of([("a", "b"), ["b", "e"]])
+    assert one_of_groups(cls) == (("a", "b"), ("b", "e"))
+    assert structure({"d": 1, "e": "y"}, cls, "x")[1] == ["x: at least one of a, b is required"]
+    assert structure({"d": 1, "b": 2.0}, cls, "x")[1] == []
+    assert structure({"c": 0}, cls, "x")[1] == [
+        "x.d: required option is missing", "x.c: must be >= 1, got 0",
+        "x: at least one of a, b is required", "x: at least one of b, e is required"]
+    assert {f["name"]: f["one_of"] for f in describe_fields(cls)} == {
+        "d": [], "a": [["a", "b"]], "b": [["a", "b"], ["b", "e"]], "c": [], "e": [["b", "e"]]}
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    ("a", "expected a list of groups of option names"),
+    ([("a",)], "a group names two options or more"),
+    ([("a", "z")], "'z' is not an option of the Config"),
+    ([("a", "d")], "'d' must default to None (not set), it has no default"),
+    ([("a", "c")], "'c' must default to None (not set), not 1"),
+])
+def test_a_bad_one_of_declaration_fails_the_registration(groups: Any, message: str) -> None:
+    from gridkit import Feature, hookimpl
+    from gridkit.core.plugins import new_host
+    from gridkit.core.registry import build_registry
+
+    class Odd(Feature):
+        """A feature with a bad one_of."""
+
+        name = "odd"
+        Config = _config_with_one_of(groups)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_features(register: Any) -> None:
+            register(Odd)
+
+    host = new_host(env={"GRIDKIT_LOAD_PLUGINS": ""})
+    host.register(Plugin, "acme")
+    registry = build_registry(host)
+    assert "odd" not in registry.names("feature")
+    [failure] = [f for f in host.failures if f.plugin == "acme"]
+    assert "PluginError: Odd.Config.one_of: " in failure.error and message in failure.error

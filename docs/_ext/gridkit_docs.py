@@ -194,13 +194,21 @@ def list_table(header: list[str], rows: list[list[str]], widths: list[int] | Non
     return out
 
 
+def default_cell(f: dict[str, Any]) -> str:
+    """What the Default column says of an option: required, one of a group, or its default."""
+    if f["required"]:
+        return "**required**"
+    groups = [f"**one of** {', '.join(lit(n) for n in g)} is required"
+              for g in f.get("one_of") or ()]
+    return "; ".join([toml_value(f["default"]), *groups])
+
+
 def options_table(fields: list[dict[str, Any]], indent: str = "") -> list[str]:
     """The option table of a Config, from ``describe_fields``."""
     if not fields:
         return [f"{indent}No options.", ""]
-    rows = [[lit(f["name"]), lit(f["type"]),
-             "required" if f["required"] else toml_value(f["default"]),
-             f["doc"] or "*(undocumented)*"] for f in fields]
+    rows = [[lit(f["name"]), lit(f["type"]), default_cell(f), f["doc"] or "*(undocumented)*"]
+            for f in fields]
     return list_table(["Option", "Type", "Default", "Meaning"], rows, [18, 22, 16, 44], indent)
 
 

@@ -45,9 +45,18 @@ def option(default: Any = attrs.NOTHING, *, doc: str = "",
            tunable: tuple[float, float] | None = None) -> Any:
     """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs.
 
-    ``tunable=(low, high)`` lets the option change while a run goes on (see
-    :meth:`gridkit.core.engine.Run.tune`): new values are validated like the TOML's, then
-    clamped to [low, high].
+    A field without a default is a required option. ``tunable=(low, high)`` lets the option
+    change while a run goes on (see :meth:`gridkit.core.engine.Run.tune`): new values are
+    validated like the TOML's, then clamped to [low, high].
+
+    Options of which at least one must be set — each optional on its own — are named by the
+    Config's ``one_of`` class attribute, a list of groups (see :func:`one_of_groups`)::
+
+        @frozen
+        class Config:
+            one_of = [("max_base", "max_fraction")]
+            max_base: float | None = option(None, doc="...")
+            max_fraction: float | None = option(None, doc="...")
     """
     meta = {"doc": doc, "tunable": tunable}
     if factory is not None:
@@ -216,6 +225,9 @@ def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str
             problems.append(f"{path}.{key}: unknown option{hint}; options are: {choices}")
     given = {k: v for k, v in data.items() if k in known}
     problems += _field_problems(given, cls, fields, path)
+    for group in one_of_groups(cls):
+        if all(given.get(name) is None for name in group):
+            problems.append(f"{path}: at least one of {', '.join(group)} is required")
     if problems:
         return None, problems
     try:
@@ -285,6 +297,43 @@ def _field_problems(given: dict[str, Any], cls: type, fields: Any, path: str) ->
     return [line for lines in per_field for line in lines]
 
 
+def one_of_groups(cls: type) -> tuple[tuple[str, ...], ...]:
+    """The groups of options of which at least one must be set, as a Config declares them.
+
+    A Config says so with a class attribute (not a field: it has no annotation)::
+
+        one_of = [("max_base", "max_fraction")]
+
+    Structuring refuses a table that sets no option of a group, with one line
+    (``risk[0]: at least one of max_base, max_fraction is required``), and ``gridkit
+    components --all`` and the component reference show the group with each of its options.
+    Each option named must default to None, which means "not set"; a mistake in the
+    declaration is a ``TypeError``, which makes registering the component fail.
+    """
+    fields = attrs.fields_dict(cls)
+    if "one_of" in fields:  # a field that happens to be called one_of, not a declaration
+        return ()
+    declared = getattr(cls, "one_of", ())
+    where = "one_of"
+    if isinstance(declared, str) or not isinstance(declared, (list, tuple)):
+        raise TypeError(f"{where}: expected a list of groups of option names, got {declared!r}")
+    by_alias = {a.alias: a for a in fields.values()}
+    groups = []
+    for group in declared:
+        if isinstance(group, str) or not isinstance(group, (list, tuple)) or len(group) < 2:
+            raise TypeError(f"{where}: a group names two options or more, got {group!r}")
+        for name in group:
+            a = by_alias.get(name)
+            if a is None:
+                raise TypeError(f"{where}: {name!r} is not an option of the Config")
+            if a.default is not None:
+                got = ("it has no default" if a.default is attrs.NOTHING
+                       else f"not {a.default!r}")
+                raise TypeError(f"{where}: {name!r} must default to None (not set), {got}")
+        groups.append(tuple(group))
+    return tuple(groups)
+
+
 def _plain_callable(conv: Any) -> bool:
     converter_cls = getattr(attrs, "Converter", None)  # attrs >= 24.1
     return converter_cls is None or not isinstance(conv, converter_cls)
@@ -301,8 +350,11 @@ def _at(path: str, line: str) -> str:
 
 
 def describe_fields(cls: type) -> list[dict[str, Any]]:
-    """Each option of a Config class: name, type, default (or required) and doc."""
+    """Each option of a Config class: name, type, default (or required), doc, tunable bounds
+    and ``one_of``: the groups (lists of names) of options it is in, of which at least one must
+    be set (see :func:`one_of_groups`)."""
     attrs.resolve_types(cls)
+    groups = one_of_groups(cls)
     out = []
     for a in attrs.fields(cls):
         if a.default is attrs.NOTHING:
@@ -319,6 +371,7 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
             "required": required,
             "doc": a.metadata.get("doc", ""),
             "tunable": a.metadata.get("tunable"),
+            "one_of": [list(g) for g in groups if a.alias in g],
         })
     return out
 
