@@ -295,3 +295,55 @@ def test_step_strategy_refuses_what_is_not_a_component_of_the_kind() -> None:
 class TestStrategyContractOnAnUnregisteredClass(StrategyContract):
     component_class = BuyOnce
     options = {"qty": 0.5}
+
+
+# --- the testing extra, and the pytest11 entry point ---------------------------------------------
+
+
+def _python(code: str, cwd: Any = None) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd)
+
+
+def test_import_without_pytest_names_the_extra() -> None:
+    # sys.modules["pytest"] = None makes `import pytest` fail as if it were not installed.
+    out = _python("import sys; sys.modules['pytest'] = None\n"
+                  "import gridkit, gridkit.core.engine\n"  # gridkit itself does not need it
+                  "import gridkit.testing")
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        "ModuleNotFoundError: gridkit.testing needs pytest: pip install 'gridkit[testing]'")
+
+
+def test_the_testing_extra_and_the_pytest_plugin_are_declared(repo: Any) -> None:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["testing"]
+    assert {req.split(">")[0] for req in extra} == {"pytest", "hypothesis"}
+    assert project["entry-points"]["pytest11"] == {"gridkit": "gridkit.testing"}
+    assert all(not d.startswith(("pytest", "hypothesis")) for d in project["dependencies"])
+    contrib = tomllib.loads((repo / "plugins-contrib" / "gridkit-ewma" / "pyproject.toml")
+                            .read_text())["project"]
+    assert contrib["optional-dependencies"]["test"] == ["gridkit[testing]"]
+
+
+def test_the_pytest_plugin_leaves_other_projects_alone(tmp_path: Any) -> None:
+    # Anyone with pytest and gridkit in one environment gets gridkit.testing in every pytest
+    # session: it must load quietly, cheaply (no plugins, no numba) and change nothing.
+    (tmp_path / "test_other.py").write_text(
+        "import sys\n"
+        "def test_unrelated(request):\n"
+        "    assert 'gridkit.testing' in sys.modules\n"
+        "    assert request.config.pluginmanager.has_plugin('gridkit')\n"
+        "    assert 'numba' not in sys.modules\n"
+        "    assert not [m for m in sys.modules if m.startswith('gridkit.plugins')]\n")
+    out = _python("import pytest, sys; sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', "
+                  "'-W', 'error']))", cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 passed" in out.stdout and "warning" not in out.stdout.lower()

@@ -1,5 +1,9 @@
 """pytest plugin for gridkit plugin authors: fixtures and one contract-test base class per kind.
 
+It needs pytest, which gridkit itself does not install: a plugin package's tests depend on the
+``testing`` extra, ``pip install 'gridkit[testing]'`` (pytest and hypothesis); importing this
+module without pytest fails with that line.
+
 Installed with gridkit (entry point ``pytest11``), so a plugin package's tests can use, with no
 import:
 
@@ -61,8 +65,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
 from attrs import define, field
+
+try:
+    import pytest
+except ModuleNotFoundError as _missing:  # a plain `pip install gridkit`, without the extra
+    if _missing.name != "pytest":
+        raise
+    raise ModuleNotFoundError("gridkit.testing needs pytest: pip install 'gridkit[testing]'",
+                              name="pytest") from None
 
 from gridkit.core.account import Account, Position
 from gridkit.core.components import (
