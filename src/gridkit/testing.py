@@ -52,7 +52,7 @@ model, the risk checks, the one apply path — and returns what it ordered and w
         assert isinstance(check.check(ctx.order("buy", 2.0, 100.0), ctx), Reject)
 
 Only what this module documents is its API; :mod:`gridkit.core` is gridkit's own (see
-:doc:`api`).
+:ref:`public-api`).
 """
 
 from __future__ import annotations
@@ -232,10 +232,10 @@ class StrategyRun:
     summary: dict[str, Any]
     #: The strategy instance that ran (the one given, or the one built from the class).
     strategy: Strategy
-    #: Every record of the run's journal, in order: :class:`gridkit.core.journal.OrderRequested`
+    #: Every record of the run's journal, in order: :class:`gridkit.OrderRequested`
     #: (each order as requested, before a risk check resized it), the executor's reports
     #: (:class:`gridkit.Accepted`, :class:`gridkit.Fill`, ...), ``CancelRequested``, ``Halted``
-    #: and one :class:`gridkit.core.journal.Mark` per accepted bar. Each has its ``ts``.
+    #: and one :class:`gridkit.Mark` per accepted bar. Each has its ``ts``.
     records: list[Any] = field(factory=list)
 
     @property
