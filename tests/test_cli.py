@@ -343,3 +343,13 @@ def test_third_party_commands_follow_the_plugin_switches(
     assert names == {None: {"data", "hello"}, "": {"data"}, "gridkit-hello": {"data", "hello"}}
     disabled = command_entry_points(env={"GRIDKIT_DISABLE_PLUGINS": "gridkit-hello"})[0]
     assert set(disabled) == {"data"}
+
+
+def test_components_all_shows_one_of_groups_and_json_has_them() -> None:
+    out = gridkit("components", "--all", "--kind", "risk")
+    assert ("max_base: float | None (at least one of max_base, max_fraction is required; "
+            "default None)") in out.stdout
+    items = json.loads(gridkit("components", "--json", "--kind", "risk").stdout)
+    size = next(c for c in items if c["name"] == "position-size")
+    assert size["one_of"] == [["max_base", "max_fraction"]]
+    assert [f["one_of"] for f in size["config"]] == [[["max_base", "max_fraction"]]] * 2

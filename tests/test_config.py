@@ -171,6 +171,77 @@ def test_all_problems_are_collected_in_one_error() -> None:
     assert "3 problems" in str(err.value)
 
 
+def test_every_bad_option_of_one_component_is_reported_together() -> None:
+    # attrs stops at the first validator that raises: each option is checked on its own first.
+    text = (GOOD.replace("grids = 20", "grids = 1")
+            .replace("qty = 0.001", "qty = -0.5\nmode = \"cubic\"\ngridz = 3")
+            .replace("lower = 50000\n", "")
+            .replace("upper = 60000", "upper = inf"))
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text))
+    strategy = [p for p in err.value.problems if p.startswith("strategy")]
+    assert strategy == [
+        "strategy.gridz: unknown option (did you mean 'grids'?); options are: direction, grids, "
+        "lower, mode, qty, upper",
+        "strategy.lower: required option is missing",
+        "strategy.upper: must be a finite number > 0, got inf",
+        "strategy.grids: must be >= 2, got 1",
+        "strategy.qty: must be > 0, got -0.5",
+        "strategy.mode: expected one of 'arithmetic', 'geometric', got 'cubic'",
+    ]
+
+
+def test_type_errors_and_validator_errors_show_together() -> None:
+    text = GOOD.replace("grids = 20", "grids = 'ten'").replace("qty = 0.001", "qty = 0")
+    problems_ = problems(text)
+    assert "strategy.grids: expected int, got 'ten'" in problems_
+    assert "strategy.qty: must be > 0, got 0" in problems_
+
+
+def test_section_options_are_all_reported_too() -> None:
+    text = GOOD.replace("capital = 5000", "capital = -1\nmode = \"later\"\nfuse_features = 1")
+    with pytest.raises(ConfigError) as err:
+        parse_pipeline(text)
+    assert err.value.problems == [
+        "pipeline.mode: expected one of 'backtest', 'paper', 'live', got 'later'",
+        "pipeline.capital: must be > 0, got -1.0",
+        "pipeline.fuse_features: expected one of 'auto', 'on', 'off', got 1",
+    ]
+
+
+def test_cross_option_checks_run_once_every_option_is_valid() -> None:
+    # __attrs_post_init__ compares options: it runs only when each option is fine on its own.
+    assert "strategy.lower: must be below upper (60000.0 >= 50000.0)" in problems(
+        GOOD.replace("lower = 50000", "lower = 60000").replace("upper = 60000", "upper = 50000"))
+    msg = problems(GOOD.replace("lower = 50000", "lower = 70000").replace("grids = 20",
+                                                                          "grids = 0"))
+    assert "strategy.grids: must be >= 2, got 0" in msg and "must be below upper" not in msg
+
+
+def test_a_validator_may_read_the_other_options() -> None:
+    from attrs import frozen
+
+    from gridkit import option
+    from gridkit.core.config import structure
+
+    def below_high(instance: Any, attribute: Any, value: float) -> None:
+        if value >= instance.high:
+            raise OptionError(attribute.name, f"must be below high ({instance.high})")
+
+    @frozen
+    class Config:
+        low: float = option(0.0, validator=below_high)
+        high: float = option(1.0, validator=positive())
+        n: int = option(1, validator=at_least(1))
+
+    assert structure({"low": 0.5}, Config, "x") == (Config(0.5, 1.0, 1), [])
+    assert structure({"low": 2.0, "n": 0}, Config, "x")[1] == [
+        "x.low: must be below high (1.0)", "x.n: must be >= 1, got 0"]
+    # high failed its own check: low's validator, which reads it, is not run against it.
+    assert structure({"low": 2.0, "high": "big"}, Config, "x")[1] == [
+        "x.low: must be below high (1.0)", "x.high: expected float, got 'big'"]
+
+
 def test_unknown_component_lists_close_matches_and_the_installed_ones() -> None:
     msg = problems(GOOD.replace('use = "static"', 'use = "statc"'))
     assert "strategy: unknown strategy 'statc'; did you mean 'static'?" in msg
@@ -258,3 +329,77 @@ def test_a_list_of_strings_refuses_other_values(value: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_pipeline(GOOD + f"\n[plugins]\ndisable = {value}\n")
     assert "plugins.disable: expected a string or a list of strings" in str(err.value)
+
+
+def test_one_of_group_is_one_line_among_the_other_problems() -> None:
+    text = GOOD.replace('use = "drawdown"\nlimit = 0.2', 'use = "position-size"\nmax_bse = 1')
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text))
+    assert err.value.problems == [
+        "risk[0].max_bse: unknown option (did you mean 'max_base'?); options are: max_base, "
+        "max_fraction",
+        "risk[0]: at least one of max_base, max_fraction is required",
+    ]
+
+
+def _config_with_one_of(groups: Any) -> type:
+    from attrs import frozen
+
+    from gridkit import option
+
+    @frozen
+    class Config:
+        one_of = groups
+        d: int = option()
+        a: float | None = option(None)
+        b: float | None = option(None)
+        c: int = option(1, validator=at_least(1))
+        e: str | None = option(None)
+
+    return Config
+
+
+def test_one_of_groups_are_read_from_the_config() -> None:
+    from gridkit.core.config import describe_fields, one_of_groups, structure
+
+    cls = _config_with_one_of([("a", "b"), ["b", "e"]])
+    assert one_of_groups(cls) == (("a", "b"), ("b", "e"))
+    assert structure({"d": 1, "e": "y"}, cls, "x")[1] == ["x: at least one of a, b is required"]
+    assert structure({"d": 1, "b": 2.0}, cls, "x")[1] == []
+    assert structure({"c": 0}, cls, "x")[1] == [
+        "x.d: required option is missing", "x.c: must be >= 1, got 0",
+        "x: at least one of a, b is required", "x: at least one of b, e is required"]
+    assert {f["name"]: f["one_of"] for f in describe_fields(cls)} == {
+        "d": [], "a": [["a", "b"]], "b": [["a", "b"], ["b", "e"]], "c": [], "e": [["b", "e"]]}
+
+
+@pytest.mark.parametrize(("groups", "message"), [
+    ("a", "expected a list of groups of option names"),
+    ([("a",)], "a group names two options or more"),
+    ([("a", "z")], "'z' is not an option of the Config"),
+    ([("a", "d")], "'d' must default to None (not set), it has no default"),
+    ([("a", "c")], "'c' must default to None (not set), not 1"),
+])
+def test_a_bad_one_of_declaration_fails_the_registration(groups: Any, message: str) -> None:
+    from gridkit import Feature, hookimpl
+    from gridkit.core.plugins import new_host
+    from gridkit.core.registry import build_registry
+
+    class Odd(Feature):
+        """A feature with a bad one_of."""
+
+        name = "odd"
+        Config = _config_with_one_of(groups)
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_features(register: Any) -> None:
+            register(Odd)
+
+    host = new_host(env={"GRIDKIT_LOAD_PLUGINS": ""})
+    host.register(Plugin, "acme")
+    registry = build_registry(host)
+    assert "odd" not in registry.names("feature")
+    [failure] = [f for f in host.failures if f.plugin == "acme"]
+    assert "PluginError: Odd.Config.one_of: " in failure.error and message in failure.error

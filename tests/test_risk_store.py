@@ -58,10 +58,20 @@ def test_position_size_by_share_of_equity() -> None:
 
 
 def test_position_size_needs_a_cap() -> None:
-    from gridkit.core.config import structure
+    from gridkit.core.config import describe_fields, structure
 
     _, problems = structure({}, PositionSize.Config, "risk[0]")
-    assert problems == ["risk[0].max_base: set max_base or max_fraction (or both)"]
+    assert problems == ["risk[0]: at least one of max_base, max_fraction is required"]
+    # Declared, not hand-checked: the listings and the docs show the group with each option.
+    assert [f["one_of"] for f in describe_fields(PositionSize.Config)] == [
+        [["max_base", "max_fraction"]], [["max_base", "max_fraction"]]]
+    for options in ({"max_base": 1.0}, {"max_fraction": 0.5},
+                    {"max_base": 1.0, "max_fraction": 0.5}):
+        config, problems = structure(options, PositionSize.Config, "risk[0]")
+        assert problems == [] and config is not None
+    # A bad value counts as set: its own problem is the one to show.
+    assert structure({"max_base": -1.0}, PositionSize.Config, "risk[0]")[1] == [
+        "risk[0].max_base: must be > 0, got -1.0"]
 
 
 def test_drawdown_trips_at_the_limit() -> None:

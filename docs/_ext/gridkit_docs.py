@@ -4,7 +4,12 @@ The tables and listings in the docs come from the same objects the program uses,
 cannot drift from it (the datasette approach):
 
 ``.. gridkit-components::``
-    every registered built-in component, per kind: its docstring, plugin and option table.
+    every registered built-in component, per kind, in a section of its own (title: kind and
+    name): its summary, how pipeline.toml uses it, its plugin and class, the rest of its
+    docstring, and its option table (type, default or required, one-of groups, tunable bounds,
+    meaning).
+``.. gridkit-components-index::``
+    one table row per built-in component: kind, name (a link to its section), summary, plugin.
 ``.. gridkit-components-text::``
     the text of ``gridkit components --all``, as a literal block.
 ``.. gridkit-kinds::``
@@ -194,14 +199,35 @@ def list_table(header: list[str], rows: list[list[str]], widths: list[int] | Non
     return out
 
 
+def default_cell(f: dict[str, Any]) -> str:
+    """What the Default column says of an option: required, or its default and the groups it
+    is one of; and the bounds it may be tuned within while a run goes on."""
+    if f["required"]:
+        parts = ["**required**"]
+    else:
+        parts = [toml_value(f["default"])]
+        parts += [f"**one of** {', '.join(lit(n) for n in g)} is required"
+                  for g in f.get("one_of") or ()]
+    if f.get("tunable"):
+        low, high = f["tunable"]
+        parts.append(f"tunable in [{low!r}, {high!r}]")
+    return "; ".join(parts)
+
+
 def options_table(fields: list[dict[str, Any]], indent: str = "") -> list[str]:
     """The option table of a Config, from ``describe_fields``."""
     if not fields:
         return [f"{indent}No options.", ""]
-    rows = [[lit(f["name"]), lit(f["type"]),
-             "required" if f["required"] else toml_value(f["default"]),
-             f["doc"] or "*(undocumented)*"] for f in fields]
-    return list_table(["Option", "Type", "Default", "Meaning"], rows, [18, 22, 16, 44], indent)
+    rows = [[lit(f["name"]), lit(f["type"]), default_cell(f), f["doc"] or "*(undocumented)*"]
+            for f in fields]
+    return list_table(["Option", "Type", "Default", "Meaning"], rows, [18, 20, 22, 40], indent)
+
+
+def split_docstring(cls: type) -> tuple[str, str]:
+    """A class's own docstring as (first paragraph: the summary, the rest)."""
+    doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "")
+    head, _, rest = doc.partition("\n\n")
+    return head.strip(), rest.strip()
 
 
 def heading(text: str, char: str) -> list[str]:
@@ -224,7 +250,7 @@ class _Generated(SphinxDirective):
         return []
 
 
-_PLACEHOLDER = re.compile(r"gridkit-docstring-(\d+)")
+_PLACEHOLDER = re.compile(r"gridkit-docstring-(\d+)-(head|rest)")
 
 
 def _invalid(node: nodes.Node) -> bool:
@@ -286,18 +312,22 @@ class ComponentsDirective(_Generated):
             for para in list(node.findall(nodes.paragraph)):
                 match = _PLACEHOLDER.fullmatch(para.astext())
                 if match:
-                    para.replace_self(self.docstring(docs[int(match.group(1))]))
+                    c = docs[int(match.group(1))]
+                    head, rest = split_docstring(c["cls"])
+                    text = head if match.group(2) == "head" else rest
+                    para.replace_self(self.docstring(c, text) if text else [])
         return parsed
 
-    def docstring(self, c: dict[str, Any]) -> list[nodes.Node]:
-        """A component's docstring as reST, or as plain paragraphs if it is not valid reST.
+    def docstring(self, c: dict[str, Any], doc: str) -> list[nodes.Node]:
+        """Part of a component's docstring as reST, or as plain paragraphs if it is not valid
+        reST.
 
         A docstring that is not valid reST (``|x|`` read as a substitution, say) would fail the
         build under ``-W``; it is shown as plain text instead, and ``tests/test_docs.py``
         reports it.
         """
         cls = c["cls"]
-        doc = inspect.cleandoc(cls.__dict__.get("__doc__") or "") or "*(no docstring)*"
+        doc = doc or "*(no docstring)*"
         where = f"docstring of {cls.__module__}.{cls.__qualname__}"
         reporter = self.state.document.reporter
         level = reporter.report_level
@@ -314,18 +344,48 @@ class ComponentsDirective(_Generated):
 
     @staticmethod
     def component(c: dict[str, Any], index: int) -> list[str]:
+        """One component's section: title (kind and name), summary, where it comes from, the
+        rest of its docstring, its options. The docstring's parts are placeholders here, each
+        parsed on its own by :meth:`run`."""
         dist = f" (distribution {lit(c['distribution'])})" if c["distribution"] else ""
+        section = _section_of(c["kind"])
+        table = f" in a {lit(_section_syntax(section))} table" if section else ""
         lines = [f".. _component-{c['kind']}-{c['name']}:", ""]
-        lines += heading(lit(c["name"]), "-")
-        lines += [f"gridkit-docstring-{index}", ""]
-        lines += [f":In pipeline.toml: {lit('use = ' + json.dumps(c['name']))}",
-                  f":Class: {lit(c['class'])}",
-                  f":Plugin: {lit(c['plugin'])}{dist}"]
+        lines += heading(f"{c['kind']} {lit(c['name'])}", "-")
+        lines += [f"gridkit-docstring-{index}-head", ""]
+        lines += [f":Use: {lit('use = ' + json.dumps(c['name']))}{table}",
+                  f":Plugin: {lit(c['plugin'])}{dist}",
+                  f":Class: {lit(c['class'])}"]
         if c["replaces"]:
-            lines.append(f":Replaces: {lit(c['replaces'])}")
+            lines.append(f":Replaces: the {c['kind']} {lit(c['replaces'])} of another plugin")
+        groups = c.get("one_of") or []
+        if groups:
+            lines.append(":Requires: " + "; ".join(
+                f"at least one of {', '.join(lit(n) for n in g)}" for g in groups))
         lines.append("")
+        lines += [f"gridkit-docstring-{index}-rest", ""]
+        lines += [".. rubric:: Options", ""]
         lines += options_table(c["config"])
         return lines
+
+
+class ComponentsIndexDirective(_Generated):
+    """One row per built-in component, each linking to its section."""
+
+    def run(self) -> list[nodes.Node]:
+        from gridkit.core.hookspecs import KIND_HOOKS
+
+        try:
+            items = builtin_components()
+        except Exception as err:
+            return self.fail(err)
+        order = {k: i for i, k in enumerate(KIND_HOOKS)}
+        rows = [[f":ref:`{c['kind']} <kind-{c['kind']}>`",
+                 f":ref:`{c['name']} <component-{c['kind']}-{c['name']}>`",
+                 c["summary"] or "—", lit(c["plugin"])]
+                for c in sorted(items, key=lambda c: (order.get(c["kind"], 99), c["name"]))]
+        lines = list_table(["Kind", "Name", "Summary", "Plugin"], rows, [12, 20, 52, 16])
+        return self.parse(lines, "gridkit-components-index")
 
 
 class ComponentsTextDirective(_Generated):
@@ -605,6 +665,7 @@ class TestingDirective(_Generated):
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("gridkit-components", ComponentsDirective)
+    app.add_directive("gridkit-components-index", ComponentsIndexDirective)
     app.add_directive("gridkit-components-text", ComponentsTextDirective)
     app.add_directive("gridkit-kinds", KindsDirective)
     app.add_directive("gridkit-sections", SectionsDirective)

@@ -1,8 +1,11 @@
 """gridkit: grid-trading bots built from plugins, one event loop for backtest, paper and live.
 
-The public API: :data:`hookimpl` for plugins, the component base classes, the value types they
-exchange, the errors, and :func:`run`. Importing gridkit loads no plugins and no numeric
-libraries; that happens when a pipeline is built.
+The public API: :data:`hookimpl` for plugins, the component base classes and their options,
+the run state a component reads, the value types and reports they exchange, the journal's
+records, the errors, and :func:`run`; and :mod:`gridkit.testing` for plugins' tests.
+Everything a plugin needs is importable from here: the modules under ``gridkit.core`` are
+gridkit's own and may change (see :ref:`public-api`). Importing gridkit loads no plugins and no
+numeric libraries; that happens when a pipeline is built.
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ from gridkit.core.types import (
 )
 from gridkit.runtime.account import Account, AccountView, Position
 from gridkit.runtime.context import Context, RunInfo
+from gridkit.runtime.journal import (
+    CancelRequested,
+    Halted,
+    Mark,
+    OrderRequested,
+    ParamChanged,
+    Paused,
+    PhaseChanged,
+)
 from gridkit.runtime.ledger import Ledger, OrderState
 
 __version__ = "0.1.0"
@@ -76,6 +88,7 @@ __all__ = [
     "BookUpdate",
     "Bus",
     "Cancel",
+    "CancelRequested",
     "Cancelled",
     "Clock",
     "Component",
@@ -91,14 +104,20 @@ __all__ = [
     "Funding",
     "GridStrategy",
     "GridkitError",
+    "Halted",
     "Ledger",
+    "Mark",
     "Monitor",
     "NoOptions",
     "Optimizer",
     # Config validators for component options; raise OptionError for your own checks.
     "OptionError",
     "Order",
+    "OrderRequested",
     "OrderState",
+    "ParamChanged",
+    "Paused",
+    "PhaseChanged",
     "PluginError",
     "Position",
     "Regime",

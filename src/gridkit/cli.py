@@ -467,9 +467,14 @@ def render_components(items: list[dict[str, Any]], show_all: bool = False) -> st
         lines.append(f"{c['kind']:<10} {c['name']:<16} {c['summary']}  [{origin}]")
         if show_all:
             for f in c["config"]:
-                default = "required" if f["required"] else f"default {f['default']!r}"
+                notes = [f"at least one of {', '.join(g)} is required"
+                         for g in f.get("one_of") or ()]
+                notes.append("required" if f["required"] else f"default {f['default']!r}")
+                if f.get("tunable"):
+                    low, high = f["tunable"]
+                    notes.append(f"tunable in [{low!r}, {high!r}]")
                 doc = f"  {f['doc']}" if f["doc"] else ""
-                lines.append(f"{'':<28}{f['name']}: {f['type']} ({default}){doc}")
+                lines.append(f"{'':<28}{f['name']}: {f['type']} ({'; '.join(notes)}){doc}")
     return "\n".join(lines)
 
 

@@ -1,5 +1,9 @@
 """pytest plugin for gridkit plugin authors: fixtures and one contract-test base class per kind.
 
+It needs pytest, which gridkit itself does not install: a plugin package's tests depend on the
+``testing`` extra, ``pip install 'gridkit[testing]'`` (pytest and hypothesis); importing this
+module without pytest fails with that line.
+
 Installed with gridkit (entry point ``pytest11``), so a plugin package's tests can use, with no
 import:
 
@@ -25,6 +29,30 @@ Contract tests: subclass the base of your component's kind in a class named ``Te
     class TestEma(FeatureContract):
         component_class = Ema
         options = {"period": 10}
+
+Stepping a component by hand: :func:`context` makes the :class:`gridkit.Context` a strategy,
+risk check, regime rule or attention module reads (an account, a ledger, the position marked at
+a bar), :func:`advance` moves it to the next bar as the engine does, and :func:`step_strategy`
+runs a strategy instance over bars through the real engine — validators, the executor's fill
+model, the risk checks, the one apply path — and returns what it ordered and what filled:
+
+.. code-block:: python
+
+    from gridkit import Bar, Reject
+    from gridkit.testing import build, context, step_strategy
+
+    def test_buys_the_dip():
+        run = step_strategy(build(DipBuyer, {"drop": 0.02}), bars)
+        assert [o.side for o in run.orders] == ["buy"]
+        assert run.fills[0].price == bars[3].open   # a market order fills at the next open
+
+    def test_cap():
+        check = build(MaxOrder, {"qty": 1.0})
+        ctx = context(capital=10_000, bar=Bar(0, 100.0, 101.0, 99.0, 100.0, 5.0))
+        assert isinstance(check.check(ctx.order("buy", 2.0, 100.0), ctx), Reject)
+
+Only what this module documents is its API; :mod:`gridkit.core` is gridkit's own (see
+:ref:`public-api`).
 """
 
 from __future__ import annotations
@@ -32,18 +60,28 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
+from attrs import define, field
+
+try:
+    import pytest
+except ModuleNotFoundError as _missing:  # a plain `pip install gridkit`, without the extra
+    if _missing.name != "pytest":
+        raise
+    raise ModuleNotFoundError("gridkit.testing needs pytest: pip install 'gridkit[testing]'",
+                              name="pytest") from None
 
 from gridkit.core.components import (
+    BASES,
     Attention,
     Component,
     Executor,
     Feature,
+    NoOptions,
     Regime,
     RiskCheck,
     Source,
@@ -51,10 +89,25 @@ from gridkit.core.components import (
     Strategy,
     Validator,
 )
-from gridkit.core.config import converter
-from gridkit.core.plugins import PluginHost, new_host, set_host
-from gridkit.core.types import Bar, Fill, Order, Reject
+from gridkit.core.config import ComponentSpec, structure
+from gridkit.core.errors import ConfigError, DataError
+from gridkit.core.hookspecs import hookimpl
+from gridkit.core.plugins import PluginHost, get_host, new_host, set_host
+from gridkit.core.registry import Registry, build_registry
+from gridkit.core.types import (
+    EVENT_KINDS,
+    Bar,
+    Cancelled,
+    Expired,
+    Fill,
+    Order,
+    Reject,
+    Rejected,
+)
+from gridkit.runtime.account import Account, Position
 from gridkit.runtime.context import Context, RunInfo
+from gridkit.runtime.journal import Mark, OrderRequested
+from gridkit.runtime.ledger import Ledger
 
 SAMPLE_FILE = "BTC_USDT-1m-sample.json.gz"
 
@@ -104,8 +157,296 @@ def run_toml(text: str, base_dir: Path | None = None, host: PluginHost | None = 
 
 
 def build(cls: type[Component], options: dict[str, Any] | None = None) -> Any:
-    """An instance of ``cls`` configured from pipeline.toml-style ``options``."""
-    return cls(converter.structure(dict(options or {}), cls.Config))
+    """An instance of ``cls`` configured from pipeline.toml-style ``options``, checked as a
+    pipeline checks them: every problem is raised together as one :class:`gridkit.ConfigError`
+    (``options.grids: must be >= 2, got 1``)."""
+    config, problems = structure(dict(options or {}), cls.Config, "options")
+    if problems:
+        raise ConfigError(problems)
+    return cls(config)
+
+
+def registry(host: PluginHost | None = None, disable: tuple[str, ...] | list[str] = ()
+             ) -> Registry:
+    """The components a pipeline would see: every registration of ``host`` (default: the
+    process-wide host — the ``gridkit_host`` fixture's in a test that uses it), less the plugins
+    or distributions in ``disable`` (as ``[plugins] disable`` leaves them out).
+
+    ``registry().get(kind, name)`` is the :class:`~gridkit.core.registry.Registration` that
+    answers to a name (its class, plugin, distribution, ``replaces``); ``registry().replaced``
+    lists what a ``replaces=`` took over.
+    """
+    return build_registry(host if host is not None else get_host(), exclude=disable)
+
+
+# --- stepping components by hand -----------------------------------------------------------
+
+
+def context(symbol: str = "BTC/USDT", capital: float = 10_000.0, bar: Bar | None = None, *,
+            base: float = 0.0, features: dict[str, float] | None = None) -> Context:
+    """A ready :class:`gridkit.Context` of a one-symbol backtest, as a component sees it.
+
+    It has its own :class:`gridkit.Account` (``capital`` in the quote currency, a spot
+    position of ``symbol``) and :class:`gridkit.Ledger`, so ``ctx.order(...)`` makes orders with
+    fresh ids and ``ctx.portfolio`` answers. With ``bar``, the context is on that bar as the
+    engine leaves it before the features run: ``ctx.bar``, ``ctx.event`` and ``ctx.index`` (0)
+    are set and the position is marked at the close. ``base`` is held already, bought at the
+    bar's close with no fee (so equity is still ``capital``; it needs ``bar``). ``features``
+    fills ``ctx.features``.
+
+    An open order counts towards ``ctx.open_orders`` and ``ctx.open_buy_qty`` once the ledger
+    knows it: ``ctx.ledger.request(order, ts)``.
+    """
+    quote = symbol.split("/")[-1].split(":")[0] if "/" in symbol else ""
+    account = Account(float(capital), quote)
+    account.add(Position(symbol))
+    run = RunInfo("test", "backtest", symbol, float(capital), Path.cwd(), (symbol,))
+    ctx = Context(run, account, Ledger("t"), symbol)
+    if features:
+        ctx.features.update(features)
+    if base:
+        if bar is None:
+            raise ValueError("context(base=...) needs a bar: the base is bought at its close")
+        ctx.portfolio.apply(Fill("t-0", bar.ts, "buy", base, bar.close, 0.0, symbol=symbol))
+    if bar is not None:
+        advance(ctx, bar)
+    return ctx
+
+
+def advance(ctx: Context, bar: Bar) -> Context:
+    """Put ``ctx`` on the next ``bar`` as the engine does before the features run: ``ctx.bar``
+    and ``ctx.event`` are the bar, ``ctx.index`` counts it, the lane's position is marked at the
+    close (equity, peak and drawdown follow). Returns ``ctx``. Orders do not fill: that takes
+    an executor (see :func:`step_strategy`)."""
+    ctx.bar = ctx.event = bar
+    ctx.index += 1
+    ctx.portfolio.mark(bar.close)
+    return ctx
+
+
+@define
+class StrategyRun:
+    """What :func:`step_strategy` saw: the run summary, the strategy, every journal record."""
+
+    #: The run summary, as ``gridkit run --json`` prints it.
+    summary: dict[str, Any]
+    #: The strategy instance that ran (the one given, or the one built from the class).
+    strategy: Strategy
+    #: Every record of the run's journal, in order: :class:`gridkit.OrderRequested`
+    #: (each order as requested, before a risk check resized it), the executor's reports
+    #: (:class:`gridkit.Accepted`, :class:`gridkit.Fill`, ...), ``CancelRequested``, ``Halted``
+    #: and one :class:`gridkit.Mark` per accepted bar. Each has its ``ts``.
+    records: list[Any] = field(factory=list)
+
+    @property
+    def orders(self) -> list[Order]:
+        """Every order the engine sent on (or refused for) the strategy, in request order."""
+        return [r.order for r in self.records if type(r) is OrderRequested]
+
+    @property
+    def fills(self) -> list[Fill]:
+        """Every fill, in order (partial fills included: ``fill.remaining > 0``)."""
+        return [r for r in self.records if type(r) is Fill]
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        """Orders that did not go live: refused by a risk check (``by`` is its name), by the
+        executor at once or later (``by`` is the executor's name)."""
+        return [r for r in self.records if type(r) is Rejected]
+
+    @property
+    def cancelled(self) -> list[Cancelled | Expired]:
+        """Orders that ended without filling in full: cancelled (on request, by a halt, by an
+        OCO sibling) or expired."""
+        return [r for r in self.records if type(r) in (Cancelled, Expired)]
+
+    @property
+    def equity(self) -> list[float]:
+        """The account's equity after each accepted bar."""
+        return [r.equity for r in self.records if type(r) is Mark]
+
+
+def step_strategy(strategy: Strategy | type[Strategy], bars: Iterable[Any], *,
+                  options: dict[str, Any] | None = None,
+                  fill_model: str | Executor = "simulated",
+                  fill_options: dict[str, Any] | None = None,
+                  risk: Sequence[RiskCheck] = (), symbol: str = "BTC/USDT",
+                  capital: float = 10_000.0, pipeline: str = "",
+                  host: PluginHost | None = None) -> StrategyRun:
+    """Run ``strategy`` over ``bars`` through the real engine; return what it ordered and what
+    filled (a :class:`StrategyRun`).
+
+    It is a backtest like any other — the default validators drop bad bars, the executor
+    matches orders by its fill model (DESIGN.md §6 for ``simulated``: live from the next bar, a
+    market order at the next open), the risk checks vet every order, reports go through the one
+    apply path to the strategy's ``on_fill``, ``on_rejected`` and ``on_cancelled`` — except
+    that the components given as instances are used as they are, registered or not, so their
+    state can be looked at afterwards.
+
+    :param strategy: a :class:`gridkit.Strategy` instance, or a class (built with ``options``).
+    :param bars: the events to replay, in time order (bars; trades or quotes too).
+    :param fill_model: the executor: a registered name (``"simulated"``, with
+        ``fill_options`` as its options, e.g. ``{"maker_fee": 0.0}``) or an instance.
+    :param risk: risk check instances, in order (``[[risk]]`` tables by name may also be given
+        in ``pipeline``).
+    :param pipeline: more pipeline.toml text: ``[[features]]``, ``[[regimes]]``, ``[[risk]]``,
+        ``[market]``, ... (not ``[pipeline]``, ``[source]``, ``[strategy]``, ``[executor]`` or
+        ``[store]``, which this function writes).
+    :param host: the plugin host whose components ``pipeline`` names; default: a fresh one with
+        the installed plugins (as ``GRIDKIT_LOAD_PLUGINS`` allows).
+    """
+    from gridkit.core.config import parse_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
+
+    if isinstance(strategy, type):
+        strategy = build(strategy, options)
+    elif options:
+        raise TypeError("options are for a strategy class; this one is built already")
+    events = list(bars)
+    host = host if host is not None else new_host()
+    plugin = _Harness(host)
+    plugin.add("strategy", strategy)
+    plugin.add("source", _Replay(events))
+    recorder = _Recorder()
+    plugin.add("store", recorder)
+    risk_names = [plugin.add("risk", check) for check in risk]
+    executor = (fill_model if isinstance(fill_model, str)
+                else plugin.add("executor", fill_model))
+    plugin_name = f"gridkit.testing-{id(plugin)}"
+    known = len(host.failures)
+    if not host.register(plugin, plugin_name):
+        raise ConfigError([f.line() for f in host.failures[known:]])
+    risk_tables = "".join(f'[[risk]]\nuse = "{name}"\n' for name in risk_names)
+    text = (f'[pipeline]\nname = "step"\nsymbol = "{symbol}"\ncapital = {float(capital)!r}\n'
+            f'[source]\nuse = "{_Replay.name}"\n'
+            f'[strategy]\nuse = "{plugin.names[id(strategy)]}"\n'
+            f'[executor]\nuse = "{executor}"\n'
+            f'[store]\nuse = "{_Recorder.name}"\n{risk_tables}\n{pipeline}\n')
+    config = parse_pipeline(text, source="<step_strategy>")
+    if fill_options and isinstance(fill_model, str):
+        config.components["executor"] = [ComponentSpec(executor, dict(fill_options),
+                                                       "executor")]
+    try:
+        summary = run_pipeline(build_pipeline(config, host))
+    finally:
+        host.pm.unregister(name=plugin_name)
+        host.distributions.pop(plugin_name, None)
+        host.versions.pop(plugin_name, None)
+    return StrategyRun(summary, strategy, recorder.records)
+
+
+class _Replay(Source):
+    """Replays the events given to :func:`step_strategy`."""
+
+    name = "gridkit-testing-replay"
+
+    def __init__(self, events: list[Any]) -> None:
+        super().__init__()
+        self._events = events
+        self.provides = frozenset(EVENT_KINDS[type(e)] for e in events) or frozenset({"bars"})
+
+    def events(self) -> Iterator[Any]:
+        return iter(self._events)
+
+    def size_hint(self) -> int | None:
+        return len(self._events)
+
+
+class _Recorder(Store):
+    """Keeps the journal of a :func:`step_strategy` run in memory."""
+
+    name = "gridkit-testing-recorder"
+    durable = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[Any] = []
+
+    def open_run(self, run: RunInfo, config: Any) -> tuple[int, str]:
+        return 1, "t"
+
+    def resume_run(self, run: RunInfo, config: Any) -> tuple[int, str, bytes]:
+        raise DataError("step_strategy runs cannot be resumed")
+
+    def write(self, record: Any) -> None:
+        self.records.append(record)
+
+    def commit(self, state: bytes | None = None) -> None:
+        pass
+
+    def finish_run(self, status: str, summary: Any, error: str | None,
+                   state: bytes | None = None) -> None:
+        pass
+
+
+class _Harness:
+    """A plugin that registers the instances :func:`step_strategy` was given, each under its
+    class's name (taking the name over when an installed plugin has it), so the engine builds
+    a pipeline around them and uses them as they are."""
+
+    def __init__(self, host: PluginHost) -> None:
+        self.taken = {(r.kind, r.name) for r in build_registry(host).all()}
+        self.by_kind: dict[str, list[tuple[type, str | None]]] = {}
+        self.names: dict[int, str] = {}
+        self._queues: dict[tuple[str, str], list[Any]] = {}
+
+    def add(self, kind: str, instance: Component) -> str:
+        """Register ``instance``; the name to ``use`` it by."""
+        base = BASES[kind]
+        if not isinstance(instance, base):
+            raise TypeError(f"{instance!r} is not a gridkit.{base.__name__}")
+        name = type(instance).name
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{type(instance).__name__} has no name (set the class attribute "
+                            f"'name')")
+        queue = self._queues.get((kind, name))
+        if queue is None:  # one registration per name; instances come out in order
+            queue = self._queues[(kind, name)] = []
+            replaces = name if (kind, name) in self.taken else None
+            self.by_kind.setdefault(kind, []).append((_handing_out(type(instance), queue),
+                                                      replaces))
+        queue.append(instance)
+        self.names[id(instance)] = name
+        return name
+
+    def _register(self, kind: str, register: Any) -> None:
+        for cls, replaces in self.by_kind.get(kind, ()):
+            register(cls, replaces=replaces)
+
+    @hookimpl
+    def gridkit_register_sources(self, register: Any) -> None:
+        self._register("source", register)
+
+    @hookimpl
+    def gridkit_register_strategies(self, register: Any) -> None:
+        self._register("strategy", register)
+
+    @hookimpl
+    def gridkit_register_risk_checks(self, register: Any) -> None:
+        self._register("risk", register)
+
+    @hookimpl
+    def gridkit_register_executors(self, register: Any) -> None:
+        self._register("executor", register)
+
+    @hookimpl
+    def gridkit_register_stores(self, register: Any) -> None:
+        self._register("store", register)
+
+
+def _handing_out(cls: type[Component], queue: list[Any]) -> type[Component]:
+    """A subclass of ``cls`` that takes no options and whose "instances" are the ones in
+    ``queue``, handed out in order: the engine builds components by calling the registered
+    class, and gets these."""
+
+    def new(_cls: type, config: Any = None) -> Any:
+        if not queue:
+            raise ConfigError(f"{cls.kind} '{cls.name}' is used more often than given")
+        return queue.pop(0)
+
+    return type(cls.__name__, (cls,), {"__new__": new, "Config": NoOptions,
+                                       "__doc__": cls.__doc__, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
 
 
 # --- fixtures ------------------------------------------------------------------------------------
@@ -291,10 +632,10 @@ class RegimeContract(ComponentContract):
         rule = self.make()
         assert rule.label, "set the class attribute 'label'"
         feats = [(k, build(cls, opts)) for k, cls, opts in self.features]
-        ctx = Context(RunInfo("contract", "backtest", "BTC/USDT", 10_000.0))
+        ctx = context()
         scored = 0
         for bar in gridkit_sample_bars:
-            ctx.bar = bar
+            advance(ctx, bar)
             for key, f in feats:
                 ctx.features[key] = f.update(bar)
             s = rule.score(ctx)
@@ -309,9 +650,9 @@ class AttentionContract(ComponentContract):
 
     def test_learning_changes_nothing(self, gridkit_sample_bars: list[Bar]) -> None:
         module = self.make()
-        ctx = Context(RunInfo("contract", "backtest", "BTC/USDT", 10_000.0))
+        ctx = context()
         for i, bar in enumerate(gridkit_sample_bars[:500]):
-            ctx.bar = bar
+            advance(ctx, bar)
             ctx.features["x"] = float(i)
             module.observe(ctx)
             if module.phase == "learning":
@@ -320,27 +661,18 @@ class AttentionContract(ComponentContract):
 
 
 class StrategyContract(ComponentContract):
-    """A strategy runs a backtest on real bars without breaking the account's invariants."""
+    """A strategy runs a backtest on real bars without breaking the account's invariants.
+
+    The backtest is :func:`step_strategy` over the 3,000 sample bars: the real engine and the
+    ``simulated`` fill model, with the class under test registered or not.
+    """
 
     #: Capital of the contract backtest (quote currency).
     capital: ClassVar[float] = 100_000.0
 
-    def test_backtest_keeps_account_consistent(
-            self, gridkit_run_toml: Callable[..., dict[str, Any]],
-            gridkit_host: PluginHost) -> None:
-        name = self.component_class.name
-        opts = "\n".join(f"{k} = {json.dumps(v)}" for k, v in self.options.items())
-        summary = gridkit_run_toml(f"""
-[pipeline]
-symbol = "BTC/USDT"
-capital = {self.capital}
-[source]
-use = "freqtrade-json"
-path = "{{sample}}"
-[strategy]
-use = "{name}"
-{opts}
-""")
+    def test_backtest_keeps_account_consistent(self, gridkit_sample_bars: list[Bar]) -> None:
+        run = step_strategy(self.make(), gridkit_sample_bars, capital=self.capital)
+        summary = run.summary
         assert summary["status"] == "finished"
         assert summary["final_cash"] >= -1e-6, "cash went negative"
         assert summary["final_base"] >= -1e-9, "base went negative"
@@ -353,10 +685,9 @@ class RiskCheckContract(ComponentContract):
 
     def test_answers_orders(self, gridkit_sample_bars: list[Bar]) -> None:
         check = self.make()
-        ctx = Context(RunInfo("contract", "backtest", "BTC/USDT", 10_000.0))
+        ctx = context()
         for i, bar in enumerate(gridkit_sample_bars[:200]):
-            ctx.bar = bar
-            ctx.portfolio.mark(bar.close)
+            advance(ctx, bar)
             check.on_bar(ctx)
             for side in ("buy", "sell"):
                 out = check.check(ctx.order(side, 0.01 * (i + 1), bar.close), ctx)
@@ -370,10 +701,8 @@ class ExecutorContract(ComponentContract):
         ex = self.make()
         if ex.live:
             pytest.skip("live executors are tested against a local exchange server")
-        ctx = Context(RunInfo("contract", "backtest", "BTC/USDT", 1_000_000.0))
         b0, b1 = gridkit_sample_bars[0], gridkit_sample_bars[1]
-        ctx.bar = b0
-        ctx.portfolio.mark(b0.close)
+        ctx = context(capital=1_000_000.0, bar=b0)
         sym = ctx.symbol
         assert [r for r in ex.reports(b0, sym) if isinstance(r, Fill)] == []
         # Decided on b0 and marketable on b0 too: it must wait for b1 all the same.

@@ -2,7 +2,8 @@
 
 The fixtures (``gridkit_host``, ``gridkit_run_toml``, ``gridkit_sample_bars``, ...) and
 ``FeatureContract`` come from ``gridkit.testing``, a pytest plugin installed with gridkit: no
-import or conftest wiring is needed for them.
+import or conftest wiring is needed for them. Only gridkit's public API is used (``gridkit``
+and ``gridkit.testing``), as a package outside the gridkit repository would.
 """
 
 from __future__ import annotations
@@ -15,11 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 from gridkit import ConfigError
-from gridkit.core.config import parse_pipeline
-from gridkit.core.registry import build_registry
-from gridkit.plugins.features.volatility import Volatility
-from gridkit.runtime.engine import build_pipeline
-from gridkit.testing import FeatureContract
+from gridkit.testing import FeatureContract, build, registry
 
 from gridkit_ewma import EwmaVolatility, EwmaVolatilityDropIn
 
@@ -72,7 +69,7 @@ def riskmetrics_reference(close: np.ndarray, lam: float, warmup: int) -> np.ndar
 def test_streaming_matches_the_formula(cls: type, options: dict[str, Any], lam: float,
                                        warmup: int, gridkit_sample_bars: list[Any],
                                        gridkit_sample_columns: dict[str, Any]) -> None:
-    feature = cls(cls.Config(**options))
+    feature = build(cls, options)
     streamed = np.array([feature.update(b) for b in gridkit_sample_bars])
     expected = riskmetrics_reference(gridkit_sample_columns["close"], lam, warmup)
     # NaN for exactly the first `warmup` bars (bar 0 has no return), σ from then on.
@@ -91,22 +88,28 @@ def test_importing_the_plugin_does_not_import_numba() -> None:
 # --- the registry: one name added, one built-in replaced ---------------------------------------
 
 
-def test_adds_ewma_volatility_and_replaces_volatility(gridkit_host: Any) -> None:
-    registry = build_registry(gridkit_host)
+def builtin_volatility() -> type:
+    """The class of gridkit's own ``volatility``, which this plugin sets aside."""
+    [old] = [r for r in registry().replaced if (r.kind, r.name) == ("feature", "volatility")]
+    return old.cls
 
-    added = registry.get("feature", "ewma-volatility")
+
+def test_adds_ewma_volatility_and_replaces_volatility(gridkit_host: Any) -> None:
+    components = registry()
+
+    added = components.get("feature", "ewma-volatility")
     assert added.cls is EwmaVolatility
     assert (added.plugin, added.distribution, added.replaces) == ("ewma", "gridkit-ewma", None)
 
-    taken = registry.get("feature", "volatility")
+    taken = components.get("feature", "volatility")
     assert taken.cls is EwmaVolatilityDropIn
     assert (taken.plugin, taken.distribution, taken.replaces) == (
         "ewma", "gridkit-ewma", "volatility")
 
     # The built-in is not gone, only set aside: it is what `disable` brings back.
-    [old] = [r for r in registry.replaced if (r.kind, r.name) == ("feature", "volatility")]
-    assert old.cls is Volatility
-    assert old.distribution == "gridkit"
+    [old] = [r for r in components.replaced if (r.kind, r.name) == ("feature", "volatility")]
+    assert old.cls.__module__.startswith("gridkit.")
+    assert (old.plugin, old.distribution) == ("gridkit.features", "gridkit")
 
 
 # --- whole pipelines -----------------------------------------------------------------------------
@@ -160,8 +163,8 @@ use = "volatile"            # reads the feature key "volatility"
     assert comps["features[1]"]["returns"] == len(gridkit_sample_bars) - 1
 
     # What `volatility` gave the regime is the EWMA σ, not the built-in's rolling std.
-    ewma = EwmaVolatilityDropIn(EwmaVolatilityDropIn.Config(period=20))
-    rolling = Volatility(Volatility.Config(period=20))
+    ewma = build(EwmaVolatilityDropIn, {"period": 20})
+    rolling = build(builtin_volatility(), {"period": 20})
     ewma_values = np.array([ewma.update(b) for b in gridkit_sample_bars])
     rolling_values = np.array([rolling.update(b) for b in gridkit_sample_bars])
     assert comps["features[1]"]["last"] == ewma_values[-1]
@@ -187,23 +190,21 @@ period = 1
     assert "features[1].period: must be >= 2, got 1" in message
 
 
-def test_disable_brings_the_builtin_back(gridkit_run_toml: Any, gridkit_host: Any,
-                                         gridkit_sample_path: Any, tmp_path: Any) -> None:
+def test_disable_brings_the_builtin_back(gridkit_run_toml: Any, gridkit_host: Any) -> None:
     disable = '\n[plugins]\ndisable = ["gridkit-ewma"]\n'
 
     # The added name is gone for this pipeline ...
     with pytest.raises(ConfigError, match="unknown feature 'ewma-volatility'"):
         gridkit_run_toml(PIPELINE.format(features=BOTH_FEATURES, extra=disable))
 
-    # ... and the replaced one is the built-in again.
-    text = PIPELINE.format(features='[[features]]\nuse = "volatility"\n', extra=disable)
-    config = parse_pipeline(text.replace("{sample}", gridkit_sample_path.as_posix()),
-                            base_dir=tmp_path)
-    pipeline = build_pipeline(config, gridkit_host)
-    [(key, feature)] = pipeline.features
-    assert key == "volatility"
-    assert type(feature) is Volatility
-    assert pipeline.registry.get("feature", "volatility").distribution == "gridkit"
+    # ... and the replaced one is the built-in again: what the pipeline sees, and what ran.
+    without = registry(disable=["gridkit-ewma"])
+    assert without.get("feature", "volatility").cls is builtin_volatility()
+    assert without.get("feature", "volatility").distribution == "gridkit"
+    summary = gridkit_run_toml(PIPELINE.format(features='[[features]]\nuse = "volatility"\n',
+                                               extra=disable))
+    assert summary["status"] == "finished"
+    assert "estimator" not in summary["components"].get("features[0]", {})
 
     # The same host, without the pipeline's `disable`, still has the plugin: it is per pipeline.
-    assert build_registry(gridkit_host).get("feature", "volatility").cls is EwmaVolatilityDropIn
+    assert registry().get("feature", "volatility").cls is EwmaVolatilityDropIn

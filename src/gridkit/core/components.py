@@ -196,17 +196,21 @@ class Strategy(Component):
     """Decides the orders: every method returns the orders and cancels to send.
 
     Orders are made with ``ctx.order(side, qty, price, ...)`` (a fresh client order id, the
-    lane's symbol). What a method returns is vetted by the risk checks and sent to the executor
-    after the current event; a limit order decided on bar *t* is live from bar *t+1*, and a
-    market order fills at the next bar's open (DESIGN.md §6). Returning None means nothing.
-    Orders returned from :meth:`on_rejected` and :meth:`on_cancelled` go through the same path
-    (at most four rounds per event, so a strategy re-proposing a refused order cannot spin).
+    lane's symbol). What any method returns — a list, or None for nothing — is vetted by the
+    risk checks and sent to the executor in the execute stage of the current event, after the
+    strategy and risk stages; a limit order decided on bar *t* is live from bar *t+1*, and a
+    market order fills at the next bar's open (DESIGN.md §6). Orders returned from
+    :meth:`on_fill`, :meth:`on_rejected` and :meth:`on_cancelled` go through the same path:
+    those answering reports that arrive before the strategy stage go out with its orders;
+    those answering a refusal or report produced while sending go out in a further round of the
+    same execute stage — at most four rounds per event, so a strategy re-proposing a refused
+    order cannot spin; what is left waits for the next event. See :doc:`/plugin-reference`.
     """
 
     kind = "strategy"
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel] | None:
-        """Called on the first accepted bar: return the initial orders."""
+        """Called on the first accepted bar: return the initial orders (or None: none yet)."""
         raise NotImplementedError
 
     def on_bar(self, ctx: Context) -> Sequence[Order | Cancel] | None:
@@ -220,7 +224,9 @@ class Strategy(Component):
 
     def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel] | None:
         """Called once per fill (a partial fill too: ``fill.remaining > 0``): return the
-        follow-up orders. ``fill.tag`` is the tag of the order that filled."""
+        follow-up orders. ``fill.tag`` is the tag of the order that filled. The fill is booked
+        in the account and the ledger first: after a partial fill ``ctx.ledger.get(order_id)``
+        says ``partial``; after the last one the order has left the ledger (None)."""
         return ()
 
     def on_rejected(self, rejection: Rejection,
@@ -231,8 +237,9 @@ class Strategy(Component):
 
     def on_cancelled(self, report: Any, ctx: Context) -> Sequence[Order | Cancel] | None:
         """Called when one of its orders ended without filling in full and not on its own
-        request: a :class:`gridkit.Cancelled` (a halt, an OCO sibling) or
-        :class:`gridkit.Expired` (IOC/FOK remainder)."""
+        request: a :class:`gridkit.Cancelled` (an OCO sibling filled, the exchange cancelled
+        it) or :class:`gridkit.Expired` (IOC/FOK remainder). A cancel the strategy asked for,
+        and the cancels of a halt, are not reported back here."""
         return ()
 
     def reconfigure(self, old: Any, new: Any, ctx: Context) -> Sequence[Order | Cancel] | None:
@@ -295,7 +302,11 @@ class Executor(Component):
     def reports(self, event: Any, symbol: str) -> list[Any]:
         """What happened to orders since the last call, in order; ``event`` is the market event
         of ``symbol`` just accepted (a bar, trade, quote, funding, clock tick) or None (no new
-        data). A simulated executor matches ``symbol``'s orders against the event."""
+        data). A simulated executor matches ``symbol``'s orders against the event.
+
+        A :class:`gridkit.Fill` carries its order's ``tag`` and ``symbol`` (copied from the
+        order: strategies rely on the tag) and what is left of the order in ``remaining``. A
+        :class:`gridkit.Cancelled` answering :meth:`cancel` has the reason ``"requested"``."""
         raise NotImplementedError
 
     def open_orders(self) -> list[Order]:
@@ -342,9 +353,12 @@ class Store(Component):
     """
 
     kind = "store"
-    #: False for a store that keeps nothing after the run (in memory): the engine then neither
-    #: journals into it nor saves resume state (writing what is thrown away is pure cost).
+    #: False for a store that keeps nothing after the run: the engine saves no resume state
+    #: into it.
     durable: bool = True
+    #: False for a store that wants no journal records (an in-memory database nobody reads
+    #: after the run): writing what is thrown away is pure cost.
+    journaled: bool = True
 
     def open_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str]:
         """Start a run record; return its id and its run key (the prefix of its order ids)."""
@@ -362,7 +376,7 @@ class Store(Component):
 
     #: Optional fast lane for the equity curve: ``mark(ts, symbol, price, cash, position,
     #: equity)``, called once per bar instead of ``write(Mark(...))``. None: marks come to
-    #: :meth:`write` as :class:`gridkit.runtime.journal.Mark` records.
+    #: :meth:`write` as :class:`gridkit.Mark` records.
     mark: Any = None
 
     def commit(self, state: bytes | None = None) -> None:

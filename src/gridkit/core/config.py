@@ -45,9 +45,18 @@ def option(default: Any = attrs.NOTHING, *, doc: str = "",
            tunable: tuple[float, float] | None = None) -> Any:
     """An attrs field for a Config, with a ``doc`` shown in ``gridkit components`` and the docs.
 
-    ``tunable=(low, high)`` lets the option change while a run goes on (see
-    :func:`gridkit.runtime.tuning.tune`): new values are validated like the TOML's, then
-    clamped to [low, high].
+    A field without a default is a required option. ``tunable=(low, high)`` lets the option
+    change while a run goes on (see :func:`gridkit.runtime.tuning.tune`): new values are
+    validated like the TOML's, then clamped to [low, high].
+
+    Options of which at least one must be set — each optional on its own — are named by the
+    Config's ``one_of`` class attribute, a list of groups (see :func:`one_of_groups`)::
+
+        @frozen
+        class Config:
+            one_of = [("max_base", "max_fraction")]
+            max_base: float | None = option(None, doc="...")
+            max_fraction: float | None = option(None, doc="...")
     """
     meta = {"doc": doc, "tunable": tunable}
     if factory is not None:
@@ -196,9 +205,17 @@ def _format_exc(exc: BaseException, _type: Any) -> str:
 
 
 def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str]]:
-    """Structure ``data`` into attrs ``cls``; return (instance or None, problems with paths)."""
+    """Structure ``data`` into attrs ``cls``; return (instance or None, problems with paths).
+
+    Every problem of the table is reported at once, not only the first: unknown options, then
+    per option (in the Config's order) a missing value, a wrong type or what its validator
+    refused. attrs runs validators in ``__init__`` and stops at the first that raises, so each
+    option is structured and validated here on its own first; the Config is built only when no
+    option has a problem (its ``__attrs_post_init__`` checks, across options, come last).
+    """
     attrs.resolve_types(cls)
-    known = {a.alias for a in attrs.fields(cls)}
+    fields = attrs.fields(cls)
+    known = {a.alias for a in fields}
     problems = []
     for key in data:
         if key not in known:
@@ -206,10 +223,15 @@ def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             choices = ", ".join(sorted(known)) or "none"
             problems.append(f"{path}.{key}: unknown option{hint}; options are: {choices}")
+    given = {k: v for k, v in data.items() if k in known}
+    problems += _field_problems(given, cls, fields, path)
+    for group in one_of_groups(cls):
+        if all(given.get(name) is None for name in group):
+            problems.append(f"{path}: at least one of {', '.join(group)} is required")
     if problems:
         return None, problems
     try:
-        return converter.structure(data, cls), []
+        return converter.structure(given, cls), []
     except cattrs.ClassValidationError as err:
         lines = cattrs.transform_error(err, path="$", format_exception=_format_exc)
         return None, [_at(path, line) for line in lines]
@@ -217,6 +239,104 @@ def structure(data: dict[str, Any], cls: type, path: str) -> tuple[Any, list[str
         return None, [f"{path}.{err.option}: {err}"]
     except (ValueError, TypeError) as err:
         return None, [f"{path}: {err}"]
+
+
+def _field_problems(given: dict[str, Any], cls: type, fields: Any, path: str) -> list[str]:
+    """Each option on its own: missing, wrong type, refused by its validator; in field order."""
+    per_field: list[list[str]] = [[] for _ in fields]
+    values: dict[str, Any] = {}
+    for i, a in enumerate(fields):
+        if a.alias not in given:
+            if a.default is attrs.NOTHING:
+                per_field[i].append(f"{path}.{a.alias}: required option is missing")
+            continue
+        try:
+            value = given[a.alias]
+            if a.type is not None:
+                value = converter.structure(value, a.type)
+        except Exception as err:  # cattrs' own errors, and the strict hooks' TypeError
+            lines = cattrs.transform_error(err, path=f"$.{a.alias}",
+                                           format_exception=_format_exc)
+            per_field[i] += [_at(path, line) for line in lines]
+            continue
+        values[a.name] = value
+    # Validators get an instance with every value in place (the defaults where an option is not
+    # given), built without running __init__: a validator may read the other options.
+    stand_in = object.__new__(cls)
+    for a in fields:
+        value = values.get(a.name, a.default)
+        if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
+            try:
+                value = value.factory(stand_in) if value.takes_self else value.factory()
+            except Exception:  # a factory reading an option not in place: leave it unset
+                continue
+        if value is not attrs.NOTHING:
+            object.__setattr__(stand_in, a.name, value)
+    for i, a in enumerate(fields):
+        if a.name not in values or a.validator is None:
+            continue
+        value = values[a.name]
+        if a.converter is not None:
+            if not _plain_callable(a.converter):
+                continue  # an attrs.Converter wants more than the value: left to __init__
+            try:
+                value = a.converter(value)
+            except (ValueError, TypeError) as err:
+                per_field[i].append(f"{path}.{a.alias}: {err}")
+                continue
+        try:
+            a.validator(stand_in, a, value)
+        except OptionError as err:
+            per_field[i].append(f"{path}.{err.option}: {err}")
+        except (ValueError, TypeError) as err:
+            per_field[i].append(f"{path}.{a.alias}: {err}")
+        except Exception:
+            # A validator reading an option that failed above: that problem is reported, and
+            # this validator runs again, in __init__, once it is fixed.
+            pass
+    return [line for lines in per_field for line in lines]
+
+
+def one_of_groups(cls: type) -> tuple[tuple[str, ...], ...]:
+    """The groups of options of which at least one must be set, as a Config declares them.
+
+    A Config says so with a class attribute (not a field: it has no annotation)::
+
+        one_of = [("max_base", "max_fraction")]
+
+    Structuring refuses a table that sets no option of a group, with one line
+    (``risk[0]: at least one of max_base, max_fraction is required``), and ``gridkit
+    components --all`` and the component reference show the group with each of its options.
+    Each option named must default to None, which means "not set"; a mistake in the
+    declaration is a ``TypeError``, which makes registering the component fail.
+    """
+    fields = attrs.fields_dict(cls)
+    if "one_of" in fields:  # a field that happens to be called one_of, not a declaration
+        return ()
+    declared = getattr(cls, "one_of", ())
+    where = "one_of"
+    if isinstance(declared, str) or not isinstance(declared, (list, tuple)):
+        raise TypeError(f"{where}: expected a list of groups of option names, got {declared!r}")
+    by_alias = {a.alias: a for a in fields.values()}
+    groups = []
+    for group in declared:
+        if isinstance(group, str) or not isinstance(group, (list, tuple)) or len(group) < 2:
+            raise TypeError(f"{where}: a group names two options or more, got {group!r}")
+        for name in group:
+            a = by_alias.get(name)
+            if a is None:
+                raise TypeError(f"{where}: {name!r} is not an option of the Config")
+            if a.default is not None:
+                got = ("it has no default" if a.default is attrs.NOTHING
+                       else f"not {a.default!r}")
+                raise TypeError(f"{where}: {name!r} must default to None (not set), {got}")
+        groups.append(tuple(group))
+    return tuple(groups)
+
+
+def _plain_callable(conv: Any) -> bool:
+    converter_cls = getattr(attrs, "Converter", None)  # attrs >= 24.1
+    return converter_cls is None or not isinstance(conv, converter_cls)
 
 
 def _at(path: str, line: str) -> str:
@@ -230,8 +350,11 @@ def _at(path: str, line: str) -> str:
 
 
 def describe_fields(cls: type) -> list[dict[str, Any]]:
-    """Each option of a Config class: name, type, default (or required) and doc."""
+    """Each option of a Config class: name, type, default (or required), doc, tunable bounds
+    and ``one_of``: the groups (lists of names) of options it is in, of which at least one must
+    be set (see :func:`one_of_groups`)."""
     attrs.resolve_types(cls)
+    groups = one_of_groups(cls)
     out = []
     for a in attrs.fields(cls):
         if a.default is attrs.NOTHING:
@@ -248,6 +371,7 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
             "required": required,
             "doc": a.metadata.get("doc", ""),
             "tunable": a.metadata.get("tunable"),
+            "one_of": [list(g) for g in groups if a.alias in g],
         })
     return out
 

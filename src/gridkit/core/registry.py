@@ -51,6 +51,12 @@ class Register:
             raise PluginError(f"{cls.__name__} has no name (set the class attribute 'name')")
         if not attrs.has(cls.Config):
             raise PluginError(f"{cls.__name__}.Config is not an attrs class")
+        from gridkit.core.config import one_of_groups
+
+        try:
+            one_of_groups(cls.Config)
+        except TypeError as err:
+            raise PluginError(f"{cls.__name__}.Config.{err}") from None
         name = replaces or cls.name
         self._sink.append(
             Registration(self.kind, name, cls, self.plugin, self.distribution, replaces)
@@ -157,7 +163,7 @@ def _settle(found: list[Registration], host: PluginHost) -> Registry:
 
 def describe(reg: Registration) -> dict[str, Any]:
     """A JSON-able description of a component: what ``gridkit components --json`` prints."""
-    from gridkit.core.config import describe_fields
+    from gridkit.core.config import describe_fields, one_of_groups
 
     return {
         "kind": reg.kind,
@@ -168,4 +174,5 @@ def describe(reg: Registration) -> dict[str, Any]:
         "distribution": reg.distribution,
         "replaces": reg.replaces,
         "config": describe_fields(reg.cls.Config),
+        "one_of": [list(g) for g in one_of_groups(reg.cls.Config)],
     }

@@ -7,7 +7,7 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import RiskCheck
-from gridkit.core.config import OptionError, fraction, option, optional, positive
+from gridkit.core.config import fraction, option, optional, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
 from gridkit.runtime.context import Context
@@ -24,15 +24,14 @@ class PositionSize(RiskCheck):
 
     @frozen
     class Config:
+        # Either cap, or both; not neither.
+        one_of = [("max_base", "max_fraction")]
+
         max_base: float | None = option(None, doc="Cap on base held plus open buys.",
                                         validator=optional(positive()))
         max_fraction: float | None = option(
             None, doc="Cap on (base held + open buys) * price / equity, e.g. 0.5.",
             validator=optional(fraction()))
-
-        def __attrs_post_init__(self) -> None:
-            if self.max_base is None and self.max_fraction is None:
-                raise OptionError("max_base", "set max_base or max_fraction (or both)")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)

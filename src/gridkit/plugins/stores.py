@@ -103,7 +103,7 @@ class SqliteStore(Store):
         self.rows_written = 0
         self.migrated_from: int | None = None
         self._keep_equity = self.config.equity
-        self.durable = self.config.path != ":memory:"
+        self.durable = self.journaled = self.config.path != ":memory:"
 
     def snapshot(self) -> None:
         return None  # the store is where snapshots go, not what they hold

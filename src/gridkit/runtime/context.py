@@ -39,11 +39,17 @@ class RunInfo:
 class Context:
     """Mutable state of one lane (one symbol) handed to every stage, updated in place per event.
 
-    What a component may read: :attr:`bar` / :attr:`event`, :attr:`features`, :attr:`weights`,
-    :attr:`regime`, :attr:`signals`, the account (:attr:`portfolio` for this symbol's view,
-    :attr:`account` for every position), the live orders (:attr:`open_orders`,
-    :attr:`open_buy_qty`), :attr:`halted` and :attr:`paused`. What it may call:
-    :meth:`order` (or :meth:`next_order_id`) to make orders. Everything else is the engine's.
+    What a component may read: :attr:`run`, :attr:`symbol`, :attr:`bar` / :attr:`event`,
+    :attr:`index`, :attr:`features`, :attr:`weights`, :attr:`regime` and
+    :attr:`regime_score`, :attr:`signals`, the account (:attr:`portfolio` for this symbol's
+    view, :attr:`position` for its position, :attr:`account` for every position and the
+    balance), the orders (:attr:`open_orders`, :attr:`open_buy_qty`, and :attr:`ledger` for
+    their state), :attr:`halted` and :attr:`paused`. What it may call: :meth:`order` (or
+    :meth:`next_order_id`) to make orders. What it may set: :attr:`weights` (attention),
+    :attr:`paused` (a validator, through ``bind``) and call :attr:`phase_changed` (a phased
+    component). Everything else is the engine's: the account, the position and the ledger
+    change only through reports (a component that writes to them breaks the run's books).
+    ``gridkit.testing.context()`` makes one to step a component by hand.
     """
 
     __slots__ = (
@@ -55,6 +61,7 @@ class Context:
     def __init__(self, run: RunInfo, account: Account | None = None,
                  ledger: Ledger | None = None, symbol: str | None = None,
                  position: Position | None = None) -> None:
+        #: The run's facts: name, mode, symbol(s), capital, base_dir (:class:`RunInfo`).
         self.run = run
         #: The symbol this lane trades.
         self.symbol = symbol if symbol is not None else run.symbol
@@ -67,7 +74,9 @@ class Context:
         #: The account as this lane sees it: ``cash``, ``equity``, ``drawdown`` are the
         #: account's; ``base``, ``price``, ``avg_cost`` this symbol's.
         self.portfolio = AccountView(self.account, self.position)
-        #: The run's one order ledger (shared by every lane).
+        #: The run's one order ledger (shared by every lane): ``ledger.get(order_id)`` is a live
+        #: order's :class:`~gridkit.OrderState` (status, filled, avg_price, fees), None once it
+        #: ended.
         self.ledger = ledger if ledger is not None else Ledger()
         #: The current bar (the last accepted one).
         self.bar: Any = None
@@ -77,6 +86,7 @@ class Context:
         self.weights: dict[str, float] = {}
         #: Label of the highest-scoring regime rule, or None before any rule is ready.
         self.regime: str | None = None
+        #: That rule's score, in [0, 1] (NaN before any rule is ready).
         self.regime_score: float = float("nan")
         #: Signals that passed the filters on this event.
         self.signals: list[Any] = []
@@ -106,8 +116,13 @@ class Context:
               tag: int = -1, **more: Any) -> Order:
         """An :class:`~gridkit.Order` of this lane's symbol with a fresh client order id.
 
-        ``more`` takes the other fields of :class:`~gridkit.Order` (``tif``, ``stop_price``,
-        ``reduce_only``, ``group``, ``position_side``).
+        ``price`` is the limit price; for a ``market`` order it is the price the strategy
+        expects (the close, say), never the fill price: a market order decided on bar *t* fills
+        at bar *t+1*'s open, and the ``simulated`` executor checks the balance at the last mark
+        (at ``price`` only before the first one). ``tag`` is the strategy's own reference (a grid
+        cell): the engine never reads it, and every :class:`~gridkit.Fill` of the order carries
+        it. ``more`` takes the other fields of :class:`~gridkit.Order` (``tif``,
+        ``stop_price``, ``reduce_only``, ``group``, ``position_side``).
         """
         return Order(self.ledger.next_id(), side, qty, price, kind,  # type: ignore[arg-type]
                      tag, self.symbol, **more)

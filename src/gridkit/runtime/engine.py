@@ -60,7 +60,7 @@ def run_pipeline(pipeline: Pipeline,
             _guard(pipeline, component, "in setup", component.setup, pipeline.run)
             setup_done.append(component)
         store = pipeline.store
-        if store.durable:  # a store that keeps nothing after the run need not see the journal
+        if store.journaled:
             run.journal.subscribe(store.write, store.mark)
         if resume:
             from gridkit.runtime.state import restore

@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from attrs import Attribute, frozen
-from gridkit import Bar, Feature, option
-from gridkit.core.config import OptionError, at_least
+from gridkit import Bar, Feature, OptionError, at_least, option
 
 if TYPE_CHECKING:
     import numpy as np
