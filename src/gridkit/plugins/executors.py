@@ -243,7 +243,10 @@ class SimulatedExecutor(Executor):
         ts = bar.ts
         if book.queued:
             queued, book.queued = book.queued, {}
+            orders = self._orders
             for order in queued.values():
+                if order.id not in orders:  # an OCO sibling filled at this open cancelled it
+                    continue
                 kind, is_buy = order.kind, order.side == "buy"
                 if kind == "market":  # rule 4: at this bar's open, before its limits
                     self._fill(order, bar.open, taker, "taker", ts)
