@@ -14,10 +14,8 @@ from hypothesis import strategies as st
 from gridkit import Bar, Fill, Order
 from gridkit.core.types import Accepted, Cancelled, Expired, Rejected
 from gridkit.plugins.executors import SimulatedExecutor
-from gridkit.runtime.account import Account, Position
-from gridkit.runtime.context import Context, RunInfo
-from gridkit.runtime.ledger import Ledger
-from gridkit.testing import build, sample_bars
+from gridkit.testing import sample_bars
+from helpers import ExecutorHarness
 
 SYM = "X/Y"
 MAKER, TAKER = 0.001, 0.002
@@ -31,55 +29,16 @@ GAP_DOWN = Bar(1, 96.0, 97.0, 95.0, 96.5, 1.0)
 GAP_UP = Bar(1, 104.0, 105.0, 103.5, 104.5, 1.0)
 
 
-class Sim:
-    """A ``simulated`` executor with a ledger beside it, as the engine keeps one: every report
-    is booked, so a report that does not fit (a fill of a closed order, a second end) shows as
-    an anomaly. The account is not booked: a position is set by hand where a test needs one."""
-
-    def __init__(self, capital: float = 1e9, kind: str = "spot", qty: float = 0.0,
-                 check_balance: bool = False) -> None:
-        self.ex = build(SimulatedExecutor, {"maker_fee": MAKER, "taker_fee": TAKER,
-                                            "check_balance": check_balance})
-        account = Account(capital)
-        pos = account.add(Position(SYM, kind))
-        pos.qty = qty
-        self.ledger = Ledger()
-        self.ctx = Context(RunInfo("t", "backtest", SYM, capital), account, self.ledger)
-        self.ctx.bar = B0
-        self.ctx.portfolio.mark(B0.close)
-        self.ts = 0
-
-    def submit(self, oid: str, side: str, qty: float, price: float, kind: str = "limit",
-               **more: Any) -> str | None:
-        order = Order(oid, side, qty, price, kind, symbol=SYM, **more)  # type: ignore[arg-type]
-        self.ledger.request(order, self.ts)
-        refusal = self.ex.submit(order, self.ctx)
-        if refusal is not None:
-            self.ledger.apply(Rejected(oid, self.ts, refusal, "simulated"))
-        self.book(self.ex.reports(None, SYM))
-        return refusal
-
-    def cancel(self, oid: str) -> str | None:
-        refusal = self.ex.cancel(oid, self.ctx)
-        self.book(self.ex.reports(None, SYM))
-        return refusal
-
-    def bar(self, bar: Bar) -> list[Any]:
-        """The reports a bar brings, booked."""
-        self.ts = bar.ts
-        self.ctx.bar = bar
-        got = self.ex.reports(bar, SYM)
-        self.book(got)
-        self.ctx.portfolio.mark(bar.close)
-        return got
-
-    def book(self, reports: list[Any]) -> None:
-        for r in reports:
-            self.ledger.apply(r)
-        assert self.ledger.anomalies == []
-
-    def open_ids(self) -> set[str]:
-        return {o.id for o in self.ex.open_orders()}
+def Sim(capital: float = 1e9, kind: str = "spot", qty: float = 0.0,
+        check_balance: bool = False) -> ExecutorHarness:
+    """A ``simulated`` executor with a ledger beside it (see :class:`helpers.ExecutorHarness`),
+    the decision bar B0 seen."""
+    s = ExecutorHarness(SimulatedExecutor, {"maker_fee": MAKER, "taker_fee": TAKER,
+                                            "check_balance": check_balance},
+                        SYM, capital, kind, qty)
+    s.ctx.bar = B0
+    s.ctx.portfolio.mark(B0.close)
+    return s
 
 
 def fills(reports: list[Any]) -> list[Fill]:
@@ -101,7 +60,7 @@ def test_rule7_stops_trigger_on_the_low_or_high_and_fill_at_the_stop_as_taker() 
     s.submit("s2", "sell", 1.0, 0.0, "stop", stop_price=97.9)   # not reached
     s.submit("b1", "buy", 1.0, 0.0, "stop", stop_price=101.5)   # high 102 >= 101.5
     s.submit("b2", "buy", 1.0, 0.0, "stop", stop_price=102.5)
-    got = {f.order_id: f for f in fills(s.bar(B1))}
+    got = {f.order_id: f for f in fills(s.feed(B1))}
     assert set(got) == {"s1", "b1"}
     assert (got["s1"].price, got["s1"].qty, got["s1"].liquidity) == (98.5, 2.0, "taker")
     assert got["s1"].fee == pytest.approx(98.5 * 2.0 * TAKER)
@@ -114,7 +73,7 @@ def test_rule7_a_stop_at_exactly_the_low_or_high_triggers() -> None:
     s = Sim()
     s.submit("s", "sell", 1.0, 0.0, "stop", stop_price=B1.low)
     s.submit("b", "buy", 1.0, 0.0, "stop", stop_price=B1.high)
-    got = {f.order_id: f.price for f in fills(s.bar(B1))}
+    got = {f.order_id: f.price for f in fills(s.feed(B1))}
     assert got == {"s": B1.low, "b": B1.high}
 
 
@@ -124,17 +83,17 @@ def test_rule7_a_bar_that_opens_beyond_the_stop_fills_it_at_the_open(bar: Bar, s
                                                                      stop: float) -> None:
     s = Sim()
     s.submit("x", side, 1.0, 0.0, "stop", stop_price=stop)
-    [f] = fills(s.bar(bar))
+    [f] = fills(s.feed(bar))
     assert f.price == bar.open != stop
     assert f.fee == pytest.approx(bar.open * TAKER)
 
 
 def test_rule7_a_stop_decided_on_bar_t_waits_for_t_plus_1() -> None:
     s = Sim()
-    s.bar(B1)  # reaches 98.5, but the order comes after it
+    s.feed(B1)  # reaches 98.5, but the order comes after it
     s.submit("s", "sell", 1.0, 0.0, "stop", stop_price=98.5)
-    assert fills(s.bar(B2)) == []  # low 100.8: not reached
-    [f] = fills(s.bar(Bar(3, 100.0, 100.5, 98.0, 99.0, 1.0)))
+    assert fills(s.feed(B2)) == []  # low 100.8: not reached
+    [f] = fills(s.feed(Bar(3, 100.0, 100.5, 98.0, 99.0, 1.0)))
     assert (f.order_id, f.ts, f.price) == ("s", 3, 98.5)
 
 
@@ -145,24 +104,24 @@ def test_rule7_a_stop_limit_rests_as_a_limit_from_the_bar_after_its_trigger() ->
     s.submit("far", "buy", 1.0, 100.0, "stop_limit", stop_price=101.5)
     # B1 triggers all three; its high (102) and low (98) also reach the limits, but a
     # triggered stop-limit is not live as a limit before B2 (no intra-bar path is assumed).
-    assert s.bar(B1) == []
+    assert s.feed(B1) == []
     assert {o.id: o.kind for o in s.ex.open_orders()} == {
         "sl": "limit", "bl": "limit", "far": "limit"}
-    got = {f.order_id: f for f in fills(s.bar(B2))}  # high 101.5, low 100.8
+    got = {f.order_id: f for f in fills(s.feed(B2))}  # high 101.5, low 100.8
     assert set(got) == {"sl", "bl"}
     assert (got["sl"].price, got["sl"].liquidity) == (99.0, "maker")  # its own price
     assert (got["bl"].price, got["bl"].liquidity) == (101.0, "maker")
     assert got["sl"].fee == pytest.approx(99.0 * MAKER)
-    [f] = fills(s.bar(Bar(3, 100.5, 100.6, 99.9, 100.2, 1.0)))  # reaches 100
+    [f] = fills(s.feed(Bar(3, 100.5, 100.6, 99.9, 100.2, 1.0)))  # reaches 100
     assert (f.order_id, f.price) == ("far", 100.0)
 
 
 def test_rule7_a_triggered_stop_limit_can_be_cancelled() -> None:
     s = Sim()
     s.submit("sl", "sell", 1.0, 97.0, "stop_limit", stop_price=98.5)
-    s.bar(B1)  # triggered, rests as a limit from the next bar
+    s.feed(B1)  # triggered, rests as a limit from the next bar
     assert s.cancel("sl") is None
-    assert s.bar(Bar(2, 97.0, 97.5, 96.0, 97.0, 1.0)) == [] and s.open_ids() == set()
+    assert s.feed(Bar(2, 97.0, 97.5, 96.0, 97.0, 1.0)) == [] and s.open_ids() == set()
 
 
 # --- rule 8 and OCO groups -----------------------------------------------------------------------
@@ -178,19 +137,19 @@ def test_rule8_a_bar_reaching_both_legs_fills_the_stop_and_cancels_the_take_prof
     s = Sim()
     s.submit("tp", "sell", 1.0, 101.5, group="long")
     s.submit("sl", "sell", 1.0, 0.0, "stop", stop_price=98.5, group="long")
-    got = s.bar(bar)
+    got = s.feed(bar)
     assert [(f.order_id, f.price, f.liquidity) for f in fills(got)] == [
         ("sl", stop_fill, "taker")]
     assert ends(got) == [("Cancelled", "tp", "oco")]
     assert s.open_ids() == set()
-    assert s.bar(B2) == []  # the cancelled take-profit never fills later
+    assert s.feed(B2) == []  # the cancelled take-profit never fills later
 
 
 def test_rule8_short_bracket() -> None:
     s = Sim()
     s.submit("tp", "buy", 1.0, 98.5, group="short")
     s.submit("sl", "buy", 1.0, 0.0, "stop", stop_price=101.5, group="short")
-    got = s.bar(B1)
+    got = s.feed(B1)
     assert [(f.order_id, f.price) for f in fills(got)] == [("sl", 101.5)]
     assert ends(got) == [("Cancelled", "tp", "oco")]
 
@@ -199,18 +158,18 @@ def test_oco_a_take_profit_fill_cancels_the_stop() -> None:
     s = Sim()
     s.submit("tp", "sell", 1.0, 101.2, group="g")
     s.submit("sl", "sell", 1.0, 0.0, "stop", stop_price=99.0, group="g")
-    got = s.bar(B2)  # high 101.5 reaches the take-profit, low 100.8 not the stop
+    got = s.feed(B2)  # high 101.5 reaches the take-profit, low 100.8 not the stop
     assert [(f.order_id, f.price, f.liquidity) for f in fills(got)] == [("tp", 101.2, "maker")]
     assert ends(got) == [("Cancelled", "sl", "oco")]
-    assert s.bar(Bar(3, 100.0, 100.0, 90.0, 95.0, 1.0)) == []
+    assert s.feed(Bar(3, 100.0, 100.0, 90.0, 95.0, 1.0)) == []
 
 
 def test_oco_a_sibling_not_yet_live_is_cancelled_too() -> None:
     s = Sim()
     s.submit("a", "buy", 1.0, 99.0, group="g")
-    s.bar(B2)  # "a" is live now (not reached)
+    s.feed(B2)  # "a" is live now (not reached)
     s.submit("b", "sell", 1.0, 110.0, group="g")  # queued: live from the next bar
-    got = s.bar(B1)
+    got = s.feed(B1)
     assert [f.order_id for f in fills(got)] == ["a"]
     assert ends(got) == [("Cancelled", "b", "oco")]
     assert s.open_ids() == set()
@@ -222,7 +181,7 @@ def test_oco_a_cancel_request_leaves_the_other_members() -> None:
     s.submit("b", "sell", 1.0, 0.0, "stop", stop_price=90.0, group="g")
     assert s.cancel("a") is None
     assert s.open_ids() == {"b"}
-    assert s.bar(B1) == []
+    assert s.feed(B1) == []
 
 
 @pytest.mark.parametrize("other", [
@@ -237,7 +196,7 @@ def test_oco_an_arrival_fill_cancels_siblings_arriving_on_the_same_bar(other: di
     s = Sim()
     s.submit("ioc", "buy", 1.0, 101.0, tif="IOC", group="g")  # crosses the open 100.5
     s.submit("other", **other, group="g")
-    got = s.bar(B1)  # Sim.book asserts the ledger has no anomaly
+    got = s.feed(B1)  # Sim.book asserts the ledger has no anomaly
     assert [(f.order_id, f.price) for f in fills(got)] == [("ioc", B1.open)]
     assert ends(got) == [("Cancelled", "other", "oco")]
     assert s.ex.open_orders() == []
@@ -253,7 +212,7 @@ def test_post_only_is_rejected_when_it_would_cross_at_arrival() -> None:
     s.submit("b_rest", "buy", 1.0, 99.0, tif="PO")     # rests; the bar's low 98 fills it
     s.submit("s_cross", "sell", 1.0, 100.0, tif="PO")  # <= open
     s.submit("s_rest", "sell", 1.0, 101.0, tif="PO")
-    got = s.bar(B1)
+    got = s.feed(B1)
     rejected = [r for r in got if type(r) is Rejected]
     assert {r.order_id for r in rejected} == {"b_cross", "b_open", "s_cross"}
     assert {(r.reason, r.by, r.ts) for r in rejected} == {
@@ -278,7 +237,7 @@ def test_ioc_and_fok_limits_trade_at_the_open_if_they_cross_else_expire(tif: str
     s.submit("b_miss", "buy", 1.0, 99.0, tif=tif)     # the bar reaches 99 later: too late
     s.submit("s_cross", "sell", 1.0, 100.0, tif=tif)
     s.submit("s_miss", "sell", 1.0, 101.0, tif=tif)
-    got = s.bar(B1)
+    got = s.feed(B1)
     assert {(f.order_id, f.price, f.qty, f.liquidity) for f in fills(got)} == {
         ("b_cross", 100.5, 2.0, "taker"), ("s_cross", 100.5, 1.0, "taker")}
     assert all(f.fee == pytest.approx(f.price * f.qty * TAKER) for f in fills(got))
@@ -305,7 +264,7 @@ def test_reduce_only_refused_when_it_would_open_or_grow_a_perpetual_position(
     for side in accepted:
         assert s.submit(f"a-{side}", side, 1.0, 100.0, reduce_only=True) is None
     assert s.open_ids() == {f"a-{side}" for side in accepted}
-    assert [f.order_id for f in fills(s.bar(B1))] == [f"a-{side}" for side in accepted]
+    assert [f.order_id for f in fills(s.feed(B1))] == [f"a-{side}" for side in accepted]
 
 
 def test_reduce_only_is_not_checked_on_spot() -> None:
@@ -322,7 +281,7 @@ def test_rule4_market_orders_fill_at_the_next_open_before_stops_and_limits() -> 
     s.submit("stop", "sell", 1.0, 0.0, "stop", stop_price=98.5)
     s.submit("mkt_b", "buy", 3.0, 0.0, "market")
     s.submit("mkt_s", "sell", 1.0, 0.0, "market")
-    got = fills(s.bar(B1))
+    got = fills(s.feed(B1))
     assert [f.order_id for f in got] == ["mkt_b", "mkt_s", "stop", "limit"]
     assert [(f.price, f.liquidity) for f in got[:2]] == [(B1.open, "taker")] * 2
     assert got[0].fee == pytest.approx(B1.open * 3.0 * TAKER)
@@ -330,9 +289,9 @@ def test_rule4_market_orders_fill_at_the_next_open_before_stops_and_limits() -> 
 
 def test_rule4_a_market_order_decided_on_bar_t_never_fills_on_t() -> None:
     s = Sim()
-    s.bar(B0)
+    s.feed(B0)
     s.submit("m", "buy", 1.0, 0.0, "market")
-    [f] = fills(s.bar(B1))
+    [f] = fills(s.feed(B1))
     assert (f.ts, f.price) == (B1.ts, B1.open)
 
 
@@ -354,9 +313,9 @@ def test_real_gap_fills_a_stop_at_the_open(real: list[Bar], side: str) -> None:
     assert sign * (bar.open - prev.close) > 5.0  # a real gap of more than $5
     stop = (prev.close + bar.open) / 2
     s = Sim()
-    s.bar(prev)
+    s.feed(prev)
     s.submit("g", side, 0.01, 0.0, "stop", stop_price=stop)
-    [f] = fills(s.bar(bar))
+    [f] = fills(s.feed(bar))
     assert f.price == bar.open and f.ts == bar.ts
     assert sign * (f.price - stop) > 0  # worse than the stop: the gap is the taker's
 
@@ -454,7 +413,7 @@ def executor_events(bars: list[Bar], decided: dict[int, list[Order]]) -> tuple[l
     s = Sim()
     events = []
     for t, bar in enumerate(bars):
-        for r in s.bar(bar):
+        for r in s.feed(bar):
             if type(r) is Fill:
                 assert r.ts == bar.ts and r.remaining == 0.0
                 events.append((t, r.liquidity, r.order_id, r.price, round(r.fee, 12)))
@@ -542,7 +501,7 @@ def test_stop_model_properties(case: tuple[list[Bar], list[list[tuple[Any, ...]]
     got: dict[str, tuple[int, float, str]] = {}
     n = 0
     for t, bar in enumerate(bars):
-        for f in fills(s.bar(bar)):
+        for f in fills(s.feed(bar)):
             assert f.order_id not in got
             got[f.order_id] = (t, f.price, f.liquidity)
             rate = TAKER if f.liquidity == "taker" else MAKER
