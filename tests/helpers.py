@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
-from gridkit.testing import sample_path
+from gridkit import Bar, Fill, Order, Rejected
+from gridkit.runtime.account import Account, Position
+from gridkit.runtime.context import Context, RunInfo
+from gridkit.runtime.ledger import Ledger
+from gridkit.testing import build, sample_path
 
 #: A static grid section for pipelines whose strategy does not matter to the test.
 STRATEGY = """
@@ -54,3 +59,61 @@ upper = 0.00156
 grids = 12
 qty = 100
 """
+
+
+class ExecutorHarness:
+    """An executor driven as the engine drives it, with a ledger beside it: every report is
+    booked, so a report that does not fit (a fill of a closed order, a second end, more filled
+    than ordered) fails the test at once. Fills reach the account only with ``book_account``;
+    otherwise a test sets the position by hand where it needs one."""
+
+    def __init__(self, cls: type, options: dict[str, Any], symbol: str = "X/Y",
+                 capital: float = 1e9, kind: str = "spot", qty: float = 0.0,
+                 book_account: bool = False) -> None:
+        self.ex = build(cls, options)
+        self.symbol = symbol
+        account = Account(capital)
+        account.add(Position(symbol, kind)).qty = qty
+        self.ledger = Ledger()
+        self.ctx = Context(RunInfo("t", "backtest", symbol, capital), account, self.ledger)
+        self.book_account = book_account
+        self.ts = 0
+
+    def submit(self, oid: str, side: str, qty: float, price: float, kind: str = "limit",
+               **more: Any) -> str | None:
+        """Send an order; its refusal, or None."""
+        order = Order(oid, side, qty, price, kind, symbol=self.symbol,  # type: ignore[arg-type]
+                      **more)
+        self.ledger.request(order, self.ts)
+        refusal = self.ex.submit(order, self.ctx)
+        if refusal is not None:
+            self.ledger.apply(Rejected(oid, self.ts, refusal, self.ex.name))
+        self.book(self.ex.reports(None, self.symbol))
+        return refusal
+
+    def cancel(self, oid: str) -> str | None:
+        refusal = self.ex.cancel(oid, self.ctx)
+        self.book(self.ex.reports(None, self.symbol))
+        return refusal
+
+    def feed(self, event: Any) -> list[Any]:
+        """The reports one market event brings, booked; then the position is marked."""
+        self.ts = event.ts
+        if type(event) is Bar:
+            self.ctx.bar = event
+        got = self.ex.reports(event, self.symbol)
+        self.book(got)
+        price = event.close if type(event) is Bar else getattr(event, "price", None)
+        if price is not None:
+            self.ctx.portfolio.mark(price)
+        return got
+
+    def book(self, reports: list[Any]) -> None:
+        for r in reports:
+            state = self.ledger.apply(r)
+            if self.book_account and type(r) is Fill and state is not None:
+                self.ctx.account.apply(r, self.symbol, state.order)
+        assert self.ledger.anomalies == []
+
+    def open_ids(self) -> set[str]:
+        return {o.id for o in self.ex.open_orders()}

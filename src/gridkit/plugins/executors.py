@@ -1,11 +1,18 @@
-"""Built-in executors: ``simulated``, the bar fill model of DESIGN.md §6."""
+"""Built-in executors: ``simulated``, the bar fill model of DESIGN.md §6, and (in
+:mod:`gridkit.plugins.executor_trades`) ``simulated-trades``, fills from trade prints.
+
+:class:`SimulatedBase` holds what the simulated executors share: the checks of a request, the
+balance an open order holds, OCO groups, fills in part or in full, and the handing over of
+reports."""
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
 from typing import Any
 
+import attrs
 from attrs import frozen
 
 from gridkit.core.components import Executor
@@ -39,6 +46,8 @@ class _Book:
     orders queued since its last bar."""
 
     __slots__ = ("buy_stops", "buys", "queued", "sell_stops", "sells")
+    #: The heaps of (key, seq, id), which keep closed orders until they are compacted.
+    HEAPS = ("buys", "sells", "sell_stops", "buy_stops")
 
     def __init__(self) -> None:
         self.queued: dict[str, Order] = {}
@@ -54,24 +63,16 @@ class _Book:
         self.queued, self.buys, self.sells, self.sell_stops, self.buy_stops = state
 
 
-class SimulatedExecutor(Executor):
-    """Simulated exchange on bars: limits fill at their price when the bar reaches them.
+class SimulatedBase(Executor):
+    """What the simulated executors share: request checks, held balances, OCO groups, reports.
 
-    DESIGN.md §6, exactly: an order submitted on bar *t* is live from bar *t+1*; a market order
-    fills at that bar's open with the taker fee, then triggered stops (rule 7), then the limits
-    the bar reaches at their own price with the maker fee (rule 2). A stop-limit rests as a limit
-    from the bar after its trigger. When one order of an OCO group fills, the others are
-    cancelled; a stop reached on the same bar as its take-profit wins (rule 8). At arrival (the
-    next open) a post-only limit that would cross is rejected, and an IOC/FOK limit trades at the
-    open if it crosses, else expires.
-
-    Matching walks heaps (best price first), so a bar costs O(1 + fills), not O(open orders).
-    Balances are checked as an exchange does: a spot buy must be covered by free cash, a sell by
-    free base (counting base that queued market buys will bring); a perpetual order by free
-    margin at the position's leverage.
+    A subclass keeps one book per symbol (:attr:`BOOK`, with a ``queued`` dict of the orders
+    not yet live and the heaps named in its ``HEAPS``), matches in :meth:`reports` and reports
+    fills through :meth:`_fill`.
     """
 
-    name = "simulated"
+    #: The per-symbol book class.
+    BOOK: type[_Book] = _Book
 
     @frozen
     class Config:
@@ -85,7 +86,7 @@ class SimulatedExecutor(Executor):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self._orders: dict[str, Order] = {}  # every open order, live or queued
-        self._books: dict[str, _Book] = {}  # per symbol
+        self._books: dict[str, Any] = {}  # per symbol
         self._seq = 0
         # order id -> (the per-symbol reserve it holds from, amount, base it brings)
         self._held: dict[str, tuple[dict[str, float], float, float]] = {}
@@ -124,14 +125,17 @@ class SimulatedExecutor(Executor):
             if refusal:
                 return refusal
         self._orders[order.id] = order
-        book = self._books.get(order.symbol)
-        if book is None:
-            book = self._books[order.symbol] = _Book()
-        book.queued[order.id] = order
+        self._book(order.symbol).queued[order.id] = order
         if order.group:
             self._groups.setdefault(order.group, set()).add(order.id)
         self._pending.append(Accepted(order.id, self._ts))
         return None
+
+    def _book(self, symbol: str) -> Any:
+        book = self._books.get(symbol)
+        if book is None:
+            book = self._books[symbol] = self.BOOK()
+        return book
 
     def _reserve(self, order: Order, ctx: Context, pos: Any) -> str | None:
         sym = order.symbol
@@ -184,6 +188,20 @@ class SimulatedExecutor(Executor):
         if coming:
             self._base_coming[sym] = max(0.0, self._base_coming.get(sym, 0.0) - coming)
 
+    def _consume(self, order: Order, qty: float, before: float) -> None:
+        """A part fill of ``qty`` out of the ``before`` still open: release its share of what
+        the order holds (a part-filled order holds only for what is left)."""
+        held = self._held.get(order.id)
+        if held is None:
+            return
+        bucket, amount, coming = held
+        share = qty / before
+        sym = order.symbol
+        bucket[sym] = max(0.0, bucket.get(sym, 0.0) - amount * share)
+        if coming:
+            self._base_coming[sym] = max(0.0, self._base_coming.get(sym, 0.0) - coming * share)
+        self._held[order.id] = (bucket, amount * (1 - share), coming * (1 - share))
+
     def cancel(self, order_id: str, ctx: Context) -> str | None:
         order = self._close(order_id)
         if order is None:
@@ -204,6 +222,7 @@ class SimulatedExecutor(Executor):
                 if not members:
                     del self._groups[order.group]
         self._books[order.symbol].queued.pop(order_id, None)
+        self._forget(order)
         # Closed orders stay in the heaps (matching skips them); count them so the heaps are
         # rebuilt once they outnumber the open orders, and memory stays bounded.
         self._stale += 1
@@ -211,14 +230,89 @@ class SimulatedExecutor(Executor):
             self._compact()
         return order
 
+    def _forget(self, order: Order) -> None:
+        """What a subclass keeps of a closed order beyond the heaps, dropped."""
+
     def _compact(self) -> None:
         live = self._orders
         for book in self._books.values():
-            for name in ("buys", "sells", "sell_stops", "buy_stops"):
+            for name in book.HEAPS:
                 heap = [e for e in getattr(book, name) if e[2] in live]
                 heapq.heapify(heap)
                 setattr(book, name, heap)
         self._stale = 0
+
+    def _triggered(self, heap: list[tuple[float, int, str]], is_buy: bool, low: float,
+                   high: float) -> Iterator[tuple[float, Order]]:
+        """Pop the stops of one side that prices from ``low`` to ``high`` reach, nearest
+        first; yield (stop price, order) for each that is still open."""
+        orders = self._orders
+        while heap:
+            key, _, oid = heap[0]
+            stop = key if is_buy else -key
+            if not stop_triggered(is_buy, stop, low, high):
+                break
+            heapq.heappop(heap)
+            order = orders.get(oid)
+            if order is not None:  # None: closed, left in the heap until compaction
+                yield stop, order
+
+    def _fill(self, order: Order, price: float, rate: float, liquidity: str, ts: int,
+              qty: float = 0.0, remaining: float = 0.0) -> None:
+        """Report a fill of ``qty`` (0: the whole order) with ``remaining`` left open; the
+        first fill of an OCO group's member cancels the others."""
+        if remaining > 0.0:
+            self._consume(order, qty, qty + remaining)
+        else:
+            self._close(order.id)
+        qty = qty or order.qty
+        self.fills += 1
+        self._pending.append(Fill(order.id, ts, order.side, qty, price,
+                                  fee(price, qty, rate), liquidity,  # type: ignore[arg-type]
+                                  order.tag, order.symbol, remaining))
+        group = order.group and self._groups.get(order.group)
+        if group:  # OCO: the fill cancels the rest
+            for sibling in sorted(group):
+                if sibling != order.id and self._close(sibling) is not None:
+                    self._pending.append(Cancelled(sibling, ts, "oco"))
+
+    def _handover(self) -> list[Any]:
+        """The reports not yet handed over."""
+        if not self._pending:
+            return _NONE
+        out, self._pending = self._pending, []
+        return out
+
+    def open_orders(self) -> list[Order]:
+        return list(self._orders.values())
+
+    def stats(self) -> dict[str, Any]:
+        return {"fills": self.fills, "open_orders": len(self._orders)}
+
+
+def _as_kind(order: Order, kind: str) -> Order:
+    """A triggered stop as the order it becomes (``market`` or ``limit``), same id."""
+    return attrs.evolve(order, kind=kind)
+
+
+class SimulatedExecutor(SimulatedBase):
+    """Simulated exchange on bars: limits fill at their price when the bar reaches them.
+
+    DESIGN.md §6, exactly: an order submitted on bar *t* is live from bar *t+1*; a market order
+    fills at that bar's open with the taker fee, then triggered stops (rule 7), then the limits
+    the bar reaches at their own price with the maker fee (rule 2). A stop-limit rests as a limit
+    from the bar after its trigger. When one order of an OCO group fills, the others are
+    cancelled; a stop reached on the same bar as its take-profit wins (rule 8). At arrival (the
+    next open) a post-only limit that would cross is rejected, and an IOC/FOK limit trades at the
+    open if it crosses, else expires.
+
+    Matching walks heaps (best price first), so a bar costs O(1 + fills), not O(open orders).
+    Balances are checked as an exchange does: a spot buy must be covered by free cash, a sell by
+    free base (counting base that queued market buys will bring); a perpetual order by free
+    margin at the position's leverage.
+    """
+
+    name = "simulated"
 
     # --- reports -----------------------------------------------------------------------------
 
@@ -232,10 +326,7 @@ class SimulatedExecutor(Executor):
                     or (book.buys and book.buys[0][0] <= -event.low)
                     or (book.sells and book.sells[0][0] <= event.high)):
                 self._match(book, event)
-        if not self._pending:
-            return _NONE
-        out, self._pending = self._pending, []
-        return out
+        return self._handover()
 
     def _match(self, book: _Book, bar: Bar) -> None:
         out = self._pending
@@ -243,7 +334,10 @@ class SimulatedExecutor(Executor):
         ts = bar.ts
         if book.queued:
             queued, book.queued = book.queued, {}
+            orders = self._orders
             for order in queued.values():
+                if order.id not in orders:  # an OCO sibling filled at this open cancelled it
+                    continue
                 kind, is_buy = order.kind, order.side == "buy"
                 if kind == "market":  # rule 4: at this bar's open, before its limits
                     self._fill(order, bar.open, taker, "taker", ts)
@@ -287,24 +381,12 @@ class SimulatedExecutor(Executor):
 
     def _trigger(self, book: _Book, heap: list[tuple[float, int, str]], is_buy: bool,
                  bar: Bar, taker: float) -> None:
-        orders = self._orders
-        while heap:
-            key, _, oid = heap[0]
-            stop = key if is_buy else -key
-            if not stop_triggered(is_buy, stop, bar.low, bar.high):
-                break
-            heapq.heappop(heap)
-            order = orders.get(oid)
-            if order is None:
-                continue
+        for stop, order in self._triggered(heap, is_buy, bar.low, bar.high):
             if order.kind == "stop":
                 self._fill(order, stop_fill_price(is_buy, stop, bar.open), taker, "taker",
                            bar.ts)
             else:  # stop-limit: rests as a limit from the next bar (rule 7)
-                resting = Order(order.id, order.side, order.qty, order.price, "limit",
-                                order.tag, order.symbol, order.tif, order.stop_price,
-                                order.reduce_only, order.group, order.position_side)
-                book.queued[oid] = orders[oid] = resting
+                book.queued[order.id] = self._orders[order.id] = _as_kind(order, "limit")
 
     def _drain(self, heap: list[tuple[float, int, str]], is_buy: bool, bar: Bar,
                maker: float) -> None:
@@ -321,24 +403,10 @@ class SimulatedExecutor(Executor):
             if order is not None:  # None: closed, left in the heap until compaction
                 self._fill(order, order.price, maker, "maker", bar.ts)
 
-    def _fill(self, order: Order, price: float, rate: float, liquidity: str, ts: int) -> None:
-        self._close(order.id)
-        self.fills += 1
-        self._pending.append(Fill(order.id, ts, order.side, order.qty, price,
-                                  fee(price, order.qty, rate), liquidity,  # type: ignore[arg-type]
-                                  order.tag, order.symbol))
-        if order.group and order.group in self._groups:  # OCO: the fill cancels the rest
-            for sibling in sorted(self._groups[order.group]):
-                if self._close(sibling) is not None:
-                    self._pending.append(Cancelled(sibling, ts, "oco"))
-
-    def open_orders(self) -> list[Order]:
-        return list(self._orders.values())
-
-    def stats(self) -> dict[str, Any]:
-        return {"fills": self.fills, "open_orders": len(self._orders)}
-
 
 @hookimpl
 def gridkit_register_executors(register: Any) -> None:
+    from gridkit.plugins.executor_trades import SimulatedTradesExecutor
+
     register(SimulatedExecutor)
+    register(SimulatedTradesExecutor)
