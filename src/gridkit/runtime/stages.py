@@ -20,7 +20,7 @@ from gridkit.core import fusion
 from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
 from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
-from gridkit.runtime import apply as eng
+from gridkit.runtime import apply as path
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
 
@@ -45,7 +45,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     validators = tuple(v.accept for v in bar_validators)
     # Only validators that override accepted() pay for the extra call.
     on_accepted = tuple(v.accepted for v in bar_validators
-                        if eng.overrides(v, Validator, "accepted"))
+                        if path.overrides(v, Validator, "accepted"))
     fvals = ctx.features
     for key, _ in lane.features:
         fvals.setdefault(key, _NAN)
@@ -65,15 +65,15 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     regimes = tuple((r.label, r.score) for r in lane.regimes)
     signals = tuple(s.update for s in lane.signals)
     filters = tuple(f.allow for f in lane.filters)
-    risk_bar = tuple(r.on_bar for r in p.risk if eng.overrides(r, RiskCheck, "on_bar"))
+    risk_bar = tuple(r.on_bar for r in p.risk if path.overrides(r, RiskCheck, "on_bar"))
     risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
-                        if eng.overrides(r, RiskCheck, "check"))
+                        if path.overrides(r, RiskCheck, "check"))
     monitors = tuple(m.on_event for m in p.monitors)
     feedback = p.feedback
     every = feedback.every if feedback is not None else 0
-    plans = eng.overrides(strat, Strategy, "on_bar")
-    ticks_decide = eng.overrides(strat, Strategy, "on_tick")
-    apply, execute = eng.apply_reports, eng.execute
+    plans = path.overrides(strat, Strategy, "on_bar")
+    ticks_decide = path.overrides(strat, Strategy, "on_tick")
+    apply, execute = path.apply_reports, path.execute
     reports = executor.reports
     paused_seen: list[str | None] = [ctx.paused]
     acct, pos, journal_mark = run.account, ctx.position, run.journal.mark
@@ -107,7 +107,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             if p_.qty:
                 liq = acct.liquidation(p_, bar.low if p_.qty > 0 else bar.high)
                 if liq == liq:
-                    eng.liquidate(run, lr, p_, liq, bar.ts)
+                    path.liquidate(run, lr, p_, liq, bar.ts)
         for p_ in positions:
             if p_ is not pos:
                 p_.price = bar.close
@@ -161,13 +161,13 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             for on_bar in risk_bar:
                 reason = on_bar(ctx)
                 if reason:
-                    eng.halt(run, reason, bar.ts)
+                    path.halt(run, reason, bar.ts)
                     break
 
     def execute_stage(bar: Any) -> None:
         if ctx.paused is not paused_seen[0]:
             paused_seen[0] = ctx.paused
-            eng.pause_changed(run, lr, bar.ts)
+            path.pause_changed(run, lr, bar.ts)
         if lr.actions or (lr.deferred and ctx.paused is None):
             execute(run, lr, risk_checks, bar.ts)
 
@@ -235,7 +235,7 @@ def _tick_handler(run: Run, lr: LaneRun, on_bar: Callable[[Bar], None],
     ``decide_on`` — the decision stages."""
     p, lane, ctx = run.pipeline, lr.lane, lr.ctx
     sym, fvals = lane.symbol, ctx.features
-    reports, apply = p.executor.reports, eng.apply_reports
+    reports, apply = p.executor.reports, path.apply_reports
     decide_on = set(p.config.pipeline.decide_on)
     by_kind: dict[type, tuple[Any, ...]] = {}
     for cls, kind in EVENT_KINDS.items():
@@ -244,7 +244,7 @@ def _tick_handler(run: Run, lr: LaneRun, on_bar: Callable[[Bar], None],
         vals = [v for v in lane.validators if kind in v.inputs]
         by_kind[cls] = (
             tuple(v.accept for v in vals),
-            tuple(v.accepted for v in vals if eng.overrides(v, Validator, "accepted")),
+            tuple(v.accepted for v in vals if path.overrides(v, Validator, "accepted")),
             tuple((key, f, f.update) for key, f in lane.features if kind in f.inputs),
             lr.ticks.setdefault(kind, [0, 0]),  # [seen, accepted]
             decides and kind in decide_on,
@@ -324,7 +324,7 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
                 price = lr.ctx.position.price
             paid = run.account.fund(sym, rates[i], price)
             run.journal.emit(Funding(at, rates[i], price))
-            eng.mark(run, lr, at, price)
+            path.mark(run, lr, at, price)
             lr.funding_paid += paid
             lr.funding_i = i + 1
         if lr.funding_i < len(times):
