@@ -71,6 +71,7 @@ def run_pipeline(pipeline: Pipeline,
             run.ledger.key = key
             restore(run, data)
             run.resumed = True
+            _resend_unsent(run)
         else:
             run.run_id, key = _guard(pipeline, store, "opening the run", store.open_run,
                                      pipeline.run, pipeline.config.raw)
@@ -300,9 +301,30 @@ def _stream(run: Run, lr: LaneRun) -> Iterator[Any]:
         events = itertools.dropwhile(lambda e: e.ts < start, events)
     if end is not None:
         events = itertools.takewhile(lambda e: e.ts <= end, events)
-    if lr.consumed:
+    if lr.consumed and not lr.lane.source.live:  # a live stream starts afresh anyway
         events = itertools.islice(events, lr.consumed, None)
     return events
+
+
+def _resend_unsent(run: Run) -> None:
+    """Orders the ledger holds as requested but the executor does not know: the run stopped
+    between committing them and sending them. They go again, with the same client order ids,
+    so an exchange that did take them recognises them (DESIGN.md §11 rule 3)."""
+    from gridkit.core.types import Rejected
+    from gridkit.runtime.apply import apply_reports
+
+    p = run.pipeline
+    known = {o.id for o in p.executor.open_orders()}
+    name = p.origin(p.executor)[1].name
+    for oid, state in list(run.ledger.open.items()):
+        if state.status != "new" or oid in known:
+            continue
+        lr = run.by_symbol.get(state.order.symbol, run.lanes[0])
+        reason = p.executor.submit(state.order, lr.ctx)
+        if reason is not None:
+            apply_reports(run, [Rejected(oid, state.ts, reason, name)])
+    for lr in run.lanes:
+        apply_reports(run, p.executor.reports(None, lr.lane.symbol))
 
 
 # --- one lane's stages -----------------------------------------------------------------------
