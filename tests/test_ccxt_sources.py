@@ -4,21 +4,24 @@ against gridkit.testing_exchange: a local server that answers in Binance's forma
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from attrs import frozen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridkit import ConfigError, DataError
-from gridkit.core.config import structure
-from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
+from gridkit import ConfigError, DataError, Validator, hookimpl
+from gridkit.core.config import option, structure
 from gridkit.data.bars import TimeBars
 from gridkit.plugins.ccxt_sources import CcxtOhlcv, CcxtStream
 from gridkit.runtime.context import RunInfo
@@ -479,6 +482,184 @@ qty = 0.001
     assert summary["events"]["trades"]["seen"] == 600
     assert summary["bars_seen"] > 5
     assert summary["components"]["source"]["events"] == 600
+
+
+# --- one event loop: the source runs on the run's loop ------------------------------------------
+
+
+async def _count(ticks: list[int], every: float) -> None:
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep(every)
+
+
+@pytest.mark.parametrize("stop_after", [None, 100])
+def test_stream_runs_on_a_given_loop_cancels_only_its_tasks_and_leaves_it_open(
+        ws_server, stop_after) -> None:
+    loop = asyncio.new_event_loop()
+    ticks = [0]
+    other = loop.create_task(_count(ticks, 0.02))  # someone else's task: an executor's, say
+    try:
+        run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+        src = build(CcxtStream, {"exchange": "binance", "urls": ws_server.ccxt_urls(),
+                                 "backoff": 0.0, "stall": 30.0, "streams": ["trades", "depth"],
+                                 "max_events": 300})
+        src.validate(run)
+        src.setup(run)
+        seen = []
+        try:
+            for event in src.events():
+                seen.append((event, ticks[0]))
+                if len(seen) == stop_after:
+                    break  # the run stops: the engine closes the source mid-stream
+        finally:
+            src.close()
+        assert len(seen) == (stop_after or 300)
+        assert seen[-1][1] > seen[0][1]  # the other task ran while the source waited for data
+        assert src.exchange.asyncio_loop is loop
+        assert not loop.is_closed()
+        assert asyncio.all_tasks(loop) == {other}  # its own tasks are gone, the other's is not
+        assert loop.get_task_factory() is None  # the loop is as it was
+        before = ticks[0]
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert ticks[0] > before
+    finally:
+        other.cancel()
+        loop.run_until_complete(asyncio.wait([other]))
+        loop.close()
+
+
+def test_two_streams_share_a_loop_and_close_apart(ws_server, exchange_info, capture) -> None:
+    # Two lanes' sources on the run's loop (each with its exchange): each drives the loop for
+    # both; closing one leaves the other streaming, and the last one out leaves the loop as it
+    # found it.
+    loop = asyncio.new_event_loop()
+    sources: list[CcxtStream] = []
+    with ExchangeServer(exchange_info, capture=capture, speed=50.0, lifetime=60.0) as other:
+        try:
+            run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+            for server, streams in ((ws_server, ["trades"]), (other, ["depth"])):
+                src = build(CcxtStream, {"exchange": "binance", "urls": server.ccxt_urls(),
+                                         "backoff": 0.0, "stall": 30.0, "streams": streams,
+                                         "max_events": 1000})
+                src.setup(run)
+                sources.append(src)
+            first, second = (iter(s.events()) for s in sources)
+            for _ in range(50):
+                assert isinstance(next(first), Trade)
+                assert isinstance(next(second), BookDepth)
+            sources[0].close()
+            assert loop.get_task_factory() is not None  # still recording the second's tasks
+            assert [type(next(second)) for _ in range(50)] == [BookDepth] * 50
+            sources[1].close()
+            assert not loop.is_closed()
+            assert asyncio.all_tasks(loop) == set()
+            assert loop.get_task_factory() is None
+        finally:
+            for src in sources:
+                src.close()
+            loop.close()
+
+
+def test_stream_on_a_closed_loop_is_one_line(ws_server) -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+    src = build(CcxtStream, {"exchange": "binance", "urls": ws_server.ccxt_urls(),
+                             "max_events": 10})
+    src.setup(run)
+    with pytest.raises(DataError, match="event loop is closed"):
+        next(iter(src.events()))
+
+
+#: The LoopTicker of the last run.
+TICKERS: list[Any] = []
+
+
+class LoopTicker(Validator):
+    """Ticks a counter on the run's event loop every 50 ms; records it at each event (tests)."""
+
+    name = "test-loop-ticker"
+    inputs: ClassVar[frozenset[str]] = frozenset({"trades", "depth"})
+
+    @frozen
+    class Config:
+        stop_after: int = option(0, doc="Send SIGINT to the process after this many events.")
+
+    def setup(self, run: RunInfo) -> None:
+        TICKERS.append(self)
+        self.loop = run.loop
+        self.ticks = [0]
+        self.at_events: list[int] = []
+        #: What the loop reported: destroyed pending tasks, unclosed sessions, ...
+        self.loop_errors: list[str] = []
+        self.loop.set_exception_handler(
+            lambda _loop, context: self.loop_errors.append(context.get("message", "")))
+        self.task = self.loop.create_task(_count(self.ticks, 0.05))
+
+    def accept(self, event: Any) -> bool:
+        self.at_events.append(self.ticks[0])
+        if len(self.at_events) == self.config.stop_after:
+            signal.raise_signal(signal.SIGINT)  # the engine stops after this event
+        return True
+
+    def close(self) -> None:
+        self.task.cancel()
+        self.loop.run_until_complete(asyncio.wait([self.task]))
+
+    def snapshot(self) -> Any:
+        return None  # a loop and a task do not pickle, and there is nothing to resume
+
+
+class LoopTickerPlugin:
+    @staticmethod
+    @hookimpl
+    def gridkit_register_validators(register: Any) -> None:
+        register(LoopTicker)
+
+
+@pytest.mark.parametrize("stop_after", [0, 150])
+def test_paper_run_shares_one_loop_with_its_components(ws_server, gridkit_register_plugin,
+                                                       gridkit_run_toml, stop_after) -> None:
+    TICKERS.clear()
+    gridkit_register_plugin(LoopTickerPlugin, "test-loop-ticker-plugin")
+    summary = gridkit_run_toml(f"""
+[pipeline]
+mode = "paper"
+symbol = "BTC/USDT"
+capital = 10000
+[source]
+use = "ccxt-stream"
+exchange = "binance"
+streams = ["trades", "depth"]
+max_events = 600
+backoff = 0.0
+url = "{ws_server.url}"
+[executor]
+use = "simulated"
+[strategy]
+use = "static"
+lower = 61000
+upper = 62500
+grids = 15
+qty = 0.001
+[[validators]]
+use = "test-loop-ticker"
+stop_after = {stop_after}
+""")
+    assert summary["status"] == ("stopped" if stop_after else "finished")
+    (ticker,) = TICKERS
+    TICKERS.clear()
+    events = ticker.at_events
+    assert len(events) == (stop_after or 600)
+    # The validator's task ran on run.loop while the source waited for market data: the source
+    # drives the run's loop, not one of its own.
+    assert events[-1] > events[0]
+    loop = ticker.loop
+    assert loop.is_closed()  # the kernel closed it at the end of the run ...
+    assert asyncio.all_tasks(loop) == set()  # ... with no task left behind
+    gc.collect()
+    assert ticker.loop_errors == []  # no task destroyed while pending, no unclosed session
 
 
 class TestCcxtStreamContract(SourceContract):
