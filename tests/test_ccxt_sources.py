@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from gridkit import ConfigError, DataError, Validator, hookimpl
 from gridkit.core.config import option, structure
+from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
 from gridkit.data.bars import TimeBars
 from gridkit.plugins.ccxt_sources import CcxtOhlcv, CcxtStream
 from gridkit.runtime.context import RunInfo
