@@ -27,7 +27,7 @@ from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option, optional, positive
 from gridkit.core.errors import ConfigError, DataError
 from gridkit.core.hookspecs import hookimpl
-from gridkit.core.types import EVENT_KINDS, Bar, BookDepth, BookUpdate, Trade
+from gridkit.core.types import EVENT_KINDS, Bar, BookDepth, BookUpdate, Clock, Trade
 from gridkit.data.bars import parse_interval
 from gridkit.data.book import OrderBook
 from gridkit.runtime.context import RunInfo
@@ -596,6 +596,10 @@ class CcxtStream(Source):
                                          "time.", validator=non_negative())
         stall: float = option(30.0, doc="Seconds without an update before reconnecting.",
                               validator=positive())
+        clock: float = option(1.0, doc="In a paper or live run: a clock tick after this many "
+                                       "seconds without market data, so the executor hands "
+                                       "over what the exchange said (0: none).",
+                              validator=non_negative())
         url: str | None = option(None, doc="Base URL replacing the host of every API URL.")
         urls: dict[str, Any] = option(factory=dict, doc="Entries merged into the exchange's "
                                                         "``urls['api']`` (incl. ``ws``).")
@@ -623,7 +627,8 @@ class CcxtStream(Source):
             "events": 0, "trades": 0, "bars": 0, "book": 0, "depth": 0, "reconnects": 0,
             "stream_errors": 0,
             "stalls": 0, "bad_frames": 0, "trade_id_gaps": 0, "trades_missed": 0,
-            "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0}
+            "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0,
+            "clock": 0}
         self._gen: Iterator[Any] | None = None
         self.loop: Any = None
         #: The last stream failure (kind: error), for the run summary.
@@ -675,12 +680,20 @@ class CcxtStream(Source):
             deadline = time.monotonic() + c.duration if c.duration else None
             kinds = EVENT_KINDS
             n = 0
+            # Ticks only in a run: they are for its executor, and a bare stream stays data.
+            tick = c.clock if self.loop is not None and c.clock > 0 else None
             while c.max_events is None or n < c.max_events:
                 timeout = None if deadline is None else deadline - time.monotonic()
                 if timeout is not None and timeout <= 0:
                     break
-                item = run(self._next(queue, timeout))
+                wait = timeout if tick is None or (timeout is not None and timeout < tick) \
+                    else tick
+                item = run(self._next(queue, wait))
                 if item is None:
+                    if wait is tick and wait is not None:  # quiet for a tick, not the end
+                        self.counts["clock"] += 1
+                        yield Clock(int(time.time() * 1000))
+                        continue
                     break
                 if isinstance(item, BaseException):
                     raise item
