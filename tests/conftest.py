@@ -7,34 +7,37 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO, SHARED_DATA, full_data_reason
+
 # Core tests see gridkit's built-ins only: a third-party plugin installed in the same environment
 # (the contrib package, say) must not change what they test. Set before any host is created.
 os.environ["GRIDKIT_LOAD_PLUGINS"] = ""
 os.environ.pop("GRIDKIT_DISABLE_PLUGINS", None)
 os.environ.pop("GRIDKIT_STRICT_PLUGINS", None)
 
-REPO = Path(__file__).resolve().parent.parent
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "full_data(reason): needs the full shared data set, not the slices in "
+                   "tests/data; skipped, saying why, when only the slices are there")
 
 
-def _data_dir() -> Path | None:
-    env = os.environ.get("GRIDKIT_TEST_DATA")
-    candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "data")
-    for c in candidates:
-        if (c / "ohlcv").is_dir():
-            return c
-    return None
-
-
-DATA = _data_dir()
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if SHARED_DATA is not None:
+        return
+    for item in items:
+        mark = item.get_closest_marker("full_data")
+        if mark is not None:
+            why = mark.args[0] if mark.args else "it reads more than the slices hold"
+            item.add_marker(pytest.mark.skip(reason=full_data_reason(why)))
 
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The real exchange data (../shared/data or $GRIDKIT_TEST_DATA); skips when absent."""
-    if DATA is None:
+    if SHARED_DATA is None:
         pytest.skip("real market data not found: put it at ../shared/data or set GRIDKIT_TEST_DATA")
-    return DATA
+    return SHARED_DATA
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
 
 from gridkit import Bar, Fill, Order, Rejected
 from gridkit.runtime.account import Account, Position
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.runtime.ledger import Ledger
 from gridkit.testing import build, sample_path
+
+T = TypeVar("T")
 
 #: A static grid section for pipelines whose strategy does not matter to the test.
 STRATEGY = """
@@ -117,3 +123,45 @@ class ExecutorHarness:
 
     def open_ids(self) -> set[str]:
         return {o.id for o in self.ex.open_orders()}
+
+
+# --- the real market data: the full shared set, or the slices in tests/data ---------------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _shared_data() -> Path | None:
+    """The full real data set: $GRIDKIT_TEST_DATA, else ../shared/data beside the repository;
+    None when neither holds it, or when GRIDKIT_TEST_DATA is ``none`` (then the tests run on
+    the slices, as on a fresh clone)."""
+    env = os.environ.get("GRIDKIT_TEST_DATA")
+    if env and env.lower() == "none":
+        return None
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "ohlcv").is_dir():
+            return c
+    return None
+
+
+#: The full shared data folder, or None: the ``data_dir`` fixture then holds the slices.
+SHARED_DATA = _shared_data()
+FULL_DATA = SHARED_DATA is not None
+
+
+def expect(full: T, sliced: T) -> T:
+    """What a test expects of the real data in use: the full shared files (``full``, as
+    SOURCES.md documents them) or the slices of tests/data (``sliced``, see its SOURCE.md)."""
+    return full if FULL_DATA else sliced
+
+
+def full_data_reason(reason: str) -> str:
+    return f"needs the full data set (../shared/data or GRIDKIT_TEST_DATA): {reason}"
+
+
+def require_full_data(reason: str) -> None:
+    """Skip the running test, saying why, when only the slices of tests/data are there."""
+    __tracebackhide__ = True  # the skip is reported at the test's line
+    if not FULL_DATA:
+        pytest.skip(full_data_reason(reason))
