@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, SHARED_DATA, full_data_reason
+from helpers import REPO, SHARED_DATA, full_data_reason, lay_out_slices
 
 # Core tests see gridkit's built-ins only: a third-party plugin installed in the same environment
 # (the contrib package, say) must not change what they test. Set before any host is created.
@@ -33,11 +33,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def data_dir() -> Path:
-    """The real exchange data (../shared/data or $GRIDKIT_TEST_DATA); skips when absent."""
-    if SHARED_DATA is None:
-        pytest.skip("real market data not found: put it at ../shared/data or set GRIDKIT_TEST_DATA")
-    return SHARED_DATA
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real exchange data: the full set (../shared/data or $GRIDKIT_TEST_DATA) when it is
+    there, else the slices shipped in tests/data (see its SOURCE.md), laid out the same way."""
+    if SHARED_DATA is not None:
+        return SHARED_DATA
+    return lay_out_slices(tmp_path_factory.mktemp("data-slices"))
 
 
 @pytest.fixture(scope="session")

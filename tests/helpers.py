@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -128,6 +131,8 @@ class ExecutorHarness:
 # --- the real market data: the full shared set, or the slices in tests/data ---------------------
 
 REPO = Path(__file__).resolve().parent.parent
+#: Slices of the real files, shipped with the tests; SOURCE.md is their manifest.
+SLICES = REPO / "tests" / "data"
 
 
 def _shared_data() -> Path | None:
@@ -165,3 +170,32 @@ def require_full_data(reason: str) -> None:
     __tracebackhide__ = True  # the skip is reported at the test's line
     if not FULL_DATA:
         pytest.skip(full_data_reason(reason))
+
+
+# A row of SOURCE.md's slice tables: | `path` | `stored file` | what was cut | `sha256` |
+_SLICE_ROW = re.compile(r"^\| `([^`]+)` \| `([^`]+)` \| [^|]+ \| `([0-9a-f]{64})` \|$", re.M)
+
+
+def slice_table() -> list[tuple[str, Path, str]]:
+    """(path as the tests see it, stored file, sha256 of its uncompressed content) for each
+    slice listed in tests/data/SOURCE.md."""
+    rows = _SLICE_ROW.findall((SLICES / "SOURCE.md").read_text(encoding="utf-8"))
+    return [(rel, REPO / stored, sha) for rel, stored, sha in rows]
+
+
+def lay_out_slices(root: Path) -> Path:
+    """The slices under ``root``, laid out like shared/data, under their original names and in
+    their original formats (a slice stored as ``<name>.gz`` is decompressed to ``<name>``; a
+    capture stays gzip), each checked against its sha256 in SOURCE.md."""
+    table = slice_table()
+    if not table:
+        raise RuntimeError(f"no slice listed in {SLICES / 'SOURCE.md'}")
+    for rel, stored, sha in table:
+        raw = stored.read_bytes()
+        content = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        if hashlib.sha256(content).hexdigest() != sha:
+            raise RuntimeError(f"{stored}: sha256 differs from tests/data/SOURCE.md ({rel})")
+        out = root / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(content if stored.name == Path(rel).name + ".gz" else raw)
+    return root
