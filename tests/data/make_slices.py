@@ -40,7 +40,7 @@ SLICES: list[tuple[str, str, int | None]] = [
     ("ohlcv/tooyipjee-freqtrade/ETH_USDT-5m.json", "rows", 3_000),
     ("ohlcv/nautilus_trader/btc-perp-20211231-20220201_1m.csv", "lines", 3_000),
     ("ohlcv/freqtrade/orderflow/candles.json", "columns", 2_000),
-    ("ohlcv/freqtrade/futures/XRP_USDT_USDT-5m-futures.feather", "whole", None),
+    ("ohlcv/freqtrade/futures/XRP_USDT_USDT-1h-mark.feather", "whole", None),
     ("trades_orderbook/hftbacktest/spot/btcusdt_20240808.gz", "lines", 15_000),
     ("trades_orderbook/hftbacktest/spot/ethusdt_20240808.gz", "lines", 13_500),
     ("trades_orderbook/hftbacktest/usdm/btcusdt_20240808.gz", "lines", 18_000),
@@ -52,9 +52,19 @@ SLICES: list[tuple[str, str, int | None]] = [
     ("trades_orderbook/nautilus_trader/binance/btcusdt-depth-snap.csv", "whole", None),
     ("trades_orderbook/nautilus_trader/binance/btcusdt-depth-update.csv", "whole", None),
     ("api_fixtures/bbgo/btcusdt-trades.json", "whole", None),
-    *((f"api_fixtures/nautilus_trader/binance_http_responses/http_spot_market_{name}.json",
-       "whole", None) for name in ("exchange_info", "klines", "trades", "agg_trades")),
+    ("api_fixtures/cryptofeed/BINANCE.0", "whole", None),
+    ("api_fixtures/cryptofeed/BINANCE_FUTURES.0", "whole", None),
+    *((f"api_fixtures/nautilus_trader/binance_http_responses/http_{name}.json", "whole", None)
+      for name in ("spot_market_exchange_info", "spot_market_klines", "spot_market_trades",
+                   "spot_market_agg_trades", "futures_market_exchange_info")),
 ]
+#: Files the tests read that examples/data already ships, byte for byte (see its SOURCE.md):
+#: SOURCE.md lists them as stored there, and they are not copied again.
+IN_EXAMPLES = {
+    "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json": "BTC_USDT-1m.json.gz",
+    **{f"ohlcv/freqtrade/futures/XRP_USDT_USDT-{name}.feather": f"XRP_USDT_USDT-{name}.feather"
+       for name in ("5m-futures", "8h-funding_rate", "8h-mark")},
+}
 
 BINARY = (".parquet", ".feather")
 
@@ -160,6 +170,11 @@ def main(argv: list[str]) -> None:
         total += len(data)
         sha = hashlib.sha256(content_of(data)).hexdigest()
         print(f"| `{rel}` | `tests/data/{name}` | {cut} | `{sha}` |")
+    for rel, name in IN_EXAMPLES.items():
+        data = (HERE.parents[1] / "examples" / "data" / name).read_bytes()
+        sha = hashlib.sha256(content_of(data)).hexdigest()
+        assert sha == hashlib.sha256((shared / rel).read_bytes()).hexdigest(), rel
+        print(f"| `{rel}` | `examples/data/{name}` | whole file (the example's) | `{sha}` |")
     print(f"{total:,} bytes stored", file=sys.stderr)
 
 
