@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import os
+import re
 from datetime import datetime, timezone
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
 
 from gridkit import Bar, Fill, Order, Rejected
 from gridkit.runtime.account import Account, Position
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.runtime.ledger import Ledger
 from gridkit.testing import build, sample_path
+
+T = TypeVar("T")
 
 #: A static grid section for pipelines whose strategy does not matter to the test.
 STRATEGY = """
@@ -117,3 +126,76 @@ class ExecutorHarness:
 
     def open_ids(self) -> set[str]:
         return {o.id for o in self.ex.open_orders()}
+
+
+# --- the real market data: the full shared set, or the slices in tests/data ---------------------
+
+REPO = Path(__file__).resolve().parent.parent
+#: Slices of the real files, shipped with the tests; SOURCE.md is their manifest.
+SLICES = REPO / "tests" / "data"
+
+
+def _shared_data() -> Path | None:
+    """The full real data set: $GRIDKIT_TEST_DATA, else ../shared/data beside the repository;
+    None when neither holds it, or when GRIDKIT_TEST_DATA is ``none`` (then the tests run on
+    the slices, as on a fresh clone)."""
+    env = os.environ.get("GRIDKIT_TEST_DATA")
+    if env and env.lower() == "none":
+        return None
+    candidates = [Path(env)] if env else []
+    candidates.append(REPO.parent / "shared" / "data")
+    for c in candidates:
+        if (c / "ohlcv").is_dir():
+            return c
+    return None
+
+
+#: The full shared data folder, or None: the ``data_dir`` fixture then holds the slices.
+SHARED_DATA = _shared_data()
+FULL_DATA = SHARED_DATA is not None
+
+
+def expect(full: T, sliced: T) -> T:
+    """What a test expects of the real data in use: the full shared files (``full``, as
+    SOURCES.md documents them) or the slices of tests/data (``sliced``, see its SOURCE.md)."""
+    return full if FULL_DATA else sliced
+
+
+def full_data_reason(reason: str) -> str:
+    return f"needs the full data set (../shared/data or GRIDKIT_TEST_DATA): {reason}"
+
+
+def require_full_data(reason: str) -> None:
+    """Skip the running test, saying why, when only the slices of tests/data are there."""
+    __tracebackhide__ = True  # the skip is reported at the test's line
+    if not FULL_DATA:
+        pytest.skip(full_data_reason(reason))
+
+
+# A row of SOURCE.md's slice tables: | `path` | `stored file` | what was cut | `sha256` |
+_SLICE_ROW = re.compile(r"^\| `([^`]+)` \| `([^`]+)` \| [^|]+ \| `([0-9a-f]{64})` \|$", re.M)
+
+
+def slice_table() -> list[tuple[str, Path, str]]:
+    """(path as the tests see it, stored file, sha256 of its uncompressed content) for each
+    slice listed in tests/data/SOURCE.md."""
+    rows = _SLICE_ROW.findall((SLICES / "SOURCE.md").read_text(encoding="utf-8"))
+    return [(rel, REPO / stored, sha) for rel, stored, sha in rows]
+
+
+def lay_out_slices(root: Path) -> Path:
+    """The slices under ``root``, laid out like shared/data, under their original names and in
+    their original formats (a slice stored as ``<name>.gz`` is decompressed to ``<name>``; a
+    capture stays gzip), each checked against its sha256 in SOURCE.md."""
+    table = slice_table()
+    if not table:
+        raise RuntimeError(f"no slice listed in {SLICES / 'SOURCE.md'}")
+    for rel, stored, sha in table:
+        raw = stored.read_bytes()
+        content = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        if hashlib.sha256(content).hexdigest() != sha:
+            raise RuntimeError(f"{stored}: sha256 differs from tests/data/SOURCE.md ({rel})")
+        out = root / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(content if stored.name == Path(rel).name + ".gz" else raw)
+    return root

@@ -26,7 +26,7 @@ from gridkit.data.bars import TimeBars
 from gridkit.plugins.binance_capture import BinanceCapture, BookSync
 from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build
-from helpers import STRATEGY
+from helpers import STRATEGY, expect
 
 HFT = Path("trades_orderbook") / "hftbacktest"
 SPOT = HFT / "spot" / "btcusdt_20240808.gz"
@@ -159,7 +159,7 @@ def test_file_order_mode_clamps_and_counts(data_dir: Path) -> None:
     events, stats = replay(ETH, data_dir, reorder_ms=0, streams=["trades", "depth"])
     ts = [e.ts for e in events]
     assert all(a <= b for a, b in pairwise(ts))
-    assert stats["late"] > 100
+    assert stats["late"] > expect(100, 40)
     sorted_events, _, _, _ = clean_run(data_dir, ETH)
     expected = Counter(map(type, sorted_events))
     del expected[BookUpdate]
@@ -173,7 +173,8 @@ def test_file_order_mode_clamps_and_counts(data_dir: Path) -> None:
 def test_rebuilt_best_bid_ask_matches_book_ticker(data_dir: Path, rel: Path) -> None:
     """Exact check by update id: bookTicker is pushed on every change of the best levels, so the
     last bookTicker with ``u`` <= the book's update id shows the true best bid/ask of that book.
-    Measured: 100 % on all three captures (3,449 / 3,433 / 6,548 books)."""
+    Measured: 100 % on all three captures (3,449 / 3,433 / 6,548 books; on the slices of
+    tests/data 1,347 / 1,322 / 1,312)."""
     quotes = scan(data_dir / rel)["quotes"]
     us = [q[0] for q in quotes]
     _, _, _, tops = clean_run(data_dir, rel)
@@ -183,7 +184,7 @@ def test_rebuilt_best_bid_ask_matches_book_ticker(data_dir: Path, rel: Path) -> 
         if i >= 0:
             n += 1
             agree += (quotes[i][1], quotes[i][2]) == (bid, ask)
-    assert n > 3000
+    assert n > expect(3000, 1200)
     assert agree / n >= 0.999
 
 
@@ -218,9 +219,10 @@ def test_changes_are_what_the_book_shows(data_dir: Path) -> None:
         for side, price, qty in ev.changes:
             assert ev.book.qty(side, price) == qty
             checked += 1
-    assert checked > 50_000
+    assert checked > expect(50_000, 35_000)
 
 
+@pytest.mark.full_data("the 2024-08-09 file continues the book of the whole 2024-08-08 one")
 def test_day_files_continue_one_book(data_dir: Path, tmp_path: Path) -> None:
     """The second spot BTC file has no snapshot: alone it gives no depth; read after the first
     (a glob) it continues that book without a gap. (Its first 8,000 lines, to stay quick.)"""
@@ -401,7 +403,8 @@ def test_truncated_gzip_keeps_its_head(data_dir: Path, tmp_path: Path) -> None:
     cut.write_bytes(raw[: len(raw) // 3])
     events, stats = replay(cut, tmp_path)
     assert stats["truncated"] == 1
-    assert 5000 < stats["lines"] < 20_000
+    low, high = expect((5000, 20_000), (2000, 8000))  # of 33,618 lines, or 13,500 (slice)
+    assert low < stats["lines"] < high
     assert stats["gaps"] == 0 and any(type(e) is BookDepth for e in events)
 
 
@@ -488,7 +491,8 @@ def test_bars_equal_a_direct_aggregation_of_the_trades(data_dir: Path) -> None:
             volume += t.qty
         expected.append(Bar(start, prices[0], max(prices), min(prices), prices[-1], volume))
     assert bars == expected
-    assert len(bars) == 7  # 23:54 .. 00:00 (the last trade is at 00:00:01)
+    # 23:54 .. 00:00 (the last trade is at 00:00:01); the slice ends in 23:56
+    assert len(bars) == expect(7, 3)
     # Each bar comes when it closes: after its own trades and the one that closed it.
     for i, e in enumerate(events):
         if type(e) is Bar and i + 1 < len(events):
@@ -503,7 +507,7 @@ def test_bars_without_trade_events(data_dir: Path) -> None:
     assert source.provides == {"bars", "depth", "trades"}
     source.setup(run_info(data_dir))
     kinds = Counter(type(e) for e in TimeBars(source.bar_interval).fold(source.events()))
-    assert set(kinds) == {Bar, BookDepth, Trade} and kinds[Bar] >= 6
+    assert set(kinds) == {Bar, BookDepth, Trade} and kinds[Bar] >= expect(6, 2)
 
 
 class TakerBuyShare(Feature):
@@ -569,8 +573,8 @@ use = "test-top-imbalance"
     expected = scan(data_dir / ETH)["counts"]
     assert s["events"]["trades"]["seen"] == expected["trade"]
     assert s["events"]["book"]["seen"] == expected["bookTicker"]
-    assert s["events"]["depth"]["seen"] == 3433
-    assert s["bars_seen"] == 7
+    assert s["events"]["depth"]["seen"] == expect(3433, 1322)
+    assert s["bars_seen"] == expect(7, 3)
     stats = s["components"]["source"]
     assert stats["gaps"] == 0 and stats["syncs"] == 1 and stats["symbol"] == "ethusdt"
 

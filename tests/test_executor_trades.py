@@ -24,7 +24,7 @@ from gridkit.plugins.binance_capture import BinanceCapture
 from gridkit.plugins.executor_trades import SimulatedTradesExecutor
 from gridkit.runtime.context import RunInfo
 from gridkit.testing import ComponentContract, ExecutorContract, build, run_toml
-from helpers import ExecutorHarness, xrp_trades_pipeline
+from helpers import ExecutorHarness, expect, xrp_trades_pipeline
 
 SYM = "X/Y"
 MAKER, TAKER = 0.001, 0.002
@@ -776,14 +776,15 @@ def capture_run(data_dir: Path, queue: str = "back") -> tuple[list[tuple[Any, ..
 
 def test_capture_queue_rule_matches_the_reference_order_by_order(data_dir: Path) -> None:
     got, ref, prints = capture_run(data_dir)
-    assert prints > 9000
-    assert len(got) == len(ref.fills) > 200
+    assert prints > expect(9000, 2500)  # 9,757 prints, or 2,744 in the slice of tests/data
+    assert len(got) == len(ref.fills) > expect(200, 60)
     for g, r in zip(got, ref.fills, strict=True):
         assert g[:3] == r[:3] and g[3] == pytest.approx(r[3]) and g[4] == r[4]
     # The queue rule at work: fills by prints at the order's price, after its queue.
     assert ref.at_price > 5
     by_order = Counter(g[0] for g in got)
-    assert sum(1 for c in by_order.values() if c > 1) > 20, "partial fills on the capture"
+    partial = sum(1 for c in by_order.values() if c > 1)
+    assert partial > expect(20, 6), "partial fills on the capture"
 
 
 def test_capture_front_queue_fills_more(data_dir: Path) -> None:
@@ -811,5 +812,6 @@ qty = 0.01
     assert summary["status"] == "finished"
     assert summary["unreconciled_orders"] == [] and summary["orders_rejected"] == 0
     stats = summary["components"]["executor"]
-    assert summary["buy_fills"] > 5 and summary["sell_fills"] > 5
+    # The slice of tests/data holds 2 of the 11 minutes (and only the first day's file).
+    assert summary["buy_fills"] > 5 and summary["sell_fills"] > expect(5, 2)
     assert stats["partial_fills"] > 5

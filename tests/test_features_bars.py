@@ -40,7 +40,7 @@ from gridkit.plugins.features.bar_set import (
 from gridkit.plugins.features.rsi import Rsi
 from gridkit.runtime.engine import build_pipeline, run_pipeline
 from gridkit.testing import FeatureContract, build, columns_of
-from helpers import feature_pipeline
+from helpers import expect, feature_pipeline
 
 talib = pytest.importorskip("talib")
 
@@ -160,10 +160,11 @@ def test_ema_equals_talib(real: Any, period: int) -> None:
     got = streamed(Ema, {"period": period}, bars)
     ref = talib.EMA(cols["close"], timeperiod=period)
     # Same seed, same (x - e)*k + e order: equal to the last bit, except for rare 1-ulp
-    # differences where TA-Lib's compiled code fuses the multiply-add (one rounding, not two).
+    # differences where TA-Lib's compiled code fuses the multiply-add (one rounding, not two):
+    # under 0.1 % of a whole file, 12 of SOL's first 7,491 values at period 10.
     assert_close_after_warm_up(got, ref, rtol=4.5e-16)
     ok = ~np.isnan(ref)
-    assert (got[ok] == ref[ok]).mean() > 0.999
+    assert (got[ok] == ref[ok]).mean() > expect(0.999, 0.998)
 
 
 @pytest.mark.parametrize("period", [1, 7, 14, 100])
@@ -353,9 +354,9 @@ def test_bb_position_is_nan_on_a_flat_window(data_dir: Path) -> None:
 
 
 def test_sol_zero_volume_bars_do_not_break_volume_acceleration(data_dir: Path) -> None:
-    # SOL 5m has 39 zero-volume bars around maintenance (SOURCES.md §1.1).
+    # SOL 5m has 39 zero-volume bars around maintenance (SOURCES.md §1.1; 22 in the slice).
     bars, cols = load(data_dir, "SOL-5m")
-    assert (cols["volume"] == 0.0).sum() == 39
+    assert (cols["volume"] == 0.0).sum() == expect(39, 22)
     got = streamed(VolumeAcceleration, {}, bars)
     assert np.isfinite(got[24:]).all()
 

@@ -33,7 +33,7 @@ from gridkit.plugins.features.book import (
     SpreadBps,
 )
 from gridkit.testing import ComponentContract, build
-from helpers import STRATEGY
+from helpers import STRATEGY, expect
 
 NAN = float("nan")
 CAPTURE = Path("trades_orderbook/hftbacktest/spot/btcusdt_20240808.gz")
@@ -140,8 +140,9 @@ def test_replay_rebuilds_the_book_without_gaps(capture: Path) -> None:
             depth += 1
             assert not e.book.crossed
     assert r.gaps == 0
-    assert depth > 3000  # 3,451 diffs less those before the snapshot
-    assert _kinds(capture)[1:] == (28_040, 9_757)
+    # 3,451 diffs less those before the snapshot (1,349 in the slice of tests/data)
+    assert depth > expect(3000, 1200)
+    assert _kinds(capture)[1:] == expect((28_040, 9_757), (10_906, 2_744))
 
 
 # --- values against plain recomputations -----------------------------------------------------
@@ -191,7 +192,7 @@ def test_spread_bps_on_real_depth_and_quotes(capture: Path) -> None:
         elif type(e) is BookUpdate:
             want = (e.ask - e.bid) / ((e.ask + e.bid) / 2) * 10_000
             assert on_book.update(e) == pytest.approx(want, rel=1e-12, abs=0)
-    assert n > 3000
+    assert n > expect(3000, 1200)
 
 
 @pytest.mark.parametrize("levels", [1, 5, 20])
@@ -327,7 +328,7 @@ def test_hidden_liquidity_against_a_plain_attribution(capture: Path) -> None:
                 q = sum(x for _, x in hist[-w:])
                 assert got == pytest.approx(h / q, rel=1e-9, abs=1e-12)
                 values.append(got)
-    assert len(values) > 5000
+    assert len(values) > expect(5000, 2000)
     assert all(0.0 <= v <= 1.0 for v in values)
     # Binance spot has iceberg orders and refills: some windows see hidden volume, most little
     assert max(values) > 0.05 and sorted(values)[len(values) // 2] < 0.5
@@ -507,16 +508,17 @@ def test_state_stays_bounded_over_the_capture(capture: Path) -> None:
     feats.append(build(OrderImbalance, {"levels": 10}))
     sizes: dict[int, list[int]] = {i: [] for i in range(len(feats))}
     n = 0
+    early, late = expect((10_000, 40_000), (4_000, 14_000))  # events; 14,997 in the slice
     for e in Replay(capture).events():
         kind = {BookDepth: "depth", BookUpdate: "book", Trade: "trades"}[type(e)]
         for f in feats:
             if kind in f.inputs:
                 f.update(e)
         n += 1
-        if n in (10_000, 40_000):
+        if n in (early, late):
             for i, f in enumerate(feats):
                 sizes[i].append(_size(f))
-    assert n > 40_000
+    assert n > late
     for i, f in enumerate(feats):
         before, after = sizes[i]
         assert after <= before + 300, (f.name, before, after)  # no growth with the stream
@@ -647,7 +649,8 @@ qty = 0.01
         "book": {"seen": book, "accepted": book, "dropped": 0},
         "depth": {"seen": depth, "accepted": depth, "dropped": 0},
     }
-    assert s["bars_seen"] == 6  # 23:54 .. 23:59, one per minute with trades
+    # 23:54 .. 23:59 (the slice: 23:56), one per minute with trades
+    assert s["bars_seen"] == expect(6, 3)
 
 
 def test_a_depth_feature_on_a_bar_source_is_refused(host: PluginHost,
@@ -695,7 +698,7 @@ def test_binance_capture_books_give_the_same_features(capture: Path) -> None:
     # Keyed by the last update id applied: the diff applied while syncing may be folded into
     # the source's sync event (no changes), so at most one of ours has no counterpart.
     mine = {u: v for u, *v in ours}
-    assert len(ours) - 1 <= len(theirs) <= len(ours) and len(theirs) > 3000
+    assert len(ours) - 1 <= len(theirs) <= len(ours) and len(theirs) > expect(3000, 1200)
     for u, *v in theirs:
         assert mine[u] == v, u
 
@@ -722,7 +725,7 @@ qty = 0.01
     ev = s["events"]
     assert ev["trades"]["seen"] == trades and ev["book"]["seen"] == book
     assert depth <= ev["depth"]["seen"] <= depth + 2  # plus the book loaded at each sync
-    assert s["bars_seen"] >= 5
+    assert s["bars_seen"] >= expect(5, 2)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,6 +38,7 @@ from gridkit.data.bars import TimeBars, parse_interval
 from gridkit.plugins.features.flow import Cvd, Tbsr, VolumeProfile, Vpin, Vwap
 from gridkit.plugins.sources import parse_iso_ms
 from gridkit.testing import build
+from helpers import expect
 
 # --- loaders for the real trade files (independent of the trades-file / binance-capture sources)
 
@@ -119,11 +120,12 @@ def xrp(data_dir: Path) -> list[Trade]:
 
 def test_loaders_read_the_documented_counts(data_dir: Path) -> None:
     xrp, old = _load(data_dir, "xrp-freqtrade"), _load(data_dir, "xrp-ccxt")
-    assert len(xrp) == 12_477 and xrp == old  # the same prints in two formats
+    # The same prints in two formats (the slice of the ccxt file holds the first 3,000).
+    assert len(xrp) == 12_477 and len(old) == expect(12_477, 3_000) and xrp[:len(old)] == old
     assert sum(t.side == "buy" for t in xrp) == 6_524
     assert len(_load(data_dir, "eth-orderflow")) == 1_000
     assert len(_load(data_dir, "btc-bbgo")) == 3_432
-    assert len(_load(data_dir, "btc-capture")) == 9_757
+    assert len(_load(data_dir, "btc-capture")) == expect(9_757, 2_744)
 
 
 # --- helpers ----------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from gridkit.plugins.regimes import Dormant, Ranging, Trending, Volatile
 from gridkit.runtime.context import Context
 from gridkit.runtime.engine import build_pipeline
 from gridkit.testing import AttentionContract, RegimeContract, sample_path
+from helpers import expect
 
 #: One record per accepted bar: (ts, regime label, regime score, features, weights).
 RECORDED: list[tuple[int, str | None, float, dict[str, float], dict[str, float]]] = []
@@ -215,8 +216,9 @@ zero = "drop"
 [[validators]]
 use = "ohlc"
 """))
-    assert summary["bars_seen"] == 65_744
-    assert summary["bars_accepted"] == 65_744 - 39 == len(recorded)
+    rows, zero = expect((65_744, 39), (7_500, 22))  # the whole file, or its slice
+    assert summary["bars_seen"] == rows
+    assert summary["bars_accepted"] == rows - zero == len(recorded)
     stats = summary["components"]["attention[0]"]
     assert stats["phase"] == "learning"
     assert stats["observed"] == summary["bars_accepted"]

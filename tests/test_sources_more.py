@@ -27,7 +27,7 @@ from gridkit.plugins.sources import (
 )
 from gridkit.runtime.context import RunInfo
 from gridkit.testing import SourceContract, build
-from helpers import STRATEGY, ms, xrp_trades_pipeline
+from helpers import STRATEGY, expect, ms, xrp_trades_pipeline
 
 FEATHER = "ohlcv/freqtrade/futures/XRP_USDT_USDT-5m-futures.feather"
 NT = "trades_orderbook/nautilus_trader/binance/"
@@ -281,15 +281,16 @@ def test_ccxt_download_db_is_readable(candle_db: Path) -> None:
 def test_freqtrade_and_ccxt_trade_files_are_the_same_stream(data_dir: Path) -> None:
     a_src, a = load(TradesFile, {"path": XRP_ETH}, data_dir)
     b_src, b = load(TradesFile, {"path": XRP_OLD}, data_dir)
-    assert len(a) == len(b) == 12_477
-    assert a == b
+    n = expect(12_477, 3_000)  # the slice of the ccxt file holds the first 3,000 prints
+    assert len(a) == 12_477 and len(b) == n
+    assert a[:n] == b
     assert sum(t.side == "buy" for t in a) == 6_524 and sum(t.side == "sell" for t in a) == 5_953
     assert a[0] == Trade(1570752011620, 0.00141342, 23.0, "sell", "13519807")
     raw = json.loads(gzip.decompress((data_dir / XRP_ETH).read_bytes()))
     assert [(t.ts, t.price, t.qty, t.side, t.id) for t in a] == [
         (r[0], r[4], r[5], r[3], r[1]) for r in raw]
-    assert a_src.stats() == b_src.stats() == {"rows": 12_477, "malformed_rows": 0,
-                                              "trades": 12_477}
+    assert a_src.stats() == {"rows": 12_477, "malformed_rows": 0, "trades": 12_477}
+    assert b_src.stats() == {"rows": n, "malformed_rows": 0, "trades": n}
 
 
 def test_public_trades_csv(data_dir: Path) -> None:
