@@ -4,11 +4,13 @@ against gridkit.testing_exchange: a local server that answers in Binance's forma
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -479,6 +481,105 @@ qty = 0.001
     assert summary["events"]["trades"]["seen"] == 600
     assert summary["bars_seen"] > 5
     assert summary["components"]["source"]["events"] == 600
+
+
+# --- one event loop: the source runs on the run's loop ------------------------------------------
+
+
+async def _count(ticks: list[int], every: float) -> None:
+    while True:
+        ticks[0] += 1
+        await asyncio.sleep(every)
+
+
+def moved(seen: list[tuple[float, int]], every: float) -> None:
+    """Check a counter that a task on the loop ticks ``every`` seconds, recorded with the time
+    at each event: it ticked before the last event and, if the events span several ticks,
+    between the first and the last (the replay is paced, but events the socket buffered while
+    the machine was busy arrive at once, so a short span proves nothing)."""
+    (t0, first), (t1, last) = seen[0], seen[-1]
+    assert last >= 2, f"the counter stayed at {last}: nobody drove the loop"
+    if t1 - t0 > 4 * every:
+        assert last > first, f"no tick in {t1 - t0:.3f} s of streaming"
+
+
+@pytest.mark.parametrize("stop_after", [None, 100])
+def test_stream_runs_on_a_given_loop_cancels_only_its_tasks_and_leaves_it_open(
+        ws_server, stop_after) -> None:
+    loop = asyncio.new_event_loop()
+    ticks = [0]
+    other = loop.create_task(_count(ticks, 0.02))  # someone else's task: an executor's, say
+    try:
+        run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+        src = build(CcxtStream, {"exchange": "binance", "urls": ws_server.ccxt_urls(),
+                                 "backoff": 0.0, "stall": 30.0, "streams": ["trades", "depth"],
+                                 "max_events": 300})
+        src.validate(run)
+        src.setup(run)
+        seen = []
+        try:
+            for _event in src.events():
+                seen.append((time.monotonic(), ticks[0]))
+                if len(seen) == stop_after:
+                    break  # the run stops: the engine closes the source mid-stream
+        finally:
+            src.close()
+        assert len(seen) == (stop_after or 300)
+        moved(seen, every=0.02)  # the other task ran while the source waited for data
+        assert src.exchange.asyncio_loop is loop
+        assert not loop.is_closed()
+        assert asyncio.all_tasks(loop) == {other}  # its own tasks are gone, the other's is not
+        assert loop.get_task_factory() is None  # the loop is as it was
+        before = ticks[0]
+        loop.run_until_complete(asyncio.sleep(0.1))
+        assert ticks[0] > before
+    finally:
+        other.cancel()
+        loop.run_until_complete(asyncio.wait([other]))
+        loop.close()
+
+
+def test_two_streams_share_a_loop_and_close_apart(ws_server, exchange_info, capture) -> None:
+    # Two lanes' sources on the run's loop (each with its exchange): each drives the loop for
+    # both; closing one leaves the other streaming, and the last one out leaves the loop as it
+    # found it.
+    loop = asyncio.new_event_loop()
+    sources: list[CcxtStream] = []
+    with ExchangeServer(exchange_info, capture=capture, speed=50.0, lifetime=60.0) as other:
+        try:
+            run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+            for server, streams in ((ws_server, ["trades"]), (other, ["depth"])):
+                src = build(CcxtStream, {"exchange": "binance", "urls": server.ccxt_urls(),
+                                         "backoff": 0.0, "stall": 30.0, "streams": streams,
+                                         "max_events": 1000})
+                src.setup(run)
+                sources.append(src)
+            first, second = (iter(s.events()) for s in sources)
+            for _ in range(50):
+                assert isinstance(next(first), Trade)
+                assert isinstance(next(second), BookDepth)
+            sources[0].close()
+            assert loop.get_task_factory() is not None  # still recording the second's tasks
+            assert [type(next(second)) for _ in range(50)] == [BookDepth] * 50
+            sources[1].close()
+            assert not loop.is_closed()
+            assert asyncio.all_tasks(loop) == set()
+            assert loop.get_task_factory() is None
+        finally:
+            for src in sources:
+                src.close()
+            loop.close()
+
+
+def test_stream_on_a_closed_loop_is_one_line(ws_server) -> None:
+    loop = asyncio.new_event_loop()
+    loop.close()
+    run = RunInfo("t", "paper", "BTC/USDT", 10_000.0, loop=loop)
+    src = build(CcxtStream, {"exchange": "binance", "urls": ws_server.ccxt_urls(),
+                             "max_events": 10})
+    src.setup(run)
+    with pytest.raises(DataError, match="event loop is closed"):
+        next(iter(src.events()))
 
 
 class TestCcxtStreamContract(SourceContract):

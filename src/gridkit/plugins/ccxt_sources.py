@@ -12,9 +12,11 @@ validated or set up, never when this module is imported.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import re
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -395,6 +397,129 @@ def read_rows(path: Path) -> list[list[Any]]:
     return sorted(data, key=lambda r: r[0])
 
 
+# --- running coroutines on the run's event loop ------------------------------------------------
+
+#: The task set of the :class:`_Tasks` whose coroutine is running; tasks inherit it.
+_OWNER: contextvars.ContextVar[weakref.WeakSet[Any] | None] = contextvars.ContextVar(
+    "gridkit_task_owner", default=None)
+#: Per shared loop: [our task factory, the factory it wraps, how many _Tasks use it].
+_FACTORIES: weakref.WeakKeyDictionary[Any, list[Any]] = weakref.WeakKeyDictionary()
+
+
+class _Tasks:
+    """One component's coroutines on an asyncio loop, driven from synchronous code.
+
+    With ``loop`` (the run's :attr:`RunInfo.loop <gridkit.core.context.RunInfo.loop>`) the
+    loop is shared: :meth:`run` drives it until one coroutine is done, so the other components'
+    tasks (an executor's orders, another lane's source) progress meanwhile too, and
+    :meth:`close` cancels and awaits this component's tasks and no others, and leaves the
+    loop open: the kernel closes it at the end of the run. This component's tasks are those
+    its coroutines create, directly or through the libraries they call (ccxt's throttler and
+    order-book snapshot fetches, aiohttp's): each coroutine runs in a context of its own,
+    which those tasks inherit, and a task factory put on the loop while it is in use records
+    the tasks created in that context.
+
+    Without ``loop`` (a source driven outside a run, as unit tests do), a private loop is made
+    and :meth:`close` shuts it down and closes it.
+    """
+
+    def __init__(self, loop: Any = None) -> None:
+        import asyncio
+
+        self.own = loop is None
+        self.loop = asyncio.new_event_loop() if loop is None else loop
+        if self.loop.is_closed():
+            raise DataError("the run's event loop is closed: the run is over")
+        self.tasks: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.context = contextvars.copy_context()
+        self.context.run(_OWNER.set, self.tasks)
+        if not self.own:
+            _track(self.loop)
+
+    def spawn(self, coro: Any) -> Any:
+        """A task of this component running ``coro``."""
+        return self.context.run(self.loop.create_task, coro)
+
+    def run(self, coro: Any) -> Any:
+        """Run the loop until ``coro`` is done; its result. From the engine's thread only: the
+        loop must not be running already."""
+        if self.loop.is_running():
+            with contextlib.suppress(Exception):
+                coro.close()
+            raise DataError("the event loop is already running: a source is driven from the "
+                            "engine's thread, not from a coroutine on the run's loop")
+        return self.loop.run_until_complete(self.spawn(coro))
+
+    def pending(self) -> set[Any]:
+        """This component's tasks that are not done (on a private loop: every task)."""
+        import asyncio
+
+        if self.own:
+            return asyncio.all_tasks(self.loop)
+        return {t for t in list(self.tasks) if not t.done()}
+
+    def close(self) -> None:
+        """Cancel and await this component's pending tasks, five seconds at most; on a private
+        loop, then shut down its async generators and close it. A shared loop stays open."""
+        import asyncio
+        import gc
+
+        loop = self.loop
+        try:
+            if loop.is_closed() or loop.is_running():
+                return
+            for _ in range(3):  # a cancelled task may spawn another (a connection's close)
+                rest = self.pending()
+                if not rest:
+                    break
+                for t in rest:
+                    t.cancel()
+                loop.run_until_complete(asyncio.wait(rest, timeout=5))
+            if self.own:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            # A cancelled fetch can leave an aiohttp response whose connection is released
+            # when it is garbage-collected; collect now, while its loop can still take that.
+            gc.collect()
+        finally:
+            if self.own:
+                loop.close()
+            else:
+                _untrack(loop)
+
+
+def _track(loop: Any) -> None:
+    """Record, on ``loop``, which :class:`_Tasks` each new task belongs to (see ``_OWNER``)."""
+    entry = _FACTORIES.get(loop)
+    if entry is None or loop.get_task_factory() is not entry[0]:
+        import asyncio
+
+        previous = loop.get_task_factory()
+
+        def factory(loop: Any, coro: Any, **kw: Any) -> Any:
+            task = (previous(loop, coro, **kw) if previous is not None
+                    else asyncio.Task(coro, loop=loop, **kw))
+            owner = _OWNER.get()
+            if owner is not None:
+                owner.add(task)
+            return task
+
+        entry = _FACTORIES[loop] = [factory, previous, 0]
+        loop.set_task_factory(factory)
+    entry[2] += 1
+
+
+def _untrack(loop: Any) -> None:
+    """One :class:`_Tasks` less on ``loop``; the last one puts the loop's factory back."""
+    entry = _FACTORIES.get(loop)
+    if entry is None:
+        return
+    entry[2] -= 1
+    if entry[2] <= 0:
+        del _FACTORIES[loop]
+        if not loop.is_closed() and loop.get_task_factory() is entry[0]:
+            loop.set_task_factory(entry[1])
+
+
 # --- ccxt-stream --------------------------------------------------------------------------------
 
 STREAMS = ("trades", "bars", "book", "depth")
@@ -418,11 +543,17 @@ class CcxtStream(Source):
     bid/ask as :class:`gridkit.BookUpdate`) and ``depth`` (the top ``depth_levels`` levels as a
     :class:`gridkit.BookDepth` with the levels that changed since the last update).
 
-    Design: the source owns one asyncio event loop and drives it step by step from the
-    synchronous :meth:`events` generator — each ``next()`` runs the loop until one event is
-    queued — so everything happens in the engine's thread, nothing runs while the pipeline is
-    busy (the socket buffers; ccxt.pro returns every update since the last call), and closing
-    the generator cancels the watchers and closes the exchange deterministically.
+    Design: the source runs on the run's asyncio event loop (:attr:`gridkit.RunInfo.loop`,
+    which the kernel makes for paper and live runs and shares with the executor) and drives it
+    step by step from the synchronous :meth:`events` generator — each ``next()`` runs the loop
+    until one event is queued, and every other task on the loop (an executor's orders, another
+    lane's watchers) progresses meanwhile. Everything happens in the engine's thread, nothing
+    runs while the pipeline is busy (the socket buffers; ccxt.pro returns every update since
+    the last call), and closing the generator — at the end of the stream or of the run —
+    cancels and awaits the source's own tasks (its watchers and what ccxt started for them)
+    and closes the exchange deterministically; the loop stays open for the kernel to close.
+    Driven outside a run (``setup`` given a :class:`~gridkit.RunInfo` without a loop, as unit
+    tests do), the source makes a private loop instead and closes it when the stream ends.
 
     Robustness: a connection that drops is opened again (``reconnects``); a watcher that fails
     with a network error (``stream_errors``) or hears nothing for ``stall`` seconds
@@ -494,6 +625,7 @@ class CcxtStream(Source):
             "stalls": 0, "bad_frames": 0, "trade_id_gaps": 0, "trades_missed": 0,
             "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0}
         self._gen: Iterator[Any] | None = None
+        self.loop: Any = None
         #: The last stream failure (kind: error), for the run summary.
         self.last_error: str | None = None
 
@@ -505,6 +637,8 @@ class CcxtStream(Source):
 
     def setup(self, run: RunInfo) -> None:
         self.symbol = self.config.symbol or run.symbol
+        #: The run's event loop (paper and live runs), or None: then :meth:`events` makes one.
+        self.loop = run.loop
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "last_error": self.last_error}
@@ -524,19 +658,20 @@ class CcxtStream(Source):
         import asyncio
 
         c = self.config
-        loop = asyncio.new_event_loop()
+        aio = _Tasks(self.loop)  # the run's loop, or a private one outside a run
+        run = aio.run
         queue: asyncio.Queue[Any] = asyncio.Queue()
         tasks: list[asyncio.Task[None]] = []
         ex = None
         try:
-            ex = self.exchange = loop.run_until_complete(self._open())
+            ex = self.exchange = run(self._open())
             watched = set(c.streams)
             if "bars" in watched and c.bars_from == "trades":
                 watched = (watched - {"bars"}) | {"trades"}
             if "book" in watched and "depth" in watched:
                 watched.discard("book")  # one order-book watcher serves both
             for kind in sorted(watched):
-                tasks.append(loop.create_task(self._watch(kind, queue)))
+                tasks.append(aio.spawn(self._watch(kind, queue)))
             deadline = time.monotonic() + c.duration if c.duration else None
             kinds = EVENT_KINDS
             n = 0
@@ -544,7 +679,7 @@ class CcxtStream(Source):
                 timeout = None if deadline is None else deadline - time.monotonic()
                 if timeout is not None and timeout <= 0:
                     break
-                item = loop.run_until_complete(self._next(queue, timeout))
+                item = run(self._next(queue, timeout))
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -554,25 +689,17 @@ class CcxtStream(Source):
                 self.counts[kinds[type(item)]] += 1
                 yield item
         finally:
-            for t in tasks:
-                t.cancel()
-            if tasks:
-                loop.run_until_complete(asyncio.wait(tasks, timeout=5))
-            if ex is not None:
-                with contextlib.suppress(Exception):  # closing must not hide the run's result
-                    loop.run_until_complete(asyncio.wait_for(ex.close(), 5))
-            rest = asyncio.all_tasks(loop)  # ccxt's throttler and spawned snapshot fetches
-            for t in rest:
-                t.cancel()
-            if rest:
-                loop.run_until_complete(asyncio.wait(rest, timeout=5))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            # A cancelled fetch can leave an aiohttp response whose connection is released
-            # when it is garbage-collected; collect now, while its loop can still take that.
-            import gc
-
-            gc.collect()
-            loop.close()
+            try:
+                if not aio.loop.is_closed():  # closed under us (the run is over): nothing runs
+                    for t in tasks:
+                        t.cancel()
+                    if tasks:
+                        run(asyncio.wait(tasks, timeout=5))
+                    if ex is not None:
+                        with contextlib.suppress(Exception):  # must not hide the run's result
+                            run(asyncio.wait_for(ex.close(), 5))
+            finally:
+                aio.close()  # the rest: ccxt's throttler and spawned snapshot fetches
 
     @staticmethod
     async def _next(queue: Any, timeout: float | None) -> Any:
