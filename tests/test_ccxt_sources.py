@@ -5,21 +5,24 @@ against gridkit.testing_exchange: a local server that answers in Binance's forma
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
+from attrs import frozen
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridkit import ConfigError, DataError
-from gridkit.core.config import structure
+from gridkit import ConfigError, DataError, Validator, hookimpl
+from gridkit.core.config import option, structure
 from gridkit.core.context import RunInfo
 from gridkit.core.types import Bar, BookDepth, BookUpdate, Trade
 from gridkit.data.bars import TimeBars
@@ -580,6 +583,98 @@ def test_stream_on_a_closed_loop_is_one_line(ws_server) -> None:
     src.setup(run)
     with pytest.raises(DataError, match="event loop is closed"):
         next(iter(src.events()))
+
+
+#: The LoopTicker of the last run.
+TICKERS: list[Any] = []
+
+
+class LoopTicker(Validator):
+    """Ticks a counter on the run's event loop every 50 ms; records it at each event (tests)."""
+
+    name = "test-loop-ticker"
+    inputs: ClassVar[frozenset[str]] = frozenset({"trades", "depth"})
+
+    @frozen
+    class Config:
+        stop_after: int = option(0, doc="Send SIGINT to the process after this many events.")
+
+    def setup(self, run: RunInfo) -> None:
+        TICKERS.append(self)
+        self.loop = run.loop
+        self.ticks = [0]
+        #: (time, counter) at each event.
+        self.at_events: list[tuple[float, int]] = []
+        #: What the loop reported: destroyed pending tasks, unclosed sessions, ...
+        self.loop_errors: list[str] = []
+        self.loop.set_exception_handler(
+            lambda _loop, context: self.loop_errors.append(
+                " ".join(f"{k}={v!r}" for k, v in context.items())))
+        self.task = self.loop.create_task(_count(self.ticks, 0.05))
+
+    def accept(self, event: Any) -> bool:
+        self.at_events.append((time.monotonic(), self.ticks[0]))
+        if len(self.at_events) == self.config.stop_after:
+            signal.raise_signal(signal.SIGINT)  # the engine stops after this event
+        return True
+
+    def close(self) -> None:
+        self.task.cancel()
+        self.loop.run_until_complete(asyncio.wait([self.task]))
+
+    def snapshot(self) -> Any:
+        return None  # a loop and a task do not pickle, and there is nothing to resume
+
+
+class LoopTickerPlugin:
+    @staticmethod
+    @hookimpl
+    def gridkit_register_validators(register: Any) -> None:
+        register(LoopTicker)
+
+
+@pytest.mark.parametrize("stop_after", [0, 150])
+def test_paper_run_shares_one_loop_with_its_components(ws_server, gridkit_register_plugin,
+                                                       gridkit_run_toml, stop_after) -> None:
+    TICKERS.clear()
+    gridkit_register_plugin(LoopTickerPlugin, "test-loop-ticker-plugin")
+    summary = gridkit_run_toml(f"""
+[pipeline]
+mode = "paper"
+symbol = "BTC/USDT"
+capital = 10000
+[source]
+use = "ccxt-stream"
+exchange = "binance"
+streams = ["trades", "depth"]
+max_events = 600
+backoff = 0.0
+url = "{ws_server.url}"
+[executor]
+use = "simulated"
+[strategy]
+use = "static"
+lower = 61000
+upper = 62500
+grids = 15
+qty = 0.001
+[[validators]]
+use = "test-loop-ticker"
+stop_after = {stop_after}
+""")
+    assert summary["status"] == ("stopped" if stop_after else "finished")
+    (ticker,) = TICKERS
+    TICKERS.clear()
+    events = ticker.at_events
+    assert len(events) == (stop_after or 600)
+    # The validator's task ran on run.loop while the source waited for market data: the source
+    # drives the run's loop, not one of its own (with a loop of its own the counter stays 0).
+    moved(events, every=0.05)
+    loop = ticker.loop
+    assert loop.is_closed()  # the kernel closed it at the end of the run ...
+    assert asyncio.all_tasks(loop) == set()  # ... with no task left behind
+    gc.collect()
+    assert ticker.loop_errors == []  # no task destroyed while pending, no unclosed session
 
 
 class TestCcxtStreamContract(SourceContract):
