@@ -196,7 +196,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
     section = config.pipeline
     symbols = section.all_symbols
     run = RunInfo(section.name, section.mode, symbols[0], section.capital, config.base_dir,
-                  symbols, _event_loop() if section.mode != "backtest" else None)
+                  symbols)
     b = _Builder(config, registry, store_path)
     lanes: list[Lane] = []
     for i, sym in enumerate(symbols):
@@ -234,12 +234,6 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)), config.source)
     return pipeline
-
-
-def _event_loop() -> Any:
-    import asyncio
-
-    return asyncio.new_event_loop()
 
 
 def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:

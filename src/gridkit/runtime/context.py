@@ -27,7 +27,8 @@ class RunInfo:
     symbols: tuple[str, ...] = ()
     #: Paper and live runs: the one asyncio event loop the kernel owns, which sources and
     #: executors share (a source drives it while it waits for data, so an executor's tasks
-    #: run then too). None in backtests, which are a plain generator.
+    #: run then too). Made when the run starts (``setup`` sees it), closed when it ends; None
+    #: in backtests, which are a plain generator.
     loop: Any = field(default=None, eq=False)
 
     def resolve(self, path: str | Path) -> Path:

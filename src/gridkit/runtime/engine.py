@@ -52,6 +52,14 @@ def run_pipeline(pipeline: Pipeline,
     Raises :class:`ComponentError` (after recording the failure in the store) when a component
     raises; what was committed before stays in the store, marked ``failed``.
     """
+    loop = pipeline.run.loop
+    if pipeline.run.mode != "backtest" and (loop is None or loop.is_closed()):
+        # The one event loop of a paper or live run: made for the run, closed at its end.
+        import asyncio
+
+        import attrs
+
+        pipeline.run = attrs.evolve(pipeline.run, loop=asyncio.new_event_loop())
     run = _new_run(pipeline)
     setup_done: list[Component] = []
     old_handlers = _catch_signals(run)
@@ -146,7 +154,29 @@ def _restore_signals(saved: list[tuple[int, Any]]) -> None:
 
 
 def _finish(run: Run, setup_done: list[Component]) -> dict[str, Any]:
-    """Record the end of the run, close every component, fire run_finished; the summary."""
+    """Record the end of the run, close every component and the run's event loop, fire
+    run_finished; the summary."""
+    pipeline = run.pipeline
+    try:
+        summary = _record_end(run)
+        for component in reversed(setup_done):
+            try:
+                component.close()
+            except Exception as err:
+                if run.status != "failed":
+                    raise _blame(pipeline, component, "in close", err) from err
+    finally:
+        _close_loop(pipeline)
+    try:
+        pipeline.host.call_each("gridkit_run_finished", exclude=pipeline.config.plugins.disable,
+                                pipeline=pipeline, summary=summary)
+    except GridkitError:
+        if run.status != "failed":  # on a failed run, the run's own error is the one to show
+            raise
+    return summary
+
+
+def _record_end(run: Run) -> dict[str, Any]:
     pipeline = run.pipeline
     if run.opened:
         try:
@@ -160,22 +190,27 @@ def _finish(run: Run, setup_done: list[Component]) -> dict[str, Any]:
         except Exception as err:  # the store failing must not hide the original error
             if run.status != "failed":
                 raise _blame(pipeline, pipeline.store, "finishing the run", err) from err
-    for component in reversed(setup_done):
-        try:
-            component.close()
-        except Exception as err:
-            if run.status != "failed":
-                raise _blame(pipeline, component, "in close", err) from err
-    loop = pipeline.run.loop
-    if loop is not None and not loop.is_closed():  # the components closed what they opened
-        loop.close()
-    try:
-        pipeline.host.call_each("gridkit_run_finished", exclude=pipeline.config.plugins.disable,
-                                pipeline=pipeline, summary=summary)
-    except GridkitError:
-        if run.status != "failed":  # on a failed run, the run's own error is the one to show
-            raise
     return summary
+
+
+def _close_loop(pipeline: Pipeline) -> None:
+    """Close the run's event loop after the components closed what they opened: what a
+    component left running is cancelled, so nothing is destroyed while pending later."""
+    loop = pipeline.run.loop
+    if loop is None or loop.is_closed():
+        return
+    import asyncio
+
+    try:
+        left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in left:
+            task.cancel()
+        if left:
+            loop.run_until_complete(asyncio.wait(left, timeout=5))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
 
 
 def _guard(pipeline: Pipeline, component: Component, where: str, fn: Callable[..., Any],
