@@ -21,7 +21,7 @@ from gridkit import Bar, BookDepth, BookUpdate, Fill, Trade
 from gridkit.core.types import Cancelled, Expired, Rejected
 from gridkit.data.book import OrderBook
 from gridkit.plugins.binance_capture import BinanceCapture
-from gridkit.plugins.executor_trades import SimulatedTradesExecutor
+from gridkit.plugins.executors.trades import SimulatedTradesExecutor
 from gridkit.runtime.context import RunInfo
 from gridkit.testing import ComponentContract, ExecutorContract, build, run_toml
 from helpers import ExecutorHarness, expect, xrp_trades_pipeline

@@ -2,7 +2,7 @@
 
 The fused kernel (gridkit.plugins.features.kernels_fused) re-implements ten ``update`` methods
 over state arrays; every value must equal the Python one bit for bit, on whole real files and on
-adversarial bar sequences. The engine fuses only when :mod:`gridkit.core.fusion` says it pays,
+adversarial bar sequences. The engine fuses only when :mod:`gridkit.runtime.fusion` says it pays,
 and a fused run must trade exactly like an unfused one.
 """
 
@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridkit.core import fusion
 from gridkit.core.config import parse_pipeline
 from gridkit.core.errors import ComponentError
 from gridkit.core.types import Bar
@@ -35,6 +34,7 @@ from gridkit.plugins.features.fusion import BAR_FUSER
 from gridkit.plugins.features.rsi import Rsi
 from gridkit.plugins.features.volatility import Volatility
 from gridkit.plugins.features.volume_ratio import VolumeRatio
+from gridkit.runtime import fusion
 from gridkit.runtime.engine import build_pipeline, run_pipeline
 from gridkit.testing import build
 from helpers import feature_pipeline

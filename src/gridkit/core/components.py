@@ -141,7 +141,7 @@ class Feature(Component):
     ready: bool = False
 
     #: Runs several features of this kind in one compiled step per bar (see
-    #: :mod:`gridkit.core.fusion`); None: :meth:`update` is always called on its own.
+    #: :mod:`gridkit.runtime.fusion`); None: :meth:`update` is always called on its own.
     fuser: ClassVar[Any] = None
 
     def update(self, event: Any) -> float:

@@ -16,11 +16,11 @@ from typing import Any
 
 from attrs import define
 
-from gridkit.core import fusion
 from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
 from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
 from gridkit.runtime import apply as path
+from gridkit.runtime import fusion
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
 

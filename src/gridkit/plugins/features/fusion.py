@@ -136,7 +136,7 @@ class FusedBars:
 
         When the step raises, the exception's ``gridkit_component`` is set to the one of
         ``members`` (the features, in ``keys`` order) that was being stepped, so the engine
-        names that feature (see :class:`gridkit.core.fusion.Fuser`).
+        names that feature (see :class:`gridkit.runtime.fusion.Fuser`).
         """
         # The assignment is generated as one unpacking statement, ``v[k0], v[k1], ... = row``:
         # about half the cost of a loop over zip(). Keys are bound as names, never as code.

@@ -1,9 +1,5 @@
-"""Built-in executors: ``simulated``, the bar fill model of DESIGN.md §6, and (in
-:mod:`gridkit.plugins.executor_trades`) ``simulated-trades``, fills from trade prints.
-
-:class:`SimulatedBase` holds what the simulated executors share: the checks of a request, the
-balance an open order holds, OCO groups, fills in part or in full, and the handing over of
-reports."""
+"""What the simulated executors share: the checks of a request, the balance an open order
+holds, OCO groups, fills in part or in full, and the handing over of reports."""
 
 from __future__ import annotations
 
@@ -17,23 +13,16 @@ from attrs import frozen
 
 from gridkit.core.components import Executor
 from gridkit.core.config import fee_rate, option
-from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import (
     Accepted,
-    Bar,
     Cancelled,
-    Expired,
     Fill,
     Order,
-    Rejected,
 )
 from gridkit.runtime.context import Context
 from gridkit.trading.fills import (
     fee,
-    limit_reached,
-    stop_fill_price,
     stop_triggered,
-    would_cross,
 )
 
 _INF = math.inf
@@ -293,120 +282,3 @@ class SimulatedBase(Executor):
 def _as_kind(order: Order, kind: str) -> Order:
     """A triggered stop as the order it becomes (``market`` or ``limit``), same id."""
     return attrs.evolve(order, kind=kind)
-
-
-class SimulatedExecutor(SimulatedBase):
-    """Simulated exchange on bars: limits fill at their price when the bar reaches them.
-
-    DESIGN.md §6, exactly: an order submitted on bar *t* is live from bar *t+1*; a market order
-    fills at that bar's open with the taker fee, then triggered stops (rule 7), then the limits
-    the bar reaches at their own price with the maker fee (rule 2). A stop-limit rests as a limit
-    from the bar after its trigger. When one order of an OCO group fills, the others are
-    cancelled; a stop reached on the same bar as its take-profit wins (rule 8). At arrival (the
-    next open) a post-only limit that would cross is rejected, and an IOC/FOK limit trades at the
-    open if it crosses, else expires.
-
-    Matching walks heaps (best price first), so a bar costs O(1 + fills), not O(open orders).
-    Balances are checked as an exchange does: a spot buy must be covered by free cash, a sell by
-    free base (counting base that queued market buys will bring); a perpetual order by free
-    margin at the position's leverage.
-    """
-
-    name = "simulated"
-
-    # --- reports -----------------------------------------------------------------------------
-
-    def reports(self, event: Any, symbol: str) -> list[Any]:
-        if type(event) is Bar:
-            self._ts = event.ts
-            book = self._books.get(symbol)
-            # Most bars reach no order: test the tops here before paying for a call.
-            if book is not None and (
-                    book.queued or book.sell_stops or book.buy_stops
-                    or (book.buys and book.buys[0][0] <= -event.low)
-                    or (book.sells and book.sells[0][0] <= event.high)):
-                self._match(book, event)
-        return self._handover()
-
-    def _match(self, book: _Book, bar: Bar) -> None:
-        out = self._pending
-        maker, taker = self.config.maker_fee, self.config.taker_fee
-        ts = bar.ts
-        if book.queued:
-            queued, book.queued = book.queued, {}
-            orders = self._orders
-            for order in queued.values():
-                if order.id not in orders:  # an OCO sibling filled at this open cancelled it
-                    continue
-                kind, is_buy = order.kind, order.side == "buy"
-                if kind == "market":  # rule 4: at this bar's open, before its limits
-                    self._fill(order, bar.open, taker, "taker", ts)
-                    continue
-                if kind == "limit" and order.tif != "GTC":
-                    crosses = would_cross(is_buy, order.price, bar.open)
-                    if order.tif == "PO":
-                        if crosses:
-                            self._close(order.id)
-                            out.append(Rejected(order.id, ts, "post-only order would cross",
-                                                self.name))
-                            continue
-                    else:  # IOC / FOK: at arrival only
-                        if crosses:
-                            self._fill(order, bar.open, taker, "taker", ts)
-                        else:
-                            self._close(order.id)
-                            out.append(Expired(order.id, ts, order.tif))
-                        continue
-                self._seq += 1
-                if kind in ("stop", "stop_limit"):
-                    heap = book.buy_stops if is_buy else book.sell_stops
-                    heapq.heappush(heap, (order.stop_price if is_buy else -order.stop_price,
-                                          self._seq, order.id))
-                elif is_buy:
-                    heapq.heappush(book.buys, (-order.price, self._seq, order.id))
-                else:
-                    heapq.heappush(book.sells, (order.price, self._seq, order.id))
-        # Stops first (rule 8: a stop and its take-profit reached by one bar: the stop wins).
-        if book.sell_stops and -book.sell_stops[0][0] >= bar.low:
-            self._trigger(book, book.sell_stops, False, bar, taker)
-        if book.buy_stops and book.buy_stops[0][0] <= bar.high:
-            self._trigger(book, book.buy_stops, True, bar, taker)
-        # Buys are keyed by -price, so both sides fill "while the best key <= limit". Most bars
-        # reach no order: test the tops here before paying for a call.
-        buys, sells = book.buys, book.sells
-        if buys and buys[0][0] <= -bar.low:
-            self._drain(buys, True, bar, maker)
-        if sells and sells[0][0] <= bar.high:
-            self._drain(sells, False, bar, maker)
-
-    def _trigger(self, book: _Book, heap: list[tuple[float, int, str]], is_buy: bool,
-                 bar: Bar, taker: float) -> None:
-        for stop, order in self._triggered(heap, is_buy, bar.low, bar.high):
-            if order.kind == "stop":
-                self._fill(order, stop_fill_price(is_buy, stop, bar.open), taker, "taker",
-                           bar.ts)
-            else:  # stop-limit: rests as a limit from the next bar (rule 7)
-                book.queued[order.id] = self._orders[order.id] = _as_kind(order, "limit")
-
-    def _drain(self, heap: list[tuple[float, int, str]], is_buy: bool, bar: Bar,
-               maker: float) -> None:
-        """Fill the orders of one side that the bar reached, best price first."""
-        orders = self._orders
-        low, high = bar.low, bar.high
-        while heap:
-            key, _, oid = heap[0]
-            price = -key if is_buy else key
-            if not limit_reached(is_buy, price, low, high):
-                break
-            heapq.heappop(heap)
-            order = orders.get(oid)
-            if order is not None:  # None: closed, left in the heap until compaction
-                self._fill(order, order.price, maker, "maker", bar.ts)
-
-
-@hookimpl
-def gridkit_register_executors(register: Any) -> None:
-    from gridkit.plugins.executor_trades import SimulatedTradesExecutor
-
-    register(SimulatedExecutor)
-    register(SimulatedTradesExecutor)

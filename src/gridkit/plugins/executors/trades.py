@@ -11,7 +11,7 @@ from attrs import frozen
 
 from gridkit.core.config import option
 from gridkit.core.types import BookDepth, BookUpdate, Expired, Order, Rejected, Trade
-from gridkit.plugins.executors import SimulatedBase, _as_kind, _Book
+from gridkit.plugins.executors.base import SimulatedBase, _as_kind, _Book
 from gridkit.runtime.context import Context
 from gridkit.trading.fills import limit_reached, would_cross
 
