@@ -8,6 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import gridkit
 from gridkit import hookimpl
 from gridkit.core.plugins import PluginHost
@@ -45,8 +47,10 @@ class Watcher(gridkit.Monitor):
         self.fills_before = acct.buy_fills + acct.sell_fills
 
 
-def test_paper_run_commits_every_report_and_request(gridkit_host: PluginHost,
-                                                    tmp_path: Path) -> None:
+@pytest.fixture
+def host(gridkit_host: PluginHost) -> PluginHost:
+    """A host with this module's live source, monitor and executor registered."""
+
     class Plugin:
         @staticmethod
         @hookimpl
@@ -58,7 +62,16 @@ def test_paper_run_commits_every_report_and_request(gridkit_host: PluginHost,
         def gridkit_register_monitors(register: Any) -> None:
             register(Watcher)
 
+        @staticmethod
+        @hookimpl
+        def gridkit_register_executors(register: Any) -> None:
+            register(Flaky)
+
     gridkit_host.register(Plugin, "paper-test")
+    return gridkit_host
+
+
+def test_paper_run_commits_every_report_and_request(host: PluginHost, tmp_path: Path) -> None:
     Watcher.db = tmp_path / "paper.db"
     Watcher.seen = []
     from gridkit.core.config import parse_pipeline
@@ -79,7 +92,7 @@ qty = 0.01
 [[monitors]]
 use = "watcher"
 """)
-    summary = run_pipeline(build_pipeline(config, gridkit_host,
+    summary = run_pipeline(build_pipeline(config, host,
                                           store_path=str(Watcher.db)))
     assert summary["status"] == "finished"
     assert summary["buy_fills"] + summary["sell_fills"] > 10
@@ -123,20 +136,8 @@ class Flaky(gridkit.Executor):
         return self.inner.open_orders()
 
 
-def test_orders_committed_but_never_sent_go_again_on_resume(gridkit_host: PluginHost,
+def test_orders_committed_but_never_sent_go_again_on_resume(host: PluginHost,
                                                            tmp_path: Path) -> None:
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def gridkit_register_sources(register: Any) -> None:
-            register(ReplayLive)
-
-        @staticmethod
-        @hookimpl
-        def gridkit_register_executors(register: Any) -> None:
-            register(Flaky)
-
-    gridkit_host.register(Plugin, "flaky-test")
     from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
 
@@ -159,7 +160,7 @@ use = "flaky"
     db = str(tmp_path / "paper.db")
     Flaky.die_at = 5  # the fifth order of the grid's first batch
     with contextlib.suppress(KeyboardInterrupt):
-        run_pipeline(build_pipeline(parse_pipeline(text), gridkit_host, store_path=db))
+        run_pipeline(build_pipeline(parse_pipeline(text), host, store_path=db))
     with sqlite3.connect(db) as conn:
         first = {r[0] for r in conn.execute("SELECT order_id FROM orders "
                                             "WHERE status = 'requested'")}
@@ -169,7 +170,7 @@ use = "flaky"
     # of sending, before any acceptance was booked.
     assert requested == 21 and opened == 0
     Flaky.die_at = None
-    s = run_pipeline(build_pipeline(parse_pipeline(text), gridkit_host, store_path=db),
+    s = run_pipeline(build_pipeline(parse_pipeline(text), host, store_path=db),
                      resume=True)
     assert s["status"] == "finished" and s["resumed"]
     assert s["unreconciled_orders"] == [], s["rejected_by"]
