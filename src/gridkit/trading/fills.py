@@ -3,7 +3,7 @@
 Plain functions of floats and bools, so ``numba.njit`` compiles them unchanged: the
 ``simulated`` executor and the grid strategies call them from Python, and a fused whole-backtest
 kernel compiles the same functions (``numba.njit(cache=True)(limit_reached)``), so the two paths
-cannot diverge. ``tests/test_fill_rules.py`` checks the compiled and plain versions agree.
+cannot diverge. ``tests/test_fill_rules.py`` checks that the compiled and the plain versions agree.
 """
 
 from __future__ import annotations
