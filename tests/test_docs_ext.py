@@ -72,7 +72,7 @@ def test_the_summary_is_the_first_paragraph_of_the_docstring() -> None:
 
     head, rest = gridkit_docs.split_docstring(PositionSize)
     assert head == PositionSize.summary()
-    assert rest.startswith("The position counted is the base held")
+    assert rest.startswith("The position counted is the symbol's base held")
 
 
 def test_the_generated_rest_is_valid() -> None:

@@ -420,11 +420,14 @@ class PipelineSection:
         if bad or "bars" not in self.decide_on:
             raise OptionError("decide_on", f"expected bars plus any of trades, book; got "
                                            f"{self.decide_on!r}")
+        times = {}
         for name in ("start", "end"):
             try:
-                parse_time(getattr(self, name))
+                times[name] = parse_time(getattr(self, name))
             except ValueError as err:
                 raise OptionError(name, str(err)) from None
+        if None not in times.values() and times["end"] < times["start"]:  # type: ignore[operator]
+            raise OptionError("end", f"{self.end!r} is before start {self.start!r}")
 
     @property
     def all_symbols(self) -> tuple[str, ...]:

@@ -16,8 +16,9 @@ from gridkit.runtime.context import Context
 class PositionSize(RiskCheck):
     """Refuses buys that would lift the position above a cap (in base, or a share of equity).
 
-    The position counted is the base held plus every open buy of the run (the worst case: all of
-    them fill), so the cap holds whatever the market does. Sells always pass.
+    The position counted is the symbol's base held plus every open buy of that symbol (the worst
+    case: all of them fill), so the cap holds whatever the market does; with several symbols the
+    cap is per symbol. Sells always pass.
     """
 
     name = "position-size"

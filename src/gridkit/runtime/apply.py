@@ -109,9 +109,14 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
                         emit(CancelRequested(action.order_id, ts))
                     sendable.append(action)
                 continue
+            if not isinstance(action, Order):
+                _bad_action(run, lr, f"returned {action!r}, not an Order or a Cancel")
             order = action
             if not order.symbol:
                 order = _with_symbol(order, lr.lane.symbol)
+            if order.id in ledger.open:
+                _bad_action(run, lr, f"returned an order whose client order id {order.id!r} is "
+                                     f"already live (make orders with ctx.order)")
             by = ""
             checked: Order | Reject = order
             for name, check in risk_checks:
@@ -119,15 +124,16 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
                 if isinstance(checked, Reject):
                     by = name
                     break
+                if not isinstance(checked, Order) or checked.id != order.id:
+                    _bad_check(run, check, checked)
+            if not isinstance(checked, Reject):
+                order = checked  # as a risk check may have resized it: that is what is sent
             ledger.request(order, ts)
             if journaled:  # no record made when no one reads the journal
                 emit(OrderRequested(order, ts))
             if isinstance(checked, Reject):
                 refused.append(Rejected(order.id, ts, checked.reason, by))
                 continue
-            if checked is not order:  # resized by a risk check: that is the order sent
-                ledger.open[order.id].order = checked
-                order = checked
             sendable.append(order)
         if refused:
             apply_reports(run, refused)
@@ -143,6 +149,25 @@ def execute(run: Run, lr: LaneRun, risk_checks: tuple[tuple[str, Any], ...], ts:
             if reason is not None:
                 immediate.append(Rejected(action.id, ts, reason, ex_name))
         apply_reports(run, immediate + executor.reports(None, lr.lane.symbol))
+
+
+def _bad_action(run: Run, lr: LaneRun, what: str) -> None:
+    """A strategy returned something the engine cannot send: name the strategy."""
+    from gridkit.core.errors import ComponentError
+
+    spec, reg = run.pipeline.origin(lr.lane.strategy)
+    raise ComponentError(reg.kind, reg.name, reg.origin, TypeError(what), f"({spec.path})")
+
+
+def _bad_check(run: Run, check: Any, answer: Any) -> None:
+    """A risk check answered with something other than the order (resized, same id) or a
+    Reject: name the check."""
+    from gridkit.core.errors import ComponentError
+
+    spec, reg = run.pipeline.origin(check.__self__)
+    raise ComponentError(reg.kind, reg.name, reg.origin, TypeError(
+        f"check() returned {answer!r}; it must return the order (resized, with its id) or a "
+        f"Reject"), f"({spec.path})")
 
 
 def _with_symbol(order: Order, symbol: str) -> Order:
@@ -168,8 +193,9 @@ def liquidate(run: Run, lr: LaneRun, pos: Any, price: float, ts: int) -> None:
     """The exchange liquidated ``pos`` at ``price``: book it, journal it, halt the run."""
     qty, fee = run.account.liquidate(pos, price)
     run.journal.emit(Liquidated(ts, pos.symbol, qty, price, fee))
-    side = f" {pos.side}" if pos.side else ""
-    halt(run, f"liquidated: {pos.symbol}{side} {qty:g} at {price:.8g}", ts)
+    if run.halted is None:  # (both sides of a hedge may go on one bar: one halt)
+        side = f" {pos.side}" if pos.side else ""
+        halt(run, f"liquidated: {pos.symbol}{side} {qty:g} at {price:.8g}", ts)
 
 
 def pause_changed(run: Run, lr: LaneRun, ts: int) -> None:

@@ -279,6 +279,8 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
     else:
         merged = heapq.merge(*(_tagged(s, h, lr) for s, h, lr in
                                zip(streams, handlers, run.lanes, strict=True)), key=_first)
+        # heapq.merge holds the next event of every lane in hand, so a lane counts an event
+        # as taken (what a resume skips) when it is handled, not when the merge reads it.
         handle = None
     commit = p.store.commit
     batch = getattr(p.store.config, "batch", 1000) if not run.eager else 0
@@ -293,6 +295,7 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
             if handle is not None:
                 handle(item)
             else:
+                item[3].consumed += 1
                 item[1](item[2])
             if run.stopping:
                 break
@@ -317,10 +320,9 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
 
 
 def _tagged(events: Iterator[Any], handler: Callable[[Any], None], lr: LaneRun
-            ) -> Iterator[tuple[int, Callable[[Any], None], Any]]:
+            ) -> Iterator[tuple[int, Callable[[Any], None], Any, LaneRun]]:
     for e in events:
-        lr.consumed += 1  # what a resume of this lane skips
-        yield e.ts, handler, e
+        yield e.ts, handler, e, lr
 
 
 def _first(item: tuple[Any, ...]) -> Any:

@@ -117,7 +117,7 @@ class SimulatedBase(Executor):
         self._book(order.symbol).queued[order.id] = order
         if order.group:
             self._groups.setdefault(order.group, set()).add(order.id)
-        self._pending.append(Accepted(order.id, self._ts))
+        self._pending.append(Accepted(order.id, _now(ctx, self._ts)))
         return None
 
     def _book(self, symbol: str) -> Any:
@@ -195,7 +195,7 @@ class SimulatedBase(Executor):
         order = self._close(order_id)
         if order is None:
             return "unknown order (not open)"
-        self._pending.append(Cancelled(order_id, self._ts, "requested"))
+        self._pending.append(Cancelled(order_id, _now(ctx, self._ts), "requested"))
         return None
 
     def _close(self, order_id: str) -> Order | None:
@@ -282,3 +282,9 @@ class SimulatedBase(Executor):
 def _as_kind(order: Order, kind: str) -> Order:
     """A triggered stop as the order it becomes (``market`` or ``limit``), same id."""
     return attrs.evolve(order, kind=kind)
+
+
+def _now(ctx: Context, last: int) -> int:
+    """The time of a request: the event the strategy decided on (else the last one seen)."""
+    event = ctx.event
+    return event.ts if event is not None else last
