@@ -86,7 +86,70 @@ class Drawdown(RiskCheck):
         return {"tripped_at": self.tripped_at}
 
 
+class ExchangeRules(RiskCheck):
+    """Makes orders fit the exchange's filters (tick, lot, minimum notional) before they are sent.
+
+    The rules are the lane's market (``[market] markets``, ccxt's ``load_markets`` format). A
+    limit price off the tick is moved onto it on the safe side — a buy down, a sell up, so the
+    order never pays more or sells for less than the strategy asked — and a quantity off the lot
+    is cut down to it. What still breaks a filter (a quantity below the minimum, a notional
+    below the minimum) is refused with the exchange's own reason (``Filter failure:
+    MIN_NOTIONAL``), before it is sent. Without market rules for the symbol, every order passes
+    and ``without_rules`` counts them.
+    """
+
+    name = "exchange-rules"
+
+    @frozen
+    class Config:
+        round: bool = option(True, doc="Move prices onto the tick and cut quantities to the lot "
+                                       "(off: refuse them instead).")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.rounded = 0
+        self.refused = 0
+        self.without_rules = 0
+
+    def check(self, order: Order, ctx: Context) -> Order | Reject:
+        m = ctx.market
+        if m is None:
+            self.without_rules += 1
+            return order
+        from gridkit.trading.markets import (
+            check_order,
+            price_on_tick,
+            qty_on_lot,
+            round_price,
+            round_qty,
+        )
+
+        price, qty = order.price, order.qty
+        limit = order.kind in ("limit", "stop_limit")
+        if self.config.round:
+            if limit and price > 0 and not price_on_tick(price, m):
+                price = round_price(price, m, order.side)
+            if qty > 0 and not qty_on_lot(qty, m):
+                qty = round_qty(qty, m)
+        reason = check_order(order.side, qty, price, m, is_market=not limit,
+                             reduce_only=order.reduce_only)
+        if reason is not None:
+            self.refused += 1
+            return Reject(reason)
+        if price != order.price or qty != order.qty:
+            self.rounded += 1
+            import attrs
+
+            return attrs.evolve(order, price=price, qty=qty)
+        return order
+
+    def stats(self) -> dict[str, Any]:
+        return {"rounded": self.rounded, "refused": self.refused,
+                "without_rules": self.without_rules}
+
+
 @hookimpl
 def gridkit_register_risk_checks(register: Any) -> None:
     register(PositionSize)
     register(Drawdown)
+    register(ExchangeRules)

@@ -54,7 +54,7 @@ class Context:
     """
 
     __slots__ = (
-        "account", "bar", "event", "features", "halted", "index", "ledger", "paused",
+        "account", "bar", "event", "features", "halted", "index", "ledger", "market", "paused",
         "phase_changed", "portfolio", "position", "regime", "regime_score", "run", "signals",
         "symbol", "weights",
     )
@@ -75,6 +75,9 @@ class Context:
         #: The account as this lane sees it: ``cash``, ``equity``, ``drawdown`` are the
         #: account's; ``base``, ``price``, ``avg_cost`` this symbol's.
         self.portfolio = AccountView(self.account, self.position)
+        #: The symbol's market rules (:class:`gridkit.trading.markets.MarketInfo`: tick, lot,
+        #: minimum notional, fees) from ``[market] markets``, or None when none were given.
+        self.market: Any = None
         #: The run's one order ledger (shared by every lane): ``ledger.get(order_id)`` is a live
         #: order's :class:`~gridkit.OrderState` (status, filled, avg_price, fees), None once it
         #: ended.

@@ -116,6 +116,7 @@ def _new_run(pipeline: Pipeline) -> Run:
                                      mmr=m.maintenance_margin_rate,
                                      mm_amount=m.maintenance_amount)) for side in sides]
         ctx = Context(pipeline.run, account, ledger, lane.symbol, made[0])
+        ctx.market = lane.info
         ctx.phase_changed = _phase_forwarder(pipeline)
         lanes.append(LaneRun(lane, ctx))
     run = Run(pipeline, account, ledger, lanes, eager=pipeline.run.mode != "backtest")
