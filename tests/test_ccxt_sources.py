@@ -479,7 +479,7 @@ url = "{ws_server.url}"
 use = "static"
 lower = 61000
 upper = 62500
-grids = 15
+grids = 8
 qty = 0.001
 """)
     assert summary["status"] == "finished"
@@ -659,7 +659,7 @@ use = "simulated"
 use = "static"
 lower = 61000
 upper = 62500
-grids = 15
+grids = 8
 qty = 0.001
 [[validators]]
 use = "test-loop-ticker"

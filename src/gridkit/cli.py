@@ -388,6 +388,25 @@ def format_summary(s: dict[str, Any]) -> str:
 
 @cli.command()
 @click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
+def check(pipeline_file: str) -> None:
+    """Say, before any order, whether the pipeline's grids can work: fees, balance, filters.
+
+    Exit status 2 if any finding is an error (a paper or live run would stop on it).
+    """
+    from gridkit.core.errors import ConfigError
+    from gridkit.runtime.preflight import check as preflight
+
+    findings = preflight(_load(pipeline_file))
+    for symbol, level, line in findings:
+        click.echo(f"{level:<8} {symbol}: {line}")
+    errors = [f for f in findings if f[1] == "error"]
+    if errors:
+        raise ConfigError(f"{len(errors)} pre-flight error(s); the first: {errors[0][0]}: "
+                          f"{errors[0][2]}", pipeline_file)
+
+
+@cli.command()
+@click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
 def validate(pipeline_file: str) -> None:
     """Check the pipeline in FILE without running it."""
     p = _load(pipeline_file)

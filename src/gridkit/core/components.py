@@ -242,6 +242,13 @@ class Strategy(Component):
         and the cancels of a halt, are not reported back here."""
         return ()
 
+    def preflight(self, ctx: Context, maker_fee: float,
+                  taker_fee: float) -> list[tuple[str, str]]:
+        """What to know before the first order, at the price of ``ctx.bar``: a list of
+        (``"error"`` | ``"warning"`` | ``"info"``, one line). ``gridkit check`` prints them;
+        paper and live runs call it before ``start`` and stop on an error."""
+        return []
+
     def reconfigure(self, old: Any, new: Any, ctx: Context) -> Sequence[Order | Cancel] | None:
         """Tunable options changed from ``old`` to ``new`` (both Config instances; ``config``
         is already ``new``): return the orders and cancels the change implies."""

@@ -150,6 +150,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         else:
             if lane.info is not None:
                 _check_tick(lane, bar)
+            if p.run.mode != "backtest":  # real money at stake, or its rehearsal: check first
+                _preflight(run, lr)
             got = strat.start(ctx)
             lr.started = True
             lr.first_ts = bar.ts
@@ -337,6 +339,23 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
             lr.next_funding = float(times[-1] + interval + slack)
 
     return fund
+
+
+def _preflight(run: Run, lr: LaneRun) -> None:
+    """The strategy's pre-flight findings before its first order: errors stop the run,
+    warnings are logged (DESIGN.md §9: one line each)."""
+    import logging
+
+    from gridkit.core.errors import ConfigError
+    from gridkit.runtime.preflight import fees
+
+    maker, taker = fees(run.pipeline, lr.lane.info)
+    log = logging.getLogger("gridkit.preflight")
+    for level, line in lr.lane.strategy.preflight(lr.ctx, maker, taker):
+        if level == "error":
+            raise ConfigError(f"pre-flight: {lr.lane.symbol}: {line}")
+        if level == "warning":
+            log.warning("%s: %s", lr.lane.symbol, line)
 
 
 def _check_tick(lane: Any, bar: Bar) -> None:

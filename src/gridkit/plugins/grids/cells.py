@@ -119,3 +119,67 @@ class GridCells:
         """Round trips and their profit, for the run summary."""
         return {"round_trips": self.round_trips, "grid_profit": self.grid_profit,
                 "holding_cells": self.holding, "parked_cells": len(self.parked)}
+
+
+def grid_preflight(lines: list[float], qty: float, price: float, ctx: Context, maker: float,
+                   taker: float, buy_holding: bool) -> list[tuple[str, str]]:
+    """The checks of a grid of ``lines`` and ``qty`` per cell before its first order, at
+    ``price``: fees against the narrowest step, the balance the grid needs, the market's
+    filters at every line, the worst-case inventory and, for a perpetual, how far the
+    liquidation price is from it. ``buy_holding``: the cells above the price are bought at
+    market at the start (a long grid)."""
+    out: list[tuple[str, str]] = []
+    n = len(lines) - 1
+    step = min((lines[i + 1] - lines[i]) / lines[i] for i in range(n))
+    fee = 2 * maker
+    if step <= fee:
+        out.append(("error", f"the narrowest grid step, {step:.4%}, does not clear the "
+                             f"round-trip fee {fee:.4%}: every round trip loses money"))
+    else:
+        out.append(("info", f"the narrowest grid step, {step:.4%}, clears the round-trip fee "
+                            f"{fee:.4%} by {step - fee:.4%}"))
+    pos = ctx.position
+    holding = sum(1 for i in range(n) if lines[i] >= price)
+    buys = [lines[i] for i in range(n) if lines[i] < price]
+    # A perpetual's every order holds margin: the buys below the price and the sells above it.
+    notional = sum(lines[i + 1] if lines[i] >= price else lines[i] for i in range(n)) * qty
+    need = notional / pos.leverage if pos.kind != "spot" else (
+        holding * qty * price * (1 + taker) * buy_holding + sum(b * qty * (1 + maker)
+                                                                for b in buys))
+    have = ctx.account.cash
+    what = "margin" if pos.kind != "spot" else "cash"
+    if need > have:
+        out.append(("error", f"the grid needs {need:,.2f} of {what} at {price:g} but the "
+                             f"account has {have:,.2f}: orders would be refused"))
+    else:
+        out.append(("info", f"the grid needs {need:,.2f} of {what} at {price:g}; the account "
+                            f"has {have:,.2f}"))
+    m = ctx.market
+    if m is not None:
+        from gridkit.trading.markets import check_order
+
+        bad: dict[str, int] = {}
+        for i, line in enumerate(lines):
+            side = "sell" if i and lines[i - 1] >= price else "buy"
+            reason = check_order(side, qty, line, m)
+            if reason:
+                bad[reason] = bad.get(reason, 0) + 1
+        for reason, count in bad.items():
+            level = "warning" if reason.endswith("PRICE_FILTER") else "error"
+            out.append((level, f"{count} of {n + 1} grid lines fail the exchange's "
+                               f"'{reason}'" + (" (exchange-rules moves them onto the tick)"
+                                                if level == "warning" else "")))
+    worst = n * qty
+    out.append(("info", f"if the price falls through the whole range the grid holds "
+                        f"{worst:g} base, worth {worst * lines[0]:,.2f} at the lowest line"))
+    if pos.kind != "spot":
+        from gridkit.trading.margin import liquidation_price
+
+        entry = sum(lines[:n]) / n
+        liq = liquidation_price(have, worst, entry, pos.mmr, pos.mm_amount)
+        if liq == liq and liq > 0:
+            gap = (lines[0] - liq) / lines[0]
+            out.append(("error" if gap <= 0 else "info",
+                        f"holding the whole range, the position is liquidated at {liq:.8g}, "
+                        f"{gap:.2%} below the lowest line"))
+    return out

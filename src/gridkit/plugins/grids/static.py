@@ -11,7 +11,7 @@ from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
-from gridkit.plugins.grids.cells import GridCells, grid_lines
+from gridkit.plugins.grids.cells import GridCells, grid_lines, grid_preflight
 from gridkit.runtime.context import Context
 
 
@@ -46,6 +46,11 @@ class StaticGrid(Strategy):
         super().__init__(config)
         c = self.config
         self.cells = GridCells(grid_lines(c.lower, c.upper, c.grids, c.mode), c.qty)
+
+    def preflight(self, ctx: Context, maker_fee: float,
+                  taker_fee: float) -> list[tuple[str, str]]:
+        return grid_preflight(self.cells.lines, self.config.qty, ctx.bar.close, ctx, maker_fee,
+                              taker_fee, self.config.direction == "long")
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
         if self.config.direction == "neutral" and ctx.position.kind == "spot":
