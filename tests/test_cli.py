@@ -187,7 +187,7 @@ def test_help_imports_no_plugin_module_and_lists_the_entry_point_commands() -> N
                   .splitlines() if line.strip())
     # ``data`` is gridkit's own gridkit.commands entry point (gridkit.plugins.ccxt_commands).
     assert listed["data"] == "Market data: download candles from exchanges."
-    assert set(listed) == {"check", "components", "data", "plugins", "run", "validate"}
+    assert set(listed) == {"check", "components", "data", "plugins", "run", "status", "validate"}
 
 
 def test_static_help_of_data_is_the_loaded_commands_help() -> None:

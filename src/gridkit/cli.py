@@ -387,6 +387,26 @@ def format_summary(s: dict[str, Any]) -> str:
 
 
 @cli.command()
+@click.option("--db", required=True, type=click.Path(dir_okay=False),
+              help="The store (SQLite file) a run records into.")
+@click.option("--run", "run_id", type=int, help="Which run (default: the last one).")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(db: str, run_id: int | None, as_json: bool) -> None:
+    """Show a running or stopped run from its store: status, equity, fills, open orders."""
+    from gridkit.runtime.status import read_status
+
+    info = read_status(Path(db), run_id)
+    if as_json:
+        click.echo(json.dumps(_jsonable(info), indent=2))
+        return
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if isinstance(value, float):
+            value = f"{value:,.4f}"
+        click.echo(f"{key.ljust(width)}  {value}")
+
+
+@cli.command()
 @click.argument("pipeline_file", metavar="FILE", type=click.Path(dir_okay=False))
 def check(pipeline_file: str) -> None:
     """Say, before any order, whether the pipeline's grids can work: fees, balance, filters.
