@@ -10,16 +10,7 @@ from typing import Any
 
 from gridkit.core.types import Bar, Trade
 from gridkit.runtime.build import Pipeline
-
-
-def fees(pipeline: Pipeline, market: Any) -> tuple[float, float]:
-    """The maker and taker fee rates of the run: the executor's, else the market's, else 0."""
-    cfg = pipeline.executor.config
-    maker = getattr(cfg, "maker_fee", None)
-    taker = getattr(cfg, "taker_fee", None)
-    if maker is None and market is not None:
-        maker, taker = market.maker, market.taker
-    return float(maker or 0.0), float(taker or maker or 0.0)
+from gridkit.runtime.stages import fees
 
 
 def check(pipeline: Pipeline) -> list[tuple[str, str, str]]:

@@ -347,7 +347,6 @@ def _preflight(run: Run, lr: LaneRun) -> None:
     import logging
 
     from gridkit.core.errors import ConfigError
-    from gridkit.runtime.preflight import fees
 
     maker, taker = fees(run.pipeline, lr.lane.info)
     log = logging.getLogger("gridkit.preflight")
@@ -356,6 +355,17 @@ def _preflight(run: Run, lr: LaneRun) -> None:
             raise ConfigError(f"pre-flight: {lr.lane.symbol}: {line}")
         if level == "warning":
             log.warning("%s: %s", lr.lane.symbol, line)
+
+
+def fees(pipeline: Any, market: Any) -> tuple[float, float]:
+    """The maker and taker fee rates of the run: the executor's, else the market's, else 0."""
+    cfg = pipeline.executor.config
+    maker = getattr(cfg, "maker_fee", None)
+    taker = getattr(cfg, "taker_fee", None)
+    if maker is None and market is not None:
+        maker, taker = market.maker, market.taker
+    return float(maker or 0.0), float(taker or maker or 0.0)
+
 
 
 def _check_tick(lane: Any, bar: Bar) -> None:
