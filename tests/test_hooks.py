@@ -248,3 +248,34 @@ def test_lifecycle_hooks_skip_plugins_disabled_by_distribution(
     gridkit_host.register(rec, "recorder", distribution="gridkit-recorder")
     gridkit_run_toml(PIPELINE + '[plugins]\ndisable = ["gridkit-recorder"]\n')
     assert rec.calls == []
+
+
+def test_a_phase_change_is_journalled(tmp_path: Any) -> None:
+    import sqlite3
+
+    import gridkit
+    from gridkit.testing import sample_path
+
+    db = tmp_path / "p.db"
+    gridkit.run(f"""
+[pipeline]
+symbol = "BTC/USDT"
+[source]
+use = "freqtrade-json"
+path = "{sample_path().as_posix()}"
+[[features]]
+use = "rsi"
+[[attention]]
+use = "progressive"
+learn_events = 100
+[strategy]
+use = "static"
+lower = 50000
+upper = 60000
+grids = 10
+qty = 0.001
+""", db=str(db))
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT data FROM journal WHERE kind = 'PhaseChanged'").fetchall()
+    assert [r[0] for r in rows] == [
+        '{"path": "attention[0]", "old": "learning", "new": "shadow"}']

@@ -27,6 +27,7 @@ from gridkit.core.types import Bar
 from gridkit.runtime.account import LINEAR, Account, Position
 from gridkit.runtime.build import Pipeline, build_pipeline, check_requirements
 from gridkit.runtime.context import Context
+from gridkit.runtime.journal import PhaseChanged
 from gridkit.runtime.ledger import Ledger
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.stages import build_stages
@@ -117,15 +118,23 @@ def _new_run(pipeline: Pipeline) -> Run:
                                      mm_amount=m.maintenance_amount)) for side in sides]
         ctx = Context(pipeline.run, account, ledger, lane.symbol, made[0])
         ctx.market = lane.info
-        ctx.phase_changed = _phase_forwarder(pipeline)
         lanes.append(LaneRun(lane, ctx))
     run = Run(pipeline, account, ledger, lanes, eager=pipeline.run.mode != "backtest")
     run.by_symbol = {lr.lane.symbol: lr for lr in lanes}
+    for lr in lanes:
+        lr.ctx.phase_changed = _phase_forwarder(run, lr.ctx)
     return run
 
 
-def _phase_forwarder(pipeline: Pipeline) -> Callable[[Any, str, str], None]:
+def _phase_forwarder(run: Run, ctx: Context) -> Callable[[Any, str, str], None]:
+    """What ``ctx.phase_changed`` calls: journal the change, then fire the hook (rare)."""
+    pipeline = run.pipeline
+
     def forward(component: Any, old: str, new: str) -> None:
+        origin = pipeline.origins.get(id(component))
+        path = origin[0].path if origin is not None else type(component).__name__
+        ts = ctx.event.ts if ctx.event is not None else 0
+        run.journal.emit(PhaseChanged(ts, path, old, new))
         pipeline.host.call_each("gridkit_phase_changed", exclude=pipeline.config.plugins.disable,
                                 component=component, old=old, new=new)
     return forward

@@ -38,8 +38,6 @@ class LaneRun:
     flush_bar: Any = None
     fused: list[str] = field(factory=list)
     fused_state: list[Any] = field(factory=list)
-    funding: Any = None
-    marks: Any = None
     next_funding: float = float("inf")
     funding_i: int = 0
     funding_paid: float = 0.0

@@ -307,7 +307,6 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
     times, rates = series.ts.tolist(), series.rate.tolist()
     interval = min((b - a for a, b in itertools.pairwise(times)), default=28_800_000)
     slack = interval // 8
-    lr.funding = series
     sym = lr.lane.symbol
     if not lr.funding_i:
         lr.next_funding = float("-inf")  # the first event checks that the data covers it
