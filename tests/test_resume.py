@@ -13,8 +13,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from gridkit import Context, Monitor, hookimpl
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipeline.toml"
 GRIDKIT = [sys.executable, "-m", "gridkit.cli"]
@@ -198,33 +201,57 @@ if os.name != "posix":  # pragma: no cover
     pytestmark = pytest.mark.skip("signals are POSIX")
 
 
-def test_fused_features_resume_exactly(tmp_path: Path) -> None:
-    """A run with fused features (their state in compiled arrays), stopped and resumed, has
-    the same features and trades as one straight through."""
-    import gridkit
+class FeatureLog(Monitor):
+    """Keeps every accepted bar's feature values (a test's window into the run)."""
 
-    text = EXAMPLE.read_text()
-    feats = "".join(f'[[features]]\nuse = "{n}"\n' for n in (
-        "price-change", "price-position", "volume-ratio", "bb-position", "volatility"))
-    text = text.replace('[[features]]\nuse = "rsi"', feats + '[[features]]\nuse = "rsi"')
-    text = text.replace('capital = 10000', 'capital = 10000\nfuse_features = "on"\nend = '
-                        '"2021-05-01T00:00"')
-    (tmp_path / "p.toml").write_text(text)
-    (tmp_path / "data").symlink_to(EXAMPLE.parent / "data")
-    whole = gridkit.run(tmp_path / "p.toml", db=str(tmp_path / "a.db"))
+    name = "feature-log"
+    log: list[str] = []
+
+    def on_event(self, ctx: Context) -> None:
+        FeatureLog.log.append(json.dumps(ctx.features))
+
+
+def test_fused_features_resume_exactly(tmp_path: Path, gridkit_host: Any) -> None:
+    """The dynamic example with its features fused (their state in compiled arrays), stopped
+    half way and resumed: every bar's feature values, and every trade, equal a run straight
+    through — the fused state is restored, not warmed up again."""
+    import os
+
+    from gridkit.core.config import parse_pipeline
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_monitors(register: Any) -> None:
+            register(FeatureLog)
+
+    gridkit_host.register(Plugin, "feature-log")
+    text = (EXAMPLE.parent / "dynamic.toml").read_text().replace(
+        "capital = 10000", 'capital = 10000\nfuse_features = "on"') + (
+        '\n[[monitors]]\nuse = "feature-log"\n')
+
+    def build(db: str) -> Any:
+        config = parse_pipeline(text, base_dir=EXAMPLE.parent)
+        return build_pipeline(config, gridkit_host, store_path=str(tmp_path / db))
+
+    FeatureLog.log = []
+    whole = run_pipeline(build("a.db"))
+    straight = FeatureLog.log
     assert whole["features_fused"]
-    # Run to a cut-off, then mark that run stopped with the full pipeline's config, so that
-    # resuming it continues over the rest of the window.
-    cut = text.replace('end = "2021-05-01T00:00"', 'end = "2021-04-26T00:00"')
-    (tmp_path / "cut.toml").write_text(cut)
-    first = gridkit.run(tmp_path / "cut.toml", db=str(tmp_path / "b.db"))
-    assert 0 < first["bars_seen"] < whole["bars_seen"]
-    with sqlite3.connect(tmp_path / "a.db") as conn:
-        cfg = conn.execute("SELECT config FROM runs").fetchone()[0]
-    with sqlite3.connect(tmp_path / "b.db") as conn:
-        conn.execute("UPDATE runs SET status = 'stopped', config = ?", (cfg,))
-    resumed = gridkit.run(tmp_path / "p.toml", db=str(tmp_path / "b.db"), resume=True)
-    assert resumed["resumed"] and resumed["final_equity"] == whole["final_equity"]
+    sent: list[int] = []
+
+    def stop(done: int, total: int | None) -> None:
+        if done >= 20_000 and not sent:
+            sent.append(done)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    FeatureLog.log = []
+    first = run_pipeline(build("b.db"), stop)
+    assert first["status"] == "stopped" and first["bars_seen"] < whole["bars_seen"]
+    resumed = run_pipeline(build("b.db"), resume=True)
+    assert FeatureLog.log == straight
+    assert resumed["final_equity"] == whole["final_equity"]
     assert outcome(tmp_path / "b.db")[0] == outcome(tmp_path / "a.db")[0]
 
 

@@ -58,6 +58,7 @@ def summarize(run: Any) -> dict[str, Any]:
             "realized": ps.realized, "fees": ps.fees, "funding": ps.funding,
             "buy_fills": ps.buy_fills, "sell_fills": ps.sell_fills,
             "bars_accepted": lr.accepted,
+            "features": dict(lr.ctx.features),  # the last value of each, NaN while warming
             **({"liquidation_price": ps.liquidation_price(acct.cash)}
                if ps.kind != "spot" and not sides else {}),
             **({"hedge": sides} if sides else {}),
