@@ -43,7 +43,14 @@ from gridkit.core.config import (
     optional,
     positive,
 )
-from gridkit.core.errors import ComponentError, ConfigError, DataError, GridkitError, PluginError
+from gridkit.core.errors import (
+    ComponentError,
+    ConfigError,
+    DataError,
+    ExchangeUnreachable,
+    GridkitError,
+    PluginError,
+)
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import (
     Accepted,
@@ -96,6 +103,7 @@ __all__ = [
     "ConfigError",
     "Context",
     "DataError",
+    "ExchangeUnreachable",
     "Executor",
     "Expired",
     "Feature",

@@ -475,6 +475,31 @@ class MarketSection:
                                   "ts,rate, or ccxt JSON); required for a linear market.")
     mark: str = option("", doc="Perpetuals: mark-price file (candles); default: the close.")
 @frozen
+class LiveSection:
+    """The ``[live]`` table: how a paper or live run starts, stays up and reports itself."""
+
+    on_start: Literal["resume", "flatten", "refuse"] = option(
+        "resume",
+        doc="What a live run does with what the exchange holds at start: resume (reconcile "
+            "the journal with the exchange and go on), flatten (cancel every open order of the "
+            "run's symbols and close the position first) or refuse (stop if anything is open).")
+    unknown_orders: Literal["report", "cancel"] = option(
+        "report", doc="Open orders on the exchange that the journal does not know: report "
+                      "them, or cancel them.")
+    unsent: Literal["resend", "drop"] = option(
+        "resend", doc="Orders the journal holds as requested that the exchange never got: "
+                      "send them again (same client order id), or drop them (the strategy sees "
+                      "a rejection).")
+    heartbeat: float = option(30.0, doc="Seconds between heartbeat log lines (0: none).",
+                              validator=non_negative())
+    watchdog: float = option(120.0, doc="Seconds without market data before the watchdog "
+                                        "warns (0: off).", validator=non_negative())
+    grid_quiet: float = option(0.0, doc="Seconds without an order event before the watchdog "
+                                        "says the grid has gone quiet (0: off).",
+                               validator=non_negative())
+
+
+@frozen
 class PluginsSection:
     """The ``[plugins]`` table: distributions this pipeline needs, plugins it switches off."""
 
@@ -510,7 +535,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("store", "store", False, ("sqlite",)),
 )
 SECTION_BY_KEY = {s.key: s for s in SECTIONS}
-TOP_LEVEL = ("pipeline", "plugins", "market", "lanes", *SECTION_BY_KEY)
+TOP_LEVEL = ("pipeline", "plugins", "market", "lanes", "live", *SECTION_BY_KEY)
 #: Sections a ``[lanes."SYMBOL"]`` table may override: each lane has its own of these.
 LANE_SECTIONS = ("source", "validators", "features", "signals", "attention", "regimes",
                  "strategy", "filters", "market")
@@ -545,6 +570,8 @@ class PipelineConfig:
     markets: dict[str, MarketSection] = field(factory=dict)
     #: Per symbol, the component sections its ``[lanes."SYMBOL"]`` table overrides.
     lanes: dict[str, dict[str, list[ComponentSpec]]] = field(factory=dict)
+    #: The ``[live]`` table (defaults when absent); read by paper and live runs.
+    live: LiveSection = field(factory=LiveSection)
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
@@ -578,6 +605,7 @@ def parse_pipeline(text: str, source: str = "<string>",
 
     pipeline = _structure_table(data, "pipeline", PipelineSection, problems, required=True)
     plugins = _structure_table(data, "plugins", PluginsSection, problems) or PluginsSection()
+    live = _structure_table(data, "live", LiveSection, problems) or LiveSection()
 
     components: dict[str, list[ComponentSpec]] = {}
     for section in SECTIONS:
@@ -635,7 +663,8 @@ def parse_pipeline(text: str, source: str = "<string>",
     if problems:
         raise ConfigError(problems, source)
     return PipelineConfig(pipeline, plugins, components, data, source,
-                          base_dir if base_dir is not None else Path.cwd(), markets, lanes)
+                          base_dir if base_dir is not None else Path.cwd(), markets, lanes,
+                          live)
 
 
 def _check_feature_keys(specs: list[ComponentSpec], problems: list[str]) -> None:

@@ -7,7 +7,8 @@ class GridkitError(Exception):
     """Base of every user-facing error; ``str(err)`` is the one line the CLI prints."""
 
     #: Process exit status when this error ends a CLI command. 2 = bad input (usage, config,
-    #: data files, plugins), 1 = a failure while the pipeline was running.
+    #: data files, plugins), 1 = a failure while the pipeline was running, 3 = the exchange
+    #: could not be reached at the start of a paper or live run.
     exit_code: int = 2
 
 
@@ -45,3 +46,10 @@ class ComponentError(GridkitError):
         super().__init__(
             f"{kind} '{name}' (plugin {plugin}) raised{at}: {type(error).__name__}: {error}"
         )
+
+
+class ExchangeUnreachable(GridkitError):
+    """The exchange could not be reached (or refused the API keys) when a paper or live run
+    started: nothing was sent. Exit status 3, so a supervisor can tell it from bad input."""
+
+    exit_code = 3
