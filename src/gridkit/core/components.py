@@ -320,6 +320,22 @@ class Executor(Component):
         """Every order that is accepted or queued and not yet done."""
         raise NotImplementedError
 
+    def reconcile(self, orders: Sequence[Order], filled: Mapping[str, float],
+                  on_start: str = "resume", unknown: str = "report") -> list[Order]:
+        """Bring the executor in line with the journal when a run starts or resumes; return
+        the orders it never got (the engine sends them again, or drops them).
+
+        ``orders`` are the orders the journal holds open (none on a fresh start); ``filled``
+        has an entry for each one the journal knows was accepted: how much of it filled. What
+        happened meanwhile comes back from :meth:`reports`. ``on_start`` and ``unknown`` are
+        ``[live] on_start`` and ``[live] unknown_orders``: a live executor reports (or
+        cancels) open orders on the exchange that are not in ``orders``, and raises a
+        :class:`gridkit.GridkitError` to refuse to start. The default, for simulated
+        executors whose open orders are restored with the run: the orders it does not hold
+        and the journal never saw accepted."""
+        known = {o.id for o in self.open_orders()}
+        return [o for o in orders if o.id not in known and o.id not in filled]
+
 
 class Monitor(Component):
     """Watches the run (metrics, alerts, audit); never changes it."""

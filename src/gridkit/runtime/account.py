@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from attrs import evolve
+
 from gridkit.core.types import Fill, Order
 
 SPOT, LINEAR = "spot", "linear"
@@ -84,7 +86,8 @@ class Account:
     each event's price; keeps the equity peak and the largest drawdown."""
 
     __slots__ = ("_list", "buy_fills", "capital", "cash", "equity", "fees", "funding",
-                 "max_drawdown", "peak", "positions", "quote", "realized", "sell_fills")
+                 "max_drawdown", "other_fees", "peak", "positions", "quote", "realized",
+                 "sell_fills")
 
     def __init__(self, capital: float, quote: str = "") -> None:
         self.capital = capital
@@ -94,6 +97,8 @@ class Account:
         self.positions: dict[str, Position] = {}
         self._list: list[Position] = []
         self.fees = 0.0
+        #: Fees paid in an asset that is neither the quote nor a position's base (BNB).
+        self.other_fees: dict[str, float] = {}
         self.realized = 0.0
         self.funding = 0.0
         self.buy_fills = 0
@@ -120,6 +125,8 @@ class Account:
         """Book one fill of ``symbol``; ``order`` says the position side in hedge mode."""
         side = order.position_side if order is not None else ""
         pos = self.positions.get(_key(symbol, side)) or self.position(symbol, side)
+        if fill.fee_currency and fill.fee_currency != self.quote and pos.kind == SPOT:
+            fill = self._base_fee(pos, fill)
         self.fees += fill.fee
         pos.fees += fill.fee
         if fill.side == "buy":
@@ -133,6 +140,25 @@ class Account:
         else:
             self._linear(pos, fill)
         return pos
+
+    def _base_fee(self, pos: Position, fill: Fill) -> Fill:
+        """A spot fee paid in the base asset (Binance's default on buys), as the same fill with
+        the fee folded into quantity and price, so the account holds what the exchange holds.
+
+        Buying q at p with a fee f in base leaves q - f bought for p * q; selling q with f in
+        base gives up q + f for p * q. The fee's quote value (f * p) is counted in ``fees``.
+        A fee in a third asset (BNB) is not the account's to book: kept in ``other_fees``."""
+        base = pos.symbol.split("/")[0]
+        if fill.fee_currency != base:
+            self.other_fees[fill.fee_currency] = (self.other_fees.get(fill.fee_currency, 0.0)
+                                                  + fill.fee)
+            return evolve(fill, fee=0.0, fee_currency="")
+        qty = fill.qty - fill.fee if fill.side == "buy" else fill.qty + fill.fee
+        value = fill.fee * fill.price
+        self.fees += value
+        pos.fees += value
+        return evolve(fill, qty=qty, price=fill.price * fill.qty / qty, fee=0.0,
+                      fee_currency="")
 
     def _spot(self, pos: Position, fill: Fill) -> None:
         notional = fill.price * fill.qty

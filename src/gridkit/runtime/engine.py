@@ -80,12 +80,13 @@ def run_pipeline(pipeline: Pipeline,
             run.ledger.key = key
             restore(run, data)
             run.resumed = True
-            _resend_unsent(run)
         else:
             run.run_id, key = _guard(pipeline, store, "opening the run", store.open_run,
                                      pipeline.run, pipeline.config.raw)
             run.ledger.key = key
             run.opened = True
+        if resume or pipeline.run.mode != "backtest":
+            _reconcile(run)
         pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,
                                 pipeline=pipeline)
         started = time.perf_counter()
@@ -353,25 +354,64 @@ def _stream(run: Run, lr: LaneRun) -> Iterator[Any]:
     return events
 
 
-def _resend_unsent(run: Run) -> None:
-    """Orders the ledger holds as requested but the executor does not know: the run stopped
-    between committing them and sending them. They go again, with the same client order ids,
-    so an exchange that did take them recognises them (DESIGN.md §11 rule 3)."""
+def _reconcile(run: Run) -> None:
+    """Bring the run in line with the executor (and, live, the exchange) before trading: the
+    orders the journal holds open are looked up; those the executor never got — the run
+    stopped between committing and sending them — go again with the same client order ids,
+    so an exchange that did take them recognises them (DESIGN.md §11 rule 3), or are dropped
+    per ``[live] unsent``. ``[live] on_start`` and ``unknown_orders`` say what to do with
+    what the exchange holds that the journal does not know; ``flatten`` then cancels the
+    journal's open orders and closes its positions."""
     from gridkit.core.types import Rejected
     from gridkit.runtime.apply import apply_reports
 
     p = run.pipeline
-    known = {o.id for o in p.executor.open_orders()}
-    name = p.origin(p.executor)[1].name
-    for oid, state in list(run.ledger.open.items()):
-        if state.status != "new" or oid in known:
+    live = p.config.live
+    states = list(run.ledger.open.values()) if run.resumed else []
+    orders = [s.order for s in states]
+    filled = {s.order.id: s.filled for s in states if s.status != "new"}
+    executor = p.executor
+    unsent = _guard(p, executor, "reconciling with the exchange", executor.reconcile,
+                    orders, filled, live.on_start, live.unknown_orders)
+    name = p.origin(executor)[1].name
+    for order in unsent:
+        lr = run.by_symbol.get(order.symbol, run.lanes[0])
+        if live.unsent == "drop" and p.run.mode != "backtest":
+            apply_reports(run, [Rejected(order.id, lr.ctx.event.ts if lr.ctx.event else 0,
+                                         "not sent before the restart; dropped "
+                                         "([live] unsent = drop)", "engine")])
             continue
-        lr = run.by_symbol.get(state.order.symbol, run.lanes[0])
-        reason = p.executor.submit(state.order, lr.ctx)
+        reason = executor.submit(order, lr.ctx)
         if reason is not None:
-            apply_reports(run, [Rejected(oid, state.ts, reason, name)])
+            apply_reports(run, [Rejected(order.id, 0, reason, name)])
     for lr in run.lanes:
-        apply_reports(run, p.executor.reports(None, lr.lane.symbol))
+        apply_reports(run, executor.reports(None, lr.lane.symbol))
+    if live.on_start == "flatten" and p.run.mode != "backtest":
+        _flatten(run)
+
+
+def _flatten(run: Run) -> None:
+    """``[live] on_start = "flatten"``: cancel every order the journal holds open and close
+    every position it holds, with market orders, before the strategy starts afresh."""
+    from gridkit.core.types import Cancel
+    from gridkit.runtime.apply import execute
+
+    for oid, state in list(run.ledger.open.items()):
+        lr = run.by_symbol.get(state.order.symbol, run.lanes[0])
+        lr.actions.append(Cancel(oid))
+    for lr in run.lanes:
+        for pos in run.account.positions.values():
+            if pos.symbol != lr.lane.symbol or abs(pos.qty) <= 1e-12:
+                continue
+            side = "sell" if pos.qty > 0 else "buy"
+            price = pos.avg_price or 0.0
+            lr.actions.append(lr.ctx.order(side, abs(pos.qty), price, kind="market",
+                                           reduce_only=pos.kind != "spot",
+                                           position_side=pos.side))
+        if lr.actions:
+            execute(run, lr, (), 0)
+    for lr in run.lanes:  # a fresh start: the strategy lays its grid again
+        lr.started = False
 
 
 # --- one lane's stages -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""Built-in executors: ``simulated``, the bar fill model of DESIGN.md §6 (:mod:`.bars`), and
-``simulated-trades``, fills from trade prints (:mod:`.trades`); what they share is in
-:mod:`.base`."""
+"""Built-in executors: ``simulated``, the bar fill model of DESIGN.md §6 (:mod:`.bars`),
+``simulated-trades``, fills from trade prints (:mod:`.trades`), and ``ccxt``, real orders on
+an exchange (:mod:`.ccxt_live`, which imports ccxt only when a run uses it); what the
+simulated ones share is in :mod:`.base`."""
 
 from __future__ import annotations
 
@@ -8,13 +9,15 @@ from typing import Any
 
 from gridkit.core.hookspecs import hookimpl
 from gridkit.plugins.executors.bars import SimulatedExecutor
+from gridkit.plugins.executors.ccxt_live import CcxtExecutor
 from gridkit.plugins.executors.base import SimulatedBase
 from gridkit.plugins.executors.trades import SimulatedTradesExecutor
 
-__all__ = ["SimulatedBase", "SimulatedExecutor", "SimulatedTradesExecutor"]
+__all__ = ["CcxtExecutor", "SimulatedBase", "SimulatedExecutor", "SimulatedTradesExecutor"]
 
 
 @hookimpl
 def gridkit_register_executors(register: Any) -> None:
     register(SimulatedExecutor)
     register(SimulatedTradesExecutor)
+    register(CcxtExecutor)

@@ -1,0 +1,766 @@
+"""Built-in executor ``ccxt``: real orders on any ccxt exchange, reported back as the kernel's
+reports, without ever losing or duplicating one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from attrs import frozen
+
+from gridkit.core.components import Executor
+from gridkit.core.config import at_least, non_negative, option, positive
+from gridkit.core.errors import ConfigError, ExchangeUnreachable, GridkitError
+from gridkit.core.types import (
+    Accepted,
+    Cancelled,
+    Expired,
+    Fill,
+    Order,
+    Rejected,
+)
+from gridkit.runtime.context import Context, RunInfo
+
+log = logging.getLogger("gridkit.executor")
+
+#: ccxt order statuses that end an order.
+_DONE = ("closed", "canceled", "cancelled", "expired", "rejected")
+#: A fill within this share of the order's quantity of filling it fills it (float residue).
+_RESIDUE = 1e-9
+
+
+class _Tracked:
+    """One order of this run as the exchange has shown it so far."""
+
+    __slots__ = ("done", "filled", "order", "reported_open", "symbol", "terminal", "trades",
+                 "xid")
+
+    def __init__(self, order: Order, symbol: str) -> None:
+        self.order = order
+        self.symbol = symbol
+        #: The exchange's order id, once known.
+        self.xid: str | None = None
+        #: Quantity reported filled so far (the sum of the Fill reports given).
+        self.filled = 0.0
+        #: Exchange trade ids already reported.
+        self.trades: set[str] = set()
+        self.reported_open = False
+        #: A terminal report waiting for fills the exchange has but we have not seen yet:
+        #: (report, the exchange's filled quantity).
+        self.terminal: tuple[Any, float] | None = None
+        self.done = False
+
+
+def _check_keys(_instance: Any, attribute: Any, value: str) -> None:
+    if value not in ("env", "keyring") and not value.startswith("file:"):
+        from gridkit.core.config import OptionError
+
+        raise OptionError(attribute.name, f"expected 'env', 'keyring' or 'file:PATH', got "
+                                          f"{value!r}")
+
+
+class CcxtExecutor(Executor):
+    """Live orders on any ccxt exchange (ccxt.pro), with reports from its user-data stream.
+
+    **Sending.** Orders go out on the run's event loop, in the order the strategy made them,
+    each with its client order id (``newClientOrderId`` on Binance), so the exchange itself
+    refuses a duplicate. Where the exchange has ``createOrders`` (Binance USDT-M), orders
+    decided together go in batches of up to ``batch`` orders. ccxt's rate limiter spaces the
+    requests. Limit (GTC, IOC, FOK, post-only), market, stop and stop-limit orders,
+    reduce-only and hedge-mode ``positionSide`` map to ccxt's unified parameters.
+
+    ``placement = "smart"`` (seed 000) sends a GTC limit order as post-only when its price is
+    on its own side of the spread (a buy below the best ask), and as IOC when it would cross,
+    so a grid order is a maker or trades at once, never a surprise taker resting half-filled.
+
+    **Retrying without duplicates.** A request that fails on the network (timeout, 5xx, a
+    dropped connection, 429/418 with ``Retry-After``) is retried with capped exponential
+    backoff and jitter, up to ``retries`` times — and before each retry of a create the order
+    is looked up by its client order id: if the exchange took it, the order is adopted, not
+    sent twice. An order still in doubt after the retries is looked up again on every poll
+    until the exchange answers. Refusals (insufficient balance, post-only would cross, min
+    notional, price or lot filter) become :class:`gridkit.Rejected` reports with the
+    exchange's message, which the strategy sees in ``on_rejected``.
+
+    **Hearing back.** Fills come from ``watch_my_trades`` (one report per exchange trade,
+    de-duplicated by trade id, with its real price, fee and fee currency), order states from
+    ``watch_orders``. While that user-data stream is down, and every ``poll`` seconds anyway
+    as a safety net, open orders and recent trades are fetched over REST
+    (``fetch_open_orders``, ``fetch_my_trades``, ``fetch_order``) and go through the same
+    de-duplication. A terminal state (cancelled, expired) is reported only after every fill
+    the exchange counted for the order.
+
+    **Starting.** ``setup`` loads the markets and the balance: an exchange that cannot be
+    reached, or refuses the keys, stops the run with exit status 3 before anything is sent.
+    :meth:`reconcile` compares the journal with the exchange (see ``[live]`` in
+    pipeline.toml). API keys come from ``keys``: ``env``, ``keyring`` or ``file:PATH`` (an
+    encrypted file), never from pipeline.toml.
+    """
+
+    name = "ccxt"
+    live = True
+
+    @frozen
+    class Config:
+        exchange: str = option(doc="ccxt exchange id, e.g. 'binance' or 'binanceusdm'.")
+        keys: str = option("env", doc="Where the API keys come from: env, keyring or "
+                                      "file:PATH (encrypted).", validator=_check_keys)
+        placement: Literal["as-is", "smart"] = option(
+            "as-is", doc="as-is, or smart: post-only when passive, IOC when it would cross.")
+        batch: int = option(5, doc="Orders per createOrders request where the exchange has "
+                                   "it (1: one request per order).", validator=at_least(1))
+        retries: int = option(6, doc="Retries of a request that failed on the network.",
+                              validator=non_negative())
+        backoff: float = option(0.5, doc="Seconds before the first retry; doubled each time.",
+                                validator=non_negative())
+        max_backoff: float = option(30.0, doc="Longest wait between retries, in seconds.",
+                                    validator=positive())
+        poll: float = option(5.0, doc="Seconds between REST checks of open orders and "
+                                      "trades (the fallback while the user stream is down).",
+                             validator=positive())
+        timeout: float = option(10.0, doc="Seconds before a request times out.",
+                                validator=positive())
+        url: str | None = option(None, doc="Base URL replacing the host of every API URL "
+                                           "(a local exchange, a proxy).")
+        urls: dict[str, Any] = option(factory=dict, doc="Entries merged into the exchange's "
+                                                        "``urls['api']``.")
+        options: dict[str, Any] = option(factory=dict, doc="ccxt exchange options to set.")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.ex: Any = None
+        self.aio: Any = None
+        self.mode = ""
+        self.quote = ""
+        self.orders: dict[str, _Tracked] = {}
+        self.by_xid: dict[str, str] = {}
+        self.out: dict[str, list[Any]] = {}
+        self.outbox: list[tuple[Order, str]] = []
+        self.cancels: list[tuple[str, str]] = []
+        self.flusher: Any = None
+        self.doubt: set[str] = set()
+        #: Why the user-data stream is down, or None while it is up.
+        self.stream_down: str | None = "not started"
+        self.balances: dict[str, float] = {}
+        #: Open orders on the exchange that this run did not send: (symbol, client id, id).
+        self.unknown: list[tuple[str, str, str]] = []
+        self.counts = {"sent": 0, "batches": 0, "retries": 0, "adopted_after_retry": 0,
+                       "rejected": 0, "fills": 0, "cancels": 0, "polls": 0,
+                       "stream_errors": 0, "unknown_orders": 0, "unknown_cancelled": 0,
+                       "fills_while_away": 0, "resent": 0}
+        self.last_error: str | None = None
+        self._symbols: tuple[str, ...] = ()
+        self._since: dict[str, int] = {}
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    def validate(self, run: RunInfo) -> None:
+        if run.mode != "live":
+            raise ConfigError(f"executor 'ccxt' sends real orders: it runs only with mode = "
+                              f"\"live\" (this pipeline's mode is {run.mode!r}; paper runs use "
+                              f"the 'paper' executor)")
+        import ccxt.pro
+
+        if self.config.exchange not in ccxt.pro.exchanges:
+            raise ConfigError(f"ccxt.pro has no exchange {self.config.exchange!r}")
+
+    def setup(self, run: RunInfo) -> None:
+        from gridkit.plugins.ccxt_sources import _Tasks
+
+        self.mode = run.mode
+        self._symbols = run.symbols or (run.symbol,)
+        self.quote = run.symbol.split("/")[-1].split(":")[0]
+        self.aio = _Tasks(run.loop)
+        self.aio.run(self._open())
+
+    def close(self) -> None:
+        aio, self.aio = self.aio, None
+        if aio is None:
+            return
+        try:
+            if not aio.loop.is_closed() and not aio.loop.is_running():
+                for task in list(aio.pending()):
+                    task.cancel()
+                if self.ex is not None:
+                    aio.run(asyncio.wait_for(self._close_exchange(), 5))
+        finally:
+            aio.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts, "in_doubt": len(self.doubt), "stream_down": self.stream_down,
+                "last_error": self.last_error,
+                "unknown": [f"{s} {cid or xid}" for s, cid, xid in self.unknown]}
+
+    def snapshot(self) -> Any:
+        # What the exchange said is in the ledger; this only keeps where trade polling left
+        # off, so a resume asks for the trades since then.
+        return {"since": dict(self._since)}
+
+    def restore(self, state: Any) -> None:
+        self._since = dict(state.get("since", {})) if isinstance(state, dict) else {}
+
+    async def _open(self) -> None:
+        import ccxt.pro
+
+        from gridkit.credentials import load_credentials
+        from gridkit.plugins.ccxt_sources import make_exchange, one_line
+
+        c = self.config
+        creds = load_credentials(c.keys, c.exchange)
+        self.ex = ex = make_exchange(ccxt.pro, c.exchange, self._symbols[0], url=c.url,
+                                     urls=c.urls, options=c.options,
+                                     timeout_ms=int(c.timeout * 1000))
+        ex.apiKey, ex.secret = creds.api_key, creds.secret
+        if getattr(creds, "password", None):
+            ex.password = creds.password
+        try:
+            await ex.load_markets()
+            missing = [s for s in self._symbols if s not in ex.markets]
+            if missing:
+                raise ConfigError(f"{c.exchange} has no market {missing[0]!r}")
+            await self._refresh_balance()
+        except GridkitError:
+            await self._close_exchange()
+            raise
+        except ccxt.pro.AuthenticationError as err:
+            await self._close_exchange()
+            raise ExchangeUnreachable(f"{c.exchange} refused the API keys: "
+                                      f"{type(err).__name__}: {one_line(err)}") from None
+        except ccxt.pro.BaseError as err:
+            await self._close_exchange()
+            raise ExchangeUnreachable(f"{c.exchange} could not be reached: "
+                                      f"{type(err).__name__}: {one_line(err)}") from None
+        for s in self._symbols:
+            self.out.setdefault(s, [])
+        self.aio.spawn(self._watch("orders"))
+        self.aio.spawn(self._watch("trades"))
+        self.aio.spawn(self._poll_loop())
+
+    async def _close_exchange(self) -> None:
+        ex = self.ex
+        if ex is not None:
+            with contextlib.suppress(Exception):  # closing must not hide the run's result
+                await ex.close()
+
+    async def _refresh_balance(self) -> None:
+        bal = await self.ex.fetch_balance()
+        total = bal.get("total") or {}
+        self.balances = {k: float(v) for k, v in total.items() if v}
+
+    # --- the Executor contract ------------------------------------------------------------
+
+    def submit(self, order: Order, ctx: Context) -> str | None:
+        symbol = order.symbol or ctx.symbol
+        if symbol not in self.out:
+            return f"{symbol} is not a market of this run"
+        self.orders[order.id] = _Tracked(order, symbol)
+        self.outbox.append((order, symbol))
+        self._kick()
+        return None
+
+    def cancel(self, order_id: str, ctx: Context) -> str | None:
+        t = self.orders.get(order_id)
+        if t is None or t.done:
+            return "not open"
+        self.cancels.append((order_id, t.symbol))
+        self._kick()
+        return None
+
+    def reports(self, event: Any, symbol: str) -> list[Any]:
+        got = self.out.get(symbol)
+        if not got:
+            return []
+        self.out[symbol] = []
+        return got
+
+    def open_orders(self) -> list[Order]:
+        return [t.order for t in self.orders.values() if not t.done]
+
+    # --- reconciliation -------------------------------------------------------------------
+
+    def reconcile(self, orders: Sequence[Order], filled: Mapping[str, float],
+                  on_start: str = "resume", unknown: str = "report") -> list[Order]:
+        """Bring the run in line with the exchange at start: ``orders`` are what the journal
+        holds open and ``filled`` how much of each it knows filled. Each is looked up by its
+        client order id; what happened while the bot was away comes back as reports. Returns
+        the orders the exchange never got. Open orders of the run's symbols that the journal
+        does not know are reported (``unknown_orders``), and cancelled if ``unknown`` is
+        ``cancel`` or ``on_start`` is ``flatten``; with ``refuse`` they stop the run."""
+        return self.aio.run(self._reconcile(orders, filled, on_start, unknown))  # type: ignore[no-any-return]
+
+    async def _reconcile(self, orders: Sequence[Order], filled: Mapping[str, float],
+                         on_start: str, unknown: str) -> list[Order]:
+        import ccxt.pro
+
+        never: list[Order] = []
+        for order in orders:
+            symbol = order.symbol or self._symbols[0]
+            t = self.orders[order.id] = _Tracked(order, symbol)
+            t.filled = filled.get(order.id, 0.0)
+            # Accepted once: the journal has it if the order is in ``filled``.
+            t.reported_open = order.id in filled
+            try:
+                info = await self._retrying(self._fetch_by_cid, order.id, symbol)
+            except ccxt.pro.OrderNotFound:
+                del self.orders[order.id]
+                never.append(order)
+                continue
+            await self._adopt(t, info, away=True)
+        known = {t.xid for t in self.orders.values() if t.xid}
+        for symbol in self._symbols:
+            for o in await self._retrying(self.ex.fetch_open_orders, symbol):
+                xid, cid = str(o.get("id")), o.get("clientOrderId") or ""
+                if xid in known:
+                    continue
+                self.unknown.append((symbol, cid, xid))
+                self.counts["unknown_orders"] += 1
+                log.warning("unknown order on the exchange: %s %s %s %s at %s (client id %s)",
+                            symbol, o.get("side"), o.get("amount"), o.get("type"),
+                            o.get("price"), cid or "-",
+                            extra={"symbol": symbol, "order_id": cid, "exchange_id": xid})
+        if self.unknown and on_start == "refuse":
+            s, cid, xid = self.unknown[0]
+            raise GridkitError(f"refusing to start: {len(self.unknown)} open order(s) on "
+                               f"{self.config.exchange} that the journal does not know (first: "
+                               f"{s} {cid or xid}); [live] on_start = \"refuse\"")
+        if self.unknown and (unknown == "cancel" or on_start == "flatten"):
+            for s, _cid, xid in self.unknown:
+                try:
+                    await self._retrying(self.ex.cancel_order, xid, s)
+                    self.counts["unknown_cancelled"] += 1
+                except ccxt.pro.OrderNotFound:
+                    pass
+        return never
+
+    async def _adopt(self, t: _Tracked, info: Mapping[str, Any], away: bool = False) -> None:
+        """Take over an order the exchange has: its fills since we last knew, and its state."""
+        t.xid = str(info.get("id"))
+        self.by_xid[t.xid] = t.order.id
+        if not t.reported_open:
+            t.reported_open = True
+            self._emit(t.symbol, Accepted(t.order.id, _ts(info)))
+        got = float(info.get("filled") or 0.0)
+        before = self.counts["fills"]
+        for trade in info.get("trades") or ():  # a FULL create response carries its fills
+            if trade.get("id") is not None:
+                self._on_trade(dict(trade, order=t.xid))
+        if got > t.filled + _RESIDUE * t.order.qty:
+            for trade in await self._retrying(self.ex.fetch_my_trades, t.symbol, None, None,
+                                              {"orderId": t.xid}):
+                self._on_trade(trade)
+        if away:
+            self.counts["fills_while_away"] += self.counts["fills"] - before
+        self._on_order(info)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self.flusher is None or self.flusher.done():
+            self.flusher = self.aio.spawn(self._flush())
+
+    async def _flush(self) -> None:
+        while self.outbox or self.cancels:
+            orders, self.outbox = self.outbox, []
+            cancels, self.cancels = self.cancels, []
+            batchable = self.config.batch > 1 and self.ex.has.get("createOrders")
+            by_symbol: dict[str, list[Order]] = {}
+            for order, symbol in orders:
+                by_symbol.setdefault(symbol, []).append(order)
+            for symbol, group in by_symbol.items():
+                if batchable and len(group) > 1:
+                    for i in range(0, len(group), self.config.batch):
+                        await self._create_batch(group[i:i + self.config.batch], symbol)
+                else:
+                    for order in group:
+                        await self._create(order, symbol)
+            for oid, symbol in cancels:
+                await self._cancel(oid, symbol)
+
+    def _request(self, order: Order, symbol: str) -> dict[str, Any]:
+        """ccxt's unified create-order arguments for ``order``."""
+        kind, tif, params = order.kind, order.tif, {"clientOrderId": order.id}
+        if self.config.placement == "smart" and kind == "limit" and tif == "GTC":
+            tif = "IOC" if self._crosses(order, symbol) else "PO"
+        ctype = "limit"
+        if kind == "market":
+            ctype = "market"
+        elif kind in ("stop", "stop_limit"):
+            ctype = "market" if kind == "stop" else "limit"
+            params["triggerPrice"] = order.stop_price
+        if kind != "market":
+            if tif == "PO":
+                params["postOnly"] = True
+            elif tif in ("IOC", "FOK"):
+                params["timeInForce"] = tif
+        if order.reduce_only:
+            params["reduceOnly"] = True
+        if order.position_side:
+            params["positionSide"] = order.position_side.upper()
+        price = None if ctype == "market" else order.price
+        return {"symbol": symbol, "type": ctype, "side": order.side, "amount": order.qty,
+                "price": price, "params": params}
+
+    def _crosses(self, order: Order, symbol: str) -> bool:
+        book = getattr(self.ex, "orderbooks", {}).get(symbol) if self.ex else None
+        ticker = (getattr(self.ex, "tickers", None) or {}).get(symbol) or {}
+        bid = ask = math.nan
+        if book is not None and book.get("bids") and book.get("asks"):
+            bid, ask = book["bids"][0][0], book["asks"][0][0]
+        elif ticker:
+            bid, ask = ticker.get("bid") or math.nan, ticker.get("ask") or math.nan
+        if order.side == "buy":
+            return not math.isnan(ask) and order.price >= ask
+        return not math.isnan(bid) and order.price <= bid
+
+    async def _create(self, order: Order, symbol: str) -> None:
+        import ccxt.pro
+
+        req = self._request(order, symbol)
+        self.counts["sent"] += 1
+        try:
+            info = await self._retrying(
+                self.ex.create_order, req["symbol"], req["type"], req["side"],
+                req["amount"], req["price"], req["params"], lookup=(order.id, symbol))
+        except ccxt.pro.NetworkError as err:
+            self._in_doubt(order.id, err)
+            return
+        except ccxt.pro.BaseError as err:
+            self._refused(order, symbol, err)
+            return
+        await self._adopt(self.orders[order.id], info)
+
+    async def _create_batch(self, group: list[Order], symbol: str) -> None:
+        import ccxt.pro
+
+        reqs = [self._request(o, symbol) for o in group]
+        self.counts["sent"] += len(group)
+        self.counts["batches"] += 1
+        try:
+            got = await self.ex.create_orders(
+                [{k: r[k] for k in ("symbol", "type", "side", "amount", "price", "params")}
+                 for r in reqs])
+        except ccxt.pro.NetworkError:
+            # Some of the batch may have been taken: one by one, each looked up first.
+            for order in group:
+                await self._create(order, symbol)
+            return
+        except ccxt.pro.BaseError as err:
+            for order in group:
+                self._refused(order, symbol, err)
+            return
+        for order, info in zip(group, got, strict=False):
+            status = info.get("status")
+            if info.get("id") is None and status in (None, "rejected"):
+                msg = (info.get("info") or {}).get("msg") or "refused by the exchange"
+                self._refused(order, symbol, ccxt.pro.InvalidOrder(msg))
+            else:
+                await self._adopt(self.orders[order.id], info)
+
+    async def _cancel(self, oid: str, symbol: str) -> None:
+        import ccxt.pro
+
+        t = self.orders.get(oid)
+        if t is None or t.done:
+            return
+        self.counts["cancels"] += 1
+        try:
+            info = await self._retrying(self.ex.cancel_order, t.xid or None, symbol,
+                                        {"clientOrderId": oid})
+        except ccxt.pro.OrderNotFound:
+            # Filled or ended meanwhile: what the exchange has is the truth.
+            try:
+                info = await self._retrying(self._fetch_by_cid, oid, symbol)
+            except ccxt.pro.OrderNotFound:
+                if oid in self.doubt:
+                    return  # never reached the exchange; the poll settles it
+                self._emit(symbol, Cancelled(oid, _now(), "requested"))
+                t.done = True
+                return
+            except ccxt.pro.BaseError as err:
+                self._note(err)
+                return
+            await self._adopt(t, info)
+            return
+        except ccxt.pro.BaseError as err:
+            self._note(err)  # still open; the strategy may ask again
+            return
+        await self._adopt(t, info)
+        if not t.done and (info.get("status") in _DONE or not info.get("status")):
+            self._finish(t, Cancelled(oid, _ts(info), "requested"),
+                         float(info.get("filled") or t.filled))
+
+    async def _fetch_by_cid(self, cid: str, symbol: str) -> Any:
+        return await self.ex.fetch_order(None, symbol, {"clientOrderId": cid})
+
+    async def _retrying(self, fn: Any, *args: Any, lookup: tuple[str, str] | None = None
+                        ) -> Any:
+        """``fn(*args)``, retried on network errors with capped exponential backoff and
+        jitter (``Retry-After`` honoured). With ``lookup`` (a create), each retry first asks
+        the exchange for the order by its client id, and adopts it if it was taken."""
+        import ccxt.pro
+
+        from gridkit.plugins.ccxt_sources import _retry_after
+
+        c = self.config
+        attempt = 0
+        while True:
+            try:
+                return await fn(*args)
+            except ccxt.pro.NetworkError as err:
+                attempt += 1
+                self._note(err)
+                if attempt > c.retries:
+                    raise
+                self.counts["retries"] += 1
+                wait = min(c.backoff * 2 ** (attempt - 1), c.max_backoff)
+                wait = max(wait * (0.5 + random.random() / 2), _retry_after(self.ex))
+                log.warning("request failed, retry %d in %.1fs: %s", attempt, wait,
+                            self.last_error, extra={"attempt": attempt, "delay": wait})
+                await asyncio.sleep(wait)
+                if lookup is not None:
+                    try:
+                        found = await self._fetch_by_cid(*lookup)
+                    except ccxt.pro.OrderNotFound:
+                        continue  # not taken: sending it again cannot duplicate it
+                    except ccxt.pro.NetworkError:
+                        continue  # the create retries; the exchange refuses a duplicate id
+                    self.counts["adopted_after_retry"] += 1
+                    return found
+
+    def _in_doubt(self, oid: str, err: BaseException) -> None:
+        """The exchange did not answer: the order may or may not be there. Never guessed:
+        the poll asks by client id until it knows."""
+        self.doubt.add(oid)
+        log.warning("order %s in doubt after %d retries: %s", oid, self.config.retries,
+                    self.last_error, extra={"order_id": oid})
+
+    def _refused(self, order: Order, symbol: str, err: BaseException) -> None:
+        from gridkit.plugins.ccxt_sources import one_line
+
+        self.counts["rejected"] += 1
+        t = self.orders.get(order.id)
+        if t is not None:
+            t.done = True
+        self._emit(symbol, Rejected(order.id, _now(), _reason(err, one_line), self.name))
+
+    def _note(self, err: BaseException) -> None:
+        from gridkit.plugins.ccxt_sources import one_line
+
+        self.last_error = f"{type(err).__name__}: {one_line(err, 160)}"
+
+    # --- hearing back ---------------------------------------------------------------------
+
+    def _emit(self, symbol: str, report: Any) -> None:
+        self.out.setdefault(symbol, []).append(report)
+
+    def _tracked(self, info: Mapping[str, Any]) -> _Tracked | None:
+        cid = info.get("clientOrderId")
+        if cid and cid in self.orders:
+            return self.orders[cid]
+        xid = info.get("id") if "order" not in info else info.get("order")
+        oid = self.by_xid.get(str(xid)) if xid is not None else None
+        return self.orders.get(oid) if oid is not None else None
+
+    def _on_trade(self, trade: Mapping[str, Any]) -> None:
+        """One exchange trade of ours: a Fill report, once."""
+        xid = str(trade.get("order"))
+        oid = self.by_xid.get(xid)
+        if oid is None:
+            info = trade.get("info") or {}
+            cid = info.get("c") or (info.get("o") or {}).get("c") \
+                if isinstance(info, Mapping) else None
+            oid = cid if cid in self.orders else None
+        t = self.orders.get(oid) if oid is not None else None
+        if t is None:
+            return
+        tid = str(trade.get("id"))
+        if tid in t.trades:
+            return
+        t.trades.add(tid)
+        if t.xid is None:
+            t.xid = xid
+            self.by_xid[xid] = t.order.id
+        qty = float(trade["amount"])
+        t.filled += qty
+        remaining = max(t.order.qty - t.filled, 0.0)
+        if remaining <= _RESIDUE * t.order.qty:
+            remaining = 0.0
+        fee = trade.get("fee") or {}
+        currency = fee.get("currency") or ""
+        ts = _ts(trade)
+        if not t.reported_open:
+            t.reported_open = True
+            self._emit(t.symbol, Accepted(t.order.id, ts))
+        self._emit(t.symbol, Fill(
+            t.order.id, ts, t.order.side, qty, float(trade["price"]),
+            float(fee.get("cost") or 0.0),
+            "maker" if trade.get("takerOrMaker") == "maker" else "taker", t.order.tag,
+            t.order.symbol, remaining, "" if currency == self.quote else currency))
+        self.counts["fills"] += 1
+        self._since[t.symbol] = max(self._since.get(t.symbol, 0), ts)
+        if remaining == 0.0:
+            t.done = True
+        elif t.terminal is not None and t.filled >= t.terminal[1] - _RESIDUE * t.order.qty:
+            report, _ = t.terminal
+            t.terminal = None
+            t.done = True
+            self._emit(t.symbol, report)
+
+    def _on_order(self, info: Mapping[str, Any]) -> None:
+        """An order update (stream or REST): Accepted once, then its end once."""
+        t = self._tracked(info)
+        if t is None or t.done:
+            return
+        if t.xid is None and info.get("id") is not None:
+            t.xid = str(info["id"])
+            self.by_xid[t.xid] = t.order.id
+        self.doubt.discard(t.order.id)
+        status = info.get("status")
+        ts = _ts(info)
+        if not t.reported_open and status is not None and status != "rejected":
+            t.reported_open = True
+            self._emit(t.symbol, Accepted(t.order.id, ts))
+        if status in ("canceled", "cancelled"):
+            self._finish(t, Cancelled(t.order.id, ts, "requested"), float(info.get("filled") or 0))
+        elif status == "expired":
+            self._finish(t, Expired(t.order.id, ts, "expired by the exchange"),
+                         float(info.get("filled") or 0))
+        elif status == "rejected":
+            t.done = True
+            self._emit(t.symbol, Rejected(t.order.id, ts, "rejected by the exchange",
+                                          self.name))
+
+    def _finish(self, t: _Tracked, report: Any, exchange_filled: float) -> None:
+        if t.done:
+            return
+        if exchange_filled > t.filled + _RESIDUE * t.order.qty:
+            t.terminal = (report, exchange_filled)  # after the fills still on their way
+            self.aio.spawn(self._catch_up(t))
+            return
+        t.done = True
+        self._emit(t.symbol, report)
+
+    async def _catch_up(self, t: _Tracked) -> None:
+        """Fetch the trades of an order that ended with fills we have not heard of yet."""
+        await asyncio.sleep(0.5)  # the stream usually brings them first
+        if t.terminal is None or t.done:
+            return
+        try:
+            for trade in await self._retrying(self.ex.fetch_my_trades, t.symbol, None, None,
+                                              {"orderId": t.xid}):
+                self._on_trade(trade)
+        except Exception as err:  # the next poll tries again
+            self._note(err)
+
+    async def _watch(self, what: str) -> None:
+        """The user-data stream: ``watch_orders`` or ``watch_my_trades``, reconnecting
+        forever; while it is down the poll loop is the fallback."""
+        from gridkit.plugins.ccxt_sources import one_line
+
+        c = self.config
+        failures = 0
+        fn = self.ex.watch_orders if what == "orders" else self.ex.watch_my_trades
+        while True:
+            try:
+                got = await fn()
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
+                failures += 1
+                self.counts["stream_errors"] += 1
+                self.stream_down = f"user stream {what}: {type(err).__name__}: " \
+                                   f"{one_line(err, 120)}"
+                wait = min(c.backoff * 2 ** min(failures - 1, 16), c.max_backoff)
+                log.warning("user-data stream down (%s), reconnecting in %.1fs",
+                            self.stream_down, wait,
+                            extra={"stream": what, "attempt": failures, "delay": wait})
+                await asyncio.sleep(wait * (0.5 + random.random() / 2))
+                continue
+            if failures or self.stream_down:
+                if self.stream_down and self.stream_down != "not started":
+                    log.info("user-data stream %s back", what, extra={"stream": what})
+                    self.aio.spawn(self._poll_once())  # what was missed while it was down
+                self.stream_down = None
+                failures = 0
+            for item in got:
+                if what == "orders":
+                    self._on_order(item)
+                else:
+                    self._on_trade(item)
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.poll)
+            await self._poll_once()
+
+    async def _poll_once(self) -> None:
+        """Open orders, recent trades and orders in doubt over REST, through the same
+        de-duplication as the stream."""
+        import ccxt.pro
+
+        self.counts["polls"] += 1
+        try:
+            for oid in list(self.doubt):
+                t = self.orders.get(oid)
+                if t is None:
+                    self.doubt.discard(oid)
+                    continue
+                try:
+                    info = await self._fetch_by_cid(oid, t.symbol)
+                except ccxt.pro.OrderNotFound:
+                    # Never taken: the order goes again with the same client id (the
+                    # exchange refuses a duplicate if it did take it in between).
+                    self.doubt.discard(oid)
+                    self.counts["resent"] += 1
+                    await self._create(t.order, t.symbol)
+                    continue
+                self.doubt.discard(oid)
+                await self._adopt(t, info)
+            live = [t for t in self.orders.values() if not t.done and t.xid]
+            for symbol in {t.symbol for t in live}:
+                since = self._since.get(symbol)
+                for trade in await self.ex.fetch_my_trades(symbol, since):
+                    self._on_trade(trade)
+                open_now = {str(o.get("id")) for o in await self.ex.fetch_open_orders(symbol)}
+                for t in live:
+                    if t.symbol == symbol and t.xid not in open_now and not t.done:
+                        await self._adopt(t, await self.ex.fetch_order(t.xid, symbol))
+        except ccxt.pro.BaseError as err:
+            self._note(err)
+
+
+def _ts(info: Mapping[str, Any]) -> int:
+    ts = info.get("timestamp") or info.get("lastUpdateTimestamp") or info.get("lastTradeTimestamp")
+    return int(ts) if ts else _now()
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
+
+
+def _reason(err: BaseException, one_line: Any) -> str:
+    """A stable refusal reason (the summary groups by it): the exchange's message without
+    the exchange id prefix ccxt adds."""
+    text = one_line(err, 200)
+    if text.startswith("{"):
+        import json
+
+        try:
+            return str(json.loads(text).get("msg") or text)
+        except ValueError:
+            pass
+    _, _, rest = text.partition(" ")
+    if rest.startswith("{"):
+        try:
+            import json
+
+            return str(json.loads(rest).get("msg") or rest)
+        except ValueError:
+            return rest
+    return text
