@@ -299,8 +299,46 @@ def test_a_paper_run_logs_one_line_per_order_event(host: PluginHost,
     assert (asked["side"], asked["qty"]) == (first["side"], first["qty"])
     beats = [r for r in records if r.get("event") == "heartbeat"]
     assert beats and beats[-1]["symbols"]["BTC/USDT"]["open_orders"] >= 0
+    # The summary keeps the last heartbeat's figures.
+    assert summary["heartbeat"]["events"] == beats[-1]["events"]
+    assert summary["heartbeat"]["symbols"] == beats[-1]["symbols"]
+
+
+def test_a_run_records_its_error_redacted(host: PluginHost, lines: io.StringIO) -> None:
+    class Leaky(gridkit.Strategy):
+        """A strategy whose error message carries a secret (as an exchange error might)."""
+
+        name = "leaky"
+
+        def start(self, ctx: gridkit.Context) -> list[Any]:
+            raise RuntimeError(f"exchange said: invalid key {SECRET}")
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_strategies(register: Any) -> None:
+            register(Leaky)
+
+    host.register(Plugin, "leaky-test")
+    register_secret(SECRET)
+    text = PAPER.split("[strategy]")[0] + '[strategy]\nuse = "leaky"\n'
+    finished: list[dict[str, Any]] = []
+
+    class Watch:
+        @staticmethod
+        @hookimpl
+        def gridkit_run_finished(pipeline: Any, summary: dict[str, Any]) -> None:
+            finished.append(summary)
+
+    host.register(Watch, "watch-test")
+    with pytest.raises(gridkit.ComponentError):
+        run_pipeline(build_pipeline(parse_pipeline(text), host))
+    (summary,) = finished
+    assert summary["status"] == "failed"
+    assert "invalid key ***" in summary["error"] and SECRET not in summary["error"]
 
 
 def test_a_backtest_logs_nothing(lines: io.StringIO) -> None:
-    run_pipeline(build_pipeline(parse_pipeline(BACKTEST)))
+    summary = run_pipeline(build_pipeline(parse_pipeline(BACKTEST)))
     assert lines.getvalue() == ""
+    assert summary["heartbeat"] is None

@@ -96,7 +96,8 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``2024-05-19T12:00:00.123Z INFO    gridkit.orders: fill BTC/USDT buy ...``"""
+    """One line a person reads: time (UTC), level, logger and message, such as
+    ``2024-05-19T12:00:00.123Z INFO    gridkit.orders: fill: BTC/USDT buy ...``."""
 
     def format(self, record: logging.LogRecord) -> str:
         """The record as one line of text (and its traceback after it, if any)."""
