@@ -246,10 +246,61 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def _load(path: str, db: str | None = None) -> Any:
-    from gridkit.core.config import load_pipeline
     from gridkit.runtime.engine import build_pipeline
 
-    return build_pipeline(load_pipeline(path), store_path=db)
+    return build_pipeline(_config(path), store_path=db)
+
+
+def _config(path: str) -> Any:
+    """The parsed pipeline file, refused first if it holds API keys (any key named like
+    ``apiKey``, ``secret``, ``password``): keys come from ``[executor] keys`` sources only."""
+    from gridkit.core.config import load_pipeline
+    from gridkit.credentials import refuse_keys_in_config
+
+    raw = _raw_toml(path)
+    if raw is not None:  # else load_pipeline says what is wrong with the file
+        refuse_keys_in_config(raw, str(Path(path)))
+    return load_pipeline(path)
+
+
+def _raw_toml(path: str) -> dict[str, Any] | None:
+    from gridkit.core.config import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _confirm_live(config: Any, confirmed: bool) -> None:
+    """A live pipeline runs only with ``--live``, or after ``yes`` typed on a terminal."""
+    from gridkit.core.errors import ConfigError
+
+    if confirmed:
+        return
+    exchange = _exchange_of(config)
+    symbols = ", ".join(config.pipeline.all_symbols)
+    if not sys.stdin.isatty():
+        raise ConfigError(f'mode = "live" sends real orders to {exchange} for {symbols}: give '
+                          f"--live to confirm (stdin is not a terminal to ask on)",
+                          config.source)
+    click.echo(f"This run sends real orders to {exchange} for {symbols}. Type yes to go on: ",
+               nl=False, err=True)
+    answer = sys.stdin.readline()
+    if answer.strip().lower() != "yes":
+        raise ConfigError(f"live run not confirmed (answered {answer.strip()[:20]!r}; type yes, "
+                          f"or give --live)", config.source)
+
+
+def _exchange_of(config: Any) -> str:
+    """The exchange a pipeline trades on, as its executor or source names it."""
+    for key in ("executor", "source"):
+        for spec in config.components.get(key, ()):
+            exchange = spec.options.get("exchange")
+            if isinstance(exchange, str) and exchange:
+                return exchange
+    return "the exchange"
 
 
 @cli.command()
@@ -258,20 +309,48 @@ def _load(path: str, db: str | None = None) -> Any:
 @click.option("--db", type=click.Path(dir_okay=False),
               help="SQLite file to record the run in, relative to the current directory "
                    "(overrides [store] path).")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress bar, and only warnings and errors logged.")
 @click.option("--resume", is_flag=True,
               help="Continue the last run recorded in the store (--db) where it stopped.")
-def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool, resume: bool) -> None:
+@click.option("--live", "live", is_flag=True,
+              help='Confirm that a mode = "live" pipeline sends real orders (without it, '
+                   "gridkit asks on a terminal and refuses otherwise).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              envvar="GRIDKIT_LOG_FORMAT", show_default=True, show_envvar=True,
+              help="Log lines on stderr: text, or one JSON object per line.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"],
+                                               case_sensitive=False),
+              envvar="GRIDKIT_LOG_LEVEL", show_envvar=True,
+              help="Least level logged (default: info; warning with --quiet).")
+def run(pipeline_file: str, as_json: bool, db: str | None, quiet: bool, resume: bool,
+        live: bool, log_format: str, log_level: str | None) -> None:
     """Run the pipeline in FILE and print its summary.
 
     SIGINT and SIGTERM stop the run after the current event: what it did is committed, the
     summary printed, and the run marked stopped (exit status 0); --resume continues it.
-    """
-    from gridkit.runtime.engine import run_pipeline
+    A pipeline with mode = "live" needs --live, or yes typed at the prompt on a terminal.
 
+    \b
+    Exit status:
+      0  finished, or stopped by SIGINT / SIGTERM
+      1  a component failed while the pipeline ran
+      2  bad input: the pipeline file, data files, plugins, keys, a live
+         run not confirmed
+      3  the exchange could not be reached (or refused the keys) at the
+         start of a paper or live run; nothing was sent
+      130  interrupted at once (a second Ctrl-C while stopping)
+    """
+    from gridkit.logs import setup_logging
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
+
+    setup_logging(log_format, (log_level or ("warning" if quiet else "info")).lower())
+    config = _config(pipeline_file)
+    if config.pipeline.mode == "live":
+        _confirm_live(config, live)
     # An option on the command line is relative to where the user stands, unlike [store]
     # path, which is relative to the pipeline file.
-    pipeline = _load(pipeline_file, str(Path(db).resolve()) if db else None)
+    pipeline = build_pipeline(config, store_path=str(Path(db).resolve()) if db else None)
     if resume and not pipeline.store.durable:
         from gridkit.core.errors import ConfigError
 
@@ -518,7 +597,13 @@ def render_components(items: list[dict[str, Any]], show_all: bool = False) -> st
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, turning gridkit errors into one line and a status."""
+    """Console entry point: run the CLI, turning gridkit errors into one line and a status.
+
+    Exit status: 0 done (a run finished or was stopped by SIGINT / SIGTERM), 1 a component
+    failed or gridkit has a bug, 2 bad input, 3 the exchange could not be reached at the start
+    of a paper or live run (:class:`gridkit.ExchangeUnreachable`), 130 interrupted. Error lines
+    pass through :func:`gridkit.credentials.redact`.
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, prog_name="gridkit", standalone_mode=False)
@@ -533,7 +618,7 @@ def main(argv: list[str] | None = None) -> None:
     except GridkitError as err:
         if debug:
             raise
-        click.echo(f"Error: {err}", err=True)
+        click.echo(f"Error: {_redact(str(err))}", err=True)
         sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
@@ -541,9 +626,16 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as err:  # a bug in gridkit itself: still one line unless --debug
         if debug:
             raise
-        click.echo(f"Error: internal error: {type(err).__name__}: {err} "
-                   f"(run with --debug for the traceback)", err=True)
+        click.echo(_redact(f"Error: internal error: {type(err).__name__}: {err} "
+                          f"(run with --debug for the traceback)"), err=True)
         sys.exit(1)
+
+
+def _redact(text: str) -> str:
+    """Error lines without registered secrets (imported only when an error is shown)."""
+    from gridkit.credentials import redact
+
+    return redact(text)
 
 
 if __name__ == "__main__":  # pragma: no cover

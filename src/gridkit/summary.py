@@ -92,6 +92,8 @@ def summarize(run: Any) -> dict[str, Any]:
         "final_equity": equity, "realized_profit": acct.realized,
         "return_pct": (equity / acct.capital - 1.0) * 100.0 if acct.capital else 0.0,
         "max_drawdown": acct.max_drawdown, "halted": run.halted,
+        # Paper and live: the figures of the last heartbeat line (already computed: free).
+        "heartbeat": (run.heartbeat.last or None) if run.heartbeat is not None else None,
         "regime": first.ctx.regime,
         "pipeline": {spec.path: {"use": spec.use, "plugin": reg.plugin,
                                  "distribution": reg.distribution}

@@ -24,6 +24,7 @@ from gridkit.core.components import Component, Validator
 from gridkit.core.config import parse_time
 from gridkit.core.errors import ComponentError, GridkitError
 from gridkit.core.types import Bar
+from gridkit.credentials import redact
 from gridkit.runtime.account import LINEAR, Account, Position
 from gridkit.runtime.build import Pipeline, build_pipeline, check_requirements
 from gridkit.runtime.context import Context
@@ -71,6 +72,10 @@ def run_pipeline(pipeline: Pipeline,
         store = pipeline.store
         if store.journaled:
             run.journal.subscribe(store.write, store.mark)
+        if run.eager:  # paper and live: one log line per order event (backtests pay nothing)
+            from gridkit.runtime.eventlog import attach_event_log
+
+            attach_event_log(run)
         if resume:
             from gridkit.runtime.state import restore
 
@@ -97,7 +102,8 @@ def run_pipeline(pipeline: Pipeline,
         run.status = "stopped" if run.stopping else "finished"
     except BaseException as err:
         run.status = "failed"
-        run.error = str(err) if isinstance(err, GridkitError) else f"{type(err).__name__}: {err}"
+        run.error = redact(str(err) if isinstance(err, GridkitError)
+                           else f"{type(err).__name__}: {err}")
         _finish(run, setup_done)
         raise
     finally:
@@ -298,6 +304,8 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
     journal = run.journal
     if run.eager and p.store.durable:
         journal.subscribe(journal.touch, journal.touch)
+    if run.eager:
+        merged = _with_heartbeat(run, merged, tagged=handle is None)
     seen = run.seen
     try:
         for item in merged:
@@ -328,6 +336,31 @@ def _events(run: Run, progress: Callable[[int, int | None], None] | None) -> Non
         run.timer.count = sum(lr.accepted for lr in run.lanes)
     if progress is not None:
         progress(seen, total)
+
+
+def _with_heartbeat(run: Run, items: Iterator[Any], tagged: bool) -> Iterator[Any]:
+    """Paper and live: the events, with the run's heartbeat and watchdog ticked as each one
+    arrives (:mod:`gridkit.runtime.heartbeat`). A wrapper, so a backtest's loop pays nothing."""
+    from gridkit.runtime.heartbeat import Heartbeat
+
+    beat = Heartbeat(run, run.pipeline.config.live)
+    if not beat.active:
+        return items
+    run.heartbeat = beat.attach()
+    return _beating(items, beat.tick, tagged)
+
+
+def _beating(items: Iterator[Any], tick: Callable[[float, Any], None],
+             tagged: bool) -> Iterator[Any]:
+    now = time.monotonic
+    if tagged:  # several lanes: (ts, handler, event, lane)
+        for item in items:
+            tick(now(), item[2])
+            yield item
+    else:
+        for item in items:
+            tick(now(), item)
+            yield item
 
 
 def _tagged(events: Iterator[Any], handler: Callable[[Any], None], lr: LaneRun

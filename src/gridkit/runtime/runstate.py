@@ -74,6 +74,8 @@ class Run:
     #: Tunable changes, newest last, for rollback: (path, old config, new config).
     tuned: list[tuple[str, Any, Any]] = field(factory=list)
     by_symbol: dict[str, LaneRun] = field(factory=dict)
+    #: Paper and live: the run's :class:`~gridkit.runtime.heartbeat.Heartbeat` (None when off).
+    heartbeat: Any = None
 
     @property
     def ctx(self) -> Context:
