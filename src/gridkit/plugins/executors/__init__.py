@@ -9,8 +9,8 @@ from typing import Any
 
 from gridkit.core.hookspecs import hookimpl
 from gridkit.plugins.executors.bars import SimulatedExecutor
-from gridkit.plugins.executors.ccxt_live import CcxtExecutor
 from gridkit.plugins.executors.base import SimulatedBase
+from gridkit.plugins.executors.ccxt_live import CcxtExecutor
 from gridkit.plugins.executors.trades import SimulatedTradesExecutor
 
 __all__ = ["CcxtExecutor", "SimulatedBase", "SimulatedExecutor", "SimulatedTradesExecutor"]
