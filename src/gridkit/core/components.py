@@ -95,6 +95,13 @@ class Source(Component):
     #: accepted, so a dropped bad print never reaches a bar, and sends each bar down the bar
     #: path once a later trade has closed it (:class:`gridkit.data.bars.TimeBars`).
     bar_interval: int | None = None
+    #: A live source whose market data is down (a lost connection, a stalled stream) sets this
+    #: to a reason, e.g. ``"market data down: binance BTC/USDT trades"``, and back to None with
+    #: the next good update. The engine reads it at every event of the lane (a live source
+    #: keeps yielding :class:`gridkit.Clock` ticks while it waits) and pauses the lane's
+    #: trading meanwhile (``ctx.paused``): the strategy's orders and cancels are held, and
+    #: sent when data flows again.
+    down: str | None = None
 
     def events(self) -> Iterator[Any]:
         """Yield events in time order. Raise :class:`gridkit.DataError` for an unreadable input."""
