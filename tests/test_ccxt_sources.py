@@ -443,7 +443,10 @@ def test_a_silent_exchange_ends_in_one_line(ws_server) -> None:
 
 
 def test_stream_options_and_modes(ws_server, gridkit_run_toml) -> None:
-    assert "set max_events or duration" in problems(CcxtStream, {"exchange": "binance"})
+    # Neither max_events nor duration is needed: a paper or live run goes on until stopped.
+    assert problems(CcxtStream, {"exchange": "binance"}) == ""
+    assert "retries" in problems(CcxtStream, {"exchange": "binance", "retries": -1})
+    assert "max_backoff" in problems(CcxtStream, {"exchange": "binance", "max_backoff": -1})
     assert "unknown: candles" in problems(
         CcxtStream, {"exchange": "binance", "streams": ["candles"], "max_events": 1})
     src = build(CcxtStream, {"exchange": "binance", "streams": ["trades"], "max_events": 1})

@@ -187,7 +187,8 @@ def test_help_imports_no_plugin_module_and_lists_the_entry_point_commands() -> N
                   .splitlines() if line.strip())
     # ``data`` is gridkit's own gridkit.commands entry point (gridkit.plugins.ccxt_commands).
     assert listed["data"] == "Market data: download candles from exchanges."
-    assert set(listed) == {"check", "components", "data", "plugins", "run", "status", "validate"}
+    assert {"check", "components", "data", "keys", "plugins", "run", "status",
+            "validate"} <= set(listed)
 
 
 def test_static_help_of_data_is_the_loaded_commands_help() -> None:
@@ -340,9 +341,11 @@ def test_third_party_commands_follow_the_plugin_switches(
     names = {env: set(command_entry_points(env={"GRIDKIT_LOAD_PLUGINS": env} if env is not None
                                            else {})[0])
              for env in (None, "", "gridkit-hello")}
-    assert names == {None: {"data", "hello"}, "": {"data"}, "gridkit-hello": {"data", "hello"}}
+    own = names[""]  # gridkit's own commands stay whatever the switches say
+    assert {"data", "keys"} <= own and "hello" not in own
+    assert names == {None: own | {"hello"}, "": own, "gridkit-hello": own | {"hello"}}
     disabled = command_entry_points(env={"GRIDKIT_DISABLE_PLUGINS": "gridkit-hello"})[0]
-    assert set(disabled) == {"data"}
+    assert set(disabled) == own
 
 
 def test_components_all_shows_one_of_groups_and_json_has_them() -> None:

@@ -291,7 +291,7 @@ def test_relative_paths_resolve_against_the_pipeline_file(tmp_path: Path) -> Non
 
 def test_live_mode_refuses_without_a_live_executor() -> None:
     msg = problems(GOOD.replace('name = "t"', 'name = "t"\nmode = "live"'))
-    assert "live mode needs" in msg and "no live executor is installed yet" in msg
+    assert "live mode needs an executor that sends real orders; use one of: ccxt" in msg
 
 
 def test_required_plugin_distribution_is_named() -> None:

@@ -95,6 +95,13 @@ class Source(Component):
     #: accepted, so a dropped bad print never reaches a bar, and sends each bar down the bar
     #: path once a later trade has closed it (:class:`gridkit.data.bars.TimeBars`).
     bar_interval: int | None = None
+    #: A live source whose market data is down (a lost connection, a stalled stream) sets this
+    #: to a reason, e.g. ``"market data down: binance BTC/USDT trades"``, and back to None with
+    #: the next good update. The engine reads it at every event of the lane (a live source
+    #: keeps yielding :class:`gridkit.Clock` ticks while it waits) and pauses the lane's
+    #: trading meanwhile (``ctx.paused``): the strategy's orders and cancels are held, and
+    #: sent when data flows again.
+    down: str | None = None
 
     def events(self) -> Iterator[Any]:
         """Yield events in time order. Raise :class:`gridkit.DataError` for an unreadable input."""
@@ -296,6 +303,9 @@ class Executor(Component):
     kind = "executor"
     #: True if orders reach a real exchange (live mode).
     live: ClassVar[bool] = False
+    #: Why the executor cannot hear from the exchange right now (its user-data stream is
+    #: down), or None. While it is set, trading pauses as it does when market data is down.
+    down: str | None = None
 
     def submit(self, order: Order, ctx: Context) -> str | None:
         """Send an order. Return None, or a reason it was refused at once (then no report)."""

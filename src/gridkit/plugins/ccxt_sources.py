@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import logging
+import random
 import re
 import time
 import weakref
@@ -555,15 +557,30 @@ class CcxtStream(Source):
     Driven outside a run (``setup`` given a :class:`~gridkit.RunInfo` without a loop, as unit
     tests do), the source makes a private loop instead and closes it when the stream ends.
 
-    Robustness: a connection that drops is opened again (``reconnects``); a watcher that fails
+    Staying up: a connection that drops is opened again (``reconnects``); a watcher that fails
     with a network error (``stream_errors``) or hears nothing for ``stall`` seconds
-    (``stalls``) closes its connection and subscribes again after ``backoff`` seconds (doubled
-    per consecutive failure, at most ``retries`` in a row; then one :class:`gridkit.DataError`
-    line). Gaps are counted, not hidden: trade ids that jump (``trade_id_gaps``, ids lost in
+    (``stalls``) closes its connection and subscribes again after a capped exponential
+    backoff: ``backoff`` seconds, doubled per failure in a row, at most ``max_backoff``, each
+    wait drawn between half and all of that (jitter, so that many clients do not reconnect in
+    step). By default it never gives up; with ``retries`` set, that many failures in a row
+    end the run with one :class:`gridkit.DataError` line. Each failure is logged as one line
+    on the ``gridkit.stream`` logger (a warning, with ``extra`` fields ``exchange``,
+    ``symbol``, ``stream``, ``failures``, ``wait`` and ``error``), and so is the first good
+    update after it (``outage`` seconds).
+
+    While a stream is down — from its first failure until its next good update — the source
+    says so in :attr:`down` (``"market data down: binance BTC/USDT trades"``), and the engine
+    pauses the lane's trading (``ctx.paused``): the strategy's orders and cancels are held and
+    sent when data flows again. Clock ticks go on meanwhile, so the executor still hands over
+    what the exchange says.
+
+    Gaps are counted, not hidden: trade ids that jump (``trade_id_gaps``, ids lost in
     ``trades_missed``), trades or candles going back in time (dropped), candles that skip an
     interval (``bar_gaps``), and order-book sequence breaks that ccxt had to resync
-    (``book_resyncs``). Frames ccxt cannot parse are counted (``bad_frames``) and skipped. The
-    run ends after ``max_events`` events or ``duration`` seconds.
+    (``book_resyncs``). Frames ccxt cannot parse are counted (``bad_frames``) and skipped. A
+    paper or live run goes on until it is stopped (SIGINT or SIGTERM: the engine finishes the
+    current event, commits and prints the summary); ``max_events`` or ``duration`` end it
+    earlier.
 
     Follows the ccxt Manual's "ccxt.pro" chapter (https://docs.ccxt.com): each ``watch_*`` call
     returns the updates received since the previous call; the library keeps the connection and
@@ -586,15 +603,23 @@ class CcxtStream(Source):
             "exchange", doc="Bars from the exchange's candle stream, or folded from trades.")
         depth_levels: int = option(50, doc="Levels per side kept for depth events.",
                                    validator=at_least(1))
-        max_events: int | None = option(None, doc="Stop after this many events.",
+        max_events: int | None = option(None, doc="Stop after this many events (default: "
+                                                  "run until stopped by SIGINT or SIGTERM).",
                                         validator=optional(at_least(1)))
-        duration: float | None = option(None, doc="Stop after this many seconds.",
+        duration: float | None = option(None, doc="Stop after this many seconds (default: "
+                                                  "run until stopped by SIGINT or SIGTERM).",
                                         validator=optional(positive()))
-        retries: int = option(5, doc="Reconnects in a row before giving up.",
-                              validator=non_negative())
-        backoff: float = option(1.0, doc="Seconds before the first reconnect; doubled each "
-                                         "time.", validator=non_negative())
-        stall: float = option(30.0, doc="Seconds without an update before reconnecting.",
+        retries: int | None = option(None, doc="Failures in a row before the run ends with "
+                                               "one DataError line (default: never give up).",
+                                     validator=optional(non_negative()))
+        backoff: float = option(1.0, doc="Seconds before the first reconnect; doubled per "
+                                         "failure in a row up to max_backoff, with jitter.",
+                                validator=non_negative())
+        max_backoff: float = option(60.0, doc="Longest wait between two reconnects (seconds).",
+                                    validator=non_negative())
+        stall: float = option(30.0, doc="Seconds without an update before reconnecting (set "
+                                        "it above the market's longest quiet spell: a stall "
+                                        "pauses trading until data flows again).",
                               validator=positive())
         clock: float = option(1.0, doc="In a paper or live run: a clock tick after this many "
                                        "seconds without market data, so the executor hands "
@@ -606,8 +631,6 @@ class CcxtStream(Source):
         options: dict[str, Any] = option(factory=dict, doc="ccxt exchange options to set.")
 
         def __attrs_post_init__(self) -> None:
-            if self.max_events is None and self.duration is None:
-                raise OptionError("max_events", "set max_events or duration so the run ends")
             if self.bars_from == "trades":
                 try:
                     parse_interval(self.timeframe)
@@ -628,11 +651,18 @@ class CcxtStream(Source):
             "stream_errors": 0,
             "stalls": 0, "bad_frames": 0, "trade_id_gaps": 0, "trades_missed": 0,
             "trades_backwards": 0, "bar_gaps": 0, "bars_backwards": 0, "book_resyncs": 0,
-            "clock": 0}
+            "clock": 0, "outages": 0}
         self._gen: Iterator[Any] | None = None
         self.loop: Any = None
         #: The last stream failure (kind: error), for the run summary.
         self.last_error: str | None = None
+        #: Why market data is down (``"market data down: EXCHANGE SYMBOL STREAMS"``) from a
+        #: stream's first failure until its next good update, else None; the engine pauses
+        #: the lane's trading meanwhile.
+        self.down: str | None = None
+        self._down: dict[str, float] = {}  # watcher kind -> monotonic time it went down
+        #: Draws the jitter of the reconnect waits (tests seed it).
+        self.random = random.Random()
 
     def validate(self, run: RunInfo) -> None:
         import ccxt.pro
@@ -767,6 +797,7 @@ class CcxtStream(Source):
         c, ex = self.config, self.exchange
         failures = 0
         state = _StreamState(self, kind)
+        where = f"{c.exchange} {self.symbol} {kind}"
         while True:
             try:
                 if kind == "trades":
@@ -788,23 +819,64 @@ class CcxtStream(Source):
                 else:
                     self.counts["stalls" if is_stall else "stream_errors"] += 1
                 failures += 1
-                if failures > c.retries:
-                    what = "no update" if is_stall else f"{type(err).__name__}: {one_line(err)}"
+                what = (f"no update for {c.stall:g} s" if is_stall
+                        else f"{type(err).__name__}: {one_line(err)}")
+                self._went_down(kind)
+                if c.retries is not None and failures > c.retries:
                     queue.put_nowait(DataError(
-                        f"{c.exchange} {self.symbol} {kind} stream: gave up after {failures} "
-                        f"failures in a row ({what})"))
+                        f"{where} stream: gave up after {failures} failures in a row ({what})"))
                     return
+                wait = 0.0 if resync else self.backoff(failures)
+                _LOG.warning("%s stream down (%s); reconnecting in %.1f s (failure %d in a "
+                             "row)", where, what, wait, failures,
+                             extra={"exchange": c.exchange, "symbol": self.symbol,
+                                    "stream": kind, "failures": failures, "wait": wait,
+                                    "error": what})
                 if not resync:
                     await _close_clients(ex)
-                    await asyncio.sleep(min(c.backoff * 2 ** (failures - 1), MAX_WAIT))
+                    await asyncio.sleep(wait)
                 continue
             except ccxt.pro.BaseError as err:
-                queue.put_nowait(DataError(f"{c.exchange} {self.symbol} {kind} stream: "
+                queue.put_nowait(DataError(f"{where} stream: "
                                            f"{type(err).__name__}: {one_line(err)}"))
                 return
+            if failures:
+                self._came_back(kind, failures)
             failures = 0
             for event in state.convert(result):
                 queue.put_nowait(event)
+
+
+    def backoff(self, failures: int) -> float:
+        """The wait before reconnecting after ``failures`` failures in a row: ``backoff``
+        doubled per failure, at most ``max_backoff``, drawn between half and all of that."""
+        c = self.config
+        cap = min(c.backoff * 2.0 ** min(failures - 1, 64), c.max_backoff)
+        return cap * (0.5 + 0.5 * self.random.random())
+
+    def _went_down(self, kind: str) -> None:
+        if kind in self._down:
+            return
+        self._down[kind] = time.monotonic()
+        self.counts["outages"] += 1
+        self._say_down()
+
+    def _came_back(self, kind: str, failures: int) -> None:
+        since = self._down.pop(kind, None)
+        self._say_down()
+        outage = time.monotonic() - since if since is not None else 0.0
+        c = self.config
+        _LOG.warning("%s %s %s stream back after %.1f s (%d failures in a row)", c.exchange,
+                     self.symbol, kind, outage, failures,
+                     extra={"exchange": c.exchange, "symbol": self.symbol, "stream": kind,
+                            "failures": failures, "outage": round(outage, 3)})
+
+    def _say_down(self) -> None:
+        self.down = (f"market data down: {self.config.exchange} {self.symbol} "
+                     f"{', '.join(sorted(self._down))}" if self._down else None)
+
+
+_LOG = logging.getLogger("gridkit.stream")
 
 
 async def _close_clients(ex: Any) -> None:

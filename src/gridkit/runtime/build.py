@@ -214,7 +214,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
                       for spec, f in zip(feature_specs, built["features"], strict=False)],
             signals=built["signals"], attention=built["attention"], regimes=built["regimes"],
             strategy=built["strategy"][0], filters=built["filters"]))
-    shared = {key: b.section(key, config.components[key]) for key in SHARED_KEYS}
+    shared = {key: b.section(key, _shared_specs(config, key, lanes)) for key in SHARED_KEYS}
     problems = b.problems
     if problems:
         raise ConfigError(problems, config.source)
@@ -224,13 +224,16 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
         feedback=(shared["feedback"] or [None])[0], store=shared["store"][0],
         origins=b.origins)
     problems = [p for lane in lanes for p in _lane_checks(pipeline, lane)]
-    problems += _mode_checks(pipeline)
+    refused: set[int] = set()
+    own: list[str] = []
     for component in pipeline.components():
         try:
             component.validate(run)
         except GridkitError as err:
             spec, _ = pipeline.origin(component)
-            problems.append(f"{spec.path}: {err}")
+            own.append(f"{spec.path}: {err}")
+            refused.add(id(component))
+    problems += _mode_checks(pipeline, refused) + own
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)), config.source)
     return pipeline
@@ -281,8 +284,22 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
     return problems
 
 
-def _mode_checks(p: Pipeline) -> list[str]:
+def _shared_specs(config: PipelineConfig, key: str, lanes: list[Lane]) -> list[ComponentSpec]:
+    """The specs of a shared section. A paper run without an ``[executor]`` table gets the
+    ``paper`` executor (fills from the live prints) when every lane's source provides trades,
+    and the bar model of ``simulated`` otherwise."""
+    specs = config.components[key]
+    if (key == "executor" and config.pipeline.mode == "paper" and "executor" not in config.raw
+            and lanes and all("trades" in lane.source.provides for lane in lanes)):
+        return [ComponentSpec("paper", {}, "executor")]
+    return specs
+
+
+def _mode_checks(p: Pipeline, refused: set[int] | None = None) -> list[str]:
+    """What the run's mode asks of its sources and executor; ``refused``: the ids of the
+    components whose own ``validate`` already said why they do not fit."""
     problems = []
+    refused = refused or set()
     mode = p.run.mode
     _, ex_reg = p.origin(p.executor)
     for lane in p.lanes:
@@ -296,7 +313,7 @@ def _mode_checks(p: Pipeline) -> list[str]:
         problems.append(f"executor: '{ex_reg.name}' sends real orders; backtests must simulate")
     if mode == "paper" and p.executor.live:
         problems.append(f"executor: paper mode simulates fills; '{ex_reg.name}' sends real orders")
-    if mode == "live" and not p.executor.live:
+    if mode == "live" and not p.executor.live and id(p.executor) not in refused:
         live = [r.name for r in p.registry.all("executor") if r.cls.live]
         hint = (f"use one of: {', '.join(live)}" if live
                 else "no live executor is installed yet (the 'ccxt' executor is coming)")

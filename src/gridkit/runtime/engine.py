@@ -456,6 +456,7 @@ def _lane_handler(run: Run, lr: LaneRun) -> Callable[[Any], None]:
     them); a perpetual's funding times are booked as the events pass them."""
     stages = build_stages(run, lr)
     on_bar, on_tick, funding = stages.on_bar, stages.on_tick, stages.funding
+    source = lr.lane.source
     bars_only = lr.lane.source.provides == {"bars"} and not lr.lane.source.bar_interval
     if bars_only and lr.lane.market.type == "spot":
         handle = on_bar  # the common case: no dispatch at all
@@ -473,4 +474,15 @@ def _lane_handler(run: Run, lr: LaneRun) -> Callable[[Any], None]:
             else:
                 on_tick(event)
     lr.flush_bar = on_bar
-    return handle
+    if not source.live:
+        return handle
+    inner, data = handle, stages.data
+    executor = run.pipeline.executor
+
+    def handle_live(event: Any) -> None:
+        # A live source whose market data, or an executor whose user-data stream, went down
+        # or came back: pause or resume trading.
+        if (source.down or executor.down) is not lr.data_down:
+            data(event.ts)
+        inner(event)
+    return handle_live

@@ -33,6 +33,8 @@ class LaneRun:
     actions: list[Order | Cancel] = field(factory=list)
     #: Actions held while trading is paused.
     deferred: list[Order | Cancel] = field(factory=list)
+    #: The source's ``down`` reason as the lane last applied it (None: data flowing).
+    data_down: str | None = None
     folder: Any = None
     #: The lane's bar path, for the bar still open in the folder when a replay ends.
     flush_bar: Any = None

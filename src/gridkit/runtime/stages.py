@@ -34,6 +34,9 @@ class LaneStages:
     on_bar: Callable[[Bar], None]
     on_tick: Callable[[Any], None]
     funding: Callable[[int], None]
+    #: Called with the event's time when the source's :attr:`~gridkit.Source.down` is not
+    #: what the lane last saw: pauses or resumes the lane's trading.
+    data: Callable[[int], None]
 
 
 def build_stages(run: Run, lr: LaneRun) -> LaneStages:
@@ -173,6 +176,23 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         if lr.actions or (lr.deferred and ctx.paused is None):
             execute(run, lr, risk_checks, bar.ts)
 
+    def data_stage(ts: int) -> None:
+        # The source's market data went down or came back (a live source's ``down``). Its
+        # pause never clears another's (a stale-data validator's), and the actions held while
+        # it lasted go out as soon as data flows again.
+        down, was = lane.source.down or p.executor.down, lr.data_down
+        lr.data_down = down
+        if down is not None:
+            if ctx.paused is None or ctx.paused == was:
+                ctx.paused = down
+        elif was is not None and ctx.paused == was:
+            ctx.paused = None
+        if ctx.paused != paused_seen[0]:
+            paused_seen[0] = ctx.paused
+            path.pause_changed(run, lr, ts)
+            if ctx.paused is None and lr.started and (lr.deferred or lr.actions):
+                execute(run, lr, risk_checks, ts)
+
     def monitor_stage(bar: Any) -> None:
         for on_event in monitors:
             on_event(ctx)
@@ -226,7 +246,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
 
     on_tick = _tick_handler(run, lr, on_bar, bad_value, ticks_decide,
                             (attention_stage, regime_stage, risk_stage, execute_stage))
-    return LaneStages(on_bar, on_tick, _funding_stage(run, lr))
+    return LaneStages(on_bar, on_tick, _funding_stage(run, lr), data_stage)
 
 
 def _tick_handler(run: Run, lr: LaneRun, on_bar: Callable[[Bar], None],

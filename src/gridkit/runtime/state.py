@@ -18,7 +18,7 @@ from gridkit.runtime.runstate import Run
 #: Bumped when the layout of the blob changes; an older blob is refused clearly.
 STATE_VERSION = 1
 _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "ticks",
-                "deferred", "folder", "funding_i", "next_funding", "funding_paid")
+                "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down")
 _CTX_FIELDS = ("bar", "event", "features", "weights", "regime", "regime_score", "signals",
                "halted", "paused", "index")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
@@ -97,7 +97,8 @@ def restore(run: Run, data: bytes) -> None:
     run.account.restore(state["account"])
     for lr, saved in zip(run.lanes, state["lanes"], strict=True):
         for name in _LANE_FIELDS:
-            setattr(lr, name, saved[name])
+            if name in saved:  # (a state saved before the field existed keeps its default)
+                setattr(lr, name, saved[name])
         for name, value in saved["ctx"].items():
             setattr(lr.ctx, name, value)
         lr.fused_saved = saved["fused"]

@@ -145,8 +145,8 @@ class CcxtExecutor(Executor):
         self.cancels: list[tuple[str, str]] = []
         self.flusher: Any = None
         self.doubt: set[str] = set()
-        #: Why the user-data stream is down, or None while it is up.
-        self.stream_down: str | None = "not started"
+        #: Why the user-data stream is down, or None while it is up (trading pauses).
+        self.down: str | None = None
         self.balances: dict[str, float] = {}
         #: Open orders on the exchange that this run did not send: (symbol, client id, id).
         self.unknown: list[tuple[str, str, str]] = []
@@ -193,7 +193,7 @@ class CcxtExecutor(Executor):
             aio.close()
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counts, "in_doubt": len(self.doubt), "stream_down": self.stream_down,
+        return {**self.counts, "in_doubt": len(self.doubt), "down": self.down,
                 "last_error": self.last_error,
                 "unknown": [f"{s} {cid or xid}" for s, cid, xid in self.unknown]}
 
@@ -216,9 +216,8 @@ class CcxtExecutor(Executor):
         self.ex = ex = make_exchange(ccxt.pro, c.exchange, self._symbols[0], url=c.url,
                                      urls=c.urls, options=c.options,
                                      timeout_ms=int(c.timeout * 1000))
-        ex.apiKey, ex.secret = creds.api_key, creds.secret
-        if getattr(creds, "password", None):
-            ex.password = creds.password
+        for k, v in creds.as_ccxt().items():
+            setattr(ex, k, v)
         try:
             await ex.load_markets()
             missing = [s for s in self._symbols if s not in ex.markets]
@@ -505,6 +504,7 @@ class CcxtExecutor(Executor):
         the exchange for the order by its client id, and adopts it if it was taken."""
         import ccxt.pro
 
+        from gridkit.logs import log_reconnect
         from gridkit.plugins.ccxt_sources import _retry_after
 
         c = self.config
@@ -520,8 +520,8 @@ class CcxtExecutor(Executor):
                 self.counts["retries"] += 1
                 wait = min(c.backoff * 2 ** (attempt - 1), c.max_backoff)
                 wait = max(wait * (0.5 + random.random() / 2), _retry_after(self.ex))
-                log.warning("request failed, retry %d in %.1fs: %s", attempt, wait,
-                            self.last_error, extra={"attempt": attempt, "delay": wait})
+                log_reconnect(f"{c.exchange} {getattr(fn, '__name__', 'request')}", attempt,
+                              wait, err)
                 await asyncio.sleep(wait)
                 if lookup is not None:
                     try:
@@ -660,34 +660,41 @@ class CcxtExecutor(Executor):
 
     async def _watch(self, what: str) -> None:
         """The user-data stream: ``watch_orders`` or ``watch_my_trades``, reconnecting
-        forever; while it is down the poll loop is the fallback."""
+        forever (capped backoff, jitter). While it is down, :attr:`down` says why — the
+        engine pauses trading — and the poll loop is the fallback; when it is back, one poll
+        picks up what was missed."""
+        from gridkit.logs import log_reconnect
         from gridkit.plugins.ccxt_sources import one_line
 
         c = self.config
         failures = 0
         fn = self.ex.watch_orders if what == "orders" else self.ex.watch_my_trades
         while True:
+            task = asyncio.ensure_future(fn())
             try:
-                got = await fn()
+                if self.down is not None:
+                    # A watch that has not failed within a moment has its connection back.
+                    done, _ = await asyncio.wait({task}, timeout=2.0)
+                    if not done:
+                        log.warning("user-data stream back (%s)", what,
+                                    extra={"event": "stream_back", "stream": what})
+                        self.down = None
+                        failures = 0
+                        self.aio.spawn(self._poll_once())  # what was missed meanwhile
+                got = await task
             except asyncio.CancelledError:
+                task.cancel()
                 raise
             except Exception as err:
                 failures += 1
                 self.counts["stream_errors"] += 1
-                self.stream_down = f"user stream {what}: {type(err).__name__}: " \
-                                   f"{one_line(err, 120)}"
+                self.down = (f"{c.exchange} user-data stream down: {type(err).__name__}: "
+                             f"{one_line(err, 120)}")
                 wait = min(c.backoff * 2 ** min(failures - 1, 16), c.max_backoff)
-                log.warning("user-data stream down (%s), reconnecting in %.1fs",
-                            self.stream_down, wait,
-                            extra={"stream": what, "attempt": failures, "delay": wait})
-                await asyncio.sleep(wait * (0.5 + random.random() / 2))
+                wait *= 0.5 + random.random() / 2
+                log_reconnect(f"{c.exchange} user-data stream ({what})", failures, wait, err)
+                await asyncio.sleep(wait)
                 continue
-            if failures or self.stream_down:
-                if self.stream_down and self.stream_down != "not started":
-                    log.info("user-data stream %s back", what, extra={"stream": what})
-                    self.aio.spawn(self._poll_once())  # what was missed while it was down
-                self.stream_down = None
-                failures = 0
             for item in got:
                 if what == "orders":
                     self._on_order(item)

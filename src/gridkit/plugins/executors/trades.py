@@ -154,9 +154,8 @@ class SimulatedTradesExecutor(SimulatedBase):
                     avail[is_buy] -= self._take(order, avail[is_buy], x, ts)
         crossed: list[Order] = []
         if book.queued:
-            queued, book.queued = book.queued, {}
             # Market orders first, then the others, each in the order they were sent.
-            for order in sorted(queued.values(), key=_not_market):
+            for order in sorted(self._arriving(book, ts), key=_not_market):
                 if order.id in self._orders:  # not cancelled by an OCO sibling meanwhile
                     self._arrive(book, order, x, ts, avail, crossed)
         if book.sell_stops and -book.sell_stops[0][0] >= x:
@@ -170,6 +169,12 @@ class SimulatedTradesExecutor(SimulatedBase):
         for order in crossed:  # a GTC limit's rest after it took from its arrival print
             if order.id in self._orders:
                 self._rest(book, order, 0.0)
+
+    def _arriving(self, book: _Tape, ts: int) -> list[Order]:
+        """Rule 1: the queued orders that arrive at a print at ``ts``, taken out of the queue
+        (here all of them; an executor with latency keeps back those still on their way)."""
+        queued, book.queued = book.queued, {}
+        return list(queued.values())
 
     def _arrive(self, book: _Tape, order: Order, x: float, ts: int, avail: list[float],
                 crossed: list[Order]) -> None:
