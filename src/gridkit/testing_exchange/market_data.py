@@ -277,10 +277,14 @@ class MarketDataServer:
         while not self._stopped.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self._stopped.set()
+        await self._stopping()
         await runner.cleanup()
 
     async def _started(self) -> None:
         """Called on the server's loop once the port is bound (background tasks start here)."""
+
+    async def _stopping(self) -> None:
+        """Called on the server's loop before it closes (background tasks end here)."""
 
     def _take_fault(self, path: str, method: str = "GET") -> tuple[str | None, dict[str, Any]]:
         with self._lock:

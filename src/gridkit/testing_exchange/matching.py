@@ -248,10 +248,13 @@ class Engine:
     # --- accounts ------------------------------------------------------------------------------
 
     def add_account(self, key: str, secret: str,
-                    balances: Mapping[str, float | str | Decimal] | None = None) -> Account:
-        """A new account (or the existing one of ``key``) credited with ``balances``."""
+                    balances: Mapping[str, float | str | Decimal] | None = None,
+                    now: int = 0) -> Account:
+        """A new account (or the existing one of ``key``) credited with ``balances`` at
+        ``now`` (ms)."""
         acct = self.accounts.get(key) or Account(key, secret)
         self.accounts[key] = acct
+        acct.update_time = max(acct.update_time, now)
         for asset, amount in (balances or {}).items():
             acct.balance(asset)[0] += Decimal(str(amount))
         return acct

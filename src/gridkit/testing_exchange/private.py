@@ -101,6 +101,7 @@ class PrivateApi:
                 ("GET", "/fapi/v3/account"): self.futures_account,
                 ("GET", "/fapi/v2/balance"): self.futures_balance,
                 ("GET", "/fapi/v3/balance"): self.futures_balance,
+                ("GET", "/fapi/v1/leverageBracket"): self.leverage_brackets,
                 ("GET", "/fapi/v2/positionRisk"): self.position_risk,
                 ("GET", "/fapi/v3/positionRisk"): self.position_risk,
             })
@@ -433,6 +434,19 @@ class PrivateApi:
                  "updateTime": row["updateTime"]}
                 for a in (sorted(acct.balances) or ["USDT"])
                 for row in [self._asset_row(acct, a)]]
+
+    #: Binance's first BTCUSDT brackets (notional caps in USDT): enough for ccxt's positions.
+    BRACKETS = ((125, 50_000, 0, "0.004", "0.0"), (100, 600_000, 50_000, "0.005", "50.0"),
+                (75, 3_000_000, 600_000, "0.0065", "950.0"),
+                (50, 12_000_000, 3_000_000, "0.01", "11450.0"))
+
+    def leverage_brackets(self, acct: Account, p: dict[str, str], now: int) -> Any:
+        rows = [{"symbol": s, "notionalCoef": 1.0, "brackets": [
+            {"bracket": i + 1, "initialLeverage": lev, "notionalCap": cap,
+             "notionalFloor": floor, "maintMarginRatio": float(mmr), "cum": float(cum)}
+            for i, (lev, cap, floor, mmr, cum) in enumerate(self.BRACKETS)]}
+            for s in self.engine.rules if not p.get("symbol") or s == p["symbol"]]
+        return rows[0] if p.get("symbol") else rows
 
     def leverage(self, acct: Account, p: dict[str, str], now: int) -> dict[str, Any]:
         symbol = p.get("symbol", "")

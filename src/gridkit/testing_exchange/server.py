@@ -12,6 +12,7 @@ methods read the exchange's truth from any thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -95,7 +96,7 @@ class ExchangeServer(MarketDataServer):
                              taker_fee=taker_fee, on_event=self._on_event,
                              fill_fraction=fill_fraction, leverage=leverage)
         self.user_streams = UserStreams(self.engine)
-        self.engine.add_account(api_key, secret, balances or {})
+        self.engine.add_account(api_key, secret, balances or {}, int(time.time() * 1000))
         self.private = PrivateApi(self.engine, self.engine_lock, self.user_streams.listen_key)
         self.tape: Tape | None = None
         if self.trading and self.messages:
@@ -135,7 +136,7 @@ class ExchangeServer(MarketDataServer):
                     balances: Mapping[str, float | str | Decimal] | None = None) -> None:
         """Another account (another trader, or a second bot)."""
         with self.engine_lock:
-            self.engine.add_account(api_key, secret, balances)
+            self.engine.add_account(api_key, secret, balances, int(time.time() * 1000))
 
     def orders(self, api_key: str | None = None, symbol: str | None = None, *,
                open_only: bool = False) -> list[Order]:
@@ -215,6 +216,12 @@ class ExchangeServer(MarketDataServer):
         if self.tape is not None:
             self._tape_task = asyncio.ensure_future(
                 self.tape.run(self._publish, self._on_print, self._stopped))
+
+    async def _stopping(self) -> None:
+        if self._tape_task is not None:
+            self._tape_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tape_task
 
     def _on_print(self, symbol: str, price: Decimal, qty: Decimal, now: int) -> None:
         with self.engine_lock:
