@@ -136,6 +136,7 @@ class MarketDataServer:
     :param speed: replay at the capture's own pace sped up this many times (None: as fast as
         the socket takes them; a client then gets bursts bigger than a live feed's).
     :param lifetime: seconds after which the server stops by itself (None: when stopped).
+    :param port: the port to listen on (0: a free one).
     """
 
     def __init__(self, exchange_info: str | Path | None = None, *,
@@ -144,7 +145,7 @@ class MarketDataServer:
                  retry_after: int = 0, drop_after: int | None = None,
                  skip_on_reconnect: int = 50, garbage_every: int | None = None,
                  max_messages: int | None = None, speed: float | None = None,
-                 lifetime: float | None = 120.0) -> None:
+                 lifetime: float | None = 120.0, port: int = 0) -> None:
         self.exchange_info = load_json(exchange_info) if exchange_info else {
             "timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [],
             "symbols": []}
@@ -185,7 +186,7 @@ class MarketDataServer:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
-        self.port = 0
+        self.port = port
 
     # --- control -------------------------------------------------------------------------------
 
@@ -268,7 +269,7 @@ class MarketDataServer:
         app.router.add_route("*", "/{tail:.*}", self._rest)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         await self._started()
