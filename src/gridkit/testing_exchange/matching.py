@@ -664,6 +664,10 @@ class Engine:
         order.status = "FILLED" if order.filled >= order.qty else "PARTIALLY_FILLED"
         if order.status == "PARTIALLY_FILLED" and order.tif in ("IOC", "FOK") and not maker:
             order.status = "EXPIRED"
+        if order.is_open and order.reduce_only and not \
+                self._position(acct, r.symbol, "BOTH").amt:
+            # Nothing left to reduce: Binance expires the rest of a reduce-only order.
+            order.status = "EXPIRED"
         acct.fills.append(fill)
         acct.update_time = now
         if not order.is_open:
