@@ -93,7 +93,7 @@ def test_spot_ioc_fok_and_client_ids() -> None:
     fok = order(e, timeInForce="FOK", price="60010", newClientOrderId="a")  # "a" is closed
     assert (fok.status, fok.avg_price) == ("FILLED", D("60000"))
     order(e, newClientOrderId="b")
-    with pytest.raises(BinanceError, match="Duplicate order sent."):
+    with pytest.raises(BinanceError, match="Duplicate order sent"):
         order(e, newClientOrderId="b")
     assert e.query("k", "BTCUSDT", orig_client_id="a") is fok
     e.cancel("k", "BTCUSDT", 5, orig_client_id="b")
