@@ -415,7 +415,7 @@ class Engine:
             if spot:
                 raise BinanceError(-1013, "Filter failure: NOTIONAL")
             raise BinanceError(-4164, f"Order's notional must be no smaller than "
-                                      f"{r.min_notional.normalize()} (unless you choose reduce "
+                                      f"{r.min_notional.normalize():f} (unless you choose reduce "
                                       "only).")
 
     def _check_position_side(self, acct: Account, pos_side: str, reduce_only: bool) -> None:
