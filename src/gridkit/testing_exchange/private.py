@@ -78,7 +78,6 @@ class PrivateApi:
                 ("GET", "/api/v3/allOrders"): self.all_orders,
                 ("GET", "/api/v3/myTrades"): self.my_trades,
                 ("GET", "/api/v3/account"): self.spot_account,
-                ("GET", "/sapi/v1/capital/config/getall"): self.capital_config,
             } if spot else {
                 ("POST", "/fapi/v1/order"): self.new_order,
                 ("DELETE", "/fapi/v1/order"): self.cancel,
@@ -105,6 +104,8 @@ class PrivateApi:
                 ("GET", "/fapi/v2/positionRisk"): self.position_risk,
                 ("GET", "/fapi/v3/positionRisk"): self.position_risk,
             })
+        # ccxt reads currencies from here whenever keys are set, futures classes too.
+        self.routes[("GET", "/sapi/v1/capital/config/getall")] = self.capital_config
         for path in USER_STREAM:
             self.routes[("POST", path)] = self.user_stream
             for method in ("PUT", "DELETE"):
