@@ -98,7 +98,10 @@ def test_rehosted_spot_exchange_trades_and_streams(data_dir: Path) -> None:
                 pending = asyncio.ensure_future(pro.watch_orders("BTC/USDT"))
                 await asyncio.sleep(0.3)
                 await pro.create_order("BTC/USDT", "market", "sell", 0.0005)
-                return await pending
+                orders = list(await pending)
+                while orders[-1]["status"] != "closed":  # NEW, then the fill
+                    orders = list(await pro.watch_orders("BTC/USDT"))
+                return orders
             finally:
                 await pro.close()
 
