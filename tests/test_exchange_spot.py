@@ -62,12 +62,12 @@ def last(server: ExchangeServer) -> float:
 
 
 def resting_buy(server: ExchangeServer) -> float:
-    """A buy price that rests (not above the last print) and that the looping tape is sure
-    to reach within a pass: a dollar below the last print, but not below the capture's
-    lowest print."""
+    """A buy price that rests and that the looping tape is sure to reach within a pass: five
+    dollars below the last print (the tape goes on while the order travels; a price it passes
+    meanwhile would take on arrival), but not below the capture's lowest print."""
     lowest = min(float(json.loads(data)["p"]) for _, name, data in server.messages
                  if name.endswith("@trade"))
-    return max(lowest, last(server) - 1)
+    return max(lowest, last(server) - 5)
 
 
 def test_markets_balance_and_a_market_buy(server: ExchangeServer) -> None:
