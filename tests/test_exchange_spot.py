@@ -330,3 +330,30 @@ def test_listen_key_stream(server: ExchangeServer) -> None:
     trade = next(e for e in events if e["e"] == "executionReport" and e["x"] == "TRADE")
     assert set("esScSoqpPFgCxXrilzLnNTtwmMOZYQ") <= set(trade)
     assert (trade["X"], trade["l"], trade["N"]) == ("FILLED", "0.00100000", "BTC")
+
+
+def test_user_stream_closed_after_n_events(server: ExchangeServer) -> None:
+    """``disconnect_user_streams(after=N)``: the exchange closes the stream after N more
+    events, the ones after them are lost to it, as on a real drop."""
+    import aiohttp
+
+    config = account(server)
+    req = urllib.request.Request(f"{server.url}/api/v3/userDataStream", method="POST",
+                                 headers={"X-MBX-APIKEY": config["apiKey"]})
+    with urllib.request.urlopen(req) as resp:
+        key = json.load(resp)["listenKey"]
+    ex = ccxt.binance(config)
+    ex.load_markets()
+
+    async def main() -> list[Any]:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"ws://127.0.0.1:{server.port}/ws/{key}") as ws:
+            await asyncio.sleep(0.2)
+            server.disconnect_user_streams(after=2)
+            await asyncio.to_thread(ex.create_order, SYMBOL, "market", "buy", 0.001)
+            return [await ws.receive(5) for _ in range(3)]
+
+    first, second, closed = asyncio.run(main())
+    assert json.loads(first.data)["e"] == "executionReport"
+    assert json.loads(second.data)["e"] in ("executionReport", "outboundAccountPosition")
+    assert closed.type == aiohttp.WSMsgType.CLOSE
