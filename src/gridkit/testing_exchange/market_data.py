@@ -1,4 +1,4 @@
-"""A local Binance-format exchange server for testing data sources with ccxt's real clients.
+"""The local exchange's market data: real Binance REST answers and websocket replay.
 
 :class:`ExchangeServer` answers on 127.0.0.1 (a free port) in Binance's real REST and websocket
 formats, from real recorded data, so ccxt's own request building and parsing runs unchanged:
@@ -59,7 +59,16 @@ ERRORS = {
                   "1700000000000. Please use the websocket for live updates to avoid bans."}),
     "bad-symbol": (400, {"code": -1121, "msg": "Invalid symbol."}),
 }
-FAULTS = ("429", "418", "500", "502", "503", "504", "drop", "malformed", "bad-symbol")
+FAULTS = ("429", "418", "500", "502", "503", "504", "drop", "malformed", "bad-symbol",
+          "timeout", "reject", "drop-after-take")
+
+
+def load_json(path: str | Path) -> Any:
+    """A JSON file, gzip or not."""
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return json.loads(raw)
 
 
 def load_candles(path: str | Path) -> list[list[Any]]:
@@ -110,8 +119,9 @@ def kline_row(row: Sequence[Any], interval_ms: int) -> list[Any]:
             ts + interval_ms - 1, "0.00000000", 0, "0.00000000", "0.00000000", "0"]
 
 
-class ExchangeServer:
-    """Binance-format REST + websocket server on 127.0.0.1 that replays real data.
+class MarketDataServer:
+    """Binance-format REST + websocket server on 127.0.0.1 that replays real data (no trading;
+    :class:`gridkit.testing_exchange.ExchangeServer` adds it).
 
     :param exchange_info: path of a real ``/api/v3/exchangeInfo`` response.
     :param klines: OHLCV rows per ``(binance symbol, interval)``, e.g. ``("BTCUSDT", "1m")``.
@@ -125,7 +135,8 @@ class ExchangeServer:
     :param max_messages: stop replaying after this many data messages in all.
     :param speed: replay at the capture's own pace sped up this many times (None: as fast as
         the socket takes them; a client then gets bursts bigger than a live feed's).
-    :param lifetime: seconds after which the server stops by itself.
+    :param lifetime: seconds after which the server stops by itself (None: when stopped).
+    :param port: the port to listen on (0: a free one).
     """
 
     def __init__(self, exchange_info: str | Path | None = None, *,
@@ -134,8 +145,8 @@ class ExchangeServer:
                  retry_after: int = 0, drop_after: int | None = None,
                  skip_on_reconnect: int = 50, garbage_every: int | None = None,
                  max_messages: int | None = None, speed: float | None = None,
-                 lifetime: float = 120.0) -> None:
-        self.exchange_info = json.loads(Path(exchange_info).read_text()) if exchange_info else {
+                 lifetime: float | None = 120.0, port: int = 0) -> None:
+        self.exchange_info = load_json(exchange_info) if exchange_info else {
             "timezone": "UTC", "serverTime": 0, "rateLimits": [], "exchangeFilters": [],
             "symbols": []}
         self.symbols = {s["symbol"] for s in self.exchange_info.get("symbols", [])}
@@ -162,7 +173,7 @@ class ExchangeServer:
         self.requests: list[tuple[str, dict[str, str]]] = []
         #: Counters: websocket connections, data messages sent, garbage frames, drops.
         self.counts = {"connections": 0, "sent": 0, "garbage": 0, "dropped": 0, "faults": 0}
-        self._faults: list[list[Any]] = []  # [kind, path or None, times left]
+        self._faults: list[list[Any]] = []  # [kind, path or None, times left, method, opts]
         # Position in the capture per websocket path: a reconnect to the same path goes on
         # from where the dropped connection was (less the messages lost meanwhile).
         self._cursors: dict[str, int] = {}
@@ -175,7 +186,7 @@ class ExchangeServer:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._error: BaseException | None = None
-        self.port = 0
+        self.port = port
 
     # --- control -------------------------------------------------------------------------------
 
@@ -197,16 +208,23 @@ class ExchangeServer:
                    "margin": f"ws://127.0.0.1:{self.port}/stream/ws"},
         }
 
-    def fail(self, kind: str, path: str | None = "/api/v3/klines", times: int = 1) -> None:
-        """Answer the next ``times`` requests to ``path`` (any path if None) with a fault:
-        ``429``, ``418``, ``500``, ``502``, ``503``, ``504``, ``drop`` (close the connection
-        without answering), ``malformed`` (a truncated JSON body) or ``bad-symbol``."""
+    def fail(self, kind: str, path: str | None = "/api/v3/klines", times: int = 1, *,
+             method: str | None = None, delay: float = 0.0, code: int = -1013,
+             msg: str = "Filter failure: PRICE_FILTER") -> None:
+        """Answer the next ``times`` requests to ``path`` (any path if None; any method unless
+        ``method``, e.g. ``"POST"``) with a fault: ``429``, ``418`` (Binance's bodies, with
+        ``Retry-After``), ``500``, ``502``, ``503``, ``504``, ``drop`` (close the connection
+        without answering), ``malformed`` (a truncated JSON body), ``bad-symbol``,
+        ``timeout`` (answer normally, but only after ``delay`` seconds), ``reject`` (a 400 with
+        Binance's ``{"code": code, "msg": msg}``) or ``drop-after-take`` (carry the request out
+        -- an order IS placed -- then close the connection without answering)."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; faults are {', '.join(FAULTS)}")
         with self._lock:
-            self._faults.append([kind, path, times])
+            self._faults.append([kind, path, times, method,
+                                 {"delay": delay, "code": code, "msg": msg}])
 
-    def start(self) -> ExchangeServer:
+    def start(self) -> MarketDataServer:
         """Start serving in a background thread; returns once the port is bound."""
         self._thread = threading.Thread(target=self._serve, name="gridkit-exchange-server",
                                         daemon=True)
@@ -223,7 +241,7 @@ class ExchangeServer:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> ExchangeServer:
+    def __enter__(self) -> MarketDataServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -246,38 +264,84 @@ class ExchangeServer:
         from aiohttp import web
 
         app = web.Application()
-        app.router.add_get("/stream/{tail:.*}", self._websocket)
-        app.router.add_get("/ws/{tail:.*}", self._websocket)
+        # Every path: websocket upgrades go to _websocket, the rest to _rest (ccxt's URLs,
+        # rehosted, keep Binance's paths: /ws, /stream, /ws-api/v3, /private/ws, ...).
         app.router.add_route("*", "/{tail:.*}", self._rest)
         runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        await self._started()
         self._ready.set()
-        deadline = time.monotonic() + self.lifetime
+        deadline = time.monotonic() + (self.lifetime if self.lifetime is not None else 1e18)
         while not self._stopped.is_set() and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self._stopped.set()
+        await self._stopping()
         await runner.cleanup()
 
-    def _take_fault(self, path: str) -> str | None:
+    async def _started(self) -> None:
+        """Called on the server's loop once the port is bound (background tasks start here)."""
+
+    async def _stopping(self) -> None:
+        """Called on the server's loop before it closes (background tasks end here)."""
+
+    def _take_fault(self, path: str, method: str = "GET") -> tuple[str | None, dict[str, Any]]:
         with self._lock:
             for fault in self._faults:
-                kind, where, left = fault
-                if left > 0 and (where is None or where == path):
+                kind, where, left, only, opts = fault
+                if left > 0 and (where is None or where == path) and (
+                        only is None or only == method):
                     fault[2] -= 1
                     self.counts["faults"] += 1
-                    return kind
+                    return kind, opts
+        return None, {}
+
+    async def _answer(self, request: Any, path: str, query: dict[str, str]) -> Any:
+        """The answer to a request no fault took (subclasses add endpoints)."""
+        from aiohttp import web
+
+        handler = self._public(path)
+        if handler is None:
+            return web.json_response({"code": -1000, "msg": f"Unknown path {path}."}, status=404)
+        try:
+            body = handler(query)
+        except _BinanceError as err:
+            return web.json_response({"code": err.code, "msg": err.msg}, status=400)
+        return web.json_response(body)
+
+    def _public(self, path: str) -> Any:
+        # The same public endpoints under spot's and USDT-M's prefixes: one server serves one
+        # market kind, whose exchangeInfo it was given.
+        for prefix in ("/api/v3/", "/fapi/v1/"):
+            if path.startswith(prefix):
+                return {
+                    "ping": lambda q: {},
+                    "time": lambda q: {"serverTime": self._now()},
+                    "exchangeInfo": lambda q: self.exchange_info,
+                    "klines": self._klines,
+                    "depth": self._depth,
+                }.get(path[len(prefix):])
         return None
 
     async def _rest(self, request: Any) -> Any:
         from aiohttp import web
 
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
         path = request.path
         query = dict(request.query)
         self.requests.append((path, query))
-        fault = self._take_fault(path)
+        fault, opts = self._take_fault(path, request.method)
+        if fault == "timeout":
+            await asyncio.sleep(opts["delay"])
+            fault = None
+        if fault == "reject":
+            return web.json_response({"code": opts["code"], "msg": opts["msg"]}, status=400)
+        if fault == "drop-after-take":
+            await self._answer(request, path, query)
+            fault = "drop"
         if fault == "drop":
             transport = request.transport
             if transport is not None:
@@ -291,20 +355,7 @@ class ExchangeServer:
             return web.json_response(body, status=status, headers=headers)
         if fault is not None:  # 5xx
             return web.Response(status=int(fault), text="Service Unavailable.")
-        handler = {
-            "/api/v3/ping": lambda q: {},
-            "/api/v3/time": lambda q: {"serverTime": self._now()},
-            "/api/v3/exchangeInfo": lambda q: self.exchange_info,
-            "/api/v3/klines": self._klines,
-            "/api/v3/depth": self._depth,
-        }.get(path)
-        if handler is None:
-            return web.json_response({"code": -1000, "msg": f"Unknown path {path}."}, status=404)
-        try:
-            body = handler(query)
-        except _BinanceError as err:
-            return web.json_response({"code": err.code, "msg": err.msg}, status=400)
-        return web.json_response(body)
+        return await self._answer(request, path, query)
 
     def _now(self) -> int:
         return self.now_ms if self.now_ms is not None else int(time.time() * 1000)
@@ -511,4 +562,5 @@ class _KlineBuilder:
         return out
 
 
-__all__ = ["INTERVALS", "ExchangeServer", "kline_row", "load_candles", "load_capture"]
+__all__ = ["ERRORS", "FAULTS", "INTERVALS", "MarketDataServer", "kline_row", "load_candles",
+           "load_capture", "load_json"]

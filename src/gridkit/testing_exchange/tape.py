@@ -1,0 +1,91 @@
+"""The trading server's one live tape: a capture's real messages replayed as "now".
+
+:class:`Tape` walks a Binance websocket capture at ``speed`` × its recorded pace (looping, if
+asked, with trade ids that keep increasing), stamps each message with the server's wall clock
+(``E`` / ``T`` in ms) and hands it to ``publish``; every ``@trade`` print also goes to
+``on_print`` (the matching engine). So the market-data websockets and the fills see the same
+prints at the same times, as on the real exchange.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+
+class Tape:
+    """One replay of ``messages`` (``(ns, stream, data_json)`` as :func:`load_capture` gives
+    them) shared by every client of the server.
+
+    :param speed: the capture's pace sped up this many times.
+    :param loop: start over at the end (else the tape stops after one pass).
+    """
+
+    def __init__(self, messages: Sequence[tuple[int, str, str]], *, speed: float = 1.0,
+                 loop: bool = False) -> None:
+        self.messages = messages
+        self.speed = speed
+        self.loop = loop
+        self.printed = 0  # trade prints published
+        self.passes = 0
+        self.done = False
+
+    def first_prices(self) -> dict[str, Decimal]:
+        """The first print's price per symbol (the last price before the tape starts)."""
+        out: dict[str, Decimal] = {}
+        for _, stream, data in self.messages:
+            if stream.endswith("@trade"):
+                d = json.loads(data)
+                out.setdefault(d["s"], Decimal(d["p"]))
+        return out
+
+    async def run(self, publish: Callable[[str, dict[str, Any]], None],
+                  on_print: Callable[[str, Decimal, Decimal, int], None],
+                  stopped: threading.Event) -> None:
+        if not self.messages:
+            self.done = True
+            return
+        ns0 = self.messages[0][0]
+        span = self.messages[-1][0] - ns0 + 1_000_000  # one pass, plus 1 ms between passes
+        t0 = time.monotonic()
+        id_shift = 0  # added to trade ids on later passes so they keep increasing
+        ids: list[int] = []
+        while not stopped.is_set():
+            for i, (ns, stream, data) in enumerate(self.messages):
+                if stopped.is_set():
+                    return
+                due = t0 + (ns - ns0 + self.passes * span) / 1e9 / self.speed
+                ahead = due - time.monotonic()
+                if ahead > 0.001:
+                    await asyncio.sleep(ahead)
+                elif not i % 64:
+                    await asyncio.sleep(0)
+                if "@" not in stream:
+                    continue
+                d = json.loads(data)
+                now = int(time.time() * 1000)
+                if "E" in d:
+                    d["E"] = now
+                if "T" in d:
+                    d["T"] = now
+                if stream.endswith("@trade"):
+                    ids.append(d["t"])
+                    d["t"] += id_shift
+                    self.printed += 1
+                    on_print(d["s"], Decimal(d["p"]), Decimal(d["q"]), now)
+                publish(stream, d)
+            self.passes += 1
+            if not self.loop:
+                break
+            if ids:
+                id_shift += max(ids) - min(ids) + 1
+                ids.clear()
+        self.done = True
+
+
+__all__ = ["Tape"]
