@@ -21,6 +21,11 @@ def exchange() -> None:
 @click.option("--capture", type=click.Path(dir_okay=False),
               help="Binance websocket capture whose trades are the tape (default: the shipped "
                    "slice).")
+@click.option("--candles", type=click.Path(dir_okay=False),
+              help="freqtrade-json candles whose price path is the tape instead (four prints "
+                   "per candle), e.g. examples/data/BTC_USDT-1m.json.gz.")
+@click.option("--candle-seconds", default=1.0, show_default=True,
+              help="With --candles: seconds each candle lasts (before --speed).")
 @click.option("--exchange-info", type=click.Path(dir_okay=False),
               help="Real exchangeInfo response, .json or .json.gz (default: the shipped one).")
 @click.option("--port", default=8765, show_default=True, help="Port on 127.0.0.1.")
@@ -32,7 +37,8 @@ def exchange() -> None:
 @click.option("--secret", help="The account's secret (default: a fixed test secret, printed).")
 @click.option("--lifetime", type=float, help="Stop after this many seconds (default: run until "
                                              "Ctrl-C or SIGTERM).")
-def serve_cmd(market: str, capture: str | None, exchange_info: str | None, port: int,
+def serve_cmd(market: str, capture: str | None, candles: str | None, candle_seconds: float,
+              exchange_info: str | None, port: int,
               speed: float, balance: tuple[str, ...], api_key: str | None, secret: str | None,
               lifetime: float | None) -> None:
     """Serve a trading Binance on 127.0.0.1 until stopped; prints its URL and the keys."""
@@ -43,6 +49,7 @@ def serve_cmd(market: str, capture: str | None, exchange_info: str | None, port:
         serve(market=market, capture=capture, exchange_info=exchange_info, port=port,
               speed=speed, balances=parse_balances(balance) or None,
               api_key=api_key or DEFAULT_API_KEY, secret=secret or DEFAULT_SECRET,
-              lifetime=lifetime, echo=click.echo)
+              lifetime=lifetime, candles=candles, candle_seconds=candle_seconds,
+              echo=click.echo)
     except ServeError as err:
         raise click.ClickException(str(err)) from None

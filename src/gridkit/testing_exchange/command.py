@@ -74,6 +74,7 @@ def serve(*, market: str = "spot", capture: str | None = None,
           exchange_info: str | None = None, port: int = 8765, speed: float = 1.0,
           balances: Mapping[str, Decimal] | None = None, api_key: str = DEFAULT_API_KEY,
           secret: str = DEFAULT_SECRET, lifetime: float | None = None,
+          candles: str | None = None, candle_seconds: float = 1.0,
           echo: Callable[[str], Any] = print) -> None:
     """Run a trading :class:`ExchangeServer` on 127.0.0.1:``port`` until SIGINT / SIGTERM (or
     ``lifetime`` seconds), looping its tape; ``echo`` gets the one line saying where it is."""
@@ -83,14 +84,24 @@ def serve(*, market: str = "spot", capture: str | None = None,
     if info is None or not Path(info).is_file():
         raise ServeError(f"exchangeInfo file not found: {info or '(no default data found)'}; "
                          "pass --exchange-info PATH")
-    if tape is None or not Path(tape).is_file():
+    if candles is not None:
+        if not Path(candles).is_file():
+            raise ServeError(f"candles file not found: {candles}")
+        if not candle_seconds > 0:
+            raise ServeError(f"--candle-seconds must be above 0, not {candle_seconds}")
+    elif tape is None or not Path(tape).is_file():
         raise ServeError(f"capture file not found: {tape or '(no default data found)'}; pass "
                          "--capture PATH")
     if speed <= 0:
         raise ServeError(f"--speed must be above 0, not {speed}")
-    server = ExchangeServer(info, market=market, capture=tape, speed=speed, loop=True,
-                            balances=dict(balances or DEFAULT_BALANCES[market]),
-                            api_key=api_key, secret=secret, lifetime=lifetime, port=port)
+    try:
+        extra: dict[str, Any] = ({"candles": candles, "candle_seconds": candle_seconds}
+                                 if candles is not None else {"capture": tape})
+        server = ExchangeServer(info, market=market, speed=speed, loop=True, **extra,
+                                balances=dict(balances or DEFAULT_BALANCES[market]),
+                                api_key=api_key, secret=secret, lifetime=lifetime, port=port)
+    except (ValueError, OSError) as err:  # a file that is not candles: one line
+        raise ServeError(f"cannot read {candles or tape}: {type(err).__name__}: {err}") from None
     try:
         server.start()
     except RuntimeError as err:

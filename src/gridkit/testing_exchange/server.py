@@ -73,6 +73,11 @@ class ExchangeServer(MarketDataServer):
     :param loop: start the tape over at its end (trade ids and times keep increasing).
     :param fill_fraction: cap each fill of a resting order at this fraction of its quantity.
     :param leverage: USDT-M leverage before ``/fapi/v1/leverage`` sets one.
+    :param candles: a freqtrade-json OHLCV file (.json or .gz) whose candles make the tape
+        instead of a capture's prints (:func:`~gridkit.testing_exchange.tape.candle_messages`):
+        real price paths that move further than a few minutes of ticks, for rehearsing a
+        grid; ``candle_seconds`` is how long each candle lasts (before ``speed``) and
+        ``candle_symbol`` the Binance symbol the prints are of.
     """
 
     def __init__(self, exchange_info: str | Path | None = None, *, market: str = "spot",
@@ -81,10 +86,17 @@ class ExchangeServer(MarketDataServer):
                  balances: Mapping[str, float | str | Decimal] | None = None,
                  maker_fee: float | str = "0.001", taker_fee: float | str = "0.001",
                  loop: bool = False, fill_fraction: float = 1.0, leverage: int = 20,
-                 **kwargs: Any) -> None:
+                 candles: str | Path | None = None, candle_seconds: float = 1.0,
+                 candle_symbol: str = "BTCUSDT", **kwargs: Any) -> None:
         if market not in MARKETS:
             raise ValueError(f"market must be one of {', '.join(MARKETS)}, not {market!r}")
         super().__init__(exchange_info, **kwargs)
+        if candles is not None:
+            from gridkit.testing_exchange.market_data import load_candles
+            from gridkit.testing_exchange.tape import candle_messages
+
+            self.messages = candle_messages(load_candles(candles), candle_symbol,
+                                            candle_seconds)
         self.market = market
         self.api_key = api_key
         self.secret = secret

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -88,4 +89,42 @@ class Tape:
         self.done = True
 
 
-__all__ = ["Tape"]
+def candle_messages(rows: Sequence[Sequence[Any]], symbol: str = "BTCUSDT",
+                    seconds: float = 1.0) -> list[tuple[int, str, str]]:
+    """Trade prints made from real OHLCV candles, in a capture's shape (``(ns, stream,
+    data_json)``), for a tape that moves as far as the candles did.
+
+    Each candle with volume gives four prints, ``seconds`` apart over the candle: the open, the
+    extreme nearer the open (the low if the candle closed up, else the high), the other
+    extreme, and the close — the path a bar fill model assumes (DESIGN.md §6) — each of a
+    quarter of the candle's volume, the taker selling on the way down. Candles with no volume
+    give none (nothing traded). The candles' own times are not kept: the tape stamps prints
+    with the server's clock."""
+    out: list[tuple[int, str, str]] = []
+    stream = f"{symbol.lower()}@trade"
+    step = int(seconds * 1e9 / 4)
+    ns = 0
+    tid = 1
+    for row in rows:
+        o, h, low, c, v = (float(x) for x in row[1:6])
+        if not v > 0 or not all(map(math.isfinite, (o, h, low, c, v))):
+            continue
+        path = (o, low, h, c) if c >= o else (o, h, low, c)
+        qty = _num(v / 4)
+        last = o
+        for price in path:
+            data = {"e": "trade", "E": 0, "s": symbol, "t": tid, "p": _num(price), "q": qty,
+                    "T": 0, "m": price < last, "M": True}
+            out.append((ns, stream, json.dumps(data, separators=(",", ":"))))
+            last = price
+            tid += 1
+            ns += step
+    return out
+
+
+def _num(x: float) -> str:
+    """A price or quantity as Binance writes it: 8 decimals."""
+    return f"{x:.8f}"
+
+
+__all__ = ["Tape", "candle_messages"]

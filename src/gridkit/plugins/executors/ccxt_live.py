@@ -156,6 +156,7 @@ class CcxtExecutor(Executor):
                        "fills_while_away": 0, "resent": 0}
         self.last_error: str | None = None
         self._symbols: tuple[str, ...] = ()
+        self._batch_ok = True
         self._since: dict[str, int] = {}
 
     # --- life cycle -----------------------------------------------------------------------
@@ -367,7 +368,8 @@ class CcxtExecutor(Executor):
         while self.outbox or self.cancels:
             orders, self.outbox = self.outbox, []
             cancels, self.cancels = self.cancels, []
-            batchable = self.config.batch > 1 and self.ex.has.get("createOrders")
+            batchable = (self.config.batch > 1 and self._batch_ok
+                         and self.ex.has.get("createOrders"))
             by_symbol: dict[str, list[Order]] = {}
             for order, symbol in orders:
                 by_symbol.setdefault(symbol, []).append(order)
@@ -446,6 +448,12 @@ class CcxtExecutor(Executor):
                  for r in reqs])
         except ccxt.pro.NetworkError:
             # Some of the batch may have been taken: one by one, each looked up first.
+            for order in group:
+                await self._create(order, symbol)
+            return
+        except ccxt.pro.NotSupported:
+            # ccxt lists createOrders for the exchange, not for this market (Binance spot).
+            self._batch_ok = False
             for order in group:
                 await self._create(order, symbol)
             return
