@@ -83,6 +83,7 @@ def summarize(run: Any) -> dict[str, Any]:
         "orders_placed": run.orders_placed, "orders_cancelled": run.orders_cancelled,
         "orders_rejected": sum(run.rejected.values()), "rejected_by": dict(run.rejected),
         "open_orders": len(executor_open),
+        "open_order_ids": sorted(executor_open),
         # Orders the ledger holds open but the executor does not, or the reverse, and reports
         # that did not fit the ledger: a grid that never loses an order keeps this empty.
         "unreconciled_orders": unreconciled,

@@ -188,11 +188,17 @@ class SqliteStore(Store):
         if row is None:
             raise DataError(f"store {self.path} holds no run to resume")
         run_id, status, saved, key, name = row
-        if status == "finished":
+        if status == "finished" and run.mode == "backtest":
+            # A backtest that finished has nothing left; a paper or live run that ended (its
+            # duration was up) can go on trading where it stopped.
             raise DataError(f"run {run_id} in {self.path} finished; there is nothing to "
                             f"resume (run without --resume to start a new one)")
         old = json.loads(saved or "{}")
         new = json.loads(json.dumps(config, default=str, sort_keys=True))
+        # [live] is how the run starts and reports itself, not what it trades: an operator may
+        # resume with another policy (on_start = "flatten", say).
+        old.pop("live", None)
+        new.pop("live", None)
         diff = first_difference(old, new)
         if diff is not None:
             raise DataError(f"run {run_id} in {self.path} ('{name}') was started with another "

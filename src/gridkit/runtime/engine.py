@@ -69,6 +69,7 @@ def run_pipeline(pipeline: Pipeline,
         for component in pipeline.components():
             _guard(pipeline, component, "in setup", component.setup, pipeline.run)
             setup_done.append(component)
+        _exchange_markets(run)
         store = pipeline.store
         if store.journaled:
             run.journal.subscribe(store.write, store.mark)
@@ -131,6 +132,18 @@ def _new_run(pipeline: Pipeline) -> Run:
     for lr in lanes:
         lr.ctx.phase_changed = _phase_forwarder(run, lr.ctx)
     return run
+
+
+def _exchange_markets(run: Run) -> None:
+    """Lanes without a ``[market] markets`` file take the market rules a live executor loaded
+    from the exchange (its ``markets``), so the exchange-rules check and the pre-flight
+    check use the exchange's own tick, lot and minimum notional."""
+    markets = getattr(run.pipeline.executor, "markets", None)
+    if not markets:
+        return
+    for lr in run.lanes:
+        if lr.lane.info is None and lr.lane.symbol in markets:
+            lr.lane.info = lr.ctx.market = markets[lr.lane.symbol]
 
 
 def _phase_forwarder(run: Run, ctx: Context) -> Callable[[Any, str, str], None]:

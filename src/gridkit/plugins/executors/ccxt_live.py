@@ -138,6 +138,9 @@ class CcxtExecutor(Executor):
         self.aio: Any = None
         self.mode = ""
         self.quote = ""
+        #: The run's markets as the exchange describes them (tick, lot, min notional, fees),
+        #: once ``setup`` has loaded them; lanes without a ``[market] markets`` file use them.
+        self.markets: dict[str, Any] = {}
         self.orders: dict[str, _Tracked] = {}
         self.by_xid: dict[str, str] = {}
         self.out: dict[str, list[Any]] = {}
@@ -186,6 +189,13 @@ class CcxtExecutor(Executor):
             return
         try:
             if not aio.loop.is_closed() and not aio.loop.is_running():
+                if self.ex is not None and (self.outbox or self.cancels or (
+                        self.flusher is not None and not self.flusher.done())):
+                    # Requests the journal holds as sent go out before the run closes (a
+                    # resume finds them by client id), as far as 10 seconds allow.
+                    self._kick()
+                    with contextlib.suppress(Exception):
+                        aio.run(asyncio.wait_for(asyncio.shield(self.flusher), 10))
                 for task in list(aio.pending()):
                     task.cancel()
                 if self.ex is not None:
@@ -224,6 +234,10 @@ class CcxtExecutor(Executor):
             missing = [s for s in self._symbols if s not in ex.markets]
             if missing:
                 raise ConfigError(f"{c.exchange} has no market {missing[0]!r}")
+            from gridkit.trading.markets import markets_from_ccxt
+
+            self.markets = markets_from_ccxt({s: ex.markets[s] for s in self._symbols},
+                                             f"{c.exchange} markets")
             await self._refresh_balance()
         except GridkitError:
             await self._close_exchange()
@@ -259,6 +273,18 @@ class CcxtExecutor(Executor):
         symbol = order.symbol or ctx.symbol
         if symbol not in self.out:
             return f"{symbol} is not a market of this run"
+        m = self.markets.get(symbol)
+        if m is not None:
+            # The exchange would round (ccxt truncates to its precision) and the journal would
+            # disagree with it: an order off the steps is refused, not silently changed.
+            from gridkit.trading.markets import price_on_tick, qty_on_lot
+
+            if not qty_on_lot(order.qty, m):
+                return (f"quantity {order.qty!r} is off the lot step {m.lot:g} (the "
+                        f"exchange-rules risk check rounds it)")
+            if order.kind != "market" and not price_on_tick(order.price, m):
+                return (f"price {order.price!r} is off the tick {m.tick:g} (the exchange-rules "
+                        f"risk check rounds it)")
         self.orders[order.id] = _Tracked(order, symbol)
         self.outbox.append((order, symbol))
         self._kick()
@@ -440,8 +466,6 @@ class CcxtExecutor(Executor):
         import ccxt.pro
 
         reqs = [self._request(o, symbol) for o in group]
-        self.counts["sent"] += len(group)
-        self.counts["batches"] += 1
         try:
             got = await self.ex.create_orders(
                 [{k: r[k] for k in ("symbol", "type", "side", "amount", "price", "params")}
@@ -461,6 +485,8 @@ class CcxtExecutor(Executor):
             for order in group:
                 self._refused(order, symbol, err)
             return
+        self.counts["sent"] += len(group)
+        self.counts["batches"] += 1
         for order, info in zip(group, got, strict=False):
             status = info.get("status")
             if info.get("id") is None and status in (None, "rejected"):
@@ -739,13 +765,23 @@ class CcxtExecutor(Executor):
                 await self._adopt(t, info)
             live = [t for t in self.orders.values() if not t.done and t.xid]
             for symbol in {t.symbol for t in live}:
+                # A minute of overlap: a trade the stream lost can be older than the newest
+                # one it delivered (trade ids de-duplicate the rest).
                 since = self._since.get(symbol)
+                since = since - 60_000 if since else None
                 for trade in await self.ex.fetch_my_trades(symbol, since):
                     self._on_trade(trade)
-                open_now = {str(o.get("id")) for o in await self.ex.fetch_open_orders(symbol)}
+                open_now = {}
+                for o in await self.ex.fetch_open_orders(symbol):
+                    open_now[str(o.get("id"))] = o
                 for t in live:
-                    if t.symbol == symbol and t.xid not in open_now and not t.done:
+                    if t.symbol != symbol or t.done:
+                        continue
+                    info = open_now.get(t.xid or "")
+                    if info is None:  # ended: how, and with which fills
                         await self._adopt(t, await self.ex.fetch_order(t.xid, symbol))
+                    elif float(info.get("filled") or 0.0) > t.filled + _RESIDUE * t.order.qty:
+                        await self._adopt(t, info)  # fills we have not heard of
         except ccxt.pro.BaseError as err:
             self._note(err)
 

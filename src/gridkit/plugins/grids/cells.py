@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from gridkit.core.types import Cancel, Fill, Order, Rejection
@@ -40,20 +41,48 @@ class GridCells:
         self.sides: list[str] = []
         self.round_trips = 0
         self.grid_profit = 0.0
+        #: Spot: the quantity of each cell's open sell, and their sum (see :meth:`order_for`).
+        self.selling = [0.0] * self.n
+        self.selling_total = 0.0
+        self.seeding = False
 
     def order_for(self, i: int, ctx: Context) -> Order:
-        """The order cell ``i`` needs in its current state (DESIGN.md §7)."""
+        """The order cell ``i`` needs in its current state (DESIGN.md §7).
+
+        On a spot market a sell never asks for more base than the position holds beyond the
+        other cells' open sells: an exchange that takes its fee in the base bought (Binance)
+        leaves a cell slightly less than it bought, and the shortfall comes off the sell
+        instead of the exchange refusing it. (A backtest's simulated fees are in quote: its
+        cells always hold their quantity, and nothing changes.)"""
         holding = self.state[i] == self.HOLDING
         price = cell_order_price(holding, self.lines[i], self.lines[i + 1])
         side = "sell" if holding else "buy"
+        self._unsell(i)
         if self.sides:  # hedge mode: the closing leg of a cell only reduces its position
             ps = self.sides[i]
             order = ctx.order(side, self.qty, price, tag=i, position_side=ps,
                               reduce_only=(ps == "long") == holding)
         else:
-            order = ctx.order(side, self.qty, price, tag=i)
+            qty = self.qty
+            pos = ctx.position
+            if holding and pos.kind == "spot":
+                # While seeding, the base is yet to be bought (the start's market order).
+                free = (pos.qty if not self.seeding else math.inf) - self.selling_total
+                if free < qty * (1.0 - 1e-9):  # a fee's shortfall, not a float residue
+                    qty = max(free, 0.0)
+                self.selling[i] = qty
+                self.selling_total += qty
+            order = ctx.order(side, qty, price, tag=i)
         self.order_of[i] = order.id
         return order
+
+    def _unsell(self, i: int) -> None:
+        """Cell ``i``'s sell is no longer open."""
+        if self.selling[i]:
+            self.selling_total -= self.selling[i]
+            self.selling[i] = 0.0
+            if not any(self.selling):
+                self.selling_total = 0.0  # no drift from adding and taking away floats
 
     def seed(self, price: float, ctx: Context, neutral: bool = False) -> tuple[list[Order], int]:
         """Set every cell from ``price`` (HOLDING if its lower line >= price); return the orders
@@ -63,6 +92,9 @@ class GridCells:
         holding = 0
         hedge = ctx.position.side != ""
         self.sides = [""] * self.n if hedge else []
+        self.selling = [0.0] * self.n
+        self.selling_total = 0.0
+        self.seeding = True
         for i in range(self.n):
             self.state[i] = self.HOLDING if self.lines[i] >= price else self.EMPTY
             if hedge:
@@ -70,14 +102,21 @@ class GridCells:
             self.entry[i] = None
             holding += self.state[i]
             orders.append(self.order_for(i, ctx))
+        self.seeding = False
         self.parked.clear()
         return orders, holding
 
     def on_fill(self, fill: Fill, ctx: Context) -> list[Order]:
         """Flip the filled cell and return its follow-up (live from the next bar)."""
         i = fill.tag
-        if not 0 <= i < self.n or self.order_of[i] != fill.order_id or fill.remaining > 0:
-            return []  # not this grid's live order, or a partial fill: flip when it is done
+        if not 0 <= i < self.n or self.order_of[i] != fill.order_id:
+            return []  # not this grid's live order
+        if fill.remaining > 0:  # a partial fill: flip when it is done
+            if self.selling[i]:  # what is still for sale
+                part = min(fill.qty, self.selling[i])
+                self.selling[i] -= part
+                self.selling_total -= part
+            return []
         is_buy = fill.side == "buy"
         self.state[i] = self.HOLDING if cell_after_fill(self.state[i] == self.HOLDING, is_buy) \
             else self.EMPTY
@@ -101,12 +140,15 @@ class GridCells:
         i = rejection.order.tag
         if 0 <= i < self.n and self.order_of[i] == rejection.order.id:
             self.order_of[i] = None
+            self._unsell(i)
             self.parked.add(i)
 
     def cancel_all(self) -> list[Cancel]:
         """Cancels for every live order of the grid."""
         out = [Cancel(oid) for oid in self.order_of if oid is not None]
         self.order_of = [None] * self.n
+        self.selling = [0.0] * self.n
+        self.selling_total = 0.0
         self.parked.clear()
         return out
 
