@@ -8,6 +8,7 @@ back to a state that agrees with the exchange and the store.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -82,10 +83,8 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     """Kill ``proc`` if it still runs, and reap it (no process outlives a test)."""
     if proc.poll() is None:
         proc.kill()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError):
         proc.communicate(timeout=30)
-    except (subprocess.TimeoutExpired, ValueError):
-        pass
 
 
 def _wait_resumed(proc: subprocess.Popen[str], db: Path, before: int | None,
