@@ -157,6 +157,25 @@ def test_resume_refuses_a_corrupt_state_row(tmp_path: Path) -> None:
     assert out.stderr.count("\n") == 1
 
 
+def test_a_run_killed_before_its_first_commit_resumes_afresh(
+        tmp_path: Path, straight: tuple[list[tuple], dict]) -> None:
+    """Killed after its run row, before its first commit: no state and nothing journalled, so
+    --resume starts it again under the same run; with journal rows but no state it refuses."""
+    db = tmp_path / "run.db"
+    gridkit("run", str(EXAMPLE), "--db", str(db), "--quiet")
+    with sqlite3.connect(db) as conn:  # as the file is when the kill comes that early
+        for table in ("state", "orders", "fills", "equity", "journal"):
+            conn.execute(f"DELETE FROM {table}")
+        conn.execute("UPDATE runs SET status = 'running', summary = NULL")
+    gridkit("run", str(EXAMPLE), "--db", str(db), "--quiet", "--resume")
+    _same(outcome(db), straight)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM state")
+        conn.execute("UPDATE runs SET status = 'stopped'")
+    out = gridkit("run", str(EXAMPLE), "--db", str(db), "--resume", check=False)
+    assert out.returncode == 2 and "saved no state to resume from" in out.stderr
+
+
 def test_resume_needs_a_store_file() -> None:
     out = gridkit("run", str(EXAMPLE), "--resume", check=False)
     assert out.returncode == 2 and "--resume needs a store file" in out.stderr

@@ -397,8 +397,10 @@ class Store(Component):
         """Start a run record; return its id and its run key (the prefix of its order ids)."""
         raise NotImplementedError
 
-    def resume_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str, bytes]:
-        """Reopen the last run to continue it: its id, run key and saved state. Raise
+    def resume_run(self, run: RunInfo, config: Mapping[str, Any]
+                   ) -> tuple[int, str, bytes | None]:
+        """Reopen the last run to continue it: its id, run key and saved state (None if it
+        stopped before its first commit, having journalled nothing: it starts afresh). Raise
         :class:`gridkit.DataError` if there is none to resume, it finished, or its config
         differs from ``config`` (naming the first difference)."""
         raise NotImplementedError

@@ -182,7 +182,8 @@ class SqliteStore(Store):
             self.db.execute("UPDATE runs SET run_key = ? WHERE id = ?", (key, self.run_id))
         return self.run_id, key  # type: ignore[return-value]
 
-    def resume_run(self, run: RunInfo, config: Mapping[str, Any]) -> tuple[int, str, bytes]:
+    def resume_run(self, run: RunInfo, config: Mapping[str, Any]
+                   ) -> tuple[int, str, bytes | None]:
         row = self.db.execute("SELECT id, status, config, run_key, name FROM runs "
                               "ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:
@@ -205,11 +206,21 @@ class SqliteStore(Store):
                             f"pipeline: {diff}; resume it with the pipeline it started with")
         state = self.db.execute("SELECT digest, data FROM state WHERE run_id = ?",
                                 (run_id,)).fetchone()
+        data: bytes | None = None
         if state is None:
-            raise DataError(f"run {run_id} in {self.path} saved no state to resume from "
-                            f"(it stopped before its first commit); start it again")
-        digest, data = state
-        if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != digest:
+            # Killed before its first commit: journal rows are only ever committed with a
+            # state, so if there are none either, nothing was sent and the run starts afresh
+            # (same id and run key).
+            journalled = self.db.execute(
+                "SELECT EXISTS (SELECT 1 FROM orders WHERE run_id = ?) "
+                "OR EXISTS (SELECT 1 FROM fills WHERE run_id = ?)", (run_id, run_id)).fetchone()[0]
+            if journalled:
+                raise DataError(f"run {run_id} in {self.path} saved no state to resume from "
+                                f"(it stopped before its first commit); start it again")
+        else:
+            digest, data = state
+        if data is not None and (not isinstance(data, bytes)
+                                 or hashlib.sha256(data).hexdigest() != digest):
             raise DataError(f"run {run_id} in {self.path}: the saved state is corrupt "
                             f"(checksum mismatch); it cannot be resumed")
         with self.db:

@@ -84,7 +84,8 @@ def run_pipeline(pipeline: Pipeline,
                                            store.resume_run, pipeline.run, pipeline.config.raw)
             run.opened = True
             run.ledger.key = key
-            restore(run, data)
+            if data is not None:  # (None: killed before its first commit; starts afresh)
+                restore(run, data)
             run.resumed = True
         else:
             run.run_id, key = _guard(pipeline, store, "opening the run", store.open_run,

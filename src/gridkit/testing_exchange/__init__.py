@@ -26,7 +26,7 @@ apply. User-data streams: spot ``executionReport`` / ``outboundAccountPosition``
 ``ORDER_TRADE_UPDATE`` / ``ACCOUNT_UPDATE`` (``/ws/<listenKey>``, ``/private/ws?listenKey=``).
 
 **Faults**: :meth:`ExchangeServer.fail` (429 / 418 with ``Retry-After``, 5xx, ``drop``,
-``timeout``, ``reject`` with a Binance code, ``drop-after-take``, per path and method),
+``timeout``, ``reject`` with a Binance code, ``drop-after-take``, ``late``, per path and method),
 :meth:`ExchangeServer.disconnect_user_streams`, :meth:`ExchangeServer.partial_fills`.
 
 **Inspection**: :meth:`~ExchangeServer.orders`, :meth:`~ExchangeServer.open_orders`,

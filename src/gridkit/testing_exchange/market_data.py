@@ -60,7 +60,7 @@ ERRORS = {
     "bad-symbol": (400, {"code": -1121, "msg": "Invalid symbol."}),
 }
 FAULTS = ("429", "418", "500", "502", "503", "504", "drop", "malformed", "bad-symbol",
-          "timeout", "reject", "drop-after-take")
+          "timeout", "reject", "drop-after-take", "late")
 
 
 def load_json(path: str | Path) -> Any:
@@ -171,8 +171,10 @@ class MarketDataServer:
         self.lifetime = lifetime
         #: Every REST request: (path, query dict).
         self.requests: list[tuple[str, dict[str, str]]] = []
-        #: Counters: websocket connections, data messages sent, garbage frames, drops.
-        self.counts = {"connections": 0, "sent": 0, "garbage": 0, "dropped": 0, "faults": 0}
+        #: Counters: websocket connections, data messages sent, garbage frames, drops, and
+        #: ``late`` requests carried out whose client had gone before the answer.
+        self.counts = {"connections": 0, "sent": 0, "garbage": 0, "dropped": 0, "faults": 0,
+                       "unanswered": 0}
         self._faults: list[list[Any]] = []  # [kind, path or None, times left, method, opts]
         # Position in the capture per websocket path: a reconnect to the same path goes on
         # from where the dropped connection was (less the messages lost meanwhile).
@@ -217,7 +219,9 @@ class MarketDataServer:
         without answering), ``malformed`` (a truncated JSON body), ``bad-symbol``,
         ``timeout`` (answer normally, but only after ``delay`` seconds), ``reject`` (a 400 with
         Binance's ``{"code": code, "msg": msg}``) or ``drop-after-take`` (carry the request out
-        -- an order IS placed -- then close the connection without answering)."""
+        -- an order IS placed -- then close the connection without answering) or ``late``
+        (carry the request out at once, answer ``delay`` seconds later: a client that dies
+        meanwhile placed an order it never heard of)."""
         if kind not in FAULTS:
             raise ValueError(f"unknown fault {kind!r}; faults are {', '.join(FAULTS)}")
         with self._lock:
@@ -339,6 +343,13 @@ class MarketDataServer:
             fault = None
         if fault == "reject":
             return web.json_response({"code": opts["code"], "msg": opts["msg"]}, status=400)
+        if fault == "late":
+            answer = await self._answer(request, path, query)
+            await asyncio.sleep(opts["delay"])
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                self.counts["unanswered"] += 1  # carried out; the client is gone
+            return answer
         if fault == "drop-after-take":
             await self._answer(request, path, query)
             fault = "drop"

@@ -115,6 +115,8 @@ class ExchangeServer(MarketDataServer):
             self.tape = Tape(self.messages, speed=self.speed or 1.0, loop=loop)
             self.engine.last.update(self.tape.first_prices())
         self._market_subs: list[_MarketSub] = []
+        #: While set (:meth:`freeze`), prints are published but fill nothing.
+        self.frozen = False
         self._tape_task: asyncio.Future[None] | None = None
 
     def _on_event(self, key: str, kind: str, data: Any) -> None:
@@ -216,6 +218,13 @@ class ExchangeServer(MarketDataServer):
         with self.engine_lock:
             self.engine.fill_fraction = Decimal(str(fraction))
 
+    def freeze(self, frozen: bool = True) -> None:
+        """Stop (or, with False, restart) matching: the tape goes on publishing market data,
+        but its prints fill no order and the last price stays where it was. For a test that
+        compares a bot's books with the exchange's: nothing changes under it meanwhile."""
+        with self.engine_lock:
+            self.frozen = frozen
+
     def disconnect_user_streams(self, after: int = 0) -> None:
         """Fault: close every open user-data websocket now, or after ``after`` more events."""
         self.user_streams.disconnect(after)
@@ -246,7 +255,8 @@ class ExchangeServer(MarketDataServer):
 
     def _on_print(self, symbol: str, price: Decimal, qty: Decimal, now: int) -> None:
         with self.engine_lock:
-            self.engine.on_print(symbol, price, qty, now)
+            if not self.frozen:
+                self.engine.on_print(symbol, price, qty, now)
 
     def _publish(self, stream: str, data: dict[str, Any]) -> None:
         text = json.dumps(data, separators=(",", ":"))
