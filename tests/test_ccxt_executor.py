@@ -98,15 +98,16 @@ def exchange(data_dir: Path, **kw: Any) -> ExchangeServer:
 def run(text: str, tmp_path: Path, host: PluginHost | None = None, resume: bool = False,
         db: Path | None = None, server: ExchangeServer | None = None,
         hold: float = 1.0) -> tuple[dict[str, Any], Any]:
-    """Run the pipeline; with ``server``, its market stands still for the last ``hold``
-    seconds of the run, so what the exchange did has reached the bot when it stops."""
+    """Run the pipeline; with ``server``, its matching stops for the last ``hold`` seconds of
+    the run (market data goes on), so what the exchange did has reached the bot when it
+    stops."""
     p = build_pipeline(parse_pipeline(text, base_dir=tmp_path), host,
                        store_path=str(db or tmp_path / "live.db"))
     timer = None
     if server is not None:
-        server.hold_tape(False)
+        server.freeze(False)
         seconds = float(text.split("duration = ")[1].split()[0])
-        timer = threading.Timer(max(seconds - hold, 0.1), server.hold_tape)
+        timer = threading.Timer(max(seconds - hold, 0.1), server.freeze)
         timer.start()
     try:
         return run_pipeline(p, resume=resume), p
@@ -252,11 +253,12 @@ def test_unknown_orders_are_reported_cancelled_or_refuse_the_start(
 
 def test_flatten_cancels_the_journals_orders_and_sells_its_position(
         keys: None, data_dir: Path, tmp_path: Path) -> None:
-    with exchange(data_dir) as server:
-        text = live_toml(server.url, seconds=3)
+    with exchange(data_dir, balances={"USDT": 20000, "BTC": 0}) as server:
+        text = live_toml(server.url, seconds=3, capital=20000)
         first, _ = run(text, tmp_path)
         assert first["final_base"] > 0 and first["open_orders"] > 0
-        second, _ = run(live_toml(server.url, seconds=3, live='on_start = "flatten"'),
+        second, _ = run(live_toml(server.url, seconds=3, capital=20000,
+                                  live='on_start = "flatten"'),
                         tmp_path, resume=True, server=server)
         # Every order of the first run was cancelled (the grid was laid again afresh).
         first_ids = set(first["open_order_ids"])

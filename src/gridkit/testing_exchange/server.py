@@ -203,15 +203,6 @@ class ExchangeServer(MarketDataServer):
                                           int(time.time() * 1000), algo=algo)
             return attrs.evolve(order)
 
-    def hold_tape(self, held: bool = True) -> None:
-        """Stop the market (no prints, no fills) until ``hold_tape(False)``: a test can then
-        compare a bot's books with the exchange's without a fill landing in between."""
-        if self.tape is not None:
-            if held:
-                self.tape.held.set()
-            else:
-                self.tape.held.clear()
-
     def partial_fills(self, fraction: float) -> None:
         """Fault: cap each fill of a resting order at ``fraction`` of its quantity from now on
         (1: no cap), so orders fill over several prints."""

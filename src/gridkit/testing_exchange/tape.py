@@ -35,9 +35,6 @@ class Tape:
         self.printed = 0  # trade prints published
         self.passes = 0
         self.done = False
-        #: Set: the market stands still (no prints, no fills) until it is cleared; the tape
-        #: then goes on from where it stood, at its pace.
-        self.held = threading.Event()
 
     def first_prices(self) -> dict[str, Decimal]:
         """The first print's price per symbol (the last price before the tape starts)."""
@@ -63,11 +60,6 @@ class Tape:
             for i, (ns, stream, data) in enumerate(self.messages):
                 if stopped.is_set():
                     return
-                if self.held.is_set():
-                    since = time.monotonic()
-                    while self.held.is_set() and not stopped.is_set():
-                        await asyncio.sleep(0.02)
-                    t0 += time.monotonic() - since
                 due = t0 + (ns - ns0 + self.passes * span) / 1e9 / self.speed
                 ahead = due - time.monotonic()
                 if ahead > 0.001:
