@@ -383,3 +383,81 @@ def test_the_executor_refuses_other_modes_and_unknown_exchanges() -> None:
             'use = "ccxt"\nexchange = "binance"', 'use = "ccxt"\nexchange = "nowhere"')))
     assert issubclass(ExchangeUnreachable, GridkitError) and ExchangeUnreachable.exit_code == 3
 
+
+
+def test_usdm_orders_go_in_batches_with_reduce_only_and_fills_come_back(
+        keys: None, data_dir: Path) -> None:
+    """USDT-M through ``ccxt.pro.binanceusdm``, the executor driven on a run's event loop as
+    the engine drives it: orders decided together go out with createOrders, a reduce-only
+    order with no position is refused with Binance's reason, and a market order's fill comes
+    back with its fee in USDT."""
+    import asyncio
+
+    from gridkit.core.types import Accepted, Fill, Order, Rejected
+    from gridkit.plugins.executors.ccxt_live import CcxtExecutor
+    from gridkit.runtime.account import LINEAR, Account, Position
+    from gridkit.runtime.context import Context, RunInfo
+    from gridkit.runtime.ledger import Ledger
+
+    info = (data_dir / "api_fixtures" / "nautilus_trader" / "binance_http_responses"
+            / "http_futures_market_exchange_info.json")
+    symbol = "BTC/USDT:USDT"
+    with ExchangeServer(info, market="usdm", candles=CANDLES, candle_seconds=0.05, loop=True,
+                        balances={"USDT": 10000}, api_key=KEY, secret=SECRET,
+                        lifetime=60.0) as server:
+        loop = asyncio.new_event_loop()
+        run_info = RunInfo("usdm", "live", symbol, 10000.0, symbols=(symbol,), loop=loop)
+        ex = CcxtExecutor(CcxtExecutor.Config(exchange="binanceusdm", url=server.url,
+                                              backoff=0.05, poll=0.5))
+        try:
+            ex.validate(run_info)
+            ex.setup(run_info)
+            acct = Account(10000.0, "USDT")
+            ctx = Context(run_info, acct, Ledger(), symbol,
+                          acct.add(Position(symbol, LINEAR)))
+            price = float(server.last_price("BTCUSDT"))
+            orders = [Order(f"u-{i}", "buy", 0.002, round(price * (0.98 - i / 100), 1))
+                      for i in range(4)]
+            orders.append(Order("u-ro", "sell", 0.002, round(price * 1.05, 1),
+                                reduce_only=True))
+            orders.append(Order("u-mkt", "buy", 0.002, price, kind="market"))
+            for o in orders:
+                assert ex.submit(o, ctx) is None
+            got: list[Any] = []
+            for _ in range(60):
+                loop.run_until_complete(asyncio.sleep(0.1))
+                got += ex.reports(None, symbol)
+                if any(type(r) is Fill for r in got) and len(
+                        {r.order_id for r in got if type(r) in (Accepted, Rejected)}) == 6:
+                    break
+        finally:
+            ex.close()
+            loop.close()
+        accepted = {r.order_id for r in got if type(r) is Accepted}
+        assert {f"u-{i}" for i in range(4)} | {"u-mkt"} <= accepted
+        refused = [r for r in got if type(r) is Rejected]
+        assert [r.order_id for r in refused] == ["u-ro"]
+        assert "-2022" in refused[0].reason or "ReduceOnly" in refused[0].reason
+        fill = next(r for r in got if type(r) is Fill)
+        assert (fill.order_id, fill.qty, fill.fee_currency) == ("u-mkt", 0.002, "")
+        assert fill.fee > 0 and fill.liquidity == "taker"
+        assert ex.counts["batches"] >= 1
+        on_exchange = [o.client_id for o in server.orders()]
+        assert len(on_exchange) == len(set(on_exchange))
+
+
+def test_a_paper_run_whose_exchange_is_down_exits_3(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    text = live_toml(f"http://127.0.0.1:{port}", seconds=1).replace(
+        'mode = "live"', 'mode = "paper"')
+    text = text.split("[executor]")[0] + '[executor]\nuse = "paper"\n'
+    path = tmp_path / "paper.toml"
+    path.write_text(text)
+    out = gridkit_cli("run", str(path), "--db", str(tmp_path / "p.db"), env=dict(os.environ),
+                      cwd=tmp_path)
+    assert out.returncode == 3, out.stderr
+    assert "could not be reached" in out.stderr and len(out.stderr.strip().splitlines()) == 1

@@ -27,7 +27,7 @@ from attrs import frozen
 
 from gridkit.core.components import Source
 from gridkit.core.config import OptionError, at_least, non_negative, option, optional, positive
-from gridkit.core.errors import ConfigError, DataError
+from gridkit.core.errors import ConfigError, DataError, ExchangeUnreachable
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import EVENT_KINDS, Bar, BookDepth, BookUpdate, Clock, Trade
 from gridkit.data.bars import parse_interval
@@ -766,6 +766,11 @@ class CcxtStream(Source):
                            options=c.options)
         try:
             await ex.load_markets()
+        except ccxt.pro.NetworkError as err:
+            await ex.close()
+            # Nothing was sent: a supervisor may retry later (exit status 3, not bad input).
+            raise ExchangeUnreachable(f"{c.exchange} could not be reached: cannot load "
+                                      f"markets: {type(err).__name__}: {one_line(err)}") from None
         except ccxt.pro.BaseError as err:
             await ex.close()
             raise DataError(f"{c.exchange}: cannot load markets: {type(err).__name__}: "

@@ -487,13 +487,23 @@ class CcxtExecutor(Executor):
             return
         self.counts["sent"] += len(group)
         self.counts["batches"] += 1
-        for order, info in zip(group, got, strict=False):
-            status = info.get("status")
-            if info.get("id") is None and status in (None, "rejected"):
-                msg = (info.get("info") or {}).get("msg") or "refused by the exchange"
-                self._refused(order, symbol, ccxt.pro.InvalidOrder(msg))
-            else:
+        # Answers are matched by client order id: ccxt does not keep a refused entry in its
+        # place, so the refusals (which carry no id) go to the orders left, in order.
+        by_cid = {o.get("clientOrderId"): o for o in got if o.get("clientOrderId")}
+        refusals = [o for o in got if not o.get("clientOrderId")]
+        for order in group:
+            info = by_cid.get(order.id)
+            if info is not None and info.get("id") is not None:
                 await self._adopt(self.orders[order.id], info)
+                continue
+            err = refusals.pop(0) if refusals else {}
+            msg = ((err.get("info") or {}).get("msg") if isinstance(err, Mapping) else None)
+            if msg is None and not refusals and not err:
+                # No answer for it at all: never guessed — looked up by its client id.
+                self._in_doubt(order.id, ccxt.pro.NetworkError("no answer in the batch"))
+                continue
+            self._refused(order, symbol, ccxt.pro.InvalidOrder(msg or "refused by the "
+                                                                      "exchange"))
 
     async def _cancel(self, oid: str, symbol: str) -> None:
         import ccxt.pro
