@@ -461,3 +461,15 @@ def test_a_paper_run_whose_exchange_is_down_exits_3(tmp_path: Path) -> None:
                       cwd=tmp_path)
     assert out.returncode == 3, out.stderr
     assert "could not be reached" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_check_reads_a_live_pipelines_fees_and_filters_from_the_exchange(
+        data_dir: Path, tmp_path: Path) -> None:
+    """``gridkit check`` on a live pipeline without a markets file: the market comes from the
+    exchange (no keys needed), so the round trip is checked against its 0.1 % fees."""
+    path = tmp_path / "live.toml"
+    with exchange(data_dir) as server:
+        path.write_text(live_toml(server.url, seconds=1))
+        out = gridkit_cli("check", str(path), env=dict(os.environ), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "clears the round-trip fee 0.2000%" in out.stdout, out.stdout
