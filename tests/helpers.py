@@ -199,3 +199,37 @@ def lay_out_slices(root: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(content if stored.name == Path(rel).name + ".gz" else raw)
     return root
+
+
+def live_replay(name: str, count: int) -> type:
+    """A live source class registered as ``name``: the first ``count`` real sample bars,
+    presented as a live feed (a stand-in for an exchange stream in paper-run tests)."""
+    import gridkit
+    from gridkit.testing import sample_bars
+
+    class ReplayLive(gridkit.Source):
+        """Real sample bars, presented as a live feed."""
+
+        live = True
+
+        def events(self) -> Any:
+            yield from sample_bars()[:count]
+
+    ReplayLive.name = name
+    return ReplayLive
+
+
+def with_sources(host: Any, plugin: str, *sources: type) -> Any:
+    """``host`` with ``sources`` registered by a plugin named ``plugin``."""
+    from gridkit import hookimpl
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_sources(register: Any) -> None:
+            for cls in sources:
+                register(cls)
+
+    host.register(Plugin, plugin)
+    return host
+

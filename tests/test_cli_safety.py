@@ -26,7 +26,7 @@ from gridkit.cli import cli, main
 from gridkit.core.plugins import PluginHost
 from gridkit.credentials import _forget_secrets, register_secret
 from gridkit.plugins.keys_commands import keys
-from gridkit.testing import sample_bars
+from helpers import live_replay, with_sources
 from test_credentials import MemoryKeyring
 
 REPO = Path(__file__).resolve().parent.parent
@@ -263,26 +263,12 @@ def test_live_prompt_on_a_terminal(live_toml: Path) -> None:
 # --- logging options -------------------------------------------------------------------------
 
 
-class ReplayLive(gridkit.Source):
-    """Real sample bars, presented as a live feed."""
-
-    name = "replay-live-cli"
-    live = True
-
-    def events(self) -> Any:
-        yield from sample_bars()[:300]
+ReplayLive = live_replay("replay-live-cli", 300)
 
 
 @pytest.fixture
 def host(gridkit_host: PluginHost) -> PluginHost:
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def gridkit_register_sources(register: Any) -> None:
-            register(ReplayLive)
-
-    gridkit_host.register(Plugin, "replay-cli-test")
-    return gridkit_host
+    return with_sources(gridkit_host, "replay-cli-test", ReplayLive)
 
 
 PAPER = """

@@ -21,7 +21,7 @@ from gridkit.logs import log_reconnect, setup_logging
 from gridkit.runtime.engine import _new_run, build_pipeline, run_pipeline
 from gridkit.runtime.heartbeat import Heartbeat
 from gridkit.testing import sample_bars, sample_path
-from helpers import STRATEGY
+from helpers import STRATEGY, live_replay, with_sources
 
 SECRET = "sk-live-7f3a9c0e11d2b4"
 
@@ -234,26 +234,12 @@ def test_all_off_is_inactive() -> None:
 # --- a paper run: the engine's wiring --------------------------------------------------------
 
 
-class ReplayLive(gridkit.Source):
-    """Real sample bars, presented as a live feed (a stand-in for an exchange stream)."""
-
-    name = "replay-live-log"
-    live = True
-
-    def events(self) -> Any:
-        yield from sample_bars()[:600]
+ReplayLive = live_replay("replay-live-log", 600)
 
 
 @pytest.fixture
 def host(gridkit_host: PluginHost) -> PluginHost:
-    class Plugin:
-        @staticmethod
-        @hookimpl
-        def gridkit_register_sources(register: Any) -> None:
-            register(ReplayLive)
-
-    gridkit_host.register(Plugin, "replay-log-test")
-    return gridkit_host
+    return with_sources(gridkit_host, "replay-log-test", ReplayLive)
 
 
 PAPER = """

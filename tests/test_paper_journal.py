@@ -13,17 +13,9 @@ import pytest
 import gridkit
 from gridkit import hookimpl
 from gridkit.core.plugins import PluginHost
-from gridkit.testing import sample_bars
+from helpers import live_replay
 
-
-class ReplayLive(gridkit.Source):
-    """Real sample bars, presented as a live feed (a stand-in for an exchange stream)."""
-
-    name = "replay-live"
-    live = True
-
-    def events(self) -> Any:
-        yield from sample_bars()[:600]
+ReplayLive = live_replay("replay-live", 600)
 
 
 class Watcher(gridkit.Monitor):
