@@ -473,3 +473,14 @@ def test_check_reads_a_live_pipelines_fees_and_filters_from_the_exchange(
         out = gridkit_cli("check", str(path), env=dict(os.environ), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "clears the round-trip fee 0.2000%" in out.stdout, out.stdout
+
+
+def test_a_live_perpetual_pipeline_is_refused_until_funding_comes_from_the_exchange(
+        tmp_path: Path) -> None:
+    text = live_toml("http://127.0.0.1:1").replace('symbol = "BTC/USDT"',
+                                                    'symbol = "BTC/USDT:USDT"')
+    funding = REPO / "examples" / "data" / "XRP_USDT_USDT-8h-funding_rate.feather"
+    text = text.replace("[source]", f'[market]\ntype = "linear"\nfunding = "{funding}"\n'
+                                    f'[source]', 1)
+    with pytest.raises(GridkitError, match="live perpetual runs are not supported yet"):
+        build_pipeline(parse_pipeline(text))

@@ -309,6 +309,13 @@ def _mode_checks(p: Pipeline, refused: set[int] | None = None) -> list[str]:
         if mode in ("paper", "live") and not lane.source.live:
             problems.append(f"pipeline.mode: {mode} mode needs a live data source, "
                             f"and '{src_reg.name}' replays a file")
+        if mode == "live" and lane.market.type == "linear":
+            # The account books funding from [market] funding, a file: live, the exchange
+            # charges it, and the two would drift apart. Refused until funding is read from
+            # the exchange (the executor trades USDT-M; the account cannot follow it yet).
+            problems.append(f"market.type: live perpetual runs are not supported yet: the "
+                            f"account would book {lane.symbol}'s funding from a file, not "
+                            f"what the exchange charges (paper runs and backtests are)")
     if mode == "backtest" and p.executor.live:
         problems.append(f"executor: '{ex_reg.name}' sends real orders; backtests must simulate")
     if mode == "paper" and p.executor.live:
