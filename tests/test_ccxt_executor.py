@@ -475,12 +475,56 @@ def test_check_reads_a_live_pipelines_fees_and_filters_from_the_exchange(
     assert "clears the round-trip fee 0.2000%" in out.stdout, out.stdout
 
 
-def test_a_live_perpetual_pipeline_is_refused_until_funding_comes_from_the_exchange(
+def test_a_live_perpetual_grid_books_the_funding_the_exchange_charges(
+        keys: None, data_dir: Path, tmp_path: Path) -> None:
+    """A neutral grid on the USDT-M BTC perpetual through ``binanceusdm``: the exchange charges
+    funding every half second of the run, the executor reports it from ``/fapi/v1/income``, and the
+    account's wallet and position end equal to the exchange's."""
+    info = (data_dir / "api_fixtures" / "nautilus_trader" / "binance_http_responses"
+            / "http_futures_market_exchange_info.json")
+    strategy = """
+use = "static"
+lower = 55000
+upper = 58600
+grids = 12
+qty = 0.002
+direction = "neutral"
+"""
+    with ExchangeServer(info, market="usdm", candles=CANDLES, candle_seconds=0.05, loop=True,
+                        balances={"USDT": 10000}, api_key=KEY, secret=SECRET,
+                        lifetime=120.0) as server:
+        text = live_toml(server.url, seconds=10, strategy=strategy).replace(
+            'symbol = "BTC/USDT"', 'symbol = "BTC/USDT:USDT"').replace(
+            'exchange = "binance"', 'exchange = "binanceusdm"').replace(
+            "[source]", '[market]\ntype = "linear"\nleverage = 20\n[source]', 1).replace(
+            "poll = 0.5", "poll = 0.5\nfunding_poll = 0.3")
+        charges = [threading.Timer(3.0 + 0.5 * i, server.charge_funding, ("0.001",))
+                   for i in range(8)]
+        for t in charges:
+            t.start()
+        try:
+            summary, _ = run(text, tmp_path, server=server, hold=3.0)
+        finally:
+            for t in charges:
+                t.cancel()
+        paid = [Decimal(r["income"]) for r in server.engine.account(KEY).incomes]
+        assert len(paid) >= 1, "no position was open at a funding time"
+        assert summary["funding_paid"] == pytest.approx(-float(sum(paid)), abs=1e-9)
+        wallet = float(server.balances()["USDT"][0])
+        amt = sum(float(p.amt) for p in server.positions())
+        assert summary["final_base"] == pytest.approx(amt, abs=1e-12)
+        assert summary["final_cash"] == pytest.approx(wallet, abs=1e-6)
+        cids = [o.client_id for o in server.orders()]
+        assert len(cids) == len(set(cids))
+        assert {o.client_id for o in server.open_orders()} == set(summary["open_order_ids"])
+
+
+def test_a_live_perpetual_takes_its_funding_from_the_exchange_not_a_file(
         tmp_path: Path) -> None:
     text = live_toml("http://127.0.0.1:1").replace('symbol = "BTC/USDT"',
                                                     'symbol = "BTC/USDT:USDT"')
     funding = REPO / "examples" / "data" / "XRP_USDT_USDT-8h-funding_rate.feather"
     text = text.replace("[source]", f'[market]\ntype = "linear"\nfunding = "{funding}"\n'
                                     f'[source]', 1)
-    with pytest.raises(GridkitError, match="live perpetual runs are not supported yet"):
+    with pytest.raises(GridkitError, match="a live run books the funding the exchange charges"):
         build_pipeline(parse_pipeline(text))

@@ -199,8 +199,20 @@ class Expired:
     reason: str = ""
 
 
+@frozen
+class FundingPaid:
+    """The exchange booked a funding payment on ``symbol``'s position: ``amount`` in the quote
+    currency (negative: the account paid). A live executor reports it from the exchange's
+    records (``id``), so the account's wallet follows the exchange's own figure."""
+
+    ts: int
+    symbol: str
+    amount: float
+    id: str = ""
+
+
 #: Every report type the engine applies.
-REPORTS: tuple[type, ...] = (Accepted, Rejected, Fill, Cancelled, Expired)
+REPORTS: tuple[type, ...] = (Accepted, Rejected, Fill, Cancelled, Expired, FundingPaid)
 
 
 @frozen

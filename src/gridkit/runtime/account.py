@@ -216,6 +216,15 @@ class Account:
         self.funding += total
         return total
 
+    def book_funding(self, symbol: str, amount: float) -> None:
+        """Book a funding payment the exchange reported (``amount``: received, negative:
+        paid) on ``symbol``'s perpetual position (the first side, in hedge mode)."""
+        pos = next((p for p in self._list if p.symbol == symbol and p.kind != SPOT), None)
+        if pos is not None:
+            pos.funding += amount
+        self.cash += amount
+        self.funding += amount
+
     def liquidation(self, pos: Position, adverse: float) -> float:
         """The price at which cross-margin ``pos`` is liquidated if the account's margin
         balance falls to its total maintenance margin before the price reaches ``adverse``;

@@ -18,6 +18,7 @@ from gridkit.core.types import (
     Cancelled,
     Expired,
     Fill,
+    FundingPaid,
     Order,
     Reject,
     Rejected,
@@ -39,6 +40,13 @@ def apply_reports(run: Run, reports: list[Any]) -> None:
     ledger, account, emit = run.ledger, run.account, run.journal.emit
     by_symbol = run.by_symbol
     for report in reports:
+        if type(report) is FundingPaid:  # not an order's: the wallet's
+            account.book_funding(report.symbol, report.amount)
+            lr = by_symbol.get(report.symbol)
+            if lr is not None:
+                lr.funding_paid += report.amount
+            emit(report)
+            continue
         state = ledger.apply(report)
         emit(report)
         if state is None:

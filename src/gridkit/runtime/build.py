@@ -259,8 +259,12 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
                                 f"which no [[features]] entry provides (add use = \"{need}\")")
     m = lane.market
     where = f'lanes."{lane.symbol}".market' if len(p.lanes) > 1 else "market"
-    if m.type == "linear" and not m.funding:
+    live = p.run.mode == "live"
+    if m.type == "linear" and not m.funding and not live:
         problems.append(f"{where}.funding: a linear perpetual needs its funding-rate file")
+    if m.type == "linear" and live and (m.funding or m.mark):
+        problems.append(f"{where}: a live run books the funding the exchange charges (its "
+                        f"executor reports it); remove funding and mark")
     if m.type == "spot" and (m.funding or m.mark or m.leverage != 1.0):
         problems.append(f"{where}: funding, mark and leverage are for type = \"linear\"")
     for name in ("markets", "funding", "mark"):
@@ -309,13 +313,6 @@ def _mode_checks(p: Pipeline, refused: set[int] | None = None) -> list[str]:
         if mode in ("paper", "live") and not lane.source.live:
             problems.append(f"pipeline.mode: {mode} mode needs a live data source, "
                             f"and '{src_reg.name}' replays a file")
-        if mode == "live" and lane.market.type == "linear":
-            # The account books funding from [market] funding, a file: live, the exchange
-            # charges it, and the two would drift apart. Refused until funding is read from
-            # the exchange (the executor trades USDT-M; the account cannot follow it yet).
-            problems.append(f"market.type: live perpetual runs are not supported yet: the "
-                            f"account would book {lane.symbol}'s funding from a file, not "
-                            f"what the exchange charges (paper runs and backtests are)")
     if mode == "backtest" and p.executor.live:
         problems.append(f"executor: '{ex_reg.name}' sends real orders; backtests must simulate")
     if mode == "paper" and p.executor.live:

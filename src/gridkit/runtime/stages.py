@@ -394,8 +394,8 @@ def _check_tick(lane: Any, bar: Bar) -> None:
     info = lane.info
     if not price_on_tick(bar.close, info):
         raise DataError(f"{lane.symbol}: the close {bar.close!r} at {_iso(bar.ts)} is off the "
-                        f"tick {info.tick:g} of {lane.market.markets}: the markets file does not "
-                        f"describe this data")
+                        f"tick {info.tick:g} of {lane.market.markets or 'the exchange'}: the "
+                        f"market does not describe this data")
 
 
 def _iso(ms: int) -> str:

@@ -200,6 +200,8 @@ class Account:
     dual: bool = False  # hedge mode (futures)
     orders: list[Order] = field(factory=list)
     fills: list[Fill] = field(factory=list)
+    #: USDT-M income records (funding fees), in Binance's ``/fapi/v1/income`` fields.
+    incomes: list[dict[str, Any]] = field(factory=list)
     update_time: int = 0
 
     def balance(self, asset: str) -> list[Decimal]:
@@ -244,6 +246,7 @@ class Engine:
         self.last_time = 0
         self._order_ids = itertools.count(4_000_000_001)
         self._trade_ids = itertools.count(300_000_001)
+        self._income_ids = itertools.count(9_000_000_001)
 
     # --- accounts ------------------------------------------------------------------------------
 
@@ -737,6 +740,27 @@ class Engine:
         wallet[0] += realized - commission
         return Fill(acct.key, r.symbol, next(self._trade_ids), order.order_id, order.side, price,
                     qty, quote, commission, r.quote, now, maker, realized, side)
+
+    def charge_funding(self, rate: Decimal, now: int) -> list[dict[str, Any]]:
+        """A funding time: every open USDT-M position pays ``rate`` × its notional at the last
+        price (longs pay a positive rate, shorts receive it), booked on the wallet as a
+        ``FUNDING_FEE`` income record. Returns the records."""
+        out = []
+        for acct in self.accounts.values():
+            for pos in acct.positions.values():
+                last = self.last.get(pos.symbol)
+                if not pos.amt or last is None:
+                    continue
+                amount = _q8(-pos.amt * last * rate)
+                quote = self.rules_of(pos.symbol).quote
+                acct.balance(quote)[0] += amount
+                record = {"symbol": pos.symbol, "incomeType": "FUNDING_FEE",
+                          "income": str(amount), "asset": quote, "info": "FUNDING_FEE",
+                          "time": now, "tranId": next(self._income_ids), "tradeId": ""}
+                acct.incomes.append(record)
+                out.append(record)
+                self._emit(acct.key, "account", "FUNDING_FEE")
+        return out
 
     # --- futures settings ----------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class PrivateApi:
                 ("DELETE", "/fapi/v1/allOpenOrders"): self.cancel_all,
                 ("GET", "/fapi/v1/allOrders"): self.all_orders,
                 ("GET", "/fapi/v1/userTrades"): self.my_trades,
+                ("GET", "/fapi/v1/income"): self.income,
                 ("POST", "/fapi/v1/leverage"): self.leverage,
                 ("POST", "/fapi/v1/positionSide/dual"): self.set_dual,
                 ("GET", "/fapi/v1/positionSide/dual"): self.get_dual,
@@ -278,6 +279,21 @@ class PrivateApi:
         limit = int(p.get("limit", 500))
         fills = fills[:limit] if "fromId" in p or "startTime" in p else fills[-limit:]
         return [self.spot_trade(f) if self.engine.spot else self.futures_trade(f) for f in fills]
+
+    def income(self, acct: Account, p: dict[str, str], now: int) -> list[dict[str, Any]]:
+        """``/fapi/v1/income``: the account's income records (funding fees), oldest first,
+        filtered by ``symbol``, ``incomeType``, ``startTime`` and ``endTime`` as Binance does
+        (at most ``limit``, 100 by default, 1,000 at most)."""
+        got = list(acct.incomes)
+        if p.get("symbol"):
+            got = [r for r in got if r["symbol"] == p["symbol"]]
+        if p.get("incomeType"):
+            got = [r for r in got if r["incomeType"] == p["incomeType"]]
+        if "startTime" in p:
+            got = [r for r in got if r["time"] >= int(p["startTime"])]
+        if "endTime" in p:
+            got = [r for r in got if r["time"] <= int(p["endTime"])]
+        return got[:min(int(p.get("limit", 100)), 1000)]
 
     # --- spot formats --------------------------------------------------------------------------
 

@@ -95,8 +95,12 @@ class ExchangeServer(MarketDataServer):
             from gridkit.testing_exchange.market_data import load_candles
             from gridkit.testing_exchange.tape import candle_messages
 
+            rules = [x for x in self.exchange_info.get("symbols", [])
+                     if x.get("symbol") == candle_symbol]
+            tick = next((float(f["tickSize"]) for x in rules for f in x.get("filters", [])
+                         if f.get("filterType") == "PRICE_FILTER"), 0.0)
             self.messages = candle_messages(load_candles(candles), candle_symbol,
-                                            candle_seconds)
+                                            candle_seconds, tick)
         self.market = market
         self.api_key = api_key
         self.secret = secret
@@ -202,6 +206,12 @@ class ExchangeServer(MarketDataServer):
             order = self.engine.new_order(api_key or self.api_key, p,
                                           int(time.time() * 1000), algo=algo)
             return attrs.evolve(order)
+
+    def charge_funding(self, rate: float | str | Decimal = "0.0001") -> list[dict[str, Any]]:
+        """A USDT-M funding time now: every open position pays ``rate`` × its notional at the
+        last price (``/fapi/v1/income`` then lists it as ``FUNDING_FEE``); the records."""
+        with self.engine_lock:
+            return self.engine.charge_funding(Decimal(str(rate)), int(time.time() * 1000))
 
     def partial_fills(self, fraction: float) -> None:
         """Fault: cap each fill of a resting order at ``fraction`` of its quantity from now on

@@ -90,7 +90,7 @@ class Tape:
 
 
 def candle_messages(rows: Sequence[Sequence[Any]], symbol: str = "BTCUSDT",
-                    seconds: float = 1.0) -> list[tuple[int, str, str]]:
+                    seconds: float = 1.0, tick: float = 0.0) -> list[tuple[int, str, str]]:
     """Trade prints made from real OHLCV candles, in a capture's shape (``(ns, stream,
     data_json)``), for a tape that moves as far as the candles did.
 
@@ -99,7 +99,8 @@ def candle_messages(rows: Sequence[Sequence[Any]], symbol: str = "BTCUSDT",
     extreme, and the close — the path a bar fill model assumes (DESIGN.md §6) — each of a
     quarter of the candle's volume, the taker selling on the way down. Candles with no volume
     give none (nothing traded). The candles' own times are not kept: the tape stamps prints
-    with the server's clock."""
+    with the server's clock. With ``tick``, prices are rounded to it (spot candles replayed
+    on a futures market whose tick is coarser)."""
     out: list[tuple[int, str, str]] = []
     stream = f"{symbol.lower()}@trade"
     step = int(seconds * 1e9 / 4)
@@ -110,6 +111,8 @@ def candle_messages(rows: Sequence[Sequence[Any]], symbol: str = "BTCUSDT",
         if not v > 0 or not all(map(math.isfinite, (o, h, low, c, v))):
             continue
         path = (o, low, h, c) if c >= o else (o, h, low, c)
+        if tick > 0:
+            path = tuple(round(round(x / tick) * tick, 10) for x in path)
         qty = _num(v / 4)
         last = o
         for price in path:

@@ -22,6 +22,7 @@ from gridkit.core.types import (
     Cancelled,
     Expired,
     Fill,
+    FundingPaid,
     Order,
     Rejected,
 )
@@ -96,6 +97,10 @@ class CcxtExecutor(Executor):
     de-duplication. A terminal state (cancelled, expired) is reported only after every fill
     the exchange counted for the order.
 
+    **Perpetuals.** Every ``funding_poll`` seconds the funding the exchange booked
+    (``fetch_funding_history``) comes back as :class:`gridkit.FundingPaid` reports, one per
+    record, so the account's wallet follows the exchange's.
+
     **Starting.** ``setup`` loads the markets and the balance: an exchange that cannot be
     reached, or refuses the keys, stops the run with exit status 3 before anything is sent.
     :meth:`reconcile` compares the journal with the exchange (see ``[live]`` in
@@ -126,6 +131,9 @@ class CcxtExecutor(Executor):
                              validator=positive())
         timeout: float = option(10.0, doc="Seconds before a request times out.",
                                 validator=positive())
+        funding_poll: float = option(60.0, doc="Perpetuals: seconds between looks at the "
+                                               "funding the exchange booked.",
+                                     validator=positive())
         url: str | None = option(None, doc="Base URL replacing the host of every API URL "
                                            "(a local exchange, a proxy).")
         urls: dict[str, Any] = option(factory=dict, doc="Entries merged into the exchange's "
@@ -160,6 +168,9 @@ class CcxtExecutor(Executor):
         self.last_error: str | None = None
         self._symbols: tuple[str, ...] = ()
         self._batch_ok = True
+        #: Perpetuals: funding records asked for since (per symbol), and those reported.
+        self._funding_since: dict[str, int] = {}
+        self._funding_seen: set[str] = set()
         self._since: dict[str, int] = {}
 
     # --- life cycle -----------------------------------------------------------------------
@@ -209,12 +220,19 @@ class CcxtExecutor(Executor):
                 "unknown": [f"{s} {cid or xid}" for s, cid, xid in self.unknown]}
 
     def snapshot(self) -> Any:
-        # What the exchange said is in the ledger; this only keeps where trade polling left
-        # off, so a resume asks for the trades since then.
-        return {"since": dict(self._since)}
+        # What the exchange said about orders is in the ledger; this keeps where polling left
+        # off, and the funding records the engine has booked (not those still waiting in
+        # ``out``: a restart must ask for them again).
+        waiting = {r.id for got in self.out.values() for r in got if type(r) is FundingPaid}
+        return {"since": dict(self._since), "funding_since": dict(self._funding_since),
+                "funding_seen": sorted(self._funding_seen - waiting)}
 
     def restore(self, state: Any) -> None:
-        self._since = dict(state.get("since", {})) if isinstance(state, dict) else {}
+        if not isinstance(state, dict):
+            return
+        self._since = dict(state.get("since", {}))
+        self._funding_since.update(state.get("funding_since", {}))
+        self._funding_seen = set(state.get("funding_seen", ()))
 
     async def _open(self) -> None:
         import ccxt.pro
@@ -250,11 +268,16 @@ class CcxtExecutor(Executor):
             await self._close_exchange()
             raise ExchangeUnreachable(f"{c.exchange} could not be reached: "
                                       f"{type(err).__name__}: {one_line(err)}") from None
+        now = _now()
         for s in self._symbols:
             self.out.setdefault(s, [])
+            if self.markets[s].kind != "spot":  # funding from the start of the run on
+                self._funding_since[s] = now
         self.aio.spawn(self._watch("orders"))
         self.aio.spawn(self._watch("trades"))
         self.aio.spawn(self._poll_loop())
+        if self._funding_since:
+            self.aio.spawn(self._funding_loop())
 
     async def _close_exchange(self) -> None:
         ex = self.ex
@@ -794,6 +817,31 @@ class CcxtExecutor(Executor):
                         await self._adopt(t, info)  # fills we have not heard of
         except ccxt.pro.BaseError as err:
             self._note(err)
+
+    async def _funding_loop(self) -> None:
+        import ccxt.pro
+
+        while True:
+            await asyncio.sleep(self.config.funding_poll)
+            try:
+                await self._poll_funding()
+            except ccxt.pro.BaseError as err:
+                self._note(err)
+
+    async def _poll_funding(self) -> None:
+        """Perpetuals: the funding the exchange booked since the last look, one
+        :class:`gridkit.FundingPaid` per record (de-duplicated by its id)."""
+        if not self._funding_since or not self.ex.has.get("fetchFundingHistory"):
+            return
+        for symbol, since in list(self._funding_since.items()):
+            for rec in await self.ex.fetch_funding_history(symbol, since):
+                rid = str(rec.get("id"))
+                if rid in self._funding_seen:
+                    continue
+                self._funding_seen.add(rid)
+                ts = int(rec.get("timestamp") or _now())
+                self._emit(symbol, FundingPaid(ts, symbol, float(rec["amount"]), rid))
+                self._funding_since[symbol] = max(self._funding_since[symbol], ts)
 
 
 def _ts(info: Mapping[str, Any]) -> int:
