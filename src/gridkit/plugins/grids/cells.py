@@ -44,6 +44,7 @@ class GridCells:
         #: Spot: the quantity of each cell's open sell, and their sum (see :meth:`order_for`).
         self.selling = [0.0] * self.n
         self.selling_total = 0.0
+        self.sells_open = 0
         self.seeding = False
 
     def order_for(self, i: int, ctx: Context) -> Order:
@@ -70,18 +71,21 @@ class GridCells:
                 free = (pos.qty if not self.seeding else math.inf) - self.selling_total
                 if free < qty * (1.0 - 1e-9):  # a fee's shortfall, not a float residue
                     qty = max(free, 0.0)
-                self.selling[i] = qty
-                self.selling_total += qty
+                if qty:
+                    self.selling[i] = qty
+                    self.selling_total += qty
+                    self.sells_open += 1
             order = ctx.order(side, qty, price, tag=i)
         self.order_of[i] = order.id
         return order
 
     def _unsell(self, i: int) -> None:
-        """Cell ``i``'s sell is no longer open."""
+        """Cell ``i``'s sell is no longer open (O(1): a grid's work per fill stays constant)."""
         if self.selling[i]:
             self.selling_total -= self.selling[i]
             self.selling[i] = 0.0
-            if not any(self.selling):
+            self.sells_open -= 1
+            if not self.sells_open:
                 self.selling_total = 0.0  # no drift from adding and taking away floats
 
     def seed(self, price: float, ctx: Context, neutral: bool = False) -> tuple[list[Order], int]:
@@ -94,6 +98,7 @@ class GridCells:
         self.sides = [""] * self.n if hedge else []
         self.selling = [0.0] * self.n
         self.selling_total = 0.0
+        self.sells_open = 0
         self.seeding = True
         for i in range(self.n):
             self.state[i] = self.HOLDING if self.lines[i] >= price else self.EMPTY
@@ -113,7 +118,7 @@ class GridCells:
             return []  # not this grid's live order
         if fill.remaining > 0:  # a partial fill: flip when it is done
             if self.selling[i]:  # what is still for sale
-                part = min(fill.qty, self.selling[i])
+                part = min(fill.qty, self.selling[i] * (1 - 1e-12))  # still open: not 0
                 self.selling[i] -= part
                 self.selling_total -= part
             return []
@@ -149,6 +154,7 @@ class GridCells:
         self.order_of = [None] * self.n
         self.selling = [0.0] * self.n
         self.selling_total = 0.0
+        self.sells_open = 0
         self.parked.clear()
         return out
 
