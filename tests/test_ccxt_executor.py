@@ -187,6 +187,7 @@ def test_exchange_refusals_reach_the_strategy_with_binances_reason(
         summary, _ = run(live_toml(server.url, seconds=2), tmp_path)
         reasons = summary["rejected_by"]
         assert any("insufficient balance" in r for r in reasons), reasons
+        assert summary["components"]["executor"]["balance_short"] == 1  # and it was said
         assert all(r.startswith("ccxt: ") for r in reasons)
         cids = [o.client_id for o in server.orders()]
         assert len(cids) == len(set(cids))

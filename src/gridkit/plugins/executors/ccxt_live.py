@@ -193,6 +193,15 @@ class CcxtExecutor(Executor):
         self.quote = run.symbol.split("/")[-1].split(":")[0]
         self.aio = _Tasks(run.loop)
         self.aio.run(self._open())
+        have = self.balances.get(self.quote, 0.0)
+        if have < run.capital:
+            # Said before the first order: the grid is sized on capital, and what the wallet
+            # cannot pay for the exchange will refuse (each refusal is a report too).
+            log.warning("%s holds %.8g %s, less than the pipeline's capital %.8g: orders "
+                        "beyond it will be refused", self.config.exchange, have, self.quote,
+                        run.capital, extra={"event": "balance_short", "balance": have,
+                                            "capital": run.capital})
+            self.counts["balance_short"] = 1
 
     def close(self) -> None:
         aio, self.aio = self.aio, None
