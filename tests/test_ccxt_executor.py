@@ -497,7 +497,7 @@ direction = "neutral"
         text = live_toml(server.url, seconds=10, strategy=strategy).replace(
             'symbol = "BTC/USDT"', 'symbol = "BTC/USDT:USDT"').replace(
             'exchange = "binance"', 'exchange = "binanceusdm"').replace(
-            "[source]", '[market]\ntype = "linear"\nleverage = 20\n[source]', 1).replace(
+            "[source]", '[market]\ntype = "linear"\nleverage = 7\n[source]', 1).replace(
             "poll = 0.5", "poll = 0.5\nfunding_poll = 0.3")
         charges = [threading.Timer(3.0 + 0.5 * i, server.charge_funding, ("0.001",))
                    for i in range(8)]
@@ -518,6 +518,8 @@ direction = "neutral"
         cids = [o.client_id for o in server.orders()]
         assert len(cids) == len(set(cids))
         assert {o.client_id for o in server.open_orders()} == set(summary["open_order_ids"])
+        acct = server.engine.account(KEY)
+        assert acct.leverage["BTCUSDT"] == 7 and acct.dual is False  # [market] set it
 
 
 def test_a_live_perpetual_takes_its_funding_from_the_exchange_not_a_file(

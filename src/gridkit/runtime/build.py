@@ -196,7 +196,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
     section = config.pipeline
     symbols = section.all_symbols
     run = RunInfo(section.name, section.mode, symbols[0], section.capital, config.base_dir,
-                  symbols)
+                  symbols, markets=dict(config.markets))
     b = _Builder(config, registry, store_path)
     lanes: list[Lane] = []
     for i, sym in enumerate(symbols):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ class RunInfo:
     #: run then too). Made when the run starts (``setup`` sees it), closed when it ends; None
     #: in backtests, which are a plain generator.
     loop: Any = field(default=None, eq=False)
+    #: The ``[market]`` table of each symbol (:class:`gridkit.core.config.MarketSection`):
+    #: what a live executor sets on the exchange (leverage, position mode) before trading.
+    markets: Mapping[str, Any] = field(factory=dict, eq=False)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from pipeline.toml, made absolute against :attr:`base_dir`."""

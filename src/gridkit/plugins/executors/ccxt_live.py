@@ -171,6 +171,7 @@ class CcxtExecutor(Executor):
         #: Perpetuals: funding records asked for since (per symbol), and those reported.
         self._funding_since: dict[str, int] = {}
         self._funding_seen: set[str] = set()
+        self._market_tables: dict[str, Any] = {}
         self._since: dict[str, int] = {}
 
     # --- life cycle -----------------------------------------------------------------------
@@ -190,6 +191,7 @@ class CcxtExecutor(Executor):
 
         self.mode = run.mode
         self._symbols = run.symbols or (run.symbol,)
+        self._market_tables = dict(run.markets)
         self.quote = run.symbol.split("/")[-1].split(":")[0]
         self.aio = _Tasks(run.loop)
         self.aio.run(self._open())
@@ -282,11 +284,41 @@ class CcxtExecutor(Executor):
             self.out.setdefault(s, [])
             if self.markets[s].kind != "spot":  # funding from the start of the run on
                 self._funding_since[s] = now
+                await self._set_market(s)
         self.aio.spawn(self._watch("orders"))
         self.aio.spawn(self._watch("trades"))
         self.aio.spawn(self._poll_loop())
         if self._funding_since:
             self.aio.spawn(self._funding_loop())
+
+    async def _set_market(self, symbol: str) -> None:
+        """A perpetual's ``[market] leverage`` and ``position_mode`` set on the exchange, so
+        its margin and liquidation are the ones the account computes. An exchange that
+        refuses (open positions in the other mode, a leverage above its bracket) stops the run
+        with its reason, before any order."""
+        import ccxt.pro
+
+        m = self._market_tables.get(symbol)
+        if m is None:
+            return
+        from gridkit.plugins.ccxt_sources import one_line
+
+        ex = self.ex
+        try:
+            if ex.has.get("setPositionMode"):
+                try:
+                    await self._retrying(ex.set_position_mode, m.position_mode == "hedge",
+                                         symbol)
+                except ccxt.pro.ExchangeError as err:
+                    if "-4059" not in str(err) and "No need to change" not in str(err):
+                        raise  # Binance's answer when the mode is already the one asked
+            if ex.has.get("setLeverage"):
+                await self._retrying(ex.set_leverage, int(m.leverage), symbol)
+        except ccxt.pro.BaseError as err:
+            await self._close_exchange()
+            raise ConfigError(f"{self.config.exchange} refused {symbol}'s [market] leverage "
+                              f"{m.leverage:g} / position_mode {m.position_mode}: "
+                              f"{one_line(err)}") from None
 
     async def _close_exchange(self) -> None:
         ex = self.ex
