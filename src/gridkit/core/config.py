@@ -472,8 +472,10 @@ class MarketSection:
         0.0, doc="Perpetuals: maintenance amount (Binance bracket cum).",
         validator=non_negative())
     funding: str = option("", doc="Perpetuals: funding-rate file (freqtrade feather, CSV "
-                                  "ts,rate, or ccxt JSON); required for a linear market.")
-    mark: str = option("", doc="Perpetuals: mark-price file (candles); default: the close.")
+                                  "ts,rate, or ccxt JSON); required for a linear market in "
+                                  "backtests and paper runs (live: what the exchange charges).")
+    mark: str = option("", doc="Perpetuals: mark-price file (candles); default: the close. "
+                               "Not in live runs.")
 @frozen
 class LiveSection:
     """The ``[live]`` table: how a paper or live run starts, stays up and reports itself."""
