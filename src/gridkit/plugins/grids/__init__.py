@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gridkit.core.hookspecs import hookimpl
+from gridkit.plugins.grids import fibonacci, geometric
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.plugins.grids.symmetric import SymmetricGrid
 
@@ -15,3 +16,4 @@ __all__ = ["StaticGrid", "SymmetricGrid"]
 def gridkit_register_strategies(register: Any) -> None:
     register(StaticGrid)
     register(SymmetricGrid)
+    register(geometric.GeometricGrid), register(fibonacci.FibonacciGrid)
