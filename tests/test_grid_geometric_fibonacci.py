@@ -214,3 +214,20 @@ class TestGeometricContract(GridStrategyContract):
 class TestFibonacciContract(GridStrategyContract):
     component_class = FibonacciGrid
     options = {"lower": 50000.0, "upper": 58000.0, "qty": 0.05}
+
+
+def test_geometric_preflight_checks_the_lines_around_the_first_close(btc_bars: list[Bar]
+                                                                      ) -> None:
+    from gridkit.runtime.context import Context, RunInfo
+
+    grid = build(GeometricGrid, {"spacing": 0.004, "levels": 6, "qty": 0.01})
+    ctx = Context(RunInfo("t", "backtest", "BTC/USDT", CAPITAL))
+    ctx.bar = btc_bars[0]
+    found = grid.preflight(ctx, 0.001, 0.002)
+    # The narrowest step is the first one above the centre: exactly ``spacing``.
+    assert ("info", "the narrowest grid step, 0.4000%, clears the round-trip fee 0.2000% by "
+                    "0.2000%") in found
+    assert not [line for level, line in found if level == "error"]
+    tight = build(GeometricGrid, {"spacing": 0.001, "levels": 6, "qty": 0.01})
+    assert [line for level, line in tight.preflight(ctx, 0.001, 0.002)
+            if level == "error" and "does not clear the round-trip fee" in line]
