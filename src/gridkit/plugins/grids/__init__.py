@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gridkit.core.hookspecs import hookimpl
+from gridkit.plugins.grids.asymmetric import AsymmetricGrid
+from gridkit.plugins.grids.disabled import DisabledGrid
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.plugins.grids.symmetric import SymmetricGrid
 
@@ -15,3 +17,5 @@ __all__ = ["StaticGrid", "SymmetricGrid"]
 def gridkit_register_strategies(register: Any) -> None:
     register(StaticGrid)
     register(SymmetricGrid)
+    register(AsymmetricGrid)
+    register(DisabledGrid)
