@@ -1,19 +1,29 @@
-"""Built-in grid strategies: ``static`` and ``symmetric``."""
+"""Built-in grid strategies: ``static``, ``symmetric``, ``geometric`` (spacing grows away from
+the price), ``fibonacci`` (lines at Fibonacci ratios of a range), ``asymmetric`` (a pyramid,
+heavier toward the trend) and ``disabled`` (stands aside); the cells they share are in
+:mod:`.cells`."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from gridkit.core.hookspecs import hookimpl
-from gridkit.plugins.grids import fibonacci, geometric
+from gridkit.plugins.grids.asymmetric import AsymmetricGrid
+from gridkit.plugins.grids.disabled import DisabledGrid
+from gridkit.plugins.grids.fibonacci import FibonacciGrid
+from gridkit.plugins.grids.geometric import GeometricGrid
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.plugins.grids.symmetric import SymmetricGrid
 
-__all__ = ["StaticGrid", "SymmetricGrid"]
+__all__ = ["AsymmetricGrid", "DisabledGrid", "FibonacciGrid", "GeometricGrid", "StaticGrid",
+           "SymmetricGrid"]
 
 
 @hookimpl
 def gridkit_register_strategies(register: Any) -> None:
     register(StaticGrid)
     register(SymmetricGrid)
-    register(geometric.GeometricGrid), register(fibonacci.FibonacciGrid)
+    register(GeometricGrid)
+    register(FibonacciGrid)
+    register(AsymmetricGrid)
+    register(DisabledGrid)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from gridkit.core.types import Cancel, Fill, Order, Rejection
@@ -24,14 +25,18 @@ class GridCells:
     """N cells between N+1 lines; each cell is EMPTY (a buy at its lower line) or HOLDING (a
     sell at its upper line). Fills flip cells and return the follow-up order; work per fill is
     O(1). Orders carry their cell index in ``tag``.
+
+    ``qty`` is the base quantity of every cell, or a sequence of one quantity per cell (a
+    pyramid grid's); :attr:`qtys` holds the quantity of each cell either way.
     """
 
     EMPTY, HOLDING = 0, 1
 
-    def __init__(self, lines: list[float], qty: float) -> None:
+    def __init__(self, lines: list[float], qty: float | Sequence[float]) -> None:
         self.lines = lines
         self.qty = qty
         self.n = len(lines) - 1
+        self.qtys: list[float] = cell_qtys(qty, self.n)
         self.state = [self.EMPTY] * self.n
         self.order_of: list[str | None] = [None] * self.n  # live order id per cell
         self.entry: list[tuple[float, float] | None] = [None] * self.n  # (buy price, fee)
@@ -61,10 +66,10 @@ class GridCells:
         self._unsell(i)
         if self.sides:  # hedge mode: the closing leg of a cell only reduces its position
             ps = self.sides[i]
-            order = ctx.order(side, self.qty, price, tag=i, position_side=ps,
+            order = ctx.order(side, self.qtys[i], price, tag=i, position_side=ps,
                               reduce_only=(ps == "long") == holding)
         else:
-            qty = self.qty
+            qty = self.qtys[i]
             pos = ctx.position
             if holding and pos.kind == "spot":
                 # While seeding, the base is yet to be bought (the start's market order).
@@ -163,21 +168,40 @@ class GridCells:
         """How many cells hold base."""
         return sum(self.state)
 
+    @property
+    def holding_qty(self) -> float:
+        """The base the HOLDING cells hold: the sum of their quantities."""
+        return sum(q for q, s in zip(self.qtys, self.state, strict=True) if s)
+
     def stats(self) -> dict[str, Any]:
         """Round trips and their profit, for the run summary."""
         return {"round_trips": self.round_trips, "grid_profit": self.grid_profit,
                 "holding_cells": self.holding, "parked_cells": len(self.parked)}
 
 
-def grid_preflight(lines: list[float], qty: float, price: float, ctx: Context, maker: float,
-                   taker: float, buy_holding: bool) -> list[tuple[str, str]]:
-    """The checks of a grid of ``lines`` and ``qty`` per cell before its first order, at
+def cell_qtys(qty: float | Sequence[float], n: int) -> list[float]:
+    """One base quantity per cell of ``n``: ``qty`` repeated, or ``qty`` itself if it is a
+    sequence (of length ``n``, else ValueError)."""
+    if isinstance(qty, (int, float)):
+        return [qty] * n
+    qtys = list(qty)
+    if len(qtys) != n:
+        raise ValueError(f"{len(qtys)} cell quantities for {n} cells")
+    return qtys
+
+
+def grid_preflight(lines: list[float], qty: float | Sequence[float], price: float,
+                   ctx: Context, maker: float, taker: float,
+                   buy_holding: bool) -> list[tuple[str, str]]:
+    """The checks of a grid of ``lines`` and ``qty`` per cell (one for all, or one per cell)
+    before its first order, at
     ``price``: fees against the narrowest step, the balance the grid needs, the market's
     filters at every line, the worst-case inventory and, for a perpetual, how far the
     liquidation price is from it. ``buy_holding``: the cells above the price are bought at
     market at the start (a long grid)."""
     out: list[tuple[str, str]] = []
     n = len(lines) - 1
+    qs = cell_qtys(qty, n)
     step = min((lines[i + 1] - lines[i]) / lines[i] for i in range(n))
     fee = 2 * maker
     if step <= fee:
@@ -187,13 +211,13 @@ def grid_preflight(lines: list[float], qty: float, price: float, ctx: Context, m
         out.append(("info", f"the narrowest grid step, {step:.4%}, clears the round-trip fee "
                             f"{fee:.4%} by {step - fee:.4%}"))
     pos = ctx.position
-    holding = sum(1 for i in range(n) if lines[i] >= price)
-    buys = [lines[i] for i in range(n) if lines[i] < price]
+    holding = sum(qs[i] for i in range(n) if lines[i] >= price)
+    buys = [(lines[i], qs[i]) for i in range(n) if lines[i] < price]
     # A perpetual's every order holds margin: the buys below the price and the sells above it.
-    notional = sum(lines[i + 1] if lines[i] >= price else lines[i] for i in range(n)) * qty
+    notional = sum((lines[i + 1] if lines[i] >= price else lines[i]) * qs[i] for i in range(n))
     need = notional / pos.leverage if pos.kind != "spot" else (
-        holding * qty * price * (1 + taker) * buy_holding + sum(b * qty * (1 + maker)
-                                                                for b in buys))
+        holding * price * (1 + taker) * buy_holding + sum(b * q * (1 + maker)
+                                                          for b, q in buys))
     have = ctx.account.cash
     what = "margin" if pos.kind != "spot" else "cash"
     if need > have:
@@ -208,8 +232,9 @@ def grid_preflight(lines: list[float], qty: float, price: float, ctx: Context, m
 
         bad: dict[str, int] = {}
         for i, line in enumerate(lines):
-            side = "sell" if i and lines[i - 1] >= price else "buy"
-            reason = check_order(side, qty, line, m)
+            sell = i > 0 and lines[i - 1] >= price  # cell i-1 sells here, else cell i buys
+            reason = check_order("sell" if sell else "buy", qs[i - 1] if sell or i == n
+                                 else qs[i], line, m)
             if reason:
                 bad[reason] = bad.get(reason, 0) + 1
         for reason, count in bad.items():
@@ -217,13 +242,13 @@ def grid_preflight(lines: list[float], qty: float, price: float, ctx: Context, m
             out.append((level, f"{count} of {n + 1} grid lines fail the exchange's "
                                f"'{reason}'" + (" (exchange-rules moves them onto the tick)"
                                                 if level == "warning" else "")))
-    worst = n * qty
+    worst = sum(qs)
     out.append(("info", f"if the price falls through the whole range the grid holds "
                         f"{worst:g} base, worth {worst * lines[0]:,.2f} at the lowest line"))
     if pos.kind != "spot":
         from gridkit.trading.margin import liquidation_price
 
-        entry = sum(lines[:n]) / n
+        entry = sum(line * q for line, q in zip(lines[:n], qs, strict=True)) / worst
         liq = liquidation_price(have, worst, entry, pos.mmr, pos.mm_amount)
         if liq == liq and liq > 0:
             gap = (lines[0] - liq) / lines[0]
