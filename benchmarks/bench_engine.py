@@ -144,8 +144,8 @@ STAGES = ("validate", "fills", "account", "features", "attention", "regime", "st
 
 def run_engine(name: str) -> dict[str, Any]:
     """Build and run one pipeline in process; return its summary."""
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = PIPELINES.get(name) or PORTFOLIOS[name]
     config = parse_pipeline(text, source=f"<bench {name}>", base_dir=EXAMPLES)
@@ -160,7 +160,7 @@ def fill_split() -> dict[str, float] | None:
     fills by wrapping the executor's ``reports``; neither touches the figures above.
     """
     import gridkit.runtime.engine as engine
-    from gridkit.core.config import parse_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     try:
         from gridkit.core import timing
@@ -203,8 +203,8 @@ def fill_split() -> dict[str, float] | None:
 
 def source_only() -> tuple[int, float]:
     """Bars and seconds to iterate the source's events alone (rows -> Bar objects)."""
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     p = build_pipeline(parse_pipeline(PIPELINES["kernel"], base_dir=EXAMPLES))
     p.source.setup(p.run)

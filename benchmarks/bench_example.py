@@ -38,7 +38,7 @@ _PHASES = """
 import json, sys, time
 t0 = time.perf_counter()
 import gridkit.cli
-from gridkit.core.config import load_pipeline
+from gridkit.runtime.pipeline_file import load_pipeline
 from gridkit.runtime.engine import build_pipeline, run_pipeline
 t1 = time.perf_counter()
 pipeline = build_pipeline(load_pipeline(sys.argv[1]))
@@ -121,8 +121,8 @@ def collect(quick: bool) -> list[Section]:
 
 def profile() -> str:
     """cProfile of one in-process run of the example (build + run)."""
-    from gridkit.core.config import load_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import load_pipeline
 
     def once() -> None:
         run_pipeline(build_pipeline(load_pipeline(EXAMPLE_PIPELINE)))

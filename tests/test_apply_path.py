@@ -110,7 +110,7 @@ def test_reports_carry_the_time_of_the_request(fill_model: str) -> None:
 
 
 def test_end_before_start_is_refused() -> None:
-    from gridkit.core.config import parse_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     with pytest.raises(gridkit.ConfigError, match=r"pipeline\.end: '2021-01-01' is before start "
                                                   r"'2021-02-01'"):

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 import gridkit
-from gridkit.core.config import parse_pipeline
 from gridkit.core.errors import ExchangeUnreachable, GridkitError
 from gridkit.core.plugins import PluginHost
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing_exchange import ExchangeServer
 
 pytest.importorskip("ccxt")

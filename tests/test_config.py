@@ -18,8 +18,9 @@ from gridkit import (
     non_negative,
     positive,
 )
-from gridkit.core.config import load_pipeline, optional, parse_pipeline
+from gridkit.core.config import optional
 from gridkit.runtime.engine import build_pipeline
+from gridkit.runtime.pipeline_file import load_pipeline, parse_pipeline
 from gridkit.testing import sample_path
 
 SAMPLE = sample_path().as_posix()

@@ -17,10 +17,10 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 import gridkit
-from gridkit.core.config import parse_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features import Rsi, Volatility, VolumeRatio
 from gridkit.runtime.engine import build_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import FeatureContract, build, columns_of
 from helpers import expect, feature_pipeline
 

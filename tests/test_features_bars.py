@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from numpy.lib.stride_tricks import sliding_window_view
 
 import gridkit
-from gridkit.core.config import parse_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features.bar_set import (
     FEATURES as BAR_FEATURES,
@@ -39,6 +38,7 @@ from gridkit.plugins.features.bar_set import (
 )
 from gridkit.plugins.features.rsi import Rsi
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import FeatureContract, build, columns_of
 from helpers import expect, feature_pipeline
 

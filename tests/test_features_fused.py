@@ -18,7 +18,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridkit.core.config import parse_pipeline
 from gridkit.core.errors import ComponentError
 from gridkit.core.types import Bar
 from gridkit.plugins.features.bar_set import (
@@ -36,6 +35,7 @@ from gridkit.plugins.features.volatility import Volatility
 from gridkit.plugins.features.volume_ratio import VolumeRatio
 from gridkit.runtime import fusion
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import build
 from helpers import feature_pipeline
 

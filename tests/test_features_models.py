@@ -23,10 +23,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import gridkit
-from gridkit.core.config import parse_pipeline
 from gridkit.core.types import Bar
 from gridkit.plugins.features.models import Garch, Kalman, VolatilityState
 from gridkit.runtime.engine import build_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import FeatureContract, build, columns_of
 from helpers import feature_pipeline
 

@@ -174,8 +174,8 @@ def test_preflight_counts_each_cells_quantity() -> None:
     ("use = 'disabled'\nqty = 1", "strategy.qty: unknown option"),
 ])
 def test_bad_options_are_refused_in_one_line(options: str, message: str) -> None:
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     use = "" if "use =" in options else "use = 'asymmetric'\n"
     text = f"""

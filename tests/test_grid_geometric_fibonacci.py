@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from gridkit import Bar, ConfigError, Fill, Order
-from gridkit.core.config import parse_pipeline
 from gridkit.plugins.grids.fibonacci import FIBONACCI_RATIOS, FibonacciGrid
 from gridkit.plugins.grids.geometric import GeometricGrid
 from gridkit.runtime.engine import build_pipeline
 from gridkit.runtime.journal import OrderRequested
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import GridStrategyContract, StrategyRun, build, sample_path, step_strategy
 
 CAPITAL = 1_000_000.0

@@ -166,8 +166,8 @@ def test_geometric_lines() -> None:
 ])
 def test_bad_options_are_reported_with_their_path(options: str, message: str) -> None:
     from gridkit import ConfigError
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = f"""
 [pipeline]

@@ -66,8 +66,8 @@ def test_recentres_on_regime_change_only_when_asked() -> None:
 
 def test_spacing_times_levels_must_stay_below_one() -> None:
     from gridkit import ConfigError
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
     from gridkit.testing import sample_path
 
     text = f"""

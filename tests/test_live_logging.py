@@ -14,12 +14,12 @@ import pytest
 
 import gridkit
 from gridkit import Clock, hookimpl
-from gridkit.core.config import LiveSection, parse_pipeline
 from gridkit.core.plugins import PluginHost
 from gridkit.credentials import _forget_secrets, register_secret
 from gridkit.logs import log_reconnect, setup_logging
 from gridkit.runtime.engine import _new_run, build_pipeline, run_pipeline
 from gridkit.runtime.heartbeat import Heartbeat
+from gridkit.runtime.pipeline_file import LiveSection, parse_pipeline
 from gridkit.testing import sample_bars, sample_path
 from helpers import STRATEGY, live_replay, with_sources
 

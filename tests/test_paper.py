@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 
 import gridkit
 from gridkit import BookUpdate, ConfigError, Trade, hookimpl
-from gridkit.core.config import parse_pipeline
 from gridkit.core.plugins import PluginHost
 from gridkit.core.types import Rejected
 from gridkit.plugins.executors import PaperExecutor, SimulatedTradesExecutor
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import build
 from gridkit.testing_exchange import load_capture
 from helpers import ExecutorHarness

@@ -66,8 +66,8 @@ def host(gridkit_host: PluginHost) -> PluginHost:
 def test_paper_run_commits_every_report_and_request(host: PluginHost, tmp_path: Path) -> None:
     Watcher.db = tmp_path / "paper.db"
     Watcher.seen = []
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     config = parse_pipeline("""
 [pipeline]
@@ -130,8 +130,8 @@ class Flaky(gridkit.Executor):
 
 def test_orders_committed_but_never_sent_go_again_on_resume(host: PluginHost,
                                                            tmp_path: Path) -> None:
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = """
 [pipeline]
@@ -175,8 +175,8 @@ use = "flaky"
 
 def test_a_paper_run_stops_on_a_preflight_error_before_any_order(host: PluginHost,
                                                                  tmp_path: Path) -> None:
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = """
 [pipeline]

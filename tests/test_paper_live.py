@@ -21,9 +21,9 @@ import pytest
 
 import gridkit
 from gridkit import hookimpl
-from gridkit.core.config import parse_pipeline
 from gridkit.core.plugins import PluginHost
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing_exchange import ExchangeServer
 
 pytest.importorskip("ccxt")

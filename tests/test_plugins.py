@@ -229,8 +229,8 @@ def test_cli_plugins_lists_failures_without_dying(site: Path) -> None:
 
 
 def test_require_fails_when_the_distribution_is_installed_but_not_loaded(site: Path) -> None:
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
     from gridkit.testing import sample_path
 
     make_dist(site, "gridkit-ones", "gridkit_ones", GOOD_PLUGIN)

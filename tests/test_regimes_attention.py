@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 
 import gridkit
-from gridkit.core.config import parse_pipeline
 from gridkit.plugins.attention import Progressive
 from gridkit.plugins.features import Rsi, Volatility, VolumeRatio
 from gridkit.plugins.regimes import Dormant, Ranging, Trending, Volatile
 from gridkit.runtime.context import Context
 from gridkit.runtime.engine import build_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.testing import AttentionContract, RegimeContract, sample_path
 from helpers import expect
 

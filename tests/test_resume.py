@@ -236,8 +236,8 @@ def test_fused_features_resume_exactly(tmp_path: Path, gridkit_host: Any) -> Non
     through — the fused state is restored, not warmed up again."""
     import os
 
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     class Plugin:
         @staticmethod

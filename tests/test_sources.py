@@ -215,8 +215,8 @@ def test_csv_short_aliases(tmp_path: Path, btc_rows: list[list[Any]]) -> None:
 ])
 def test_csv_bad_options_are_config_errors(tmp_path: Path, gridkit_host: Any, option: str,
                                            message: str) -> None:
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     write_csv(tmp_path / "x.csv", ["timestamp", "open", "high", "low", "close", "volume"], [])
     text = pipeline_text("x.csv", use="csv").replace('use = "csv"', f'use = "csv"\n{option}')

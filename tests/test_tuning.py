@@ -11,9 +11,9 @@ from attrs import frozen
 
 import gridkit
 from gridkit import ConfigError, hookimpl, option, positive
-from gridkit.core.config import parse_pipeline
 from gridkit.core.plugins import PluginHost
 from gridkit.runtime.engine import build_pipeline, run_pipeline
+from gridkit.runtime.pipeline_file import parse_pipeline
 from gridkit.runtime.tuning import rollback, tune
 from gridkit.testing import sample_path
 

@@ -15,7 +15,7 @@ cannot drift from it (the datasette approach):
 ``.. gridkit-kinds::``
     one row per component kind: base class, registration hook, pipeline.toml section.
 ``.. gridkit-sections::``
-    the component sections of pipeline.toml (``gridkit.core.config.SECTIONS``).
+    the component sections of pipeline.toml (``gridkit.runtime.pipeline_file.SECTIONS``).
 ``.. gridkit-fields:: dotted.path.ConfigClass``
     the option table of any attrs Config class (``[pipeline]``, ``[plugins]``, ...).
 ``.. gridkit-command:: gridkit ARGS``
@@ -149,7 +149,7 @@ def builtin_components() -> list[dict[str, Any]]:
 
 
 def _section_of(kind: str) -> Any:
-    from gridkit.core.config import SECTIONS
+    from gridkit.runtime.pipeline_file import SECTIONS
 
     return next((s for s in SECTIONS if s.kind == kind), None)
 
@@ -436,7 +436,7 @@ class SectionsDirective(_Generated):
     """The component sections of pipeline.toml, from ``SECTIONS``."""
 
     def run(self) -> list[nodes.Node]:
-        from gridkit.core.config import SECTIONS
+        from gridkit.runtime.pipeline_file import SECTIONS
 
         try:
             items = builtin_components()

@@ -166,8 +166,8 @@ def run(pipeline: str | Path, *, db: str | None = None, resume: bool = False) ->
 
     ``db`` records the run in that SQLite file; ``resume`` continues the file's last run.
     """
-    from gridkit.core.config import load_pipeline, parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import load_pipeline, parse_pipeline
 
     text = str(pipeline)
     config = parse_pipeline(text) if "\n" in text else load_pipeline(pipeline)

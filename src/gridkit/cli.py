@@ -254,8 +254,8 @@ def _load(path: str, db: str | None = None) -> Any:
 def _config(path: str) -> Any:
     """The parsed pipeline file, refused first if it holds API keys (any key named like
     ``apiKey``, ``secret``, ``password``): keys come from ``[executor] keys`` sources only."""
-    from gridkit.core.config import load_pipeline
     from gridkit.credentials import refuse_keys_in_config
+    from gridkit.runtime.pipeline_file import load_pipeline
 
     raw = _raw_toml(path)
     if raw is not None:  # else load_pipeline says what is wrong with the file
@@ -264,7 +264,7 @@ def _config(path: str) -> Any:
 
 
 def _raw_toml(path: str) -> dict[str, Any] | None:
-    from gridkit.core.config import tomllib
+    from gridkit.runtime.pipeline_file import tomllib
 
     try:
         with open(path, "rb") as f:

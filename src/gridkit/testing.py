@@ -89,7 +89,7 @@ from gridkit.core.components import (
     Strategy,
     Validator,
 )
-from gridkit.core.config import ComponentSpec, structure
+from gridkit.core.config import structure
 from gridkit.core.errors import ConfigError, DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.plugins import PluginHost, get_host, new_host, set_host
@@ -108,6 +108,7 @@ from gridkit.runtime.account import Account, Position
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.runtime.journal import Mark, OrderRequested
 from gridkit.runtime.ledger import Ledger
+from gridkit.runtime.pipeline_file import ComponentSpec
 
 SAMPLE_FILE = "BTC_USDT-1m-sample.json.gz"
 
@@ -148,8 +149,8 @@ def columns_of(bars: list[Bar]) -> dict[str, Any]:
 def run_toml(text: str, base_dir: Path | None = None, host: PluginHost | None = None,
              db: str | None = None) -> dict[str, Any]:
     """Build and run a pipeline from TOML text; return its summary."""
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = text.replace("{sample}", sample_path().as_posix())
     config = parse_pipeline(text, base_dir=base_dir)
@@ -295,8 +296,8 @@ def step_strategy(strategy: Strategy | type[Strategy], bars: Iterable[Any], *,
     :param host: the plugin host whose components ``pipeline`` names; default: a fresh one with
         the installed plugins (as ``GRIDKIT_LOAD_PLUGINS`` allows).
     """
-    from gridkit.core.config import parse_pipeline
     from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
 
     if isinstance(strategy, type):
         strategy = build(strategy, options)

@@ -28,17 +28,17 @@ from gridkit.core.components import (
     Strategy,
     Validator,
 )
-from gridkit.core.config import (
+from gridkit.core.errors import ConfigError, GridkitError, PluginError
+from gridkit.core.plugins import PluginHost, get_host
+from gridkit.core.registry import Registration, Registry, build_registry
+from gridkit.runtime.context import RunInfo
+from gridkit.runtime.pipeline_file import (
     SECTION_BY_KEY,
     ComponentSpec,
     MarketSection,
     PipelineConfig,
     structure_options,
 )
-from gridkit.core.errors import ConfigError, GridkitError, PluginError
-from gridkit.core.plugins import PluginHost, get_host
-from gridkit.core.registry import Registration, Registry, build_registry
-from gridkit.runtime.context import RunInfo
 
 #: Sections every lane has its own components of.
 LANE_KEYS = ("source", "validators", "features", "signals", "attention", "regimes", "strategy",

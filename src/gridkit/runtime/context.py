@@ -30,7 +30,7 @@ class RunInfo:
     #: run then too). Made when the run starts (``setup`` sees it), closed when it ends; None
     #: in backtests, which are a plain generator.
     loop: Any = field(default=None, eq=False)
-    #: The ``[market]`` table of each symbol (:class:`gridkit.core.config.MarketSection`):
+    #: The ``[market]`` table of each symbol (:class:`gridkit.runtime.pipeline_file.MarketSection`):
     #: what a live executor sets on the exchange (leverage, position mode) before trading.
     markets: Mapping[str, Any] = field(factory=dict, eq=False)
 

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from gridkit.core.components import Component, Validator
-from gridkit.core.config import parse_time
 from gridkit.core.errors import ComponentError, GridkitError
 from gridkit.core.types import Bar
 from gridkit.credentials import redact
@@ -30,6 +29,7 @@ from gridkit.runtime.build import Pipeline, build_pipeline, check_requirements
 from gridkit.runtime.context import Context
 from gridkit.runtime.journal import PhaseChanged
 from gridkit.runtime.ledger import Ledger
+from gridkit.runtime.pipeline_file import parse_time
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.stages import build_stages
 from gridkit.runtime.state import snapshot

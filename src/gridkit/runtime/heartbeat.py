@@ -34,7 +34,7 @@ _INF = math.inf
 class Heartbeat:
     """Heartbeat lines and watchdog warnings of one run (see the module's doc).
 
-    ``live`` is the run's :class:`~gridkit.core.config.LiveSection` (or anything with
+    ``live`` is the run's :class:`~gridkit.runtime.pipeline_file.LiveSection` (or anything with
     ``heartbeat``, ``watchdog`` and ``grid_quiet`` seconds); ``start`` the monotonic time the run
     started, ``clock`` the monotonic clock the journal's order events are timed with. :attr:`last`
     holds the figures of the last heartbeat line.
