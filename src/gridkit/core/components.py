@@ -8,6 +8,7 @@ directly by the engine once per event, so they must do O(1) work.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import frozen
@@ -95,6 +96,10 @@ class Source(Component):
     #: accepted, so a dropped bad print never reaches a bar, and sends each bar down the bar
     #: path once a later trade has closed it (:class:`gridkit.data.bars.TimeBars`).
     bar_interval: int | None = None
+    #: Market rules by symbol (:class:`gridkit.trading.markets.MarketInfo`) that a live
+    #: source read from its exchange once it started; lanes without a ``[market] markets``
+    #: file use them. Empty otherwise.
+    markets: Mapping[str, Any] = MappingProxyType({})
     #: A live source whose market data is down (a lost connection, a stalled stream) sets this
     #: to a reason, e.g. ``"market data down: binance BTC/USDT trades"``, and back to None with
     #: the next good update. The engine reads it at every event of the lane (a live source
@@ -306,6 +311,9 @@ class Executor(Component):
     #: Why the executor cannot hear from the exchange right now (its user-data stream is
     #: down), or None. While it is set, trading pauses as it does when market data is down.
     down: str | None = None
+    #: Market rules by symbol that a live executor loaded from its exchange in ``setup``
+    #: (as :attr:`Source.markets`); empty otherwise.
+    markets: Mapping[str, Any] = MappingProxyType({})
 
     def submit(self, order: Order, ctx: Context) -> str | None:
         """Send an order. Return None, or a reason it was refused at once (then no report)."""

@@ -778,6 +778,11 @@ class CcxtStream(Source):
         if self.symbol not in ex.markets:
             await ex.close()
             raise DataError(f"{c.exchange} has no market {self.symbol!r}")
+        from gridkit.trading.markets import UnsupportedMarket, markets_from_ccxt
+
+        with contextlib.suppress(UnsupportedMarket, DataError):  # a kind gridkit does not trade
+            self.markets = markets_from_ccxt({self.symbol: ex.markets[self.symbol]},
+                                             f"{c.exchange} markets")
         return ex
 
     async def _watch(self, kind: str, queue: Any) -> None:

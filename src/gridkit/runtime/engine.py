@@ -137,11 +137,9 @@ def _new_run(pipeline: Pipeline) -> Run:
 
 def _exchange_markets(run: Run) -> None:
     """Lanes without a ``[market] markets`` file take the market rules a live executor loaded
-    from the exchange (its ``markets``), so the exchange-rules check and the pre-flight
-    check use the exchange's own tick, lot and minimum notional."""
-    markets = getattr(run.pipeline.executor, "markets", None)
-    if not markets:
-        return
+    from the exchange (:attr:`gridkit.Executor.markets`), so the exchange-rules check and the
+    pre-flight check use the exchange's own tick, lot and minimum notional."""
+    markets = run.pipeline.executor.markets
     for lr in run.lanes:
         if lr.lane.info is None and lr.lane.symbol in markets:
             lr.lane.info = lr.ctx.market = markets[lr.lane.symbol]

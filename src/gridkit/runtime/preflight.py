@@ -26,7 +26,7 @@ def check(pipeline: Pipeline) -> list[tuple[str, str, str]]:
         try:
             bar = next((_as_bar(e) for e in _stream(run, lr) if type(e) in (Bar, Trade)), None)
             if lane.info is None:  # a live source's exchange describes the market itself
-                lane.info = ctx.market = _exchange_market(source, lane.symbol)
+                lane.info = ctx.market = source.markets.get(lane.symbol)
         finally:
             source.close()
         if bar is None:
@@ -38,20 +38,6 @@ def check(pipeline: Pipeline) -> list[tuple[str, str, str]]:
         out += [(lane.symbol, level, line)
                 for level, line in lane.strategy.preflight(ctx, maker, taker)]
     return out
-
-
-def _exchange_market(source: Any, symbol: str) -> Any:
-    """The market as a live source's ccxt exchange loaded it (tick, lot, minimum notional,
-    fees), or None: what a live run's executor will use, read here without API keys."""
-    markets = getattr(getattr(source, "exchange", None), "markets", None)
-    if not markets or symbol not in markets:
-        return None
-    from gridkit.trading.markets import markets_from_ccxt
-
-    try:
-        return markets_from_ccxt({symbol: markets[symbol]}, "the exchange's markets")[symbol]
-    except Exception:  # a market gridkit does not trade: the check goes on without it
-        return None
 
 
 def _as_bar(event: Any) -> Bar:

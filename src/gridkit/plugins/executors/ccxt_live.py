@@ -146,9 +146,6 @@ class CcxtExecutor(Executor):
         self.aio: Any = None
         self.mode = ""
         self.quote = ""
-        #: The run's markets as the exchange describes them (tick, lot, min notional, fees),
-        #: once ``setup`` has loaded them; lanes without a ``[market] markets`` file use them.
-        self.markets: dict[str, Any] = {}
         self.orders: dict[str, _Tracked] = {}
         self.by_xid: dict[str, str] = {}
         self.out: dict[str, list[Any]] = {}
@@ -655,7 +652,8 @@ class CcxtExecutor(Executor):
         t = self.orders.get(order.id)
         if t is not None:
             t.done = True
-        self._emit(symbol, Rejected(order.id, _now(), _reason(err, one_line), self.name))
+        reason = _reason(err, one_line, self.config.exchange)
+        self._emit(symbol, Rejected(order.id, _now(), reason, self.name))
 
     def _note(self, err: BaseException) -> None:
         from gridkit.plugins.ccxt_sources import one_line
@@ -894,23 +892,15 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-def _reason(err: BaseException, one_line: Any) -> str:
-    """A stable refusal reason (the summary groups by it): the exchange's message without
-    the exchange id prefix ccxt adds."""
+def _reason(err: BaseException, one_line: Any, exchange: str) -> str:
+    """A stable refusal reason (the summary groups by it): Binance's ``msg`` when ccxt's
+    message carries the exchange's JSON body (``binance {"code":..,"msg":..}``), else the
+    message without the exchange id ccxt puts first."""
+    import json
+
     text = one_line(err, 200)
-    if text.startswith("{"):
-        import json
-
-        try:
-            return str(json.loads(text).get("msg") or text)
-        except ValueError:
-            pass
-    _, _, rest = text.partition(" ")
-    if rest.startswith("{"):
-        try:
-            import json
-
-            return str(json.loads(rest).get("msg") or rest)
-        except ValueError:
-            return rest
-    return text
+    body = text[text.find("{"):] if "{" in text else ""
+    try:
+        return str(json.loads(body)["msg"])
+    except (ValueError, KeyError, TypeError):
+        return text.removeprefix(f"{exchange} ")
