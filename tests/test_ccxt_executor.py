@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -357,6 +358,43 @@ def test_every_order_kind_reaches_the_exchange_as_binance_names_it(
         expired = {o.client_id for o in server.orders() if o.status == "EXPIRED"}
         assert len(expired) == 2  # the IOC and FOK far below the price
         agrees(server, summary, tmp_path / "live.db")
+
+
+class Taker(gridkit.Strategy):
+    """Buys 0.0002 at market on every trade after its first second: the last one is still
+    queued when the run stops."""
+
+    name = "test-taker"
+
+    def start(self, ctx: Any) -> list[Any]:
+        self.t0 = time.monotonic()
+        return []
+
+    def on_tick(self, ctx: Any) -> list[Any]:
+        if time.monotonic() - self.t0 < 1.0:
+            return []
+        return [ctx.order("buy", 0.0002, ctx.event.price, kind="market")]
+
+
+def test_what_the_exchange_did_up_to_the_stop_is_in_the_summary(
+        keys: None, gridkit_host: PluginHost, data_dir: Path, tmp_path: Path) -> None:
+    """The order a strategy sent on the last event goes out as the run stops, and the
+    exchange fills it at once: the executor's last look books that fill before the summary,
+    so summary, journal and exchange agree without waiting for a resume."""
+    class Plugin:
+        @staticmethod
+        @gridkit.hookimpl
+        def gridkit_register_strategies(register: Any) -> None:
+            register(Taker)
+
+    gridkit_host.register(Plugin, "test-taker-plugin")
+    with exchange(data_dir) as server:
+        text = live_toml(server.url, seconds=3, strategy='use = "test-taker"').replace(
+            'capital = 10000', 'capital = 10000\ndecide_on = ["bars", "trades"]')
+        summary, _ = run(text, tmp_path, gridkit_host, server=server, hold=0.0)
+        assert all(o.status == "FILLED" for o in server.orders())
+        assert len(server.orders()) == summary["orders_placed"] == summary["buy_fills"] >= 2
+        agrees(server, summary, tmp_path / "live.db")  # base, cash and every order's fills
 
 
 def test_smart_placement_makes_passive_orders_post_only_and_crossing_ones_ioc(

@@ -354,6 +354,14 @@ class Executor(Component):
         known = {o.id for o in self.open_orders()}
         return [o for o in orders if o.id not in known and o.id not in filled]
 
+    def settle(self, timeout: float) -> None:
+        """Called once when a paper or live run stops, before its summary: send what is still
+        queued and take one last look at the exchange (up to ``timeout`` seconds), so that
+        :meth:`reports` then holds what happened up to the stop and the summary agrees with
+        the exchange. The strategies see those reports; what they answer is kept with the
+        run's state and sent when it resumes. The default does nothing (a simulated executor
+        has nothing in flight that a look could find)."""
+
 
 class Monitor(Component):
     """Watches the run (metrics, alerts, audit); never changes it."""

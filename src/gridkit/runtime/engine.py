@@ -99,6 +99,8 @@ def run_pipeline(pipeline: Pipeline,
         started = time.perf_counter()
         try:
             _loop(run, progress)
+            if pipeline.run.mode != "backtest":
+                _settle(run)
         finally:
             run.elapsed = time.perf_counter() - started
         run.status = "stopped" if run.stopping else "finished"
@@ -433,6 +435,28 @@ def _reconcile(run: Run) -> None:
         apply_reports(run, executor.reports(None, lr.lane.symbol))
     if live.on_start == "flatten" and p.run.mode != "backtest":
         _flatten(run)
+
+
+#: Seconds a stopping paper or live run waits for the exchange's last answers.
+SETTLE_TIMEOUT = 10.0
+
+
+def _settle(run: Run) -> None:
+    """A paper or live run stops: the executor sends what it still holds and looks at the
+    exchange once more, and what it finds is booked before the summary, so the summary
+    agrees with the exchange. The strategies' answers are not sent after a stop: they wait
+    with the run's state (``deferred``) and go out when it resumes."""
+    from gridkit.runtime.apply import apply_reports
+
+    p = run.pipeline
+    _guard(p, p.executor, "settling at the stop", p.executor.settle, SETTLE_TIMEOUT)
+    for lr in run.lanes:
+        apply_reports(run, p.executor.reports(None, lr.lane.symbol))
+    for lr in run.lanes:
+        if lr.actions:
+            lr.deferred.extend(lr.actions)
+            run.deferred += len(lr.actions)
+            lr.actions.clear()
 
 
 def _flatten(run: Run) -> None:

@@ -222,6 +222,33 @@ class CcxtExecutor(Executor):
         finally:
             aio.close()
 
+    def settle(self, timeout: float) -> None:
+        """Send what is queued, then one REST look at open orders, recent trades and funding:
+        an order answered by an immediate fill, or a fill still on its way over the stream,
+        is in :meth:`reports` before the run's summary."""
+        if self.aio is None or self.ex is None:
+            return
+        import ccxt.pro
+
+        async def last_look() -> None:
+            if self.outbox or self.cancels:
+                self._kick()
+            if self.flusher is not None and not self.flusher.done():
+                await asyncio.shield(self.flusher)
+            await self._poll_once()
+            try:
+                await self._poll_funding()
+            except ccxt.pro.BaseError as err:
+                self._note(err)
+
+        try:
+            self.aio.run(asyncio.wait_for(last_look(), timeout))
+        except (asyncio.TimeoutError, ccxt.pro.BaseError) as err:
+            # The exchange did not answer in time: a resume finds the rest by client id.
+            log.warning("%s: no last look at the exchange before stopping (%s); a resume "
+                        "reconciles what it missed", self.config.exchange,
+                        type(err).__name__, extra={"event": "settle_failed"})
+
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "in_doubt": len(self.doubt), "down": self.down,
                 "last_error": self.last_error,
