@@ -160,11 +160,24 @@ def run_toml(text: str, base_dir: Path | None = None, host: PluginHost | None = 
 def build(cls: type[Component], options: dict[str, Any] | None = None) -> Any:
     """An instance of ``cls`` configured from pipeline.toml-style ``options``, checked as a
     pipeline checks them: every problem is raised together as one :class:`gridkit.ConfigError`
-    (``options.grids: must be >= 2, got 1``)."""
+    (``options.grids: must be >= 2, got 1``). A component made of others
+    (:meth:`gridkit.Component.compose`) gets them from the installed plugins."""
     config, problems = structure(dict(options or {}), cls.Config, "options")
     if problems:
         raise ConfigError(problems)
-    return cls(config)
+    component = cls(config)
+    if type(component).compose is not Component.compose:  # made of installed components
+        from gridkit.runtime.build import build_child
+
+        reg = registry()
+
+        def child(kind: str, table: Any, path: str, defaults: Any = None) -> Any:
+            return build_child(reg, problems, kind, table, path, defaults)
+
+        component.compose(child)
+        if problems:
+            raise ConfigError(problems)
+    return component
 
 
 def registry(host: PluginHost | None = None, disable: tuple[str, ...] | list[str] = ()

@@ -7,7 +7,7 @@ directly by the engine once per event, so they must do O(1) work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -45,6 +45,19 @@ class Component:
 
         Called by ``gridkit validate`` and before every run; raise a :class:`gridkit.GridkitError`
         subclass with a one-line message to refuse the pipeline.
+        """
+
+    def compose(self, build: Callable[..., Component | None]) -> None:
+        """Build the components this one is made of, once, when the pipeline is built (a
+        ``regime-selector`` builds a grid per regime); the default builds nothing.
+
+        ``build(kind, table, path, defaults=None)`` looks ``table["use"]`` up among the
+        installed components of ``kind`` and configures it from the rest of ``table``, as
+        pipeline.toml's own tables are; ``defaults`` are options applied where the
+        component's Config has them and ``table`` does not give them. ``path`` names the
+        table in errors (``strategy.map.RANGING``). It returns the component, or None after
+        recording a problem: problems are collected with the pipeline's (``gridkit check``
+        lists them all), so a None is never run.
         """
 
     def setup(self, run: RunInfo) -> None:

@@ -7,9 +7,11 @@ overrides. The risk checks, executor, monitors, feedback and store are shared by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
+import attrs
 from attrs import define, field
 
 from gridkit.core.components import (
@@ -178,11 +180,56 @@ class _Builder:
             except Exception as err:
                 raise PluginError(f"{spec.path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
                                   f"failed to build: {type(err).__name__}: {err}") from err
+            component.compose(self.child)
             if label:  # one component per lane: say which in errors and the summary
                 spec = ComponentSpec(spec.use, spec.options, f"{spec.path}{label}", spec.key)
             self.origins[id(component)] = (spec, reg)
             out.append(component)
         return out
+
+
+    def child(self, kind: str, table: Mapping[str, Any], path: str,
+              defaults: Mapping[str, Any] | None = None) -> Component | None:
+        """Build a component that another is made of (:meth:`Component.compose`)."""
+        return build_child(self.registry, self.problems, kind, table, path, defaults)
+
+
+def build_child(registry: Registry, problems: list[str], kind: str, table: Mapping[str, Any],
+                path: str, defaults: Mapping[str, Any] | None = None) -> Component | None:
+    """Build the component of kind ``kind`` that ``table`` describes (``use`` and its options)
+    for :meth:`Component.compose`; None after appending what is wrong to ``problems``."""
+    if not isinstance(table, Mapping) or not isinstance(table.get("use"), str):
+        problems.append(f"{path}: expected a table with use = \"name\"")
+        return None
+    options = {k: v for k, v in table.items() if k != "use"}
+    try:
+        reg = registry.get(kind, table["use"], where=path)
+    except ConfigError as err:
+        problems.extend(err.problems)
+        return None
+    names = {a.alias for a in attrs.fields(reg.cls.Config)}
+    for key, value in (defaults or {}).items():
+        if key in names:
+            options.setdefault(key, value)
+    cfg, errs = structure_options(ComponentSpec(reg.name, options, path), reg.cls.Config)
+    if errs:
+        problems.extend(errs)
+        return None
+    try:
+        component: Component = reg.cls(cfg)
+    except GridkitError as err:
+        problems.append(f"{path}: {err}")
+        return None
+    except Exception as err:
+        raise PluginError(f"{path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
+                          f"failed to build: {type(err).__name__}: {err}") from err
+
+    def child(kind: str, table: Mapping[str, Any], path: str,
+              defaults: Mapping[str, Any] | None = None) -> Component | None:
+        return build_child(registry, problems, kind, table, path, defaults)
+
+    component.compose(child)
+    return component
 
 
 def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,

@@ -1,7 +1,7 @@
 """Built-in grid strategies: ``static``, ``symmetric``, ``geometric`` (spacing grows away from
 the price), ``fibonacci`` (lines at Fibonacci ratios of a range), ``asymmetric`` (a pyramid,
 heavier toward the trend) and ``disabled`` (stands aside); the cells they share are in
-:mod:`.cells`."""
+:mod:`.cells`. ``regime-selector`` runs one of them per market regime."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from gridkit.plugins.grids.asymmetric import AsymmetricGrid
 from gridkit.plugins.grids.disabled import DisabledGrid
 from gridkit.plugins.grids.fibonacci import FibonacciGrid
 from gridkit.plugins.grids.geometric import GeometricGrid
+from gridkit.plugins.grids.selector import RegimeSelector
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.plugins.grids.symmetric import SymmetricGrid
 
-__all__ = ["AsymmetricGrid", "DisabledGrid", "FibonacciGrid", "GeometricGrid", "StaticGrid",
-           "SymmetricGrid"]
+__all__ = ["AsymmetricGrid", "DisabledGrid", "FibonacciGrid", "GeometricGrid", "RegimeSelector",
+           "StaticGrid", "SymmetricGrid"]
 
 
 @hookimpl
@@ -27,3 +28,4 @@ def gridkit_register_strategies(register: Any) -> None:
     register(FibonacciGrid)
     register(AsymmetricGrid)
     register(DisabledGrid)
+    register(RegimeSelector)
