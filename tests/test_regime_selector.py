@@ -271,3 +271,11 @@ def test_orders_of_a_replaced_grid_are_cancelled_even_when_answered_this_event()
     cancelled = {a.order_id for a in out if isinstance(a, Cancel)}
     assert queued.id in cancelled
     assert all(not (isinstance(a, Cancel) and a.order_id not in cancelled) for a in out)
+
+
+def test_attention_multipliers_reach_the_grid_being_laid() -> None:
+    sel = build(RegimeSelector, {"qty": 0.01, "vol_adjust": False})
+    ctx = context(bar=bar(50_000.0))
+    ctx.adjust.update({"RANGING:spacing": 1.2, "RANGING:levels": 0.5, "VOLATILE:spacing": 2.0})
+    assert sel.adjusted("RANGING", ctx) == {"spacing": pytest.approx(0.0015 * 1.2), "levels": 4}
+    assert sel.adjusted("VOLATILE", ctx) == {"spacing": pytest.approx(0.003 * 2.0)}

@@ -57,9 +57,9 @@ class Context:
     """
 
     __slots__ = (
-        "account", "bar", "event", "features", "halted", "index", "ledger", "market", "paused",
-        "phase_changed", "portfolio", "position", "regime", "regime_score", "run", "signals",
-        "symbol", "weights",
+        "account", "adjust", "bar", "event", "features", "halted", "index", "ledger", "market",
+        "paused", "phase_changed", "portfolio", "position", "regime", "regime_score", "run",
+        "signals", "symbol", "weights",
     )
 
     def __init__(self, run: RunInfo, account: Account | None = None,
@@ -91,6 +91,10 @@ class Context:
         self.features: dict[str, float] = {}
         #: Attention weights by feature key (empty = all features weigh 1).
         self.weights: dict[str, float] = {}
+        #: Multipliers of strategy parameters that attention applies (empty = none), keyed
+        #: ``"LABEL:param"``: ``"RANGING:spacing"`` multiplies the spacing options of the grid
+        #: a ``regime-selector`` lays in that regime, ``"RANGING:levels"`` its level counts.
+        self.adjust: dict[str, float] = {}
         #: Label of the highest-scoring regime rule, or None before any rule is ready.
         self.regime: str | None = None
         #: That rule's score, in [0, 1] (NaN before any rule is ready).

@@ -19,8 +19,8 @@ from gridkit.runtime.runstate import Run
 STATE_VERSION = 1
 _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "ticks",
                 "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down")
-_CTX_FIELDS = ("bar", "event", "features", "weights", "regime", "regime_score", "signals",
-               "halted", "paused", "index")
+_CTX_FIELDS = ("bar", "event", "features", "weights", "adjust", "regime", "regime_score",
+               "signals", "halted", "paused", "index")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
                "tuned")
 

@@ -62,6 +62,11 @@ class RegimeSelector(Strategy):
     An adjusted table a grid refuses (its own validation: a spacing so wide the lowest line is
     below 0) falls back to the table as written, counted in ``adjust_refused``.
 
+    **Attention** (``ctx.adjust``, written by attention modules such as ``regime-attention``
+    in their active phase): ``"LABEL:spacing"`` multiplies the spacing options and
+    ``"LABEL:levels"`` the level counts (rounded, at least 1) of the grid laid for LABEL,
+    before the spread rule.
+
     **Hand-over.** A new grid replaces the running one when the selected label changed and
     the running one has run ``min_bars`` bars (the first grid starts at once). In one event:
 
@@ -197,12 +202,18 @@ class RegimeSelector(Strategy):
             wide = bps == bps and bps > c.spread_bps
             if wide:
                 scale *= c.spread_spacing
+        attend = ctx.adjust
+        more = attend.get(f"{label}:levels", 1.0) if attend else 1.0
+        scale *= attend.get(f"{label}:spacing", 1.0) if attend else 1.0
         for name in names:
             value = getattr(proto.config, name)
             if name.startswith("spacing") and scale != 1.0:
                 out[name] = value * scale
-            elif name.startswith("levels") and wide:
-                out[name] = max(min(value, c.min_levels), value - c.spread_levels)
+            elif name.startswith("levels") and (wide or more != 1.0):
+                if more != 1.0:  # attention's multiplier, at least one level
+                    value = max(1, round(value * more))
+                out[name] = max(min(value, c.min_levels), value - c.spread_levels) if wide \
+                    else value
         table = c.map.get(label, {})
         if "trend" in names and "trend" not in table and len(self.closes) > 1:
             out["trend"] = "up" if self.closes[-1] >= self.closes[0] else "down"
