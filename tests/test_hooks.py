@@ -174,6 +174,7 @@ use = "rsi"
 [[attention]]
 use = "progressive"
 learn_events = 100
+learn_trades = 0
 """)
     phases = [c for c in recorder.calls if c[0] == "phase"]
     assert phases == [("phase", ("progressive", "learning", "shadow"))]
@@ -268,6 +269,7 @@ use = "rsi"
 [[attention]]
 use = "progressive"
 learn_events = 100
+learn_trades = 0
 [strategy]
 use = "static"
 lower = 50000

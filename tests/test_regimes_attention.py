@@ -241,6 +241,7 @@ def test_progressive_moves_to_shadow_once(btc_1m: Path, recorded: list[Any],
 [[attention]]
 use = "progressive"
 learn_events = 100
+learn_trades = 0
 """))
     stats = summary["components"]["attention[0]"]
     assert stats["phase"] == "shadow"

@@ -202,6 +202,11 @@ class Attention(Component):
         """See the current event's features; may write ``ctx.weights`` when active."""
         raise NotImplementedError
 
+    def attach(self, strategy: Strategy) -> None:
+        """Called once before the first event with the lane's strategy, as built and not yet
+        started (a phase controller runs a copy of it on a shadow book); the default keeps
+        nothing."""
+
 
 class Regime(Component):
     """Scores how well the market fits one regime; the engine picks the highest score."""

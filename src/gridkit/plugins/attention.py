@@ -2,40 +2,88 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import pickle
 from typing import Any
 
 from attrs import frozen
 
-from gridkit.core.components import Attention
+from gridkit.core.components import Attention, Strategy
 from gridkit.core.config import at_least, option
+from gridkit.core.errors import GridkitError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.runtime.context import Context
+from gridkit.runtime.shadow import BookScore, ShadowBook
+
+log = logging.getLogger("gridkit.attention")
 
 
 class Progressive(Attention):
-    """Phase controller of the 000/002 seeds: learns from the features before it may act.
+    """Phase controller of the 000/002 seeds: attention learns, then proves itself on a shadow
+    book, then acts within bounds, and is rolled back when it does worse than the base.
 
-    In the **learning** phase it only observes: for every feature it counts the events it saw,
-    the events on which the feature was ready, and keeps the running mean and standard deviation
-    (Welford's algorithm, O(1) per event). It never writes ``ctx.weights``, so the pipeline
-    behaves exactly as without it. After ``learn_events`` events it moves to **shadow**
-    (``gridkit_phase_changed`` fires), where it still changes nothing; shadow-book validation
-    and the active phase build on these statistics.
+    List it **after** the attention modules it governs (``feature-attention``,
+    ``temporal-attention``, ``regime-attention``): they write their proposals into
+    ``ctx.weights`` and ``ctx.adjust`` on every event, and this controller decides what of it
+    the rest of the pipeline sees.
+
+    * **learning** — observe only. For every feature it keeps the events it was ready on and its
+      running mean and standard deviation (Welford, O(1) per event), and it takes the modules'
+      proposals out of the context, so the run trades exactly as without attention. It moves on
+      once it has seen ``learn_events`` events and the real book has made ``learn_trades``
+      trades (seed 002: 1,000).
+    * **shadow** — the proposals, capped as active would apply them, run on a *shadow book*: a
+      fresh copy of the lane's strategy on the ``simulated`` fill model with its own account,
+      fed the same bars, features and regimes (:class:`gridkit.runtime.shadow.ShadowBook`). The
+      real book still trades on the base parameters. After ``shadow_trades`` shadow trades (seed
+      002: 200) the two are compared over that window on win rate, profit factor and maximum
+      drawdown (:class:`gridkit.runtime.shadow.BookScore`): if the shadow's profit factor and
+      win rate are at least the real book's and its drawdown is no more than the real book's
+      plus ``margin``, the controller goes **active**; otherwise a new window starts.
+    * **active** — the proposals reach the pipeline, each value at most ``max_influence`` (seed
+      002: 0.3) away from its base (1 for a multiplier or a feature weight; a module's first
+      proposal for the other keys), and gradually: the allowed change grows linearly from 0 to
+      its cap over ``ramp_bars`` bars. A shadow book now runs the base parameters; after
+      ``shadow_trades`` real trades, if the real book's profit factor is below the base
+      shadow's times ``1 - margin``, or its drawdown above the shadow's plus ``margin``, the
+      controller **rolls back**: back to shadow, base parameters, ``rollbacks`` counted.
+
+    A proposal that is not finite (a weight gone NaN) is never applied: the controller uses the
+    base parameters on that event, counts it in ``fallbacks`` and says so once in the log.
+    Phase changes fire ``gridkit_phase_changed`` and are journalled; the summary has the phase,
+    the trade counts, both books' figures and the last proposal. The shadow book is not saved
+    with the run (a resumed run starts a new one and a new window); the phase and the counts
+    are. The shadow book's fees are ``maker_fee``/``taker_fee`` (the ``simulated`` defaults).
     """
 
     name = "progressive"
 
     @frozen
     class Config:
-        learn_events: int = option(100_000, doc="Events observed before leaving the learning "
-                                                "phase (seed 000: 100,000+).",
-                                   validator=at_least(1))
+        learn_events: int = option(0, doc="Events observed before leaving the learning phase "
+                                          "(seed 000: 100,000+).", validator=at_least(0))
+        learn_trades: int = option(1000, doc="Trades of the real book before leaving the "
+                                             "learning phase (seed 002: 1,000).",
+                                   validator=at_least(0))
+        shadow_trades: int = option(200, doc="Trades in each comparison window (seed 002: "
+                                             "200).", validator=at_least(1))
+        max_influence: float = option(0.3, doc="Largest change of a value from its base, as a "
+                                               "fraction of it (seed 002: 0.3).",
+                                      validator=at_least(0))
+        ramp_bars: int = option(500, doc="Bars over which active changes grow to their cap.",
+                                validator=at_least(1))
+        margin: float = option(0.1, doc="How much worse a book may do before it loses a "
+                                        "comparison: profit factor x (1 - margin), drawdown + "
+                                        "margin.", validator=at_least(0))
+        maker_fee: float = option(0.001, doc="The shadow book's fee rate of limit fills.",
+                                  validator=at_least(0))
+        taker_fee: float = option(0.001, doc="The shadow book's fee rate of market fills.",
+                                  validator=at_least(0))
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.phase = "learning"
-        self._learn_events = self.config.learn_events
         self.observed = 0
         # Welford state per feature in parallel lists, in the order of ctx.features (the engine
         # fixes that order before the first event); re-keyed if the set of features changes.
@@ -43,9 +91,145 @@ class Progressive(Attention):
         self._n: list[float] = []
         self._mean: list[float] = []
         self._m2: list[float] = []
+        self._strategy: bytes | None = None
+        self.shadow: ShadowBook | None = None
+        self.real = BookScore()
+        self.real_trades = 0  # trades of the real book since the run started
+        self.active_bars = 0
+        self.rollbacks = 0
+        self.windows = 0
+        self.fallbacks = 0
+        self._warned = False
+        self._base: dict[str, float] = {}  # first proposal of keys that are not multipliers
+        self.proposal: dict[str, float] = {}
+        self._pending: tuple[Any, ...] | None = None  # the last bar, for the shadow book
+        self.compared: dict[str, Any] = {}
+
+    def attach(self, strategy: Strategy) -> None:
+        self._strategy = pickle.dumps(strategy, protocol=pickle.HIGHEST_PROTOCOL)
 
     def observe(self, ctx: Context) -> None:
-        observed = self.observed = self.observed + 1
+        self.observed += 1
+        self._learn(ctx)
+        proposal = self._take(ctx)
+        acct = ctx.account
+        real = self.real
+        before = real.trades
+        real.update(acct.realized, acct.fees, acct.equity)
+        self.real_trades += real.trades - before
+        phase = self.phase
+        if phase == "learning":
+            if (self.observed >= self.config.learn_events
+                    and self.real_trades >= self.config.learn_trades):
+                self._enter(ctx, "shadow")
+            return
+        shadow = self.shadow
+        if shadow is None:  # entered, or resumed: a fresh book and window
+            shadow = self._new_book(ctx)
+        # The shadow book runs one bar behind: the bar before this one, with the regime the
+        # real strategy saw on it (this event's regime stage has not run yet).
+        pending = self._pending
+        if pending is not None:
+            bar, index, features = pending
+            if phase == "shadow":
+                weights, adjust = self._capped(proposal, 1.0)
+            else:
+                weights, adjust = {}, {}
+            shadow.step(bar, index, features, ctx.regime, weights, adjust)
+        self._pending = (ctx.bar, ctx.index, dict(ctx.features))
+        if phase == "active":
+            self.active_bars += 1
+            ramp = min(1.0, self.active_bars / self.config.ramp_bars)
+            weights, adjust = self._capped(proposal, ramp)
+            ctx.weights.update(weights)
+            ctx.adjust.update(adjust)
+        self._judge(ctx)
+
+    # --- proposals ------------------------------------------------------------------------
+
+    def _take(self, ctx: Context) -> dict[str, float]:
+        """The modules' proposals, taken out of the context (what is applied is put back)."""
+        proposal: dict[str, float] = {}
+        if ctx.weights:
+            proposal.update({f"w:{k}": v for k, v in ctx.weights.items()})
+            ctx.weights.clear()
+        if ctx.adjust:
+            proposal.update({f"a:{k}": v for k, v in ctx.adjust.items()})
+            ctx.adjust.clear()
+        for key, value in proposal.items():
+            if not math.isfinite(value):
+                self.fallbacks += 1
+                if not self._warned:
+                    self._warned = True
+                    log.warning("attention proposed %s = %r at bar %d: the base parameters "
+                                "are used while it is not finite", key[2:], value, ctx.index)
+                return self.proposal if self.phase == "learning" else {}
+        self.proposal = proposal
+        return proposal
+
+    def _capped(self, proposal: dict[str, float], ramp: float
+                ) -> tuple[dict[str, float], dict[str, float]]:
+        cap = self.config.max_influence * ramp
+        weights: dict[str, float] = {}
+        adjust: dict[str, float] = {}
+        for key, value in proposal.items():
+            name = key[2:]
+            if key.startswith("w:") and name.startswith("horizon:"):
+                base = self._base.setdefault(name, value)
+            else:
+                base = 1.0
+            low, high = base * (1.0 - cap), base * (1.0 + cap)
+            value = low if value < low else high if value > high else value
+            (weights if key.startswith("w:") else adjust)[name] = value
+        return weights, adjust
+
+    # --- phases ---------------------------------------------------------------------------
+
+    def _new_book(self, ctx: Context) -> ShadowBook:
+        if self._strategy is None:
+            raise GridkitError("progressive attention was not attached to the lane's strategy")
+        c = self.config
+        self.shadow = ShadowBook(self._strategy, ctx, c.maker_fee, c.taker_fee)
+        acct = ctx.account
+        self.real.reset(acct.realized, acct.fees, acct.equity)
+        self._pending = None
+        self.windows += 1
+        return self.shadow
+
+    def _enter(self, ctx: Context, phase: str) -> None:
+        old, self.phase = self.phase, phase
+        self.shadow = None  # a new book, with the other parameters, from the next event
+        if phase == "active":
+            self.active_bars = 0
+        ctx.phase_changed(self, old, phase)
+
+    def _judge(self, ctx: Context) -> None:
+        """At the end of a window: promote, roll back, or start a new window."""
+        shadow = self.shadow
+        assert shadow is not None
+        c = self.config
+        counted = shadow.score if self.phase == "shadow" else self.real
+        if counted.trades < c.shadow_trades:
+            return
+        real, other = self.real, shadow.score
+        self.compared = {"real": real.figures(), "shadow": other.figures(),
+                         "phase": self.phase}
+        if self.phase == "shadow":
+            if (other.profit_factor >= real.profit_factor
+                    and other.win_rate >= real.win_rate
+                    and other.max_dd <= real.max_dd + c.margin):
+                self._enter(ctx, "active")
+                return
+        elif (real.profit_factor < other.profit_factor * (1.0 - c.margin)
+              or real.max_dd > other.max_dd + c.margin):
+            self.rollbacks += 1
+            self._enter(ctx, "shadow")
+            return
+        self._new_book(ctx)  # the same phase goes on: a new window
+
+    # --- learning statistics ----------------------------------------------------------------
+
+    def _learn(self, ctx: Context) -> None:
         features = ctx.features
         if len(features) != len(self._keys):
             self._rekey(features)
@@ -59,9 +243,6 @@ class Progressive(Attention):
                 counts[i] = n
                 means[i] = mean
                 m2s[i] += delta * (value - mean)
-        if observed == self._learn_events:
-            self.phase = "shadow"
-            ctx.phase_changed(self, "learning", "shadow")
 
     def _rekey(self, features: dict[str, float]) -> None:
         old = {k: (n, m, s) for k, n, m, s in zip(self._keys, self._n, self._mean, self._m2,
@@ -82,7 +263,16 @@ class Progressive(Attention):
         return out
 
     def stats(self) -> dict[str, Any]:
-        return {"phase": self.phase, "observed": self.observed, "features": self.feature_stats()}
+        shadow = self.shadow
+        return {
+            "phase": self.phase, "observed": self.observed, "real_trades": self.real_trades,
+            "windows": self.windows, "rollbacks": self.rollbacks, "fallbacks": self.fallbacks,
+            "real": self.real.figures(),
+            "shadow": shadow.score.figures() if shadow is not None else {},
+            "last_comparison": self.compared,
+            "proposal": {k[2:]: v for k, v in self.proposal.items()},
+            "features": self.feature_stats(),
+        }
 
 
 @hookimpl

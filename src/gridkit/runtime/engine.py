@@ -92,6 +92,10 @@ def run_pipeline(pipeline: Pipeline,
                                      pipeline.run, pipeline.config.raw)
             run.ledger.key = key
             run.opened = True
+        for lr in run.lanes:  # before the first event: the strategy as built
+            for module in lr.lane.attention:
+                _guard(pipeline, module, "attaching to the strategy", module.attach,
+                       lr.lane.strategy)
         if resume or pipeline.run.mode != "backtest":
             _reconcile(run)
         pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,
