@@ -556,3 +556,21 @@ def test_volatility_adjusted_full_run_long(btc_1m: Path) -> None:
     half = (st_["upper"] - st_["lower"]) / (st_["upper"] + st_["lower"])
     assert half == pytest.approx(6 * st_["spacing"], rel=1e-12)
     assert s["final_base"] >= -1e-9 and s["final_cash"] >= -1e-6
+
+
+def test_default_snapshot_pickles_and_restores_both(eth_bars: list[Bar]) -> None:
+    import pickle
+
+    run = trailing_run(eth_bars[:3000], trail="both")
+    grid: TrailingGrid = run.strategy
+    assert grid.shifts_up > 0
+    back = build(TrailingGrid, {"lower": grid.config.lower, "upper": grid.config.upper,
+                                "grids": 10, "qty": 0.1, "trail": "both"})
+    back.restore(pickle.loads(pickle.dumps(grid.snapshot())))
+    assert back.cells.lo == grid.cells.lo and back.stats() == grid.stats()
+    assert back.cells.ordered_lines() == grid.cells.ordered_lines()
+    assert back.cells.top == grid.cells.top  # the rings index as before
+    vol = vol_run(eth_bars[:3000]).strategy
+    again = build(VolatilityAdjustedGrid, {"levels": 5, "qty": 0.01, "k": 3.0})
+    again.restore(pickle.loads(pickle.dumps(vol.snapshot())))
+    assert again.stats() == vol.stats() and again.requires_features == ("atr",)
