@@ -683,9 +683,13 @@ class StrategyContract(ComponentContract):
 
     #: Capital of the contract backtest (quote currency).
     capital: ClassVar[float] = 100_000.0
+    #: More pipeline.toml text for the contract backtest (see :func:`step_strategy`): the
+    #: ``[[features]]`` a strategy that reads features needs, say.
+    pipeline: ClassVar[str] = ""
 
     def test_backtest_keeps_account_consistent(self, gridkit_sample_bars: list[Bar]) -> None:
-        run = step_strategy(self.make(), gridkit_sample_bars, capital=self.capital)
+        run = step_strategy(self.make(), gridkit_sample_bars, capital=self.capital,
+                            pipeline=self.pipeline)
         summary = run.summary
         assert summary["status"] == "finished"
         assert summary["final_cash"] >= -1e-6, "cash went negative"

@@ -298,11 +298,12 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
                             f"which source '{src_reg.name}' does not provide "
                             f"(it provides {', '.join(sorted(provides))})")
     keys = {k for k, _ in lane.features}
-    for rule in lane.regimes:
+    # Regimes, and a strategy that reads features (``requires_features``, as a regime's).
+    for rule in [*lane.regimes, lane.strategy]:
         spec, reg = p.origin(rule)
-        for need in rule.requires_features:
+        for need in getattr(rule, "requires_features", ()):
             if need not in keys:
-                problems.append(f"{spec.path}: regime '{reg.name}' reads feature '{need}', "
+                problems.append(f"{spec.path}: {reg.kind} '{reg.name}' reads feature '{need}', "
                                 f"which no [[features]] entry provides (add use = \"{need}\")")
     m = lane.market
     where = f'lanes."{lane.symbol}".market' if len(p.lanes) > 1 else "market"

@@ -52,6 +52,10 @@ class GridCells:
         self.sells_open = 0
         self.seeding = False
 
+    def has(self, i: int) -> bool:
+        """Whether ``i`` (an order's tag) is one of the grid's cells."""
+        return 0 <= i < self.n
+
     def order_for(self, i: int, ctx: Context) -> Order:
         """The order cell ``i`` needs in its current state (DESIGN.md §7).
 
@@ -119,7 +123,7 @@ class GridCells:
     def on_fill(self, fill: Fill, ctx: Context) -> list[Order]:
         """Flip the filled cell and return its follow-up (live from the next bar)."""
         i = fill.tag
-        if not 0 <= i < self.n or self.order_of[i] != fill.order_id:
+        if not self.has(i) or self.order_of[i] != fill.order_id:
             return []  # not this grid's live order
         if fill.remaining > 0:  # a partial fill: flip when it is done
             if self.selling[i]:  # what is still for sale
@@ -148,7 +152,7 @@ class GridCells:
     def on_rejected(self, rejection: Rejection) -> None:
         """Park a cell whose order was refused; it is proposed again after the next fill."""
         i = rejection.order.tag
-        if 0 <= i < self.n and self.order_of[i] == rejection.order.id:
+        if self.has(i) and self.order_of[i] == rejection.order.id:
             self.order_of[i] = None
             self._unsell(i)
             self.parked.add(i)
@@ -256,3 +260,99 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
                         f"holding the whole range, the position is liquidated at {liq:.8g}, "
                         f"{gap:.2%} below the lowest line"))
     return out
+
+
+class _Ring(list):  # type: ignore[type-arg]
+    """A list indexed modulo its length: absolute index ``i`` lives in slot ``i % len``."""
+
+    __slots__ = ()
+
+    def __getitem__(self, i: int) -> Any:  # type: ignore[override]
+        return list.__getitem__(self, i % len(self))
+
+    def __setitem__(self, i: int, value: Any) -> None:  # type: ignore[override]
+        list.__setitem__(self, i % len(self), value)
+
+
+class ShiftingCells(GridCells):
+    """:class:`GridCells` whose window of N cells moves by one cell at either end in O(1)
+    (the ``trailing`` grid's).
+
+    Cells and lines keep absolute indexes: the window holds cells ``lo .. lo+N-1`` between
+    lines ``lo .. lo+N`` (``lo`` = 0 at the start, so until a shift they are ``GridCells``'
+    indexes), and an order's tag is its cell's absolute index, so a shift never renumbers a live
+    order. The per-cell lists are rings (slot ``i % N``, lines ``j % (N+1)``): the cell that
+    leaves at one end frees the slot of the cell that enters at the other. One quantity for
+    every cell.
+    """
+
+    def __init__(self, lines: list[float], qty: float) -> None:
+        super().__init__(lines, qty)
+        self.lo = 0
+        self._rings()
+
+    def _rings(self) -> None:
+        for name in ("lines", "qtys", "state", "order_of", "entry", "selling", "sides"):
+            value = getattr(self, name)
+            if value and type(value) is not _Ring:
+                setattr(self, name, _Ring(value))
+
+    def has(self, i: int) -> bool:
+        return self.lo <= i < self.lo + self.n
+
+    @property
+    def bottom(self) -> float:
+        """The lowest line of the window (line ``lo``)."""
+        return self.lines[self.lo]
+
+    @property
+    def top(self) -> float:
+        """The highest line of the window (line ``lo + N``)."""
+        return self.lines[self.lo + self.n]
+
+    def ordered_lines(self) -> list[float]:
+        """The window's N+1 lines, lowest first (O(N): for checks and reports, not per bar)."""
+        return [self.lines[j] for j in range(self.lo, self.lo + self.n + 1)]
+
+    def seed(self, price: float, ctx: Context, neutral: bool = False) -> tuple[list[Order], int]:
+        if self.lo:
+            raise ValueError("seed a ShiftingCells before it shifts")
+        out = super().seed(price, ctx, neutral)
+        self._rings()
+        return out
+
+    def cancel_all(self) -> list[Cancel]:
+        out = [Cancel(oid) for oid in self.order_of if oid is not None]
+        for i in range(self.lo, self.lo + self.n):
+            self.order_of[i] = None
+            self.selling[i] = 0.0
+        self.selling_total = 0.0
+        self.sells_open = 0
+        self.parked.clear()
+        return out
+
+    def shift(self, up: bool, line: float) -> tuple[int, int, str | None, int]:
+        """Move the window one cell ``up`` (the lowest cell leaves, a cell between the top line
+        and the new line ``line`` enters above it) or down (the highest cell leaves, a cell
+        between ``line`` and the bottom line enters below it). O(1).
+
+        Returns ``(left, state, order_id, entered)``: the index of the cell that left, its
+        state and its live order's id (None if none: the caller cancels it), and the index of
+        the cell that entered, which is EMPTY with no order yet (the caller sets its state and
+        asks :meth:`order_for`)."""
+        n, lo = self.n, self.lo
+        if up:
+            left, entered, new_line = lo, lo + n, lo + n + 1
+            self.lo = lo + 1
+        else:
+            left, entered, new_line = lo + n - 1, lo - 1, lo - 1
+            self.lo = lo - 1
+        state, oid = self.state[left], self.order_of[left]
+        self._unsell(left)
+        self.parked.discard(left)
+        # ``entered`` has the slot of ``left``; ``new_line`` that of the line that left.
+        self.lines[new_line] = line
+        self.state[entered] = self.EMPTY
+        self.order_of[entered] = None
+        self.entry[entered] = None
+        return left, state, oid, entered

@@ -14,6 +14,31 @@ from gridkit.plugins.grids.cells import GridCells, grid_lines
 from gridkit.runtime.context import Context
 
 
+def recentre(old: GridCells | None, lines: list[float], qty: float, price: float,
+             ctx: Context) -> tuple[GridCells, list[Order | Cancel]]:
+    """Lay a grid of ``qty`` per cell on ``lines`` at ``price``, in place of ``old``.
+
+    Returns the new cells and the actions, in this order: a cancel for every live order of
+    ``old``; one market order for the difference between the cells of base ``old`` held and the
+    cells the new grid holds at ``price`` (DESIGN.md §7's start: a cell holds if its lower line
+    is >= the price), a buy if it needs more, a sell if less, none if equal; the new grid's
+    orders. ``old`` is None at the start: the held cells are all bought. Shared by the grids
+    that re-centre (``symmetric``, ``volatility-adjusted``)."""
+    out: list[Order | Cancel] = []
+    held = 0
+    if old is not None:
+        out.extend(old.cancel_all())
+        held = old.holding
+    cells = GridCells(lines, qty)
+    orders, need = cells.seed(price, ctx)
+    delta = need - held
+    if delta:
+        side = "buy" if delta > 0 else "sell"
+        out.append(ctx.order(side, abs(delta) * qty, price, "market"))
+    out.extend(orders)
+    return cells, out
+
+
 class SymmetricGrid(Strategy):
     """Grid of equal levels above and below the price, re-centred when price or regime leaves it.
 
@@ -59,22 +84,13 @@ class SymmetricGrid(Strategy):
     def _centre(self, ctx: Context) -> list[Order | Cancel]:
         c = self.config
         price = ctx.bar.close
-        out: list[Order | Cancel] = []
-        held = 0
         if self.cells is not None:
-            out.extend(self.cells.cancel_all())
-            held = self.cells.holding
             self.round_trips += self.cells.round_trips
             self.grid_profit += self.cells.grid_profit
         self.lower = price * (1 - c.levels * c.spacing)
         self.upper = price * (1 + c.levels * c.spacing)
-        self.cells = GridCells(grid_lines(self.lower, self.upper, 2 * c.levels, c.mode), c.qty)
-        orders, need = self.cells.seed(price, ctx)
-        delta = need - held
-        if delta:
-            side = "buy" if delta > 0 else "sell"
-            out.append(ctx.order(side, abs(delta) * c.qty, price, "market"))
-        out.extend(orders)
+        lines = grid_lines(self.lower, self.upper, 2 * c.levels, c.mode)
+        self.cells, out = recentre(self.cells, lines, c.qty, price, ctx)
         self.regime = ctx.regime
         self.centred_at = ctx.index
         return out
