@@ -246,8 +246,8 @@ def test_a_validator_may_read_the_other_options() -> None:
 def test_unknown_component_lists_close_matches_and_the_installed_ones() -> None:
     msg = problems(GOOD.replace('use = "static"', 'use = "statc"'))
     assert "strategy: unknown strategy 'statc'; did you mean 'static'?" in msg
-    assert ("available: asymmetric, disabled, fibonacci, geometric, static, symmetric, "
-            "trailing, volatility-adjusted") in msg
+    assert ("available: asymmetric, disabled, fibonacci, geometric, regime-selector, static, "
+            "symmetric, trailing, volatility-adjusted") in msg
 
 
 def test_missing_required_option() -> None:
