@@ -448,4 +448,6 @@ def Portfolio(capital: float, base: float = 0.0, symbol: str = "") -> AccountVie
     account = Account(capital)
     pos = account.add(Position(symbol))
     pos.qty = base
+    if base:  # given, not bought: a lot that cost nothing, as ``capital`` does not count it
+        pos.lots.append([base, 0.0])
     return AccountView(account, pos)
