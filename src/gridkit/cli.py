@@ -443,6 +443,7 @@ def format_summary(s: dict[str, Any]) -> str:
         rows.append(("grid round trips",
                      f"{sum(ln['round_trips'] for ln in lanes)} "
                      f"(profit {sum(ln['grid_profit'] for ln in lanes):.4f})"))
+    rows += _grid_rows(s)
     for sym, lane in s["symbols"].items():
         liq = lane.get("liquidation_price")
         if liq is not None and liq == liq:
@@ -463,6 +464,45 @@ def format_summary(s: dict[str, Any]) -> str:
         for stage, q in lat.items():
             lines.append(f"{('  ' + stage).ljust(width)}  {q['p50']:8.2f} {q['p99']:8.2f}")
     return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2%}"
+
+
+def _grid_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The summary's ``grid`` group: what exchange grid bots report (FIFO lots)."""
+    g = s.get("grid")
+    if not g:
+        return []
+    avg = g["avg_round_trip_profit"]
+    rows = [
+        ("grid", f"FIFO lots over {g['duration_days']:.2f} days"),
+        ("  grid profit", f"{g['grid_profit']:.4f} ({g['round_trips']} round trips"
+                          + (f", {avg:.4f} each)" if avg is not None else ")")),
+        ("  floating pnl", f"{g['floating_pnl']:.4f}"),
+    ]
+    if g["funding"]:
+        rows.append(("  funding", f"{g['funding']:+.4f}"))
+    rows.append(("  fees", f"{g['fees']:.4f} (inside grid profit and floating)"))
+    if g["other_fees"]:
+        rows.append(("  other fees", f"{g['other_fees']:.4f}"))
+    rows += [
+        ("  total pnl", f"{g['total_pnl']:.4f} ({_pct(g['total_return'])})"),
+        ("  apr", f"grid {_pct(g['grid_apr'])}, total {_pct(g['total_apr'])}"),
+        ("  buy and hold", f"{_pct(g['buy_hold_return'])} "
+                           f"(excess return {_pct(g['excess_return'])})"),
+    ]
+    if g.get("strategy_grid_profit") is not None:
+        rows.append(("  cells' profit", f"{g['strategy_grid_profit']:.4f} (the strategy's "
+                                        f"matched buy/sell pairs)"))
+    if len(s["symbols"]) > 1:
+        for sym, lane in s["symbols"].items():
+            lg = lane["grid"]
+            rows.append((f"  {sym}", f"grid {lg['grid_profit']:.4f}, floating "
+                                     f"{lg['floating_pnl']:.4f}, {lg['round_trips']} round "
+                                     f"trips, buy and hold {_pct(lg['buy_hold_return'])}"))
+    return rows
 
 
 @cli.command()

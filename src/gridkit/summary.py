@@ -4,6 +4,89 @@ from __future__ import annotations
 
 from typing import Any
 
+#: A year in epoch milliseconds, as exchange grid bots annualize (365 days).
+YEAR_MS = 365 * 86_400_000
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def grid_figures(positions: list[Any], start: tuple[int, float] | None, last_price: float
+                 ) -> dict[str, Any]:
+    """The grid accounting of some positions (one symbol's, or all of them): see
+    ``docs/concepts.rst`` (run summary, ``grid``) for each figure and its formula."""
+    grid = sum(p.grid_profit for p in positions)
+    floating = sum(p.floating() for p in positions)
+    funding = sum(p.funding for p in positions)
+    other = sum(p.liquidation_fees for p in positions)
+    trips = sum(p.round_trips for p in positions)
+    first = start[1] if start is not None else None
+    bh = (last_price / first - 1.0
+          if first and first == first and last_price == last_price else None)
+    return {
+        "grid_profit": grid, "floating_pnl": floating, "funding": funding,
+        "fees": sum(p.fees for p in positions) - other, "other_fees": other,
+        "total_pnl": grid + floating + funding - other,
+        "round_trips": trips, "avg_round_trip_profit": grid / trips if trips else None,
+        "first_price": first, "last_price": last_price, "buy_hold_return": bh,
+    }
+
+
+def grid_accounting(run: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """What exchange grid bots report, for the whole run and per symbol: grid profit (FIFO
+    round trips, after fees), floating PnL, funding, fees, total PnL, grid and total APR over
+    the run's duration in event time, and the buy-and-hold benchmark. O(open lots)."""
+    acct = run.account
+    capital = acct.capital
+    per: dict[str, dict[str, Any]] = {}
+    benchmarks: list[float] = []
+    first_ts: int | None = None
+    last_ts: int | None = None
+    for lr in run.lanes:
+        sym = lr.lane.symbol
+        bar = lr.ctx.bar
+        last = bar.close if bar is not None else lr.ctx.position.price
+        figures = grid_figures([p for p in acct.positions.values() if p.symbol == sym],
+                               lr.start_bar, last)
+        per[sym] = figures
+        if figures["buy_hold_return"] is not None:
+            benchmarks.append(figures["buy_hold_return"])
+        if lr.start_bar is not None:
+            ts = lr.start_bar[0]
+            first_ts = ts if first_ts is None else min(first_ts, ts)
+        if bar is not None:
+            last_ts = bar.ts if last_ts is None else max(last_ts, bar.ts)
+    total = grid_figures(list(acct.positions.values()), None, float("nan"))
+    for key in ("first_price", "last_price", "buy_hold_return"):
+        del total[key]
+    total["funding"] = acct.funding  # (funding booked on a symbol without a perpetual, too)
+    total["total_pnl"] = (total["grid_profit"] + total["floating_pnl"] + total["funding"]
+                          - total["other_fees"])
+    days = ((last_ts - first_ts) / 86_400_000
+            if first_ts is not None and last_ts is not None else 0.0)
+    years = days * 86_400_000 / YEAR_MS
+    total["duration_days"] = days
+    grid_return = _ratio(total["grid_profit"], capital)
+    total_return = _ratio(total["total_pnl"], capital)
+    total["grid_apr"] = grid_return / years if grid_return is not None and years > 0 else None
+    total["total_apr"] = total_return / years if total_return is not None and years > 0 \
+        else None
+    total["total_return"] = total_return
+    # Capital split evenly over the symbols, each bought at its first price: the mean return.
+    bh = sum(benchmarks) / len(benchmarks) if benchmarks and len(benchmarks) == len(per) \
+        else None
+    total["buy_hold_return"] = bh
+    total["excess_return"] = (total_return - bh if total_return is not None and bh is not None
+                              else None)
+    total["fees_other_assets"] = dict(acct.other_fees)
+    # The strategies' own figure where they keep one (a grid's cells: a sell matched with the
+    # buy one line below it, Binance's "matched orders"); None when no strategy reports it.
+    own = [st["grid_profit"] for st in (lr.lane.strategy.stats() for lr in run.lanes)
+           if "grid_profit" in st]
+    total["strategy_grid_profit"] = sum(own) if own else None
+    return total, per
+
 
 def summarize(run: Any) -> dict[str, Any]:
     """The summary of a :class:`gridkit.runtime.runstate.Run`, JSON-able.
@@ -47,6 +130,7 @@ def summarize(run: Any) -> dict[str, Any]:
     ledger_open = {oid for oid, s in run.ledger.open.items() if s.status != "new"}
     unreconciled = sorted(ledger_open ^ executor_open)
     unreconciled += [f"{oid}: {what}" for oid, what in run.ledger.anomalies]
+    grid, grid_by_symbol = grid_accounting(run)
     symbols = {}
     for lr in lanes:
         ps = lr.ctx.position
@@ -63,6 +147,7 @@ def summarize(run: Any) -> dict[str, Any]:
                if ps.kind != "spot" and not sides else {}),
             **({"hedge": sides} if sides else {}),
             **({k: st[k] for k in ("round_trips", "grid_profit") if k in st}),
+            "grid": grid_by_symbol[lr.lane.symbol],
         }
     return {
         "name": p.run.name, "mode": p.run.mode, "symbol": p.run.symbol,
@@ -93,6 +178,7 @@ def summarize(run: Any) -> dict[str, Any]:
         "final_equity": equity, "realized_profit": acct.realized,
         "return_pct": (equity / acct.capital - 1.0) * 100.0 if acct.capital else 0.0,
         "max_drawdown": acct.max_drawdown, "halted": run.halted,
+        "grid": grid,
         # Paper and live: the figures of the last heartbeat line (already computed: free).
         "heartbeat": (run.heartbeat.last or None) if run.heartbeat is not None else None,
         "regime": first.ctx.regime,

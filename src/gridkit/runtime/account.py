@@ -6,10 +6,23 @@ sum(qty * (price - avg_price))`` at every mark (the property tests check it). Li
 positions are signed (long > 0, short < 0), settle profit and fees in the quote balance (the
 wallet), and are worth their unrealized profit; funding payments move the wallet at funding
 times. One-way mode has one position per symbol, hedge mode one per side.
+
+Beside the average cost, every position keeps its open **lots**, first in, first out: a fill
+against the position's direction closes the oldest lots first (a sell closes the oldest buys of
+a long, a buy the oldest sells of a short), and what is left of it opens a lot of its own. A lot
+holds its signed quantity and its basis: the fill price with the fill's fee folded in (``price +
+fee/qty`` for a buy, ``price - fee/qty`` for a sell), so closing it realizes ``(close - basis) *
+qty`` less the closing fee. Realized this way it is the position's ``grid_profit``; the lots
+still open at the last price are its floating profit (:meth:`Position.floating`). Both are the
+run's grid accounting (``gridkit.summary``), computed by the kernel from fills for any strategy,
+and their sum equals the average-cost ``realized + unrealized``: ``equity - capital ==
+grid_profit + floating + funding - liquidation_fees`` at every mark. Work per fill is O(1)
+amortized (each lot is opened once and closed once).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from attrs import evolve
@@ -23,8 +36,15 @@ _EPS = 1e-12
 class Position:
     """What the account holds of one instrument, and what it has earned on it."""
 
-    __slots__ = ("avg_price", "buy_fills", "fees", "funding", "kind", "leverage", "mm_amount",
-                 "mmr", "price", "qty", "realized", "sell_fills", "side", "symbol")
+    __slots__ = ("avg_price", "buy_fills", "fees", "funding", "grid_profit", "kind",
+                 "last_closer", "leverage", "liquidation_fees", "lots", "mm_amount", "mmr",
+                 "price", "qty", "realized", "round_trips", "sell_fills", "side", "symbol")
+    #: The fields of :meth:`snapshot`, in order: those a state saved before the grid
+    #: accounting holds, then the lots and their counters (so such a state still restores).
+    _STATE = ("avg_price", "buy_fills", "fees", "funding", "kind", "leverage", "mm_amount",
+              "mmr", "price", "qty", "realized", "sell_fills", "side", "symbol",
+              "grid_profit", "liquidation_fees", "lots", "round_trips", "last_closer")
+    _OLD_STATE = 14
 
     def __init__(self, symbol: str, kind: str = SPOT, side: str = "", leverage: float = 1.0,
                  mmr: float = 0.004, mm_amount: float = 0.0) -> None:
@@ -47,6 +67,63 @@ class Position:
         self.funding = 0.0
         self.buy_fills = 0
         self.sell_fills = 0
+        #: Open lots, oldest first: ``[signed qty, basis]`` (see the module's docstring).
+        self.lots: deque[list[float]] = deque()
+        #: Profit realized by closing lots first in, first out, after both fees.
+        self.grid_profit = 0.0
+        #: Orders that closed (part of) the position: one per order, at its first closing fill.
+        self.round_trips = 0
+        #: The id of the order counted last (a partly filled order's later fills are not new).
+        self.last_closer = ""
+        #: Clearance fees of liquidations (quote): not part of any lot.
+        self.liquidation_fees = 0.0
+
+    def floating(self, price: float | None = None) -> float:
+        """Unrealized profit of the open lots at ``price`` (default: the last mark) against
+        their basis, fees paid to open them included; 0 when flat or never marked."""
+        if price is None:
+            price = self.price
+        if not self.lots or price != price:
+            return 0.0
+        return sum(q * (price - basis) for q, basis in self.lots)
+
+    def book_lots(self, signed: float, price: float, fee: float, order_id: str = "") -> float:
+        """Match a fill of ``signed`` quantity (buy > 0) at ``price`` with ``fee`` (quote)
+        against the open lots, first in, first out; return the profit it realized.
+
+        The fee is split by quantity between the part that closes lots and the part that opens
+        one. An order that closes anything counts once in :attr:`round_trips`."""
+        qty = abs(signed)
+        if qty <= 0.0:
+            return 0.0
+        lots = self.lots
+        buy = signed > 0
+        left = qty
+        gain = 0.0
+        while left > _EPS and lots and (lots[0][0] > 0) != buy:
+            lot = lots[0]
+            size = abs(lot[0])
+            if size - left <= _EPS:  # the whole lot closes (with a float residue of it)
+                take = size
+                lots.popleft()
+            else:
+                take = left
+                lot[0] += take if buy else -take
+            # a sell closing a long earns price - basis; a buy closing a short, basis - price
+            gain += (price - lot[1]) * (-take if buy else take)
+            left -= take
+        if left < qty:  # something closed
+            closed = min(qty - left, qty)
+            gain -= fee * closed / qty
+            self.grid_profit += gain
+            if not order_id or order_id != self.last_closer:
+                self.round_trips += 1
+                self.last_closer = order_id
+        if left > _EPS:  # the rest opens (or adds to) the position: a lot of its own
+            per_unit = fee / qty
+            lots.append([left if buy else -left,
+                         price + per_unit if buy else price - per_unit])
+        return gain
 
     @property
     def value(self) -> float:
@@ -72,13 +149,20 @@ class Position:
         return liquidation_price(wallet, self.qty, self.avg_price, self.mmr, self.mm_amount)
 
     def snapshot(self) -> tuple[Any, ...]:
-        """The position's state, for resume."""
-        return tuple(getattr(self, name) for name in self.__slots__)
+        """The position's state, for resume (the lots copied: the state does not move on)."""
+        return tuple([tuple(lot) for lot in self.lots] if name == "lots" else getattr(self, name)
+                     for name in self._STATE)
 
     def restore(self, state: tuple[Any, ...]) -> None:
-        """Put back what :meth:`snapshot` returned."""
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
+        """Put back what :meth:`snapshot` returned. A state saved before the lots were kept
+        restores with one lot: the position at its average cost (what the lots sum to)."""
+        if len(state) not in (len(self._STATE), self._OLD_STATE):
+            raise ValueError(f"a position state of {len(state)} fields")
+        for name, value in zip(self._STATE, state, strict=False):
+            setattr(self, name, deque([list(lot) for lot in value]) if name == "lots" else value)
+        if len(state) == self._OLD_STATE:  # what was realized before is all that is known
+            self.lots = deque([[self.qty, self.avg_price]] if self.qty else [])
+            self.grid_profit = self.realized
 
 
 class Account:
@@ -139,6 +223,8 @@ class Account:
             self._spot(pos, fill)
         else:
             self._linear(pos, fill)
+        pos.book_lots(fill.qty if fill.side == "buy" else -fill.qty, fill.price, fill.fee,
+                      fill.order_id)
         return pos
 
     def _base_fee(self, pos: Position, fill: Fill) -> Fill:
@@ -255,6 +341,13 @@ class Account:
         gain = (price - pos.avg_price) * qty - fee
         pos.realized += gain
         pos.fees += fee
+        # The lots close at the liquidation price (realized, not a round trip of the grid's);
+        # the clearance fee belongs to no lot.
+        rounds = pos.round_trips
+        pos.book_lots(-qty, price, 0.0)
+        pos.round_trips = rounds
+        pos.lots.clear()
+        pos.liquidation_fees += fee
         self.realized += gain
         self.fees += fee
         self.cash += gain
@@ -355,4 +448,6 @@ def Portfolio(capital: float, base: float = 0.0, symbol: str = "") -> AccountVie
     account = Account(capital)
     pos = account.add(Position(symbol))
     pos.qty = base
+    if base:  # given, not bought: a lot that cost nothing, as ``capital`` does not count it
+        pos.lots.append([base, 0.0])
     return AccountView(account, pos)

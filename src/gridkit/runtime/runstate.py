@@ -27,6 +27,9 @@ class LaneRun:
     accepted: int = 0
     started: bool = False
     first_ts: int | None = None
+    #: (ts, close) of the bar the strategy first started on, kept when a restart moves
+    #: ``first_ts``: where the run's duration and its buy-and-hold benchmark begin.
+    start_bar: tuple[int, float] | None = None
     #: Events that are not bars, by kind: [seen, accepted].
     ticks: dict[str, list[int]] = field(factory=dict)
     #: Orders and cancels decided on this event, sent by the execute stage.

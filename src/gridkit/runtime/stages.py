@@ -158,6 +158,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             got = strat.start(ctx)
             lr.started = True
             lr.first_ts = bar.ts
+            if lr.start_bar is None:
+                lr.start_bar = (bar.ts, bar.close)
             if got:
                 lr.actions.extend(got)
 
