@@ -101,21 +101,59 @@ def datasets(root: Path) -> list[dict[str, Any]]:
     ]
 
 
+def bars_of(ds: dict[str, Any]) -> list[tuple[int, float]]:
+    """(ts, close) of every bar of the file, in order."""
+    from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
+
+    text = head(ds) + '[strategy]\nuse = "disabled"\n'
+    p = build_pipeline(parse_pipeline(text))
+    source = p.lanes[0].source
+    source.setup(p.run)
+    try:
+        return [(e.ts, float(e.close)) for e in source.events() if hasattr(e, "close")]
+    finally:
+        source.close()
+
+
+def windows(bars: list[tuple[int, float]], days: int) -> list[tuple[int, int, float]]:
+    """Consecutive windows of ``days`` (the last one only if at least half as long): start
+    ms, end ms and the first close."""
+    out = []
+    span = days * 86_400_000
+    i = 0
+    while i < len(bars):
+        start = bars[i][0]
+        j = i
+        while j < len(bars) and bars[j][0] < start + span:
+            j += 1
+        if bars[j - 1][0] - start >= span // 2:
+            out.append((start, bars[j - 1][0], bars[i][1]))
+        i = j
+    return out
+
+
 def first_close(ds: dict[str, Any]) -> float:
     from gridkit.runtime.engine import build_pipeline
     from gridkit.runtime.pipeline_file import parse_pipeline
 
     text = head(ds) + '[strategy]\nuse = "disabled"\n'
     p = build_pipeline(parse_pipeline(text))
-    for event in p.lanes[0].source.events():
+    source = p.lanes[0].source
+    source.setup(p.run)
+    for event in source.events():
         close = getattr(event, "close", None)
         if close:
+            source.close()
             return float(close)
     raise SystemExit(f"grid_study: {ds['path']} has no bar")
 
 
-def head(ds: dict[str, Any]) -> str:
+def head(ds: dict[str, Any], window: tuple[int, int] | None = None) -> str:
     start = f'start = "{ds["start"]}"\n' if ds.get("start") else ""
+    if window is not None:
+        start = f'start = "{window[0]}"\nend = "{window[1]}"\n'
+
     return (f'[pipeline]\nname = "study"\nsymbol = "{ds["symbol"]}"\ncapital = {CAPITAL}\n'
             f'{start}{ds.get("market", "")}'
             f'[source]\nuse = "{ds["use"]}"\npath = "{Path(ds["path"]).as_posix()}"\n'
@@ -146,7 +184,8 @@ def strategies(p0: float) -> dict[str, str]:
     }
 
 
-def run_one(ds: dict[str, Any], name: str, strategy: str) -> dict[str, Any]:
+def run_one(ds: dict[str, Any], name: str, strategy: str,
+            window: tuple[int, int] | None = None) -> dict[str, Any]:
     from gridkit.runtime.engine import build_pipeline, run_pipeline
     from gridkit.runtime.pipeline_file import parse_pipeline
 
@@ -154,7 +193,7 @@ def run_one(ds: dict[str, Any], name: str, strategy: str) -> dict[str, Any]:
     if name == "selector + attention":
         extra += ATTENTION
     strategy_table, _, maps = strategy.partition("[strategy.map.")
-    text = head(ds) + extra + "[strategy]\n" + strategy_table + (
+    text = head(ds, window) + extra + "[strategy]\n" + strategy_table + (
         "[strategy.map." + maps if maps else "")
     started = time.perf_counter()
     s = run_pipeline(build_pipeline(parse_pipeline(text)))
