@@ -69,9 +69,10 @@ class GridCells:
         side = "sell" if holding else "buy"
         self._unsell(i)
         if self.sides:  # hedge mode: the closing leg of a cell only reduces its position
+            # (once it is there: while seeding, the market order that opens it is yet to fill)
             ps = self.sides[i]
             order = ctx.order(side, self.qtys[i], price, tag=i, position_side=ps,
-                              reduce_only=(ps == "long") == holding)
+                              reduce_only=not self.seeding and (ps == "long") == holding)
         else:
             qty = self.qtys[i]
             pos = ctx.position
