@@ -7,19 +7,19 @@ A grid's ``Config`` derives from :class:`StopOptions` (the triggers), :class:`Di
 whose lines stay where they were laid); the strategy mixes in :class:`GridControls` and calls
 its ``controls_*`` methods from ``start``, ``on_bar``, ``on_fill`` and ``stats``.
 
-How exchanges word the same options (public help pages, read 2025):
+How grid bots elsewhere describe the same options (their public help pages):
 
 * Binance's futures grid ("What Is Futures Grid Trading?", binance.com support FAQ
-  f4c453bab89648beb722aa26634120c3): a *long* grid opens a long position when it is created,
-  a *short* grid a short one, a *neutral* grid none; the grid then places buy limits below the
-  price and sell limits above it. Binance's spot grid ("What Is Spot Grid Trading and How Does
-  It Work", FAQ d5f441e8ab544a5b98241e00efb3a4ab) offers a trigger price, a take-profit and a
-  stop-loss price, and selling the base when the grid stops.
-* Bitsgap's grid "Stop Loss" (helpdesk.bitsgap.com, article "Stop Loss") and 3Commas' grid
-  bots ("Grid Bots: Configuring Stop Loss", help.3commas.io): when the price reaches the stop,
-  every open order of the bot is cancelled and, if asked, its base is sold (or a short bought
-  back) at market; the bot does not restart by itself. 3Commas' spot grids can also stop when
-  the price leaves the grid's upper or lower line.
+  f4c453bab89648beb722aa26634120c3): a *long* grid may open a long position when it is
+  created, a *short* grid a short one, and a *neutral* grid opens none; each then places buy
+  limits below the price and sell limits above it. (Binance's own wording of its grids'
+  TP/SL and stop-trigger options was not among the pages available when this was written;
+  the behaviour below follows the bots that document theirs.)
+* Bitsgap's grid "Stop Loss" (helpdesk.bitsgap.com, article "Stop Loss"): when the price
+  reaches the stop, every open order of the bot is cancelled, its base is sold at market and
+  the bot is ended; the stop price is a condition, not the fill price. 3Commas' grid bots
+  ("Grid Bots: Configuring Stop Loss", help.3commas.io): "stop bot" when the price leaves the
+  upper or lower grid line, or sell the base (below) and stop.
 
 gridkit decides on closed bars (DESIGN.md §6): a trigger looks at each bar's close, and what it
 sends (cancels, a closing market order) goes out in the same bar's execute stage, the market
