@@ -182,8 +182,9 @@ def test_every_bad_option_of_one_component_is_reported_together() -> None:
         build_pipeline(parse_pipeline(text))
     strategy = [p for p in err.value.problems if p.startswith("strategy")]
     assert strategy == [
-        "strategy.gridz: unknown option (did you mean 'grids'?); options are: direction, grids, "
-        "lower, mode, qty, upper",
+        "strategy.gridz: unknown option (did you mean 'grids'?); options are: direction, "
+        "exit_bars, grids, lower, mode, on_exit, on_stop, qty, stop_loss, stop_loss_equity, "
+        "take_profit, take_profit_equity, upper",
         "strategy.lower: required option is missing",
         "strategy.upper: must be a finite number > 0, got inf",
         "strategy.grids: must be >= 2, got 1",

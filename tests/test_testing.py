@@ -49,8 +49,9 @@ def test_build_reports_every_problem_of_the_options_at_once() -> None:
     with pytest.raises(ConfigError) as err:
         build(StaticGrid, {"lower": -1.0, "grids": 1, "qty": "x", "gridz": 3})
     assert err.value.problems == [
-        "options.gridz: unknown option (did you mean 'grids'?); options are: direction, grids, "
-        "lower, mode, qty, upper",
+        "options.gridz: unknown option (did you mean 'grids'?); options are: direction, "
+        "exit_bars, grids, lower, mode, on_exit, on_stop, qty, stop_loss, stop_loss_equity, "
+        "take_profit, take_profit_equity, upper",
         "options.lower: must be > 0, got -1.0",
         "options.upper: required option is missing",
         "options.grids: must be >= 2, got 1",

@@ -353,7 +353,8 @@ def describe_fields(cls: type) -> list[dict[str, Any]]:
     attrs.resolve_types(cls)
     groups = one_of_groups(cls)
     out = []
-    for a in attrs.fields(cls):
+    # A Config's own options first, then those it inherits (options shared by many components).
+    for a in sorted(attrs.fields(cls), key=lambda a: a.inherited):
         if a.default is attrs.NOTHING:
             default: Any = None
             required = True

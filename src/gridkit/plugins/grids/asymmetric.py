@@ -11,6 +11,7 @@ from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_preflight
+from gridkit.plugins.grids.controls import GridControls, RangeOptions
 from gridkit.runtime.context import Context
 
 
@@ -28,7 +29,7 @@ def asymmetric_layout(price: float, spacing_up: float, spacing_down: float, leve
     return lines, below + above
 
 
-class AsymmetricGrid(Strategy):
+class AsymmetricGrid(GridControls, Strategy):
     """Pyramid grid around the start price: its own spacing and size above and below, heavier
     toward the trend (the 000 seed's TRENDING grid).
 
@@ -42,13 +43,17 @@ class AsymmetricGrid(Strategy):
     base (bought with one market order for the sum of their quantities) and each sells at its
     upper line; the D cells below buy at their lower line. A filled buy re-places a sell of the
     cell's quantity one line up, a filled sell a buy one line down, live from the next bar; a
-    round trip earns the cell's quantity times its line step, less fees. The lines never move.
+    round trip earns the cell's quantity times its line step, less fees. The lines never move
+    (unless ``on_exit = "recenter"`` lays the same pyramid again around a later close).
+    Direction, triggers and range exit as ``static``'s
+    (:class:`~gridkit.plugins.grids.controls.GridControls`): a short pyramid sells short, at
+    c0, the sum of the quantities of the cells below it.
     """
 
     name = "asymmetric"
 
     @frozen
-    class Config:
+    class Config(RangeOptions):
         qty: float = option(doc="Base quantity of the cells next to the start price (and of "
                                 "every cell on the side away from the trend).",
                             validator=positive())
@@ -76,6 +81,7 @@ class AsymmetricGrid(Strategy):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.cells: GridCells | None = None
+        self.centre = 0.0
 
     def layout(self, price: float) -> tuple[list[float], list[float]]:
         """The grid's lines and per-cell quantities if it starts at ``price``."""
@@ -86,28 +92,26 @@ class AsymmetricGrid(Strategy):
     def preflight(self, ctx: Context, maker_fee: float,
                   taker_fee: float) -> list[tuple[str, str]]:
         lines, qtys = self.layout(ctx.bar.close)
-        return grid_preflight(lines, qtys, ctx.bar.close, ctx, maker_fee, taker_fee, True)
+        return grid_preflight(lines, qtys, ctx.bar.close, ctx, maker_fee, taker_fee,
+                              self.config.direction == "long", self.config.direction)
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
-        price = ctx.bar.close
-        self.cells = GridCells(*self.layout(price))
-        orders, holding = self.cells.seed(price, ctx)
-        if holding:
-            side = {"position_side": "long"} if ctx.position.side else {}
-            market = ctx.order("buy", self.cells.holding_qty, price, "market", **side)
-            return [market, *orders]
-        return orders
+        self.centre = ctx.bar.close
+        self.cells = GridCells(*self.layout(self.centre))
+        return self.controls_start(ctx)
+
+    def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+        return self.controls_bar(ctx) or ()
 
     def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel]:
-        return self.cells.on_fill(fill, ctx) if self.cells is not None else ()
+        return self.controls_fill(fill, ctx)
 
     def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
-        if self.cells is not None:
-            self.cells.on_rejected(rejection)
+        self.controls_rejected(rejection)
         return ()
 
     def stats(self) -> dict[str, Any]:
         if self.cells is None:
             return {}
         return {**self.cells.stats(), "lower": self.cells.lines[0],
-                "upper": self.cells.lines[-1]}
+                "upper": self.cells.lines[-1], **self.controls_stats()}

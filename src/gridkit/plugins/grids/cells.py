@@ -31,6 +31,10 @@ class GridCells:
     """
 
     EMPTY, HOLDING = 0, 1
+    #: The position each cell trades, set by :meth:`seed`: ``"long"`` (it holds its quantity
+    #: while HOLDING) or ``"short"`` (it is short its quantity while EMPTY).
+    #: (A class default, read-only, for cells pickled by a gridkit that had no legs.)
+    legs: list[str] = []
 
     def __init__(self, lines: list[float], qty: float | Sequence[float]) -> None:
         self.lines = lines
@@ -69,9 +73,10 @@ class GridCells:
         side = "sell" if holding else "buy"
         self._unsell(i)
         if self.sides:  # hedge mode: the closing leg of a cell only reduces its position
+            # (once it is there: while seeding, the market order that opens it is yet to fill)
             ps = self.sides[i]
             order = ctx.order(side, self.qtys[i], price, tag=i, position_side=ps,
-                              reduce_only=(ps == "long") == holding)
+                              reduce_only=not self.seeding and (ps == "long") == holding)
         else:
             qty = self.qtys[i]
             pos = ctx.position
@@ -97,22 +102,34 @@ class GridCells:
             if not self.sells_open:
                 self.selling_total = 0.0  # no drift from adding and taking away floats
 
-    def seed(self, price: float, ctx: Context, neutral: bool = False) -> tuple[list[Order], int]:
+    def seed(self, price: float, ctx: Context, direction: str | bool = "long"
+             ) -> tuple[list[Order], int]:
         """Set every cell from ``price`` (HOLDING if its lower line >= price); return the orders
-        and how many cells hold base (to be bought at market). In hedge mode a ``neutral``
-        grid's HOLDING cells trade the short position, the others the long one."""
+        and how many cells hold base.
+
+        ``direction`` (``"long"``, ``"short"``, ``"neutral"``; True is ``"neutral"``) sets each
+        cell's leg in :attr:`legs`: a short grid's cells all trade the short position, a
+        neutral grid's HOLDING cells the short one and the others the long one, a long grid's
+        all the long one. The orders are the same in every direction; in hedge mode each
+        order names its cell's leg as its position side (:attr:`sides`)."""
+        if direction is True or direction is False:
+            direction = "neutral" if direction else "long"
         orders = []
         holding = 0
         hedge = ctx.position.side != ""
         self.sides = [""] * self.n if hedge else []
+        self.legs = ["long"] * self.n
         self.selling = [0.0] * self.n
         self.selling_total = 0.0
         self.sells_open = 0
         self.seeding = True
         for i in range(self.n):
             self.state[i] = self.HOLDING if self.lines[i] >= price else self.EMPTY
+            if direction == "short" or (direction == "neutral"
+                                        and self.state[i] == self.HOLDING):
+                self.legs[i] = "short"
             if hedge:
-                self.sides[i] = "short" if neutral and self.state[i] == self.HOLDING else "long"
+                self.sides[i] = self.legs[i]
             self.entry[i] = None
             holding += self.state[i]
             orders.append(self.order_for(i, ctx))
@@ -194,15 +211,25 @@ def cell_qtys(qty: float | Sequence[float], n: int) -> list[float]:
     return qtys
 
 
+def grid_margin(lines: list[float], qtys: list[float], price: float) -> float:
+    """The notional of every order a grid of ``lines`` places at ``price``: the buys below it
+    at their lower lines and the sells above it at their upper lines (each holds margin on a
+    perpetual)."""
+    n = len(lines) - 1
+    return sum((lines[i + 1] if lines[i] >= price else lines[i]) * qtys[i] for i in range(n))
+
+
 def grid_preflight(lines: list[float], qty: float | Sequence[float], price: float,
                    ctx: Context, maker: float, taker: float,
-                   buy_holding: bool) -> list[tuple[str, str]]:
+                   buy_holding: bool, direction: str = "") -> list[tuple[str, str]]:
     """The checks of a grid of ``lines`` and ``qty`` per cell (one for all, or one per cell)
     before its first order, at
     ``price``: fees against the narrowest step, the balance the grid needs, the market's
     filters at every line, the worst-case inventory and, for a perpetual, how far the
-    liquidation price is from it. ``buy_holding``: the cells above the price are bought at
-    market at the start (a long grid)."""
+    liquidation price is from it, and whether ``[market] leverage`` is within the
+    instrument's maximum. ``buy_holding``: the cells above the price are bought at market at
+    the start (a long grid); ``direction`` ``"short"``: the liquidation looked at is the short
+    one, with the grid short its whole range above the highest line."""
     out: list[tuple[str, str]] = []
     n = len(lines) - 1
     qs = cell_qtys(qty, n)
@@ -218,7 +245,7 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
     holding = sum(qs[i] for i in range(n) if lines[i] >= price)
     buys = [(lines[i], qs[i]) for i in range(n) if lines[i] < price]
     # A perpetual's every order holds margin: the buys below the price and the sells above it.
-    notional = sum((lines[i + 1] if lines[i] >= price else lines[i]) * qs[i] for i in range(n))
+    notional = grid_margin(lines, qs, price)
     need = notional / pos.leverage if pos.kind != "spot" else (
         holding * price * (1 + taker) * buy_holding + sum(b * q * (1 + maker)
                                                           for b, q in buys))
@@ -249,7 +276,17 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
     worst = sum(qs)
     out.append(("info", f"if the price falls through the whole range the grid holds "
                         f"{worst:g} base, worth {worst * lines[0]:,.2f} at the lowest line"))
-    if pos.kind != "spot":
+    if pos.kind != "spot" and direction == "short":
+        from gridkit.trading.margin import liquidation_price
+
+        entry = sum(line * q for line, q in zip(lines[1:], qs, strict=True)) / worst
+        liq = liquidation_price(have, -worst, entry, pos.mmr, pos.mm_amount)
+        if liq == liq and liq > 0:
+            gap = (liq - lines[-1]) / lines[-1]
+            out.append(("error" if gap <= 0 else "info",
+                        f"short the whole range, the position is liquidated at {liq:.8g}, "
+                        f"{gap:.2%} above the highest line"))
+    elif pos.kind != "spot":
         from gridkit.trading.margin import liquidation_price
 
         entry = sum(line * q for line, q in zip(lines[:n], qs, strict=True)) / worst
@@ -259,6 +296,12 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
             out.append(("error" if gap <= 0 else "info",
                         f"holding the whole range, the position is liquidated at {liq:.8g}, "
                         f"{gap:.2%} below the lowest line"))
+    if pos.kind != "spot":
+        from gridkit.plugins.grids.controls import leverage_problems
+
+        error, _ = leverage_problems(ctx, lines, qs, price)
+        if error:
+            out.append(("error", error))
     return out
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
 from attrs import frozen
 
 from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, option, positive
 from gridkit.plugins.grids.cells import GridCells
+from gridkit.plugins.grids.controls import RangeOptions
 from gridkit.plugins.grids.static import StaticGrid
 
 #: The retracement ratios: 0, 23.6 %, 38.2 %, 50 %, 61.8 %, 78.6 %, 100 %.
@@ -40,13 +41,15 @@ class FibonacciGrid(StaticGrid):
     ``static``'s: at the first close c0, the cells whose lower line is >= c0 hold base (bought
     with one market order) and sell at their upper line; the others buy at their lower line.
     A filled buy re-places a sell one line up, a filled sell a buy one line down, live from the
-    next bar. A round trip of cell i earns ``qty*(L_{i+1} - L_i)`` less fees.
+    next bar. A round trip of cell i earns ``qty*(L_{i+1} - L_i)`` less fees. Direction,
+    triggers and range exit as ``static``'s
+    (:class:`~gridkit.plugins.grids.controls.GridControls`).
     """
 
     name = "fibonacci"
 
     @frozen
-    class Config:
+    class Config(RangeOptions):
         lower: float = option(doc="Price of ratio 0 (quote currency).", validator=positive())
         upper: float = option(doc="Price of ratio 1.", validator=positive())
         qty: float = option(doc="Base quantity per cell.", validator=positive())
@@ -54,9 +57,6 @@ class FibonacciGrid(StaticGrid):
             factory=lambda: list(FIBONACCI_RATIOS), validator=_ratios,
             doc="Line positions as fractions of the range, strictly increasing, each in "
                 "[0, 1].")
-        direction: Literal["long", "neutral"] = option(
-            "long", doc="long: buy the base the cells above the price hold (spot); neutral "
-                        "(perpetuals): buy nothing, so the cells above sell short.")
 
         def __attrs_post_init__(self) -> None:
             if self.lower >= self.upper:

@@ -4,7 +4,7 @@ grid of the 000 seed: "wide, inverse distribution")."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from attrs import frozen
 
@@ -12,6 +12,7 @@ from gridkit.core.components import Strategy
 from gridkit.core.config import OptionError, at_least, option, positive
 from gridkit.core.types import Cancel, Order
 from gridkit.plugins.grids.cells import GridCells, grid_preflight
+from gridkit.plugins.grids.controls import RangeOptions
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.runtime.context import Context
 
@@ -46,13 +47,16 @@ class GeometricGrid(StaticGrid):
     lines follow DESIGN.md §7 exactly as ``static``'s: at the start the ``levels`` cells at or
     above c hold base (bought with one market order) and sell at their upper line; the cells
     below buy at their lower line. A filled buy re-places a sell one line up, a filled sell a
-    buy one line down, live from the next bar. The lines stay where the first close put them.
+    buy one line down, live from the next bar. The lines stay where the first close put them
+    (unless ``on_exit = "recenter"`` lays them again around a later close, the new centre).
+    Direction, triggers and range exit as ``static``'s
+    (:class:`~gridkit.plugins.grids.controls.GridControls`).
     """
 
     name = "geometric"
 
     @frozen
-    class Config:
+    class Config(RangeOptions):
         spacing: float = option(doc="First step either side of the centre, as a fraction of it "
                                     "(0.002 = 0.2%).", validator=positive())
         levels: int = option(doc="Lines (and cells) on each side of the centre.",
@@ -60,9 +64,6 @@ class GeometricGrid(StaticGrid):
         qty: float = option(doc="Base quantity per cell.", validator=positive())
         growth: float = option(1.5, doc="Ratio of each step to the one before it, >= 1 "
                                         "(1: equal steps).", validator=at_least(1))
-        direction: Literal["long", "neutral"] = option(
-            "long", doc="long: buy the base the cells above the price hold (spot); neutral "
-                        "(perpetuals): buy nothing, so the cells above sell short.")
 
         def __attrs_post_init__(self) -> None:
             widest = offsets(self.spacing, self.growth, self.levels)[-1]
@@ -84,7 +85,8 @@ class GeometricGrid(StaticGrid):
     def preflight(self, ctx: Context, maker_fee: float,
                   taker_fee: float) -> list[tuple[str, str]]:
         return grid_preflight(self.lines(ctx.bar.close), self.config.qty, ctx.bar.close, ctx,
-                              maker_fee, taker_fee, self.config.direction == "long")
+                              maker_fee, taker_fee, self.config.direction == "long",
+                              self.config.direction)
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
         self.centre = ctx.bar.close
@@ -93,4 +95,4 @@ class GeometricGrid(StaticGrid):
 
     def stats(self) -> dict[str, Any]:
         cells = self.cells.stats() if self.cells is not None else {}
-        return {**cells, "centre": self.centre}
+        return {**cells, "centre": self.centre, **self.controls_stats()}

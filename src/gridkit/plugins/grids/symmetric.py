@@ -10,36 +10,22 @@ from attrs import frozen
 from gridkit.core.components import Strategy
 from gridkit.core.config import at_least, non_negative, option, positive
 from gridkit.core.types import Cancel, Fill, Order, Rejection
-from gridkit.plugins.grids.cells import GridCells, grid_lines
+from gridkit.plugins.grids.cells import GridCells, cell_qtys, grid_lines
+from gridkit.plugins.grids.controls import DirectionOptions, GridControls, relay
 from gridkit.runtime.context import Context
 
 
 def recentre(old: GridCells | None, lines: list[float], qty: float, price: float,
              ctx: Context) -> tuple[GridCells, list[Order | Cancel]]:
-    """Lay a grid of ``qty`` per cell on ``lines`` at ``price``, in place of ``old``.
-
-    Returns the new cells and the actions, in this order: a cancel for every live order of
-    ``old``; one market order for the difference between the cells of base ``old`` held and the
-    cells the new grid holds at ``price`` (DESIGN.md §7's start: a cell holds if its lower line
-    is >= the price), a buy if it needs more, a sell if less, none if equal; the new grid's
-    orders. ``old`` is None at the start: the held cells are all bought. Shared by the grids
-    that re-centre (``symmetric``, ``volatility-adjusted``)."""
-    out: list[Order | Cancel] = []
-    held = 0
-    if old is not None:
-        out.extend(old.cancel_all())
-        held = old.holding
+    """Lay a long grid of ``qty`` per cell on ``lines`` at ``price``, in place of ``old``:
+    the new cells and :func:`~gridkit.plugins.grids.controls.relay`'s actions (cancels, one
+    market order for the difference in held cells, the new grid's orders). Shared by the grids
+    that re-centre on their own (``volatility-adjusted``)."""
     cells = GridCells(lines, qty)
-    orders, need = cells.seed(price, ctx)
-    delta = need - held
-    if delta:
-        side = "buy" if delta > 0 else "sell"
-        out.append(ctx.order(side, abs(delta) * qty, price, "market"))
-    out.extend(orders)
-    return cells, out
+    return cells, relay(old, cells, price, ctx, "long")
 
 
-class SymmetricGrid(Strategy):
+class SymmetricGrid(GridControls, Strategy):
     """Grid of equal levels above and below the price, re-centred when price or regime leaves it.
 
     Around a centre c the lines run from ``c*(1-levels*spacing)`` to ``c*(1+levels*spacing)``
@@ -47,13 +33,17 @@ class SymmetricGrid(Strategy):
     close leaves [lower, upper], or when the detected regime changes (``recenter_on_regime``),
     but not within ``cooldown`` bars of the last centring. Re-centring cancels the grid's orders
     and trades the difference between the base it holds and the base the new grid needs with
-    one market order (the 000/002 seeds' "symmetric grid for a ranging market").
+    one market order (the 000/002 seeds' "symmetric grid for a ranging market";
+    :func:`~gridkit.plugins.grids.controls.relay`). A ``short`` grid is short, after each
+    centring, the base of the cells below the centre; a ``neutral`` one is flat at each
+    centring. Stop-loss and take-profit as ``static``'s
+    (:class:`~gridkit.plugins.grids.controls.GridControls`).
     """
 
     name = "symmetric"
 
     @frozen
-    class Config:
+    class Config(DirectionOptions):
         levels: int = option(doc="Cells on each side of the centre.", validator=at_least(1))
         spacing: float = option(doc="Distance between lines as a fraction of the centre "
                                     "(0.002 = 0.2%).", validator=positive())
@@ -81,24 +71,34 @@ class SymmetricGrid(Strategy):
         self.round_trips = 0
         self.grid_profit = 0.0
 
+    def _lines(self, price: float) -> list[float]:
+        c = self.config
+        self.lower = price * (1 - c.levels * c.spacing)
+        self.upper = price * (1 + c.levels * c.spacing)
+        return grid_lines(self.lower, self.upper, 2 * c.levels, c.mode)
+
     def _centre(self, ctx: Context) -> list[Order | Cancel]:
         c = self.config
         price = ctx.bar.close
-        if self.cells is not None:
-            self.round_trips += self.cells.round_trips
-            self.grid_profit += self.cells.grid_profit
-        self.lower = price * (1 - c.levels * c.spacing)
-        self.upper = price * (1 + c.levels * c.spacing)
-        lines = grid_lines(self.lower, self.upper, 2 * c.levels, c.mode)
-        self.cells, out = recentre(self.cells, lines, c.qty, price, ctx)
+        old = self.cells
+        if old is not None:
+            self.round_trips += old.round_trips
+            self.grid_profit += old.grid_profit
+        self.cells = GridCells(self._lines(price), c.qty)
+        out = relay(old, self.cells, price, ctx, c.direction)
         self.regime = ctx.regime
         self.centred_at = ctx.index
         return out
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
+        lines = self._lines(ctx.bar.close)
+        self.controls_check(ctx, lines, cell_qtys(self.config.qty, len(lines) - 1))
         return self._centre(ctx)
 
     def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+        stop = self.controls_bar(ctx)
+        if stop is not None:
+            return stop
         if ctx.index - self.centred_at < self.config.cooldown:
             return ()
         close = ctx.bar.close
@@ -111,11 +111,10 @@ class SymmetricGrid(Strategy):
         return ()
 
     def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel]:
-        return self.cells.on_fill(fill, ctx) if self.cells is not None else ()
+        return self.controls_fill(fill, ctx)
 
     def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
-        if self.cells is not None:
-            self.cells.on_rejected(rejection)
+        self.controls_rejected(rejection)
         return ()
 
     def stats(self) -> dict[str, Any]:
@@ -127,4 +126,5 @@ class SymmetricGrid(Strategy):
             "recentres": self.recentres,
             "lower": self.lower,
             "upper": self.upper,
+            **self.controls_stats(),
         }
