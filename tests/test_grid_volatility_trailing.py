@@ -574,3 +574,18 @@ def test_default_snapshot_pickles_and_restores_both(eth_bars: list[Bar]) -> None
     again = build(VolatilityAdjustedGrid, {"levels": 5, "qty": 0.01, "k": 3.0})
     again.restore(pickle.loads(pickle.dumps(vol.snapshot())))
     assert again.stats() == vol.stats() and again.requires_features == ("atr",)
+
+
+def test_trailing_down_stops_at_its_stop_loss_and_closes(btc_bars: list[Bar]) -> None:
+    """The grid-level stop-loss of every grid, on the trailing grid: BTC's May 2021 fall
+    crosses it; everything is cancelled, the position closed, and nothing more is sent."""
+    stop = round(btc_bars[0].close * 0.85, 2)
+    run = trailing_run(btc_bars, trail="down", grids=8, stop_loss=stop, on_stop="close")
+    grid: TrailingGrid = run.strategy
+    hit = next(i for i, b in enumerate(btc_bars) if b.close <= stop)
+    stats = grid.stats()
+    assert stats["stopped"] and "stop-loss" in stats["stopped"]
+    at = [r.order for r in run.records if type(r) is OrderRequested and r.ts == btc_bars[hit].ts]
+    assert [(o.kind, o.side) for o in at if o.kind == "market"] == [("market", "sell")]
+    assert not [r for r in run.records if type(r) is OrderRequested and r.ts > btc_bars[hit].ts]
+    assert run.summary["final_base"] == pytest.approx(0.0, abs=1e-12)

@@ -15,6 +15,7 @@ from gridkit.core.config import OptionError, at_least, option, optional, positiv
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Order
 from gridkit.plugins.grids.cells import ShiftingCells, grid_lines, grid_preflight
+from gridkit.plugins.grids.controls import StopOptions
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.runtime.context import Context
 
@@ -72,7 +73,7 @@ class TrailingGrid(StaticGrid):
     name = "trailing"
 
     @frozen
-    class Config:
+    class Config(StopOptions):
         lower: float = option(doc="Lowest grid line at the start (quote currency).",
                               validator=positive())
         upper: float = option(doc="Highest grid line at the start.", validator=positive())
@@ -148,6 +149,9 @@ class TrailingGrid(StaticGrid):
         return super().start(ctx)
 
     def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+        stopped = self.controls_bar(ctx)  # the stop-loss / take-profit triggers first
+        if stopped is not None:
+            return stopped
         close = ctx.bar.close
         cells = self.cells
         if self._up and close > cells.top:
@@ -183,6 +187,6 @@ class TrailingGrid(StaticGrid):
         return out
 
     def stats(self) -> dict[str, Any]:
-        return {**self.cells.stats(), "shifts_up": self.shifts_up,
+        return {**self.cells.stats(), **self.controls_stats(), "shifts_up": self.shifts_up,
                 "shifts_down": self.shifts_down, "lower": self.cells.bottom,
                 "upper": self.cells.top}
