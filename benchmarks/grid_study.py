@@ -201,62 +201,101 @@ def run_one(ds: dict[str, Any], name: str, strategy: str,
     return s
 
 
-def figures(s: dict[str, Any], p0: float) -> dict[str, Any]:
+def figures(s: dict[str, Any]) -> dict[str, Any]:
     comps = s.get("components", {})
-    strat = comps.get("strategy", {})
     attn = next((v for k, v in comps.items() if k.startswith("attention") and "phase" in v), {})
-    ret = s["final_equity"] / CAPITAL - 1
-    hold = s.get("buy_and_hold_return")
+    g = s.get("grid", {})
     return {
-        "return": ret,
+        "return": s["final_equity"] / CAPITAL - 1,
         "max_dd": s["max_drawdown"],
-        "grid_apr": s.get("grid_apr", math.nan),
-        "round_trips": s.get("round_trips", strat.get("round_trips", 0)),
+        "grid_apr": g.get("grid_apr"),
+        "round_trips": g.get("round_trips", 0),
         "fees": s["fees_paid"],
-        "hold": hold if hold is not None else math.nan,
+        "hold": g.get("buy_hold_return"),
         "halted": bool(s.get("halted")),
         "phase": attn.get("phase", ""),
+        "rollbacks": attn.get("rollbacks", 0),
         "seconds": s["_seconds"],
     }
 
 
-def table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
-    head = ("Data", "Strategy", "Return", "Max DD", "Grid APR", "Round trips", "Fees",
-            "Buy & hold", "Attention")
+def _mean(xs: list[float]) -> float:
+    xs = [x for x in xs if x is not None and x == x]
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def summary_table(rows: list[dict[str, Any]]) -> str:
+    """One line per data set and strategy: the mean over its windows (worst drawdown)."""
+    keys: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        keys.setdefault((r["data"], r["strategy"]), []).append(r)
+        keys.setdefault(("all", r["strategy"]), []).append(r)
+    head = ("Data", "Strategy", "Windows", "Mean return", "Beat hold", "Worst DD",
+            "Grid APR", "Round trips", "Fees", "Buy & hold", "Attention phases")
     out = [" | ".join(head), " | ".join("---" for _ in head)]
-    for data, name, f in rows:
+    for (data, name), rs in keys.items():
+        phases: dict[str, int] = {}
+        for r in rs:
+            if r["phase"]:
+                phases[r["phase"]] = phases.get(r["phase"], 0) + 1
+        beat = sum(1 for r in rs if r["hold"] is not None and r["return"] > r["hold"])
         out.append(" | ".join([
-            data, name, f"{f['return']:+.2%}", f"{f['max_dd']:.2%}",
-            "n/a" if f["grid_apr"] != f["grid_apr"] else f"{f['grid_apr']:+.1%}",
-            str(f["round_trips"]), f"{f['fees']:,.0f}",
-            "n/a" if f["hold"] != f["hold"] else f"{f['hold']:+.2%}",
-            f["phase"] + (" (halted)" if f["halted"] else "")]))
+            data, name, str(len(rs)), f"{_mean([r['return'] for r in rs]):+.2%}",
+            f"{beat}/{len(rs)}", f"{max(r['max_dd'] for r in rs):.1%}",
+            f"{_mean([r['grid_apr'] for r in rs]):+.0%}",
+            str(sum(r["round_trips"] for r in rs)),
+            f"{_mean([r['fees'] for r in rs]):,.0f}",
+            f"{_mean([r['hold'] for r in rs]):+.2%}",
+            ", ".join(f"{k} {v}" for k, v in sorted(phases.items())) or "-"]))
     return "\n".join(out)
+
+
+def attention_verdict(rows: list[dict[str, Any]]) -> str:
+    """Window by window: the attended selector's return minus the plain selector's."""
+    plain = {(r["data"], r["window"]): r for r in rows if r["strategy"] == "regime-selector"}
+    diffs = []
+    for r in rows:
+        if r["strategy"] == "selector + attention":
+            base = plain.get((r["data"], r["window"]))
+            if base is not None:
+                diffs.append(r["return"] - base["return"])
+    if not diffs:
+        return "no window ran both selectors"
+    better = sum(1 for d in diffs if d > 1e-12)
+    worse = sum(1 for d in diffs if d < -1e-12)
+    return (f"attention vs plain selector over {len(diffs)} windows: mean difference "
+            f"{_mean(diffs):+.3%}, better in {better}, worse in {worse}, equal in "
+            f"{len(diffs) - better - worse}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", help="write every figure to this JSON file")
+    ap.add_argument("--json", help="write every window's figures to this JSON file")
     ap.add_argument("--only", help="run only strategies whose name contains this")
+    ap.add_argument("--days", type=int, default=30, help="window length in days (30)")
     args = ap.parse_args()
     root = data_root()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
     for ds in datasets(root):
-        p0 = first_close(ds)
-        for name, strategy in strategies(p0).items():
-            if args.only and args.only not in name:
-                continue
-            try:
-                s = run_one(ds, name, strategy)
-            except Exception as err:  # a row that could not run says why, the study goes on
-                print(f"{ds['name']} {name}: {type(err).__name__}: {err}", file=sys.stderr)
-                continue
-            rows.append((ds["name"], name, figures(s, p0)))
-            print(f"{ds['name']:12} {name:22} {rows[-1][2]['return']:+.2%} "
-                  f"({rows[-1][2]['seconds']:.1f} s)", file=sys.stderr)
-    print(table(rows))
+        bars = bars_of(ds)
+        for w0, w1, p0 in windows(bars, args.days):
+            for name, strategy in strategies(p0).items():
+                if args.only and args.only not in name:
+                    continue
+                try:
+                    s = run_one(ds, name, strategy, (w0, w1))
+                except Exception as err:  # a row that cannot run says why; the study goes on
+                    print(f"{ds['name']} {name}: {type(err).__name__}: {err}", file=sys.stderr)
+                    continue
+                rows.append({"data": ds["name"], "window": w0, "strategy": name,
+                             **figures(s)})
+        print(f"{ds['name']}: done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
+    print(summary_table(rows))
+    print()
+    print(attention_verdict(rows))
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+        Path(args.json).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
