@@ -153,8 +153,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         else:
             if lane.info is not None:
                 _check_tick(lane, bar)
-            if p.run.mode != "backtest":  # real money at stake, or its rehearsal: check first
-                _preflight(run, lr)
+            _preflight(run, lr)
             got = strat.start(ctx)
             lr.started = True
             lr.first_ts = bar.ts
@@ -363,8 +362,9 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
 
 
 def _preflight(run: Run, lr: LaneRun) -> None:
-    """The strategy's pre-flight findings before its first order: errors stop the run,
-    warnings are logged (DESIGN.md §9: one line each)."""
+    """The strategy's pre-flight findings before its first order: in a paper or live run
+    (real money at stake, or its rehearsal) errors stop the run; warnings, and a backtest's
+    errors, are logged (DESIGN.md §9: one line each) — a backtest may study a bad grid."""
     import logging
 
     from gridkit.core.errors import ConfigError
@@ -372,9 +372,9 @@ def _preflight(run: Run, lr: LaneRun) -> None:
     maker, taker = fees(run.pipeline, lr.lane.info)
     log = logging.getLogger("gridkit.preflight")
     for level, line in lr.lane.strategy.preflight(lr.ctx, maker, taker):
-        if level == "error":
+        if level == "error" and run.pipeline.run.mode != "backtest":
             raise ConfigError(f"pre-flight: {lr.lane.symbol}: {line}")
-        if level == "warning":
+        if level in ("warning", "error"):
             log.warning("%s: %s", lr.lane.symbol, line)
 
 

@@ -233,6 +233,11 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
     out: list[tuple[str, str]] = []
     n = len(lines) - 1
     qs = cell_qtys(qty, n)
+    if not lines[0] <= price <= lines[-1]:
+        out.append(("warning", f"the price {price:g} is outside the grid's range "
+                               f"[{lines[0]:g}, {lines[-1]:g}]: "
+                               f"{'every cell holds' if price < lines[0] else 'no cell holds'}"
+                               f" and the grid trades only if the price comes back into it"))
     step = min((lines[i + 1] - lines[i]) / lines[i] for i in range(n))
     fee = 2 * maker
     if step <= fee:

@@ -318,11 +318,10 @@ class GridControls:
                               f"close {close:g}: the grid would stop at once")
         if lines is None:
             lines, qtys = self.cells.lines, self.cells.qtys
-        error, warning = leverage_problems(ctx, lines, qtys or [], close)
+        # (Too little margin is the pre-flight's warning, in every mode: said once, there.)
+        error, _ = leverage_problems(ctx, lines, qtys or [], close)
         if error:
             raise ConfigError(error)
-        if warning:
-            log.warning("%s: %s", ctx.symbol, warning)
         self.start_equity = ctx.portfolio.equity
 
     def controls_start(self, ctx: Context) -> list[Action]:
