@@ -34,6 +34,11 @@ from gridkit.runtime.context import Context
 _INF = math.inf
 
 
+def _unit(x: float) -> float:
+    """``x`` clamped to [0, 1]; NaN (an overflowed statistic) counts as 0."""
+    return 1.0 if x > 1.0 else x if x > 0.0 else 0.0
+
+
 def _alpha(halflife: float) -> float:
     """The EW smoothing factor of a halflife in bars."""
     return 1.0 - 2.0 ** (-1.0 / halflife)
@@ -174,9 +179,9 @@ class FeatureAttention(Attention):
         cheapest = min((cost[k] for k, _ in ready if cost.get(k, 0.0) > 0.0), default=0.0)
         scores = {}
         for key, s in ready:
-            var_score = min(1.0, s[6] / (2.0 * s[4])) if s[4] > 0.0 else 0.0
+            var_score = _unit(s[6] / (2.0 * s[4])) if s[4] > 0.0 else 0.0
             vv = s[9] * s[10]
-            corr = min(1.0, abs(s[11]) / math.sqrt(vv)) if vv > 0.0 else 0.0
+            corr = _unit(abs(s[11]) / math.sqrt(vv)) if vv > 0.0 else 0.0
             took = cost.get(key, 0.0)
             speed = cheapest / took if took > cheapest > 0.0 else 1.0
             scores[key] = (var_score, corr, speed)
