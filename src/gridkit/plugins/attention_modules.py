@@ -420,8 +420,8 @@ class RegimeAttention(Attention):
                 "Given, it replaces the default as a whole.", validator=_regime_map)
         rate: float = option(0.05, doc="Largest relative change of a multiplier per bar.",
                              validator=fraction())
-        halflife: float = option(500.0, doc="Halflife in bars of a regime of its return's EW "
-                                            "mean and variance.", validator=at_least(1))
+        halflife: float = option(500.0, doc="Halflife, in bars of the regime, of the EW mean "
+                                            "and variance of its returns.", validator=at_least(1))
         min_bars: int = option(20, doc="Bars of a regime before its multipliers move.",
                                validator=at_least(2))
         min_mult: float = option(0.25, doc="Lowest multiplier.", validator=positive())
