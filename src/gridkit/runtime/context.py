@@ -57,7 +57,8 @@ class Context:
     """
 
     __slots__ = (
-        "account", "adjust", "bar", "event", "features", "halted", "index", "ledger", "market",
+        "account", "adjust", "bar", "event", "feature_cost", "features", "halted", "index",
+        "ledger", "market",
         "paused", "phase_changed", "portfolio", "position", "regime", "regime_score", "run",
         "signals", "symbol", "weights",
     )
@@ -91,6 +92,11 @@ class Context:
         self.features: dict[str, float] = {}
         #: Attention weights by feature key (empty = all features weigh 1).
         self.weights: dict[str, float] = {}
+        #: Mean time in seconds of one ``update`` of each bar feature, by feature key, sampled
+        #: on every 4096th accepted bar (:data:`gridkit.runtime.timing.FEATURE_COST_SHIFT`);
+        #: features the engine runs fused share their group's step time equally. Empty until
+        #: the first sample; ``feature-attention`` turns it into its speed score.
+        self.feature_cost: dict[str, float] = {}
         #: Multipliers of strategy parameters that attention applies (empty = none), keyed
         #: ``"LABEL:param"``: ``"RANGING:spacing"`` multiplies the spacing options of the grid
         #: a ``regime-selector`` lays in that regime, ``"RANGING:levels"`` its level counts.

@@ -22,7 +22,13 @@ from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
 from gridkit.runtime import apply as path
 from gridkit.runtime import fusion
 from gridkit.runtime.runstate import LaneRun, Run
-from gridkit.runtime.timing import RING, SAMPLE_MASK, SAMPLE_SHIFT
+from gridkit.runtime.timing import (
+    FEATURE_COST_MASK,
+    FEATURE_COST_SHIFT,
+    RING,
+    SAMPLE_MASK,
+    SAMPLE_SHIFT,
+)
 
 _NAN = float("nan")
 
@@ -124,6 +130,30 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             v = update(bar)
             fvals[key] = v if type(v) is float else bad_value(key, f, v)
 
+    fused_members = tuple(tuple(key for key, _ in members) for _, members in groups)
+    cost = ctx.feature_cost
+    clock = time.perf_counter_ns
+
+    def feature_stage_timed(bar: Bar) -> None:
+        # The features stage of one accepted bar in 2**FEATURE_COST_SHIFT: each feature's
+        # update timed on its own (a fused group's step shared equally by its members), the
+        # running mean per key kept in ctx.feature_cost, in seconds.
+        k = lr.accepted >> FEATURE_COST_SHIFT  # this lane's samples, this one included
+        for step, keys in zip(fused, fused_members, strict=True):
+            t0 = clock()
+            step(bar)
+            share = (clock() - t0) * 1e-9 / len(keys)
+            for key in keys:
+                old = cost.get(key, share)
+                cost[key] = old + (share - old) / k
+        for key, f, update in features:
+            t0 = clock()
+            v = update(bar)
+            took = (clock() - t0) * 1e-9
+            fvals[key] = v if type(v) is float else bad_value(key, f, v)
+            old = cost.get(key, took)
+            cost[key] = old + (took - old) / k
+
     def attention_stage(bar: Any) -> None:
         for observe in attention:
             observe(ctx)
@@ -211,6 +241,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
              ("execute", execute_stage),
              ("monitor", monitor_stage if monitors or every else None)]
     stages = tuple(fn for _, fn in named if fn is not None)
+    # The same stages with the features timed one by one, for the bars that sample their cost.
+    cost_stages = tuple(feature_stage_timed if fn is feature_stage else fn for fn in stages)
     timer = run.timer
     timer.active.update(name for name, fn in named if fn is not None)
     rings = tuple(timer.rings[name] for name, fn in named if fn is not None)
@@ -226,19 +258,24 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
                 return
         for note in on_accepted:
             note(bar)
-        lr.accepted += 1
+        accepted = lr.accepted = lr.accepted + 1
         ctx.index += 1
         ctx.bar = ctx.event = bar
         n = timer.count
         timer.count = n + 1
         if n & SAMPLE_MASK:
-            for stage in stages:
-                stage(bar)
+            if accepted & FEATURE_COST_MASK:
+                for stage in stages:
+                    stage(bar)
+            else:  # one bar in 4096: each feature's own cost
+                for stage in cost_stages:
+                    stage(bar)
         else:  # the sampled bar: the time of every stage
             j = (n >> SAMPLE_SHIFT) & mask
             t = now()
             r_val[j] = t - t0
-            for ring, stage in zip(rings, stages, strict=True):
+            for ring, stage in zip(rings, stages if accepted & FEATURE_COST_MASK
+                                   else cost_stages, strict=True):
                 stage(bar)
                 t1 = now()
                 ring[j] = t1 - t

@@ -21,7 +21,7 @@ _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "tic
                 "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down",
                 "start_bar")
 _CTX_FIELDS = ("bar", "event", "features", "weights", "adjust", "regime", "regime_score",
-               "signals", "halted", "paused", "index")
+               "signals", "halted", "paused", "index", "feature_cost")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
                "tuned")
 

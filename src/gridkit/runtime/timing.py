@@ -14,6 +14,10 @@ RING = 1 << 16  # samples kept per ring: the last 65,536
 #: since reading the clock at each of ten stage boundaries costs about a microsecond an event.
 SAMPLE_SHIFT = 2
 SAMPLE_MASK = (1 << SAMPLE_SHIFT) - 1
+#: Each bar feature's own update is timed on one accepted bar of a lane in 2**FEATURE_COST_SHIFT
+#: (the running mean goes to ``ctx.feature_cost``); the other bars run the features untimed.
+FEATURE_COST_SHIFT = 12
+FEATURE_COST_MASK = (1 << FEATURE_COST_SHIFT) - 1
 
 
 class Timer:
