@@ -181,6 +181,8 @@ def strategies(p0: float) -> dict[str, str]:
                            + SELECTOR_MAP,
         "selector + attention": f'use = "regime-selector"\nqty = {qty}\nmin_bars = 24\n'
                                 + SELECTOR_MAP,
+        "selector + attention (fast)": f'use = "regime-selector"\nqty = {qty}\n'
+                                       f'min_bars = 24\n' + SELECTOR_MAP,
     }
 
 
@@ -192,6 +194,8 @@ def run_one(ds: dict[str, Any], name: str, strategy: str,
     extra = REGIMES if "selector" in name else ""
     if name == "selector + attention":
         extra += ATTENTION
+    elif name == "selector + attention (fast)":  # thresholds a month of bars can reach
+        extra += ATTENTION + "learn_trades = 200\nshadow_trades = 50\n"
     strategy_table, _, maps = strategy.partition("[strategy.map.")
     text = head(ds, window) + extra + "[strategy]\n" + strategy_table + (
         "[strategy.map." + maps if maps else "")
@@ -250,12 +254,12 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def attention_verdict(rows: list[dict[str, Any]]) -> str:
+def attention_verdict(rows: list[dict[str, Any]], variant: str) -> str:
     """Window by window: the attended selector's return minus the plain selector's."""
     plain = {(r["data"], r["window"]): r for r in rows if r["strategy"] == "regime-selector"}
     diffs = []
     for r in rows:
-        if r["strategy"] == "selector + attention":
+        if r["strategy"] == variant:
             base = plain.get((r["data"], r["window"]))
             if base is not None:
                 diffs.append(r["return"] - base["return"])
@@ -263,7 +267,7 @@ def attention_verdict(rows: list[dict[str, Any]]) -> str:
         return "no window ran both selectors"
     better = sum(1 for d in diffs if d > 1e-12)
     worse = sum(1 for d in diffs if d < -1e-12)
-    return (f"attention vs plain selector over {len(diffs)} windows: mean difference "
+    return (f"{variant} vs the plain selector over {len(diffs)} windows: mean difference "
             f"{_mean(diffs):+.3%}, better in {better}, worse in {worse}, equal in "
             f"{len(diffs) - better - worse}")
 
@@ -293,7 +297,8 @@ def main() -> None:
         print(f"{ds['name']}: done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     print(summary_table(rows))
     print()
-    print(attention_verdict(rows))
+    for variant in ("selector + attention", "selector + attention (fast)"):
+        print(attention_verdict(rows, variant))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
 
