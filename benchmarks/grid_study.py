@@ -117,8 +117,8 @@ def bars_of(ds: dict[str, Any]) -> list[tuple[int, float]]:
 
 
 def windows(bars: list[tuple[int, float]], days: int) -> list[tuple[int, int, float]]:
-    """Consecutive windows of ``days`` (the last one only if at least half as long): start
-    ms, end ms and the first close."""
+    """Consecutive windows of ``days`` (the last one only if at least half as long; a file
+    shorter than that is one window): start ms, end ms and the first close."""
     out = []
     span = days * 86_400_000
     i = 0
@@ -130,6 +130,8 @@ def windows(bars: list[tuple[int, float]], days: int) -> list[tuple[int, int, fl
         if bars[j - 1][0] - start >= span // 2:
             out.append((start, bars[j - 1][0], bars[i][1]))
         i = j
+    if not out and bars:
+        out.append((bars[0][0], bars[-1][0], bars[0][1]))
     return out
 
 
@@ -237,7 +239,7 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
     head = ("Data", "Strategy", "Windows", "Mean return", "Beat hold", "Worst DD",
             "Grid APR", "Round trips", "Fees", "Buy & hold", "Attention phases")
     out = [" | ".join(head), " | ".join("---" for _ in head)]
-    for (data, name), rs in keys.items():
+    for (data, name), rs in sorted(keys.items(), key=lambda kv: kv[0][0] == "all"):
         phases: dict[str, int] = {}
         for r in rs:
             if r["phase"]:

@@ -93,8 +93,8 @@ class FeatureAttention(Attention):
     class Config:
         variance: float = option(0.4, doc="Coefficient a of the variance score (seed 000: 0.4).",
                                  validator=non_negative())
-        correlation: float = option(0.4, doc="Coefficient b of |correlation with profit| "
-                                             "(seed 000: 0.4).", validator=non_negative())
+        correlation: float = option(0.4, doc="Coefficient b of the absolute correlation with "
+                                             "profit (seed 000: 0.4).", validator=non_negative())
         speed: float = option(0.2, doc="Coefficient c of the extraction-speed score "
                                        "(seed 000: 0.2).", validator=non_negative())
         halflife: float = option(500.0, doc="Halflife in bars of the EW variances and "
