@@ -154,7 +154,7 @@ def test_ew_recursion_is_the_weighted_moments() -> None:
 
 def test_feature_weights_match_numpy(bars: list[Bar]) -> None:
     cost = {"rsi": 3e-6, "volatility": 1e-6}  # volume-ratio has no sample yet: speed 1
-    module = build(FeatureAttention, {"halflife": 300})
+    module = build(FeatureAttention, {"halflife": 300, "refresh": 1})
     seen = step_features(module, bars, cost=cost)
     a = alpha(300)
     equity = np.array(seen["equity"])

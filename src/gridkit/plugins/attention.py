@@ -29,10 +29,10 @@ class Progressive(Attention):
     the rest of the pipeline sees.
 
     * **learning** — observe only. For every feature it keeps the events it was ready on and its
-      running mean and standard deviation (Welford, O(1) per event), and it takes the modules'
-      proposals out of the context, so the run trades exactly as without attention. It moves on
-      once it has seen ``learn_events`` events and the real book has made ``learn_trades``
-      trades (seed 002: 1,000).
+      running mean and standard deviation over the phase (Welford, O(1) per event), and it
+      takes the modules' proposals out of the context, so the run trades exactly as without
+      attention. It moves on once it has seen ``learn_events`` events and the real book has
+      made ``learn_trades`` trades (seed 002: 1,000).
     * **shadow** — the proposals, capped as active would apply them, run on a *shadow book*: a
       fresh copy of the lane's strategy on the ``simulated`` fill model with its own account,
       fed the same bars, features and regimes (:class:`gridkit.runtime.shadow.ShadowBook`). The
@@ -49,7 +49,9 @@ class Progressive(Attention):
       shadow's times ``1 - margin``, or its drawdown above the shadow's plus ``margin``, the
       controller **rolls back**: back to shadow, base parameters, ``rollbacks`` counted.
 
-    A proposal that is not finite (a weight gone NaN) is never applied: the controller uses the
+    While a risk check has halted the lane's trading, the shadow book stands still too (there
+    is no real book to compare it with). A proposal that is not finite (a weight gone NaN) is
+    never applied: the controller uses the
     base parameters on that event, counts it in ``fallbacks`` and says so once in the log.
     Phase changes fire ``gridkit_phase_changed`` and are journalled; the summary has the phase,
     the trade counts, both books' figures and the last proposal. The shadow book is not saved
@@ -101,7 +103,11 @@ class Progressive(Attention):
         self.fallbacks = 0
         self._warned = False
         self._base: dict[str, float] = {}  # first proposal of keys that are not multipliers
-        self.proposal: dict[str, float] = {}
+        self._w: dict[str, float] = {}  # the modules' last proposal: weights, multipliers
+        self._a: dict[str, float] = {}
+        self._version = 0  # bumped when the proposal changes
+        self._cache_key: tuple[int, float] | None = None
+        self._cache: tuple[dict[str, float], dict[str, float]] = ({}, {})
         self._pending: tuple[Any, ...] | None = None  # the last bar, for the shadow book
         self.compared: dict[str, Any] = {}
 
@@ -110,8 +116,9 @@ class Progressive(Attention):
 
     def observe(self, ctx: Context) -> None:
         self.observed += 1
-        self._learn(ctx)
-        proposal = self._take(ctx)
+        if self.phase == "learning":  # the statistics describe the learning phase
+            self._learn(ctx)
+        usable = self._take(ctx)
         acct = ctx.account
         real = self.real
         before = real.trades
@@ -123,6 +130,8 @@ class Progressive(Attention):
                     and self.real_trades >= self.config.learn_trades):
                 self._enter(ctx, "shadow")
             return
+        if ctx.halted is not None:  # the real book stopped trading: nothing to compare with
+            return
         shadow = self.shadow
         if shadow is None:  # entered, or resumed: a fresh book and window
             shadow = self._new_book(ctx)
@@ -131,57 +140,69 @@ class Progressive(Attention):
         pending = self._pending
         if pending is not None:
             bar, index, features = pending
-            if phase == "shadow":
-                weights, adjust = self._capped(proposal, 1.0)
+            if phase == "shadow" and usable:
+                weights, adjust = self._capped(1.0)
             else:
                 weights, adjust = {}, {}
             shadow.step(bar, index, features, ctx.regime, weights, adjust)
         self._pending = (ctx.bar, ctx.index, dict(ctx.features))
         if phase == "active":
             self.active_bars += 1
-            ramp = min(1.0, self.active_bars / self.config.ramp_bars)
-            weights, adjust = self._capped(proposal, ramp)
-            ctx.weights.update(weights)
-            ctx.adjust.update(adjust)
+            if usable:
+                weights, adjust = self._capped(min(1.0, self.active_bars / self.config.ramp_bars))
+                ctx.weights.update(weights)
+                ctx.adjust.update(adjust)
         self._judge(ctx)
 
     # --- proposals ------------------------------------------------------------------------
 
-    def _take(self, ctx: Context) -> dict[str, float]:
-        """The modules' proposals, taken out of the context (what is applied is put back)."""
-        proposal: dict[str, float] = {}
-        if ctx.weights:
-            proposal.update({f"w:{k}": v for k, v in ctx.weights.items()})
-            ctx.weights.clear()
-        if ctx.adjust:
-            proposal.update({f"a:{k}": v for k, v in ctx.adjust.items()})
-            ctx.adjust.clear()
-        for key, value in proposal.items():
-            if not math.isfinite(value):
-                self.fallbacks += 1
-                if not self._warned:
-                    self._warned = True
-                    log.warning("attention proposed %s = %r at bar %d: the base parameters "
-                                "are used while it is not finite", key[2:], value, ctx.index)
-                return self.proposal if self.phase == "learning" else {}
-        self.proposal = proposal
-        return proposal
+    def _take(self, ctx: Context) -> bool:
+        """Take the modules' proposals out of the context (what is applied is put back);
+        False when one of them is not finite (the base parameters are used)."""
+        w, a = ctx.weights, ctx.adjust
+        if not w and not a:
+            if self._w or self._a:
+                self._w, self._a = {}, {}
+                self._version += 1
+            return True
+        total = sum(w.values()) + sum(a.values())  # one pass in C: NaN or inf shows here
+        if total != total or total in (math.inf, -math.inf):
+            self.fallbacks += 1
+            if not self._warned:
+                self._warned = True
+                key, value = next((k, v) for k, v in (*w.items(), *a.items())
+                                  if not math.isfinite(v))
+                log.warning("attention proposed %s = %r at bar %d: the base parameters "
+                            "are used while it is not finite", key, value, ctx.index)
+            w.clear()
+            a.clear()
+            return False
+        if w != self._w or a != self._a:
+            self._w, self._a = dict(w), dict(a)
+            self._version += 1
+        w.clear()
+        a.clear()
+        return True
 
-    def _capped(self, proposal: dict[str, float], ramp: float
-                ) -> tuple[dict[str, float], dict[str, float]]:
+    def _capped(self, ramp: float) -> tuple[dict[str, float], dict[str, float]]:
+        """The proposal as applied: each value within ``max_influence * ramp`` of its base
+        (cached until the proposal or the ramp changes)."""
+        key = (self._version, ramp)
+        if self._cache_key == key:
+            return self._cache
         cap = self.config.max_influence * ramp
+        lo, hi = 1.0 - cap, 1.0 + cap
         weights: dict[str, float] = {}
-        adjust: dict[str, float] = {}
-        for key, value in proposal.items():
-            name = key[2:]
-            if key.startswith("w:") and name.startswith("horizon:"):
+        for name, value in self._w.items():
+            if name.startswith("horizon:"):
                 base = self._base.setdefault(name, value)
+                low, high = base * lo, base * hi
             else:
-                base = 1.0
-            low, high = base * (1.0 - cap), base * (1.0 + cap)
-            value = low if value < low else high if value > high else value
-            (weights if key.startswith("w:") else adjust)[name] = value
-        return weights, adjust
+                low, high = lo, hi
+            weights[name] = low if value < low else high if value > high else value
+        adjust = {name: lo if v < lo else hi if v > hi else v for name, v in self._a.items()}
+        self._cache_key, self._cache = key, (weights, adjust)
+        return self._cache
 
     # --- phases ---------------------------------------------------------------------------
 
@@ -270,7 +291,7 @@ class Progressive(Attention):
             "real": self.real.figures(),
             "shadow": shadow.score.figures() if shadow is not None else {},
             "last_comparison": self.compared,
-            "proposal": {k[2:]: v for k, v in self.proposal.items()},
+            "proposal": {**self._w, **self._a},
             "features": self.feature_stats(),
         }
 

@@ -99,6 +99,10 @@ class FeatureAttention(Attention):
                                        "(seed 000: 0.2).", validator=non_negative())
         halflife: float = option(500.0, doc="Halflife in bars of the EW variances and "
                                             "correlation.", validator=at_least(1))
+        refresh: int = option(16, doc="Bars between two computations of the normalized "
+                                      "weights (the statistics learn on every bar; at a "
+                                      "halflife of hundreds of bars the weights barely move "
+                                      "in between).", validator=at_least(1))
 
         def __attrs_post_init__(self) -> None:
             if not self.variance + self.correlation + self.speed > 0:
@@ -121,7 +125,8 @@ class FeatureAttention(Attention):
         if ctx.index != self._index:
             self._index = ctx.index
             self._learn(ctx)
-            self._propose(ctx.feature_cost)
+            if not ctx.index % self.config.refresh or not self._proposal:
+                self._propose(ctx.feature_cost)
         ctx.weights.update(self._proposal)
 
     def _learn(self, ctx: Context) -> None:
@@ -490,11 +495,15 @@ class RegimeAttention(Attention):
         self._write()
 
     def _write(self) -> None:
-        out = {}
+        keys = getattr(self, "_keys", None)
+        if keys is None:  # the keys' strings, made once
+            keys = self._keys = {label: (f"{label}:spacing", f"{label}:levels")
+                                 for label in self._state}
+        out = self._proposal
         for label, s in self._state.items():
-            out[f"{label}:spacing"] = s[0]
-            out[f"{label}:levels"] = s[1]
-        self._proposal = out
+            spacing, levels = keys[label]
+            out[spacing] = s[0]
+            out[levels] = s[1]
 
     def proposal(self) -> dict[str, float]:
         """The current multipliers by ``"LABEL:spacing"`` / ``"LABEL:levels"`` key."""
