@@ -3,6 +3,7 @@ and hand-overs that leave no orphaned order and no inventory no grid expects."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -279,3 +280,17 @@ def test_attention_multipliers_reach_the_grid_being_laid() -> None:
     ctx.adjust.update({"RANGING:spacing": 1.2, "RANGING:levels": 0.5, "VOLATILE:spacing": 2.0})
     assert sel.adjusted("RANGING", ctx) == {"spacing": pytest.approx(0.0015 * 1.2), "levels": 4}
     assert sel.adjusted("VOLATILE", ctx) == {"spacing": pytest.approx(0.003 * 2.0)}
+
+
+def test_a_map_naming_a_regime_no_rule_gives_is_refused(tmp_path: Path) -> None:
+    text = pipeline_text('use = "regime-selector"\nqty = 0.01\n'
+                         '[strategy.map.RANGNG]\nuse = "symmetric"\nspacing = 0.004\n'
+                         'levels = 4\n')
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text, base_dir=tmp_path))
+    assert err.value.problems == [
+        "strategy.map.RANGNG: no regime rule of the pipeline labels bars 'RANGNG' (they give: "
+        "DORMANT, RANGING, TRENDING, VOLATILE)"]
+    bare = re.sub(r'\[\[regimes\]\]\nuse = "[a-z]+"\n', "", text)
+    with pytest.raises(ConfigError, match="none: add"):
+        build_pipeline(parse_pipeline(bare, base_dir=tmp_path))

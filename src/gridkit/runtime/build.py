@@ -305,6 +305,19 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
             if need not in keys:
                 problems.append(f"{spec.path}: {reg.kind} '{reg.name}' reads feature '{need}', "
                                 f"which no [[features]] entry provides (add use = \"{need}\")")
+    # A strategy that maps regime labels (``regime_labels``, as the regime-selector's map):
+    # every label must be one a regime rule of the lane can give.
+    wanted = getattr(lane.strategy, "regime_labels", ())
+    if wanted:
+        spec, reg = p.origin(lane.strategy)
+        given: set[str] = set()
+        for rule in lane.regimes:
+            given.update(getattr(rule, "labels", ()) or (rule.label,))
+        for label in wanted:
+            if label not in given:
+                problems.append(f"{spec.path}.map.{label}: no regime rule of the pipeline "
+                                f"labels bars {label!r} (they give: "
+                                f"{', '.join(sorted(given)) or 'none: add [[regimes]]'})")
     m = lane.market
     where = f'lanes."{lane.symbol}".market' if len(p.lanes) > 1 else "market"
     live = p.run.mode == "live"

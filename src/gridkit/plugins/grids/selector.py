@@ -155,6 +155,11 @@ class RegimeSelector(Strategy):
         self.done_trips = 0
         self.done_profit = 0.0
 
+    @property
+    def regime_labels(self) -> tuple[str, ...]:
+        """The labels the map names: ``gridkit check`` refuses one no regime rule gives."""
+        return tuple(self.config.map)
+
     def compose(self, build: Any) -> None:
         c = self.config
         for label, table in {**c.map, _ASIDE: STAND_ASIDE}.items():
