@@ -76,7 +76,7 @@ def collect(quick: bool) -> list[Section]:
                      if k.startswith("attention") and "windows" in v)
         t, _ = best_of(lambda cfg=cfg: _run(cfg), repeat)
         rows.append(Row(f"with attention ({phase}; ended {stats['phase']})", t / base, "x",
-                        target="<= 2x", met=t / base <= 2.0, baseline=base,
+                        target="<= 2x", met=t / base <= 2.0, baseline=base, baseline_unit="s",
                         baseline_name="no attention", how="same pipeline, same run"))
         notes.append(f"{phase}: {got['bars_accepted']:,} bars, phase {stats['phase']}, "
                      f"shadow trades {stats['shadow'].get('trades', 0)}, "
