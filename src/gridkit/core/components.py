@@ -401,6 +401,12 @@ class Feedback(Component):
         """Called every ``every`` accepted events."""
         raise NotImplementedError
 
+    def bind(self, tuner: Any) -> None:
+        """Called once before the first event with the run's
+        :class:`~gridkit.runtime.tuning.Tuner`: the tunable options this component may
+        change (``tuner.options()``, ``tuner.tune(path, changes)``, ``tuner.rollback()``).
+        The default keeps nothing."""
+
 
 class Optimizer(Component):
     """Searches a strategy's parameter space by running backtests."""

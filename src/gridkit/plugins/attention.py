@@ -72,7 +72,7 @@ class Progressive(Attention):
                                              "200).", validator=at_least(1))
         max_influence: float = option(0.3, doc="Largest change of a value from its base, as a "
                                                "fraction of it (seed 002: 0.3).",
-                                      validator=at_least(0))
+                                      validator=at_least(0), tunable=(0.0, 0.5))
         ramp_bars: int = option(500, doc="Bars over which active changes grow to their cap.",
                                 validator=at_least(1))
         margin: float = option(0.1, doc="How much worse a book may do before it loses a "
@@ -106,7 +106,7 @@ class Progressive(Attention):
         self._w: dict[str, float] = {}  # the modules' last proposal: weights, multipliers
         self._a: dict[str, float] = {}
         self._version = 0  # bumped when the proposal changes
-        self._cache_key: tuple[int, float] | None = None
+        self._cache_key: tuple[int, float, float] | None = None
         self._cache: tuple[dict[str, float], dict[str, float]] = ({}, {})
         self._pending: tuple[Any, ...] | None = None  # the last bar, for the shadow book
         self.compared: dict[str, Any] = {}
@@ -187,7 +187,7 @@ class Progressive(Attention):
     def _capped(self, ramp: float) -> tuple[dict[str, float], dict[str, float]]:
         """The proposal as applied: each value within ``max_influence * ramp`` of its base
         (cached until the proposal or the ramp changes)."""
-        key = (self._version, ramp)
+        key = (self._version, ramp, self.config.max_influence)
         if self._cache_key == key:
             return self._cache
         cap = self.config.max_influence * ramp

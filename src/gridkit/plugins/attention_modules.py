@@ -396,7 +396,7 @@ class RegimeAttention(Attention):
     the open inventory's losses too, which are what a grid suffers in a trend.)
 
     **Update**, on each bar of regime L once L has ``min_bars`` bars, with
-    ``step = rate · min(1, |μ| / σ)`` (1 if σ = 0 < |μ|; 0 if μ = 0, e.g. no position):
+    ``step = rate · min(1, |μ| / σ)`` (1 if σ = 0 < ``|μ|``; 0 if μ = 0, e.g. no position):
 
     * μ < 0 (the regime's grid loses): ``spacing_L ← spacing_L · (1 + step)``,
       ``levels_L ← levels_L · (1 − step)`` — wider and fewer cells, as seed 000 sets for the

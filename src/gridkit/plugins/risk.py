@@ -32,7 +32,7 @@ class PositionSize(RiskCheck):
                                         validator=optional(positive()))
         max_fraction: float | None = option(
             None, doc="Cap on (base held + open buys) * price / equity, e.g. 0.5.",
-            validator=optional(fraction()))
+            validator=optional(fraction()), tunable=(0.05, 1.0))
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -69,7 +69,7 @@ class Drawdown(RiskCheck):
     @frozen
     class Config:
         limit: float = option(doc="Largest tolerated drawdown, as a fraction (0.1 = 10%).",
-                              validator=fraction())
+                              validator=fraction(), tunable=(0.02, 0.9))
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)

@@ -96,6 +96,11 @@ def run_pipeline(pipeline: Pipeline,
             for module in lr.lane.attention:
                 _guard(pipeline, module, "attaching to the strategy", module.attach,
                        lr.lane.strategy)
+        if pipeline.feedback is not None:
+            from gridkit.runtime.tuning import Tuner
+
+            _guard(pipeline, pipeline.feedback, "binding to the tunables",
+                   pipeline.feedback.bind, Tuner(run))
         if resume or pipeline.run.mode != "backtest":
             _reconcile(run)
         pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,

@@ -115,3 +115,10 @@ def restore(run: Run, data: bytes) -> None:
             spec, reg = run.pipeline.origin(component)
             raise ComponentError(reg.kind, reg.name, reg.origin, err,
                                  f"restoring its state ({spec.path})") from err
+    # Options tuned while the run went on (journalled, in run.tuned): the pipeline was built
+    # from the file's values, so the tuned ones are put back, the last one of each option last.
+    if run.tuned:
+        from gridkit.runtime.tuning import _find
+
+        for path, _old, new in run.tuned:
+            _find(run, path)[0].config = new

@@ -40,7 +40,9 @@ def tune(run: Run, path: str, changes: dict[str, Any]) -> dict[str, Any]:
             continue
         low, high = bounds[name]
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            value = type(getattr(old, name))(min(max(value, low), high))
+            current = getattr(old, name)
+            kind = type(current) if isinstance(current, (int, float)) else float
+            value = kind(min(max(value, low), high))
         clamped[name] = value
     if problems:
         raise ConfigError(problems)
@@ -94,3 +96,32 @@ def _find(run: Run, path: str) -> tuple[Any, LaneRun]:
             return component, owner
     paths = ", ".join(p.origin(c)[0].path for c in p.components())
     raise ConfigError(f"no component at {path!r}; components are at: {paths}")
+
+
+class Tuner:
+    """What a feedback component may change while the run goes on: the tunable options of
+    the run's components, through :func:`tune` and :func:`rollback` (validated, clamped,
+    journalled, reversible). The engine hands one to :meth:`gridkit.Feedback.bind`."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+
+    def options(self) -> dict[str, dict[str, tuple[float, float, Any]]]:
+        """Every tunable option by component path: ``{path: {name: (low, high, value)}}``."""
+        out: dict[str, dict[str, tuple[float, float, Any]]] = {}
+        p = self._run.pipeline
+        for component in p.components():
+            bounds = tunables(type(component.config))
+            if bounds:
+                path = p.origin(component)[0].path
+                out[path] = {name: (low, high, getattr(component.config, name))
+                             for name, (low, high) in bounds.items()}
+        return out
+
+    def tune(self, path: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Change tunable options of the component at ``path``; the values set (clamped)."""
+        return tune(self._run, path, changes)
+
+    def rollback(self) -> dict[str, Any] | None:
+        """Undo the last change; the values put back (None if there is none)."""
+        return rollback(self._run)

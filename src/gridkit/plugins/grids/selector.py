@@ -101,7 +101,7 @@ class RegimeSelector(Strategy):
                          "for the difference, and a grid that places no orders keeps the "
                          "position; flatten: such a grid closes it.")
         min_bars: int = option(10, doc="Bars a grid runs before another may replace it.",
-                               validator=non_negative())
+                               validator=non_negative(), tunable=(0, 100_000))
         vol_adjust: bool = option(True, doc="Scale spacing by sigma / sigma_baseline.")
         volatility: str = option("volatility", doc="Feature key of sigma.")
         vol_baseline: float = option(0.0, doc="Fixed sigma baseline (seed 002: 0.001); 0 uses "
@@ -110,7 +110,8 @@ class RegimeSelector(Strategy):
         vol_slow: int = option(500, doc="EMA span of the sigma baseline, in bars.",
                                validator=at_least(2))
         vol_min: float = option(0.5, doc="Smallest spacing multiplier.", validator=positive())
-        vol_max: float = option(3.0, doc="Largest spacing multiplier.", validator=positive())
+        vol_max: float = option(3.0, doc="Largest spacing multiplier.", validator=positive(),
+                                tunable=(1.0, 10.0))
         spread: str = option("", doc="Feature key of the spread in basis points; empty: the "
                                      "spread rule is off.")
         spread_bps: float = option(5.0, doc="Spread above which grids widen.",
@@ -124,7 +125,8 @@ class RegimeSelector(Strategy):
         volume: str = option("volume-ratio", doc="Feature key of the volume ratio; empty: the "
                                                  "volume rule is off.")
         min_volume_ratio: float = option(0.3, doc="Volume ratio below which the selector "
-                                                  "stands aside.", validator=non_negative())
+                                                  "stands aside.", validator=non_negative(),
+                                         tunable=(0.0, 1.0))
         trend_bars: int = option(20, doc="A TRENDING grid's trend (when its table does not "
                                          "set one): up if the close is above the close this "
                                          "many bars ago, else down.", validator=at_least(1))
