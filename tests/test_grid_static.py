@@ -224,3 +224,18 @@ def test_equity_is_cash_plus_base_at_close(btc_1m: Path) -> None:
     assert summary["final_price"] == last_close
     assert math.isclose(summary["final_equity"],
                         summary["final_cash"] + summary["final_base"] * last_close)
+
+
+def test_a_spot_cell_with_nothing_left_to_sell_is_parked_not_sent() -> None:
+    """A sell the position cannot cover at all (the base went to other cells' sells) is not
+    sent as an order of quantity 0: the cell waits, parked, for the grid's next fill."""
+    from gridkit import Bar
+    from gridkit.plugins.grids.cells import GridCells
+    from gridkit.testing import context
+
+    ctx = context(bar=Bar(0, 100.0, 100.0, 100.0, 100.0, 1.0))  # holds no base
+    cells = GridCells([90.0, 95.0, 100.0, 105.0], 1.0)
+    cells.state[2] = cells.HOLDING
+    assert cells.order_for(2, ctx) is None
+    assert 2 in cells.parked and cells.order_of[2] is None
+    assert cells.order_for(0, ctx).side == "buy"  # an EMPTY cell's buy is unaffected

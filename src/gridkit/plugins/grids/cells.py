@@ -60,14 +60,16 @@ class GridCells:
         """Whether ``i`` (an order's tag) is one of the grid's cells."""
         return 0 <= i < self.n
 
-    def order_for(self, i: int, ctx: Context) -> Order:
-        """The order cell ``i`` needs in its current state (DESIGN.md §7).
+    def order_for(self, i: int, ctx: Context) -> Order | None:
+        """The order cell ``i`` needs in its current state (DESIGN.md §7), or None.
 
         On a spot market a sell never asks for more base than the position holds beyond the
         other cells' open sells: an exchange that takes its fee in the base bought (Binance)
         leaves a cell slightly less than it bought, and the shortfall comes off the sell
         instead of the exchange refusing it. (A backtest's simulated fees are in quote: its
-        cells always hold their quantity, and nothing changes.)"""
+        cells always hold their quantity, and nothing changes.) When nothing at all is left to
+        sell the cell is parked instead — retried after the grid's next fill — and None is
+        returned: an order of quantity 0 would only be refused."""
         holding = self.state[i] == self.HOLDING
         price = cell_order_price(holding, self.lines[i], self.lines[i + 1])
         side = "sell" if holding else "buy"
@@ -85,10 +87,13 @@ class GridCells:
                 free = (pos.qty if not self.seeding else math.inf) - self.selling_total
                 if free < qty * (1.0 - 1e-9):  # a fee's shortfall, not a float residue
                     qty = max(free, 0.0)
-                if qty:
-                    self.selling[i] = qty
-                    self.selling_total += qty
-                    self.sells_open += 1
+                if qty <= 0.0:
+                    self.order_of[i] = None
+                    self.parked.add(i)
+                    return None
+                self.selling[i] = qty
+                self.selling_total += qty
+                self.sells_open += 1
             order = ctx.order(side, qty, price, tag=i)
         self.order_of[i] = order.id
         return order
@@ -132,7 +137,9 @@ class GridCells:
                 self.sides[i] = self.legs[i]
             self.entry[i] = None
             holding += self.state[i]
-            orders.append(self.order_for(i, ctx))
+            order = self.order_for(i, ctx)
+            if order is not None:
+                orders.append(order)
         self.seeding = False
         self.parked.clear()
         return orders, holding
@@ -160,10 +167,11 @@ class GridCells:
                 self.grid_profit += round_trip_profit(entry[0], fill.price, fill.qty, entry[1],
                                                       fill.fee)
             self.entry[i] = None
-        out = [self.order_for(i, ctx)]
+        first = self.order_for(i, ctx)
+        out = [first] if first is not None else []
         if self.parked:
             retry, self.parked = self.parked, set()
-            out.extend(self.order_for(j, ctx) for j in sorted(retry))
+            out.extend(o for j in sorted(retry) if (o := self.order_for(j, ctx)) is not None)
         return out
 
     def on_rejected(self, rejection: Rejection) -> None:

@@ -388,7 +388,7 @@ class GridControls:
             self.outside_bars = 0
             if self.range_paused:
                 self.range_paused = False
-                return [cells.order_for(i, ctx) for i in range(cells.n)]
+                return [o for i in range(cells.n) if (o := cells.order_for(i, ctx)) is not None]
             return None
         self.outside_bars += 1
         if on_exit == "pause":

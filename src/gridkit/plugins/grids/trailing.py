@@ -181,7 +181,9 @@ class TrailingGrid(StaticGrid):
                                  "market", **side))
         cells.seeding = delta > 0  # its base is yet to be bought: sell all of it
         try:
-            out.append(cells.order_for(entered, ctx))
+            order = cells.order_for(entered, ctx)
+            if order is not None:
+                out.append(order)
         finally:
             cells.seeding = False
         return out
