@@ -556,3 +556,44 @@ class TestPauseContract(GridStrategyContract):
 class TestRecenterContract(GridStrategyContract):
     component_class = AsymmetricGrid
     options = {"qty": 0.05, "on_exit": "recenter", "exit_bars": 5}
+
+
+VOL = {"levels": 5, "qty": 100.0, "measure": "atr", "k": 2.0, "min_spacing": 0.004,
+       "cooldown": 24}
+
+
+@pytest.mark.parametrize("direction", ["long", "short", "neutral"])
+def test_volatility_adjusted_directions_on_the_real_perpetual(direction: str) -> None:
+    """The re-centring grid in each direction: its first laying opens the direction's
+    position (long buys the cells above, short sells the cells below, neutral nothing), each
+    re-laying trades the difference, and the position always equals what the cells imply."""
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
+
+    run = perp(VolatilityAdjustedGrid, {**VOL, "direction": direction},
+               pipeline=market() + '[[features]]\nuse = "atr"\nperiod = 14\n')
+    g = run.strategy
+    requested = [r for r in run.records if type(r) is OrderRequested]
+    first_ts = requested[0].ts
+    opening = [r.order for r in requested if r.ts == first_ts and r.order.kind == "market"]
+    expect = {"long": "buy", "short": "sell", "neutral": None}[direction]
+    assert [o.side for o in opening] == ([expect] if expect else [])
+    if expect:
+        assert opening[0].qty == pytest.approx(5 * 100.0)  # half the cells, one side
+    lane = run.summary["symbols"][XRP]
+    assert lane["position"] == pytest.approx(net_position(g.cells), abs=1e-9)
+    assert g.relays >= 1 and run.summary["orders_rejected"] == 0
+
+
+def test_volatility_adjusted_takes_the_stop_loss_of_every_grid() -> None:
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
+
+    bars = xrp_bars()
+    stop = round(min(b.close for b in bars[:300]) * 1.001, 4)
+    run = perp(VolatilityAdjustedGrid, {**VOL, "direction": "neutral", "stop_loss": stop,
+                                        "on_stop": "close"},
+               pipeline=market() + '[[features]]\nuse = "atr"\nperiod = 14\n')
+    g = run.strategy
+    assert g.stopped is not None and g.stopped.startswith("stop-loss")
+    hit = next(i for i, b in enumerate(bars) if b.close <= stop)
+    assert requested_after(run, bars[hit].ts) == []
+    assert run.summary["symbols"][XRP]["position"] == pytest.approx(0.0, abs=1e-9)

@@ -15,16 +15,6 @@ from gridkit.plugins.grids.controls import DirectionOptions, GridControls, relay
 from gridkit.runtime.context import Context
 
 
-def recentre(old: GridCells | None, lines: list[float], qty: float, price: float,
-             ctx: Context) -> tuple[GridCells, list[Order | Cancel]]:
-    """Lay a long grid of ``qty`` per cell on ``lines`` at ``price``, in place of ``old``:
-    the new cells and :func:`~gridkit.plugins.grids.controls.relay`'s actions (cancels, one
-    market order for the difference in held cells, the new grid's orders). Shared by the grids
-    that re-centre on their own (``volatility-adjusted``)."""
-    cells = GridCells(lines, qty)
-    return cells, relay(old, cells, price, ctx, "long")
-
-
 class SymmetricGrid(GridControls, Strategy):
     """Grid of equal levels above and below the price, re-centred when price or regime leaves it.
 

@@ -13,7 +13,7 @@ from gridkit.core.config import OptionError, at_least, non_negative, option, pos
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines, grid_preflight
-from gridkit.plugins.grids.symmetric import recentre
+from gridkit.plugins.grids.controls import DirectionOptions, GridControls, relay
 from gridkit.plugins.grids.trailing import check_tick
 from gridkit.runtime.context import Context
 
@@ -27,7 +27,7 @@ def clamp_spacing(k: float, measured: float, low: float, high: float) -> float:
     return low if s < low else high if s > high else s
 
 
-class VolatilityAdjustedGrid(Strategy):
+class VolatilityAdjustedGrid(GridControls, Strategy):
     """Grid centred on the price whose spacing follows volatility, re-laid when it moves.
 
     The measured volatility m is read from a feature each bar: ``ATR/close`` (``measure`` =
@@ -51,13 +51,16 @@ class VolatilityAdjustedGrid(Strategy):
     O(levels).
 
     The feature must be in the pipeline (``[[features]] use = "atr"``): ``gridkit validate``
-    and the run refuse the pipeline otherwise.
+    and the run refuse the pipeline otherwise. The stop-loss / take-profit triggers and the
+    ``long`` / ``short`` / ``neutral`` directions are every grid's
+    (:class:`~gridkit.plugins.grids.controls.GridControls`); a re-laying trades the difference
+    in the direction's position. The grid re-centres itself, so it has no ``on_exit``.
     """
 
     name = "volatility-adjusted"
 
     @frozen
-    class Config:
+    class Config(DirectionOptions):
         levels: int = option(doc="Cells on each side of the centre.", validator=at_least(1))
         qty: float = option(doc="Base quantity per cell.", validator=positive())
         measure: Literal["atr", "sigma"] = option(
@@ -78,9 +81,6 @@ class VolatilityAdjustedGrid(Strategy):
                                validator=non_negative())
         mode: Literal["arithmetic", "geometric"] = option(
             "arithmetic", doc="Equal price steps, or equal ratios between lines.")
-        direction: Literal["long"] = option(
-            "long", doc="long: buy the base the cells above the price hold (spot). The only "
-                        "direction a re-centring grid has so far.")
 
         def __attrs_post_init__(self) -> None:
             if self.min_spacing > self.max_spacing:
@@ -138,7 +138,9 @@ class VolatilityAdjustedGrid(Strategy):
         self.spacing = clamp_spacing(c.k, m, c.min_spacing, c.max_spacing)
         lines = self.lines(price, self.spacing)
         self.lower, self.upper = lines[0], lines[-1]
-        self.cells, out = recentre(self.cells, lines, c.qty, price, ctx)
+        new = GridCells(lines, c.qty)
+        out = relay(self.cells, new, price, ctx, c.direction)
+        self.cells = new
         self.laid_with = m
         self.laid_at = ctx.index
         return out
@@ -147,10 +149,17 @@ class VolatilityAdjustedGrid(Strategy):
         if self.key not in ctx.features:
             raise ConfigError(f"strategy: volatility-adjusted reads feature '{self.key}', which "
                               f"no [[features]] entry provides (add use = \"{self.key}\")")
-        check_tick(ctx.bar.close * self.config.min_spacing, ctx, "the smallest grid step")
+        c = self.config
+        check_tick(ctx.bar.close * c.min_spacing, ctx, "the smallest grid step")
+        # Direction, stop prices, leverage: checked on the widest grid it may lay.
+        widest = self.lines(ctx.bar.close, c.max_spacing)
+        self.controls_check(ctx, widest, [c.qty] * (len(widest) - 1))
         return self.on_bar(ctx)
 
     def on_bar(self, ctx: Context) -> Sequence[Order | Cancel]:
+        stopped = self.controls_bar(ctx)  # the triggers first (a stopped grid does nothing)
+        if stopped is not None:
+            return stopped
         m = self.measured(ctx)
         if self.cells is None:
             return self._lay(ctx, m) if m == m else ()
@@ -166,17 +175,17 @@ class VolatilityAdjustedGrid(Strategy):
         return ()
 
     def on_fill(self, fill: Fill, ctx: Context) -> Sequence[Order | Cancel]:
-        return self.cells.on_fill(fill, ctx) if self.cells is not None else ()
+        return self.controls_fill(fill, ctx)
 
     def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
-        if self.cells is not None:
-            self.cells.on_rejected(rejection)
+        self.controls_rejected(rejection)
         return ()
 
     def stats(self) -> dict[str, Any]:
         cells = self.cells.stats() if self.cells is not None else {}
         return {
             **cells,
+            **self.controls_stats(),
             "round_trips": self.round_trips + cells.get("round_trips", 0),
             "grid_profit": self.grid_profit + cells.get("grid_profit", 0.0),
             "relays": self.relays,
