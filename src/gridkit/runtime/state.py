@@ -18,7 +18,8 @@ from gridkit.runtime.runstate import Run
 #: Bumped when the layout of the blob changes; an older blob is refused clearly.
 STATE_VERSION = 1
 _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "ticks",
-                "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down")
+                "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down",
+                "regime_pending", "regime_count")
 _CTX_FIELDS = ("bar", "event", "features", "weights", "regime", "regime_score", "signals",
                "halted", "paused", "index")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
