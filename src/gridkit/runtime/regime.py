@@ -12,8 +12,9 @@ Per event, in O(number of rules):
 3. **Minimum dwell** (``regime_dwell = d``): a candidate that differs from the incumbent is
    adopted only once it has been the candidate on ``d`` events in a row (any other candidate,
    the incumbent included, restarts the count). So once a label is adopted, it is held for at
-   least ``d`` events: every label run in the output lasts ``d`` events or more, except the
-   run of None before the rules are ready and the last run, cut by the end of the data. The
+   least ``d`` events: every run of a label in the output lasts ``d`` events or more, except
+   the last run, cut by the end of the data. None (no rule ready, or an input NaN) is a
+   candidate like any label, so a label is dropped for None only after ``d`` such events; the
    first label after None is adopted at once (there is nothing to hold). ``d = 1`` with
    ``h = 0`` is the plain rule of step 1, unchanged.
 
