@@ -23,6 +23,7 @@ BUILTINS = {
     ("feature", "rsi"), ("feature", "volatility"), ("feature", "volume-ratio"),
     ("attention", "progressive"),
     ("regime", "ranging"), ("regime", "trending"), ("regime", "volatile"), ("regime", "dormant"),
+    ("regime", "garch-vol"), ("regime", "markov"),
     ("strategy", "static"), ("strategy", "symmetric"),
     ("risk", "position-size"), ("risk", "drawdown"),
     ("executor", "simulated"), ("store", "sqlite"),

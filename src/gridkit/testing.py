@@ -635,7 +635,8 @@ class FeatureContract(ComponentContract):
 
 
 class RegimeContract(ComponentContract):
-    """A regime rule scores in [0, 1] (NaN while its features warm up) on real data.
+    """A score rule scores in [0, 1] (NaN while its features warm up) on real data; a label
+    rule (one that sets ``labels``) names one of its labels (None while warming up).
 
     ``features`` lists the (key, feature class, options) it reads.
     """
@@ -644,6 +645,9 @@ class RegimeContract(ComponentContract):
 
     def test_scores_in_unit_interval(self, gridkit_sample_bars: list[Bar]) -> None:
         rule = self.make()
+        if rule.labels:
+            self._check_labels(rule, gridkit_sample_bars)
+            return
         assert rule.label, "set the class attribute 'label'"
         feats = [(k, build(cls, opts)) for k, cls, opts in self.features]
         ctx = context()
@@ -657,6 +661,21 @@ class RegimeContract(ComponentContract):
                 assert 0.0 <= s <= 1.0
                 scored += 1
         assert scored > 0, "the rule never scored on 3,000 real bars"
+
+    def _check_labels(self, rule: Any, bars: list[Bar]) -> None:
+        assert len(set(rule.labels)) == len(rule.labels), "labels must be distinct"
+        feats = [(k, build(cls, opts)) for k, cls, opts in self.features]
+        ctx = context()
+        named = 0
+        for bar in bars:
+            advance(ctx, bar)
+            for key, f in feats:
+                ctx.features[key] = f.update(bar)
+            got = rule.classify(ctx)
+            if got is not None:
+                assert got in rule.labels, f"classify() returned {got!r}, not one of labels"
+                named += 1
+        assert named > 0, "the rule never named a label on 3,000 real bars"
 
 
 class AttentionContract(ComponentContract):

@@ -209,16 +209,34 @@ class Attention(Component):
 
 
 class Regime(Component):
-    """Scores how well the market fits one regime; the engine picks the highest score."""
+    """Labels the market regime: a *score rule* scores one label, a *label rule* names one.
+
+    A **score rule** sets :attr:`label` and implements :meth:`score`; the engine labels the
+    event with the rule that scores highest (ties to the rule listed first). A **label rule**
+    sets :attr:`labels` (the labels it can produce, non-empty) and implements
+    :meth:`classify`, which returns one of them itself (``garch-vol``: LOW / MEDIUM / HIGH).
+    A lane's ``[[regimes]]`` are either score rules, any number of them, or one label rule: a
+    mix is refused when the pipeline is built, since two rules that each name the regime in
+    their own vocabulary have no common scale to compare. Either way the engine then applies
+    ``[pipeline] regime_dwell`` and ``regime_hysteresis`` (see :doc:`/concepts`).
+    """
 
     kind = "regime"
-    #: Regime label this rule scores, e.g. ``"RANGING"``.
+    #: Regime label this rule scores, e.g. ``"RANGING"`` (score rules).
     label: ClassVar[str] = ""
+    #: Labels :meth:`classify` may return (label rules; empty for a score rule). A rule whose
+    #: labels depend on its options sets ``self.labels`` in ``__init__``.
+    labels: ClassVar[tuple[str, ...]] = ()
     #: Feature keys the rule reads from ``ctx.features``; ``gridkit validate`` checks them.
     requires_features: ClassVar[tuple[str, ...]] = ()
 
     def score(self, ctx: Context) -> float:
         """Return a score in [0, 1]; NaN while the features it reads are not ready."""
+        raise NotImplementedError
+
+    def classify(self, ctx: Context) -> str | None:
+        """Label rules: return one of :attr:`labels`, or None while warming up (or when an
+        input is NaN). Called once per event, like :meth:`score`."""
         raise NotImplementedError
 
 

@@ -1,5 +1,8 @@
 """Built-in regime rules: ``ranging``, ``trending``, ``volatile``, ``dormant`` (seeds 000/002 §2.4).
 
+These four are score rules; the label rules ``garch-vol`` and ``markov`` live in
+:mod:`gridkit.plugins.regime_models` and are registered here too.
+
 Each rule turns features into a score in [0, 1]; the engine labels the event with the rule that
 scores highest (ties go to the rule listed first). The seeds give the shape of the rules (trend
 strength above 0.7 is trending, below 0.3 look at volatility; very low volume is dormant) but not
@@ -23,6 +26,7 @@ from attrs import frozen
 from gridkit.core.components import Regime
 from gridkit.core.config import at_least, option
 from gridkit.core.hookspecs import hookimpl
+from gridkit.plugins.regime_models import GarchVol, Markov
 from gridkit.runtime.context import Context
 
 NAN = float("nan")
@@ -188,7 +192,7 @@ class Dormant(Regime):
 
 @hookimpl
 def gridkit_register_regimes(register: Any) -> None:
-    for cls in (Ranging, Trending, Volatile, Dormant):
+    for cls in (Ranging, Trending, Volatile, Dormant, GarchVol, Markov):
         register(cls)
 
 

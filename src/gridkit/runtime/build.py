@@ -298,6 +298,11 @@ def _lane_checks(p: Pipeline, lane: Lane) -> list[str]:
                             f"which source '{src_reg.name}' does not provide "
                             f"(it provides {', '.join(sorted(provides))})")
     keys = {k for k, _ in lane.features}
+    label_rules = [p.origin(r)[0].path for r in lane.regimes if r.labels]
+    if label_rules and len(lane.regimes) > 1:
+        problems.append(f"{label_rules[0]}: a label rule decides the regime alone; "
+                        f"{len(lane.regimes) - 1} more [[regimes]] rule(s) listed beside it "
+                        f"(use one label rule, or score rules only)")
     # Regimes, and a strategy that reads features (``requires_features``, as a regime's).
     for rule in [*lane.regimes, lane.strategy]:
         spec, reg = p.origin(rule)

@@ -101,9 +101,10 @@ class Context:
         #: ``"LABEL:param"``: ``"RANGING:spacing"`` multiplies the spacing options of the grid
         #: a ``regime-selector`` lays in that regime, ``"RANGING:levels"`` its level counts.
         self.adjust: dict[str, float] = {}
-        #: Label of the highest-scoring regime rule, or None before any rule is ready.
+        #: The regime label (:mod:`gridkit.runtime.regime`): of the highest-scoring regime rule,
+        #: or the one a label rule names, after minimum dwell; None before any rule is ready.
         self.regime: str | None = None
-        #: That rule's score, in [0, 1] (NaN before any rule is ready).
+        #: That label's score, in [0, 1] (NaN before any rule is ready, and for a label rule).
         self.regime_score: float = float("nan")
         #: Signals that passed the filters on this event.
         self.signals: list[Any] = []

@@ -22,6 +22,7 @@ from gridkit.core.config import (
     at_least,
     non_negative,
     option,
+    optional,
     positive,
     structure,
 )
@@ -60,6 +61,16 @@ class PipelineSection:
     decide_on: list[str] = option(
         factory=lambda: ["bars"],
         doc="Event kinds the strategy decides on: bars, and also trades or book (quotes).")
+    regime_dwell: int | None = option(
+        None, doc="Minimum dwell of the regime label: a new label is adopted only after it is "
+                  "the candidate on this many events in a row, so every label then holds at "
+                  "least as long (1: none). Default 3, measured on real data "
+                  "(benchmarks/regime_flicker.py).",
+        validator=optional(at_least(1)))
+    regime_hysteresis: float = option(
+        0.0, doc="Score rules: a challenger label must score at least this much above the "
+                 "incumbent's current score to replace it (0: the highest score wins).",
+        validator=non_negative())
     start: str = option("", doc="Skip events before this time (ISO-8601 UTC or epoch ms).")
     end: str = option("", doc="Stop at events after this time (ISO-8601 UTC or epoch ms).")
 

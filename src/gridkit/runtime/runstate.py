@@ -48,6 +48,10 @@ class LaneRun:
     funding_paid: float = 0.0
     #: The fused features' state arrays as a resumed run saved them (copied in at start).
     fused_saved: list[Any] = field(factory=list)
+    #: The regime stage's minimum-dwell state: the challenger label and the events in a row
+    #: it has been the candidate (:mod:`gridkit.runtime.regime`).
+    regime_pending: str | None = None
+    regime_count: int = 0
 
 
 @define

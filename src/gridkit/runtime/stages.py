@@ -20,7 +20,8 @@ from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
 from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
 from gridkit.runtime import apply as path
-from gridkit.runtime import fusion
+from gridkit.runtime import fusion, regime
+from gridkit.runtime.regime import hold
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.timing import (
     FEATURE_COST_MASK,
@@ -71,7 +72,13 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
                 arr[:] = val
     features = tuple((key, f, f.update) for key, f in bar_features if key not in fused_keys)
     attention = tuple(a.observe for a in lane.attention)
-    regimes = tuple((r.label, r.score) for r in lane.regimes)
+    label_rules = [r for r in lane.regimes if r.labels]
+    classify = label_rules[0].classify if label_rules else None  # build refuses a mix
+    regimes = tuple((r.label, r.score) for r in lane.regimes if not r.labels)
+    pcfg = p.config.pipeline
+    dwell = pcfg.regime_dwell if pcfg.regime_dwell is not None else regime.DEFAULT_DWELL
+    margin = pcfg.regime_hysteresis
+    plain = dwell == 1 and margin == 0.0 and classify is None
     signals = tuple(s.update for s in lane.signals)
     filters = tuple(f.allow for f in lane.filters)
     risk_bar = tuple(r.on_bar for r in p.risk if path.overrides(r, RiskCheck, "on_bar"))
@@ -159,13 +166,34 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             observe(ctx)
 
     def regime_stage(bar: Any) -> None:
-        if regimes:
-            best_label, best = None, _NAN
+        if plain:
+            if regimes:
+                best_label, best = None, _NAN
+                for label, score in regimes:
+                    s = score(ctx)
+                    if s == s and (best != best or s > best):  # s == s: not NaN
+                        best_label, best = label, s
+                ctx.regime, ctx.regime_score = best_label, best
+        elif classify is not None:
+            ctx.regime, lr.regime_pending, lr.regime_count = hold(
+                ctx.regime, lr.regime_pending, lr.regime_count, classify(ctx), dwell)
+        else:  # score rules with dwell and/or margin (gridkit.runtime.regime)
+            cur = ctx.regime
+            best_label, best, cur_score = None, _NAN, _NAN
             for label, score in regimes:
                 s = score(ctx)
-                if s == s and (best != best or s > best):  # s == s: not NaN
-                    best_label, best = label, s
-            ctx.regime, ctx.regime_score = best_label, best
+                if s == s:
+                    if best != best or s > best:
+                        best_label, best = label, s
+                    if label == cur and (cur_score != cur_score or s > cur_score):
+                        cur_score = s
+            cand = best_label
+            if cand != cur and cur_score == cur_score and not best >= cur_score + margin:
+                cand = cur  # the challenger does not clear the incumbent's margin
+            new, lr.regime_pending, lr.regime_count = hold(
+                cur, lr.regime_pending, lr.regime_count, cand, dwell)
+            ctx.regime = new
+            ctx.regime_score = best if new == best_label else cur_score
         if signals:
             fired = []
             for update in signals:
@@ -236,7 +264,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     named = [("fills", fills), ("account", account_perpetual if perpetual else account),
              ("features", feature_stage if fused or features else None),
              ("attention", attention_stage if attention else None),
-             ("regime", regime_stage if regimes or signals else None),
+             ("regime", regime_stage if lane.regimes or signals else None),
              ("strategy", strategy_stage), ("risk", risk_stage if risk_bar else None),
              ("execute", execute_stage),
              ("monitor", monitor_stage if monitors or every else None)]

@@ -19,7 +19,7 @@ from gridkit.runtime.runstate import Run
 STATE_VERSION = 1
 _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "ticks",
                 "deferred", "folder", "funding_i", "next_funding", "funding_paid", "data_down",
-                "start_bar")
+                "start_bar", "regime_pending", "regime_count")
 _CTX_FIELDS = ("bar", "event", "features", "weights", "adjust", "regime", "regime_score",
                "signals", "halted", "paused", "index", "feature_cost")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
