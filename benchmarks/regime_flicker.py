@@ -27,9 +27,8 @@ all the time; 17 flips per 1,000 on BTC/USDT 5m, 23 % of them one-bar). A dwell 
 every one-bar run by construction but leaves the two-bar runs, the next most common: 76–128
 flips per 1,000 remain. **d = 3** removes both (score rules −64 %, markov −90 %: 45 flips per
 1,000 on BTC 1m) for a lag of two bars on a real change; d = 5 gains less per added bar of lag.
-So ``regime_dwell`` defaults to 3 for a label rule (:data:`gridkit.runtime.regime.
-DEFAULT_LABEL_DWELL`); score rules alone keep 1, their labels as before, and a pipeline that
-wants the same steadiness sets ``regime_dwell = 3``.
+So ``regime_dwell`` defaults to 3 for every rule (:data:`gridkit.runtime.regime.
+DEFAULT_DWELL`); ``regime_dwell = 1`` gives the plain highest score of every bar.
 
     python benchmarks/regime_flicker.py [DATA_DIR]
 """

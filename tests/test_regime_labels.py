@@ -37,7 +37,7 @@ from gridkit.plugins.regimes import Dormant, Ranging, Trending, Volatile
 from gridkit.runtime.context import Context
 from gridkit.runtime.engine import build_pipeline, run_pipeline
 from gridkit.runtime.pipeline_file import parse_pipeline
-from gridkit.runtime.regime import DEFAULT_LABEL_DWELL, flips, held_labels, hold
+from gridkit.runtime.regime import DEFAULT_DWELL, flips, held_labels, hold
 from gridkit.testing import RegimeContract, advance, build, context, registry, sample_path
 
 #: One record per accepted bar: (ts, ctx.regime, ctx.regime_score, features).
@@ -287,7 +287,7 @@ def test_markov_through_the_engine_holds_labels_for_the_default_dwell(
     gridkit_run_toml(pipeline(btc_1m, MARKOV))
     got = [r[1] for r in log]
     _, raw, _ = step_markov(load(btc_1m))
-    assert DEFAULT_LABEL_DWELL == 3
+    assert DEFAULT_DWELL == 3
     assert got == held_labels(raw, 3)
     assert flips(got) < flips(raw) / 5  # benchmarks/regime_flicker.py: 467 -> 45 per 1,000
     for label, n in runs(got)[1:-1]:
@@ -360,16 +360,19 @@ use = "dormant"
     assert flips([g[0] for g in got]) < flips([p[0] for p in plain])
 
 
-def test_score_rules_alone_keep_the_plain_argmax_by_default(log: list[Any],
-                                                            gridkit_run_toml: Any) -> None:
+def test_score_rules_hold_their_labels_for_the_default_dwell_too(log: list[Any],
+                                                                gridkit_run_toml: Any) -> None:
+    """The default dwell (3) applies to score rules as to label rules; regime_dwell = 1 is
+    the plain highest score of every bar, and the default is that sequence held."""
     body = '[[features]]\nuse = "rsi"\n[[regimes]]\nuse = "trending"\n' \
            '[[features]]\nuse = "volatility"\n[[regimes]]\nuse = "volatile"\n'
     gridkit_run_toml(pipeline(sample_path(), body))
-    default = [(r[1], r[2]) for r in log]
+    default = [r[1] for r in log]
     LOG.clear()
     gridkit_run_toml(pipeline(sample_path(), body, "regime_dwell = 1"))
-    assert [(r[1], r[2]) for r in log] == default
-    assert flips([d[0] for d in default]) > 0
+    plain = [r[1] for r in log]
+    assert flips(plain) > flips(default) > 0
+    assert default == held_labels(plain, 3)
 
 
 # --- resume -----------------------------------------------------------------------------------

@@ -144,8 +144,11 @@ def test_regime_labels_on_real_btc(btc_1m: Path, recorded: list[Any],
 def test_labels_follow_the_highest_score(btc_1m: Path, recorded: list[Any],
                                          gridkit_run_toml: Any) -> None:
     # Re-score every recorded bar with fresh rules: the engine's label is the rule that scores
-    # highest, ties to the rule listed first (stateful rules see the same event sequence).
-    gridkit_run_toml(pipeline(btc_1m, FEATURES + REGIMES))
+    # highest, ties to the rule listed first (stateful rules see the same event sequence),
+    # with no minimum dwell (regime_dwell = 1; the default of 3 is tested in
+    # test_regime_labels.py).
+    gridkit_run_toml(pipeline(btc_1m, FEATURES + REGIMES).replace(
+        '[pipeline]\n', '[pipeline]\nregime_dwell = 1\n', 1))
     rules = [Ranging(), Trending(), Volatile(), Dormant()]
     ctx = Context(gridkit.RunInfo("t", "backtest", "BTC/USDT", 1.0))
     for ts, label, score, features, _ in recorded:
