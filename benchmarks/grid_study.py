@@ -110,8 +110,12 @@ def bars_of(ds: dict[str, Any]) -> list[tuple[int, float]]:
     p = build_pipeline(parse_pipeline(text))
     source = p.lanes[0].source
     source.setup(p.run)
+    from gridkit.runtime.pipeline_file import parse_time
+
+    first = parse_time(ds["start"]) if ds.get("start") else None  # (the engine applies it)
     try:
-        return [(e.ts, float(e.close)) for e in source.events() if hasattr(e, "close")]
+        return [(e.ts, float(e.close)) for e in source.events()
+                if hasattr(e, "close") and (first is None or e.ts >= first)]
     finally:
         source.close()
 
@@ -181,6 +185,8 @@ def strategies(p0: float) -> dict[str, str]:
                     f'grids = 20\ntrail = "both"\nqty = {qty}\n',
         "regime-selector": f'use = "regime-selector"\nqty = {qty}\nmin_bars = 24\n'
                            + SELECTOR_MAP,
+        "regime-selector (keep)": f'use = "regime-selector"\nqty = {qty}\nmin_bars = 24\n'
+                                  f'handover = "keep"\n' + SELECTOR_MAP,
         "selector + attention": f'use = "regime-selector"\nqty = {qty}\nmin_bars = 24\n'
                                 + SELECTOR_MAP,
         "selector + attention (fast)": f'use = "regime-selector"\nqty = {qty}\n'

@@ -294,3 +294,20 @@ def test_a_map_naming_a_regime_no_rule_gives_is_refused(tmp_path: Path) -> None:
     bare = re.sub(r'\[\[regimes\]\]\nuse = "[a-z]+"\n', "", text)
     with pytest.raises(ConfigError, match="none: add"):
         build_pipeline(parse_pipeline(bare, base_dir=tmp_path))
+
+
+def test_keep_hands_over_without_trading_inventory(tmp_path: Path) -> None:
+    """``handover = "keep"``: no hand-over trades inventory (no market order of the selector's
+    own), and on spot no sell the base held cannot cover is sent: those cells wait."""
+    summary, p, db = run(pipeline_text('use = "regime-selector"\nqty = 0.004\nmin_bars = 24\n'
+                                       'handover = "keep"\n' + MAP), tmp_path)
+    sel = p.lanes[0].strategy
+    st = summary["components"]["strategy"]
+    assert st["handovers"] >= 20 and st["withheld"] > 0
+    assert not any("insufficient base" in k for k in summary["rejected_by"]), \
+        summary["rejected_by"]
+    with sqlite3.connect(db) as conn:
+        ids = [r[0] for r in conn.execute(
+            "SELECT order_id FROM orders WHERE status = 'requested' AND kind = 'market'")]
+    # Every market order is a grid's own (symmetric's re-centring), none the selector's.
+    assert not sel.trades and len(ids) < st["handovers"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from attrs import define, field
 
+from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Order
 from gridkit.runtime.account import Account
 from gridkit.runtime.build import Lane, Pipeline
@@ -98,3 +99,15 @@ class Run:
         return summarize(self)
 
 
+def component_at(run: Run, path: str) -> tuple[Any, LaneRun]:
+    """The component at TOML ``path`` (``strategy``, ``risk[0]``, ``strategy@ETH/USDT``) and
+    the lane it belongs to (the first lane for a shared one)."""
+    p = run.pipeline
+    for component in p.components():
+        spec, _ = p.origin(component)
+        if spec.path == path:
+            owner = next((lr for lr in run.lanes if component in lr.lane.components()),
+                         run.lanes[0])
+            return component, owner
+    paths = ", ".join(p.origin(c)[0].path for c in p.components())
+    raise ConfigError(f"no component at {path!r}; components are at: {paths}")

@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 from gridkit.core.errors import ComponentError, DataError
-from gridkit.runtime.runstate import Run
+from gridkit.runtime.runstate import Run, component_at
 
 #: Bumped when the layout of the blob changes; an older blob is refused clearly.
 STATE_VERSION = 1
@@ -118,7 +118,5 @@ def restore(run: Run, data: bytes) -> None:
     # Options tuned while the run went on (journalled, in run.tuned): the pipeline was built
     # from the file's values, so the tuned ones are put back, the last one of each option last.
     if run.tuned:
-        from gridkit.runtime.tuning import _find
-
         for path, _old, new in run.tuned:
-            _find(run, path)[0].config = new
+            component_at(run, path)[0].config = new

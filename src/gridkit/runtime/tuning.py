@@ -16,7 +16,7 @@ import attrs
 from gridkit.core.errors import ConfigError
 from gridkit.runtime.apply import execute
 from gridkit.runtime.journal import ParamChanged
-from gridkit.runtime.runstate import LaneRun, Run
+from gridkit.runtime.runstate import LaneRun, Run, component_at
 
 
 def tunables(config_cls: type) -> dict[str, tuple[float, float]]:
@@ -28,7 +28,7 @@ def tunables(config_cls: type) -> dict[str, tuple[float, float]]:
 def tune(run: Run, path: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Change tunable options of the component at TOML ``path`` (``strategy``, ``risk[0]``,
     ``strategy@ETH/USDT``) while ``run`` goes on; return the values set (clamped)."""
-    component, lr = _find(run, path)
+    component, lr = component_at(run, path)
     old = component.config
     bounds = tunables(type(old))
     problems = []
@@ -60,7 +60,7 @@ def rollback(run: Run) -> dict[str, Any] | None:
     if not run.tuned:
         return None
     path, old, new = run.tuned.pop()
-    component, lr = _find(run, path)
+    component, lr = component_at(run, path)
     _switch(run, lr, path, component, new, old)
     return {name: getattr(old, name) for name in tunables(type(old))}
 
@@ -84,18 +84,6 @@ def _switch(run: Run, lr: LaneRun, path: str, component: Any, old: Any, new: Any
         checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
                        if overrides(r, RiskCheck, "check"))
         execute(run, lr, checks, ts)
-
-
-def _find(run: Run, path: str) -> tuple[Any, LaneRun]:
-    p = run.pipeline
-    for component in p.components():
-        spec, _ = p.origin(component)
-        if spec.path == path:
-            owner = next((lr for lr in run.lanes if component in lr.lane.components()),
-                         run.lanes[0])
-            return component, owner
-    paths = ", ".join(p.origin(c)[0].path for c in p.components())
-    raise ConfigError(f"no component at {path!r}; components are at: {paths}")
 
 
 class Tuner:

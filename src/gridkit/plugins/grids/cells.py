@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gridkit.core.types import Cancel, Fill, Order, Rejection
+from gridkit.plugins.grids.leverage import grid_margin, leverage_problems
 from gridkit.runtime.context import Context
 from gridkit.trading.fills import cell_after_fill, cell_order_price, round_trip_profit
 
@@ -219,14 +220,6 @@ def cell_qtys(qty: float | Sequence[float], n: int) -> list[float]:
     return qtys
 
 
-def grid_margin(lines: list[float], qtys: list[float], price: float) -> float:
-    """The notional of every order a grid of ``lines`` places at ``price``: the buys below it
-    at their lower lines and the sells above it at their upper lines (each holds margin on a
-    perpetual)."""
-    n = len(lines) - 1
-    return sum((lines[i + 1] if lines[i] >= price else lines[i]) * qtys[i] for i in range(n))
-
-
 def grid_preflight(lines: list[float], qty: float | Sequence[float], price: float,
                    ctx: Context, maker: float, taker: float,
                    buy_holding: bool, direction: str = "") -> list[tuple[str, str]]:
@@ -310,7 +303,6 @@ def grid_preflight(lines: list[float], qty: float | Sequence[float], price: floa
                         f"holding the whole range, the position is liquidated at {liq:.8g}, "
                         f"{gap:.2%} below the lowest line"))
     if pos.kind != "spot":
-        from gridkit.plugins.grids.controls import leverage_problems
 
         error, _ = leverage_problems(ctx, lines, qs, price)
         if error:

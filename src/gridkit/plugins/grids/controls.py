@@ -38,7 +38,8 @@ from attrs import frozen
 from gridkit.core.config import OptionError, at_least, option, optional, positive
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
-from gridkit.plugins.grids.cells import GridCells, grid_margin
+from gridkit.plugins.grids.cells import GridCells
+from gridkit.plugins.grids.leverage import leverage_problems
 from gridkit.runtime.context import Context
 
 log = logging.getLogger("gridkit.strategy")
@@ -190,46 +191,6 @@ def close_position(ctx: Context, price: float) -> list[Order]:
         out.append(ctx.order("sell" if p.qty > 0 else "buy", abs(p.qty), price, "market",
                              **more))
     return out
-
-
-# --- leverage ------------------------------------------------------------------------------------
-
-
-def max_leverage(ctx: Context, notional: float) -> tuple[float, str] | None:
-    """The highest leverage the lane's instrument allows for a position of ``notional``, and
-    where that comes from: the markets file's ``limits.leverage.max``, else Binance's notional
-    bracket (:data:`gridkit.trading.margin.BRACKETS`); None when neither knows."""
-    m = ctx.market
-    if m is not None and m.max_leverage:
-        return float(m.max_leverage), "the markets file's limits.leverage.max"
-    from gridkit.trading.margin import BRACKETS
-
-    for floor, cap, _mmr, _amount, lev in BRACKETS.get(ctx.symbol, ()):
-        if floor <= notional < cap:
-            return lev, f"Binance's bracket for a {notional:,.0f} notional"
-    return None
-
-
-def leverage_problems(ctx: Context, lines: list[float], qtys: list[float],
-                      price: float) -> tuple[str | None, str | None]:
-    """``(error, warning)`` about a perpetual grid's leverage at ``price``: the error when
-    ``[market] leverage`` is above the instrument's maximum, the warning when the margin the
-    grid's orders need at that leverage is more than the account's balance."""
-    pos = ctx.position
-    if pos.kind == "spot":
-        return None, None
-    notional = grid_margin(lines, qtys, price)
-    error = warning = None
-    most = max_leverage(ctx, notional)
-    if most is not None and pos.leverage > most[0]:
-        error = (f"market.leverage: {pos.leverage:g} is above {ctx.symbol}'s maximum "
-                 f"{most[0]:g} ({most[1]})")
-    need = notional / pos.leverage
-    if need > ctx.account.cash:
-        warning = (f"the grid's orders need {need:,.2f} of margin at leverage "
-                   f"{pos.leverage:g} but the account has {ctx.account.cash:,.2f}: orders "
-                   f"will be refused")
-    return error, warning
 
 
 # --- the mixin -----------------------------------------------------------------------------------

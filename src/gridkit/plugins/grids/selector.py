@@ -77,6 +77,9 @@ class RegimeSelector(Strategy):
        cells expect — nothing is bought to be sold again;
     3. ``handover = "adopt"`` (default): a grid that places no order at all (``disabled``)
        leaves the position as it is; ``"flatten"``: it closes the position (one market order).
+       ``"keep"`` trades no inventory at any hand-over: the new grid starts from the position
+       as it is — on spot its sells go out, lowest first, as far as the base held covers
+       them, and the cells beyond wait (parked, ``withheld``) for the grid's next fill.
 
     A fill of an order that belonged to an earlier grid (it filled before its cancel arrived)
     would leave inventory no grid expects: the selector answers it with a market order the
@@ -96,10 +99,11 @@ class RegimeSelector(Strategy):
             factory=lambda: {k: dict(v) for k, v in SEED_MAP.items()},
             doc="Regime label -> strategy table (use = ... and its options). Given, it "
                 "replaces the default (seed 000's matrix) as a whole.")
-        handover: Literal["adopt", "flatten"] = option(
+        handover: Literal["adopt", "flatten", "keep"] = option(
             "adopt", doc="adopt: the new grid's inventory is reached with one market order "
                          "for the difference, and a grid that places no orders keeps the "
-                         "position; flatten: such a grid closes it.")
+                         "position; flatten: such a grid closes it; keep: no inventory is "
+                         "traded, the new grid starts from the position.")
         min_bars: int = option(10, doc="Bars a grid runs before another may replace it.",
                                validator=non_negative(), tunable=(0, 100_000))
         vol_adjust: bool = option(True, doc="Scale spacing by sigma / sigma_baseline.")
@@ -153,6 +157,7 @@ class RegimeSelector(Strategy):
         self.handovers = 0
         self.bars: dict[str, int] = {}
         self.stray_fills = 0
+        self.withheld = 0
         self.adjust_refused = 0
         self.done_trips = 0
         self.done_profit = 0.0
@@ -267,7 +272,11 @@ class RegimeSelector(Strategy):
             else:
                 rest.append(action)
         held = ctx.position.qty
-        if not any(isinstance(a, Order) for a in started) and self.config.handover == "adopt":
+        policy = self.config.handover
+        if policy == "keep":
+            rest = self._within(rest, held, ctx)
+            want = held  # no inventory is traded: the new grid starts from the position
+        elif not any(isinstance(a, Order) for a in started) and policy == "adopt":
             want = held  # a grid that stands aside keeps what the lane holds
         delta = want - held
         lot = ctx.market.lot if ctx.market is not None else 0.0
@@ -276,6 +285,32 @@ class RegimeSelector(Strategy):
         pending = set(open_ids)  # the new grid need not cancel what is being cancelled
         out.extend(self._own([a for a in rest if not (isinstance(a, Cancel)
                                                       and a.order_id in pending)]))
+        return out
+
+    def _within(self, actions: list[Order | Cancel], held: float,
+                ctx: Context) -> list[Order | Cancel]:
+        """``handover = "keep"`` on spot: the new grid's sells, lowest first, as far as the
+        base held covers them; each other sell is handed back to the grid as refused, so its
+        cell waits (parked) for the grid's next fill instead of the exchange refusing it."""
+        if ctx.position.kind != "spot" or self.grid is None:
+            return actions
+        left = max(held, 0.0)
+        out: list[Order | Cancel] = []
+        sells = sorted((a for a in actions if isinstance(a, Order) and a.side == "sell"),
+                       key=lambda o: o.price)
+        refused = set()
+        for o in sells:
+            if o.qty <= left * (1 + 1e-9):
+                left -= o.qty
+            else:
+                refused.add(o.id)
+        for a in actions:
+            if isinstance(a, Order) and a.id in refused:
+                self.grid.on_rejected(Rejection(a, "no base to sell: kept at the hand-over",
+                                                "regime-selector"), ctx)
+                self.withheld += 1
+            else:
+                out.append(a)
         return out
 
     def _trade(self, side: str, qty: float, ctx: Context) -> Order:
@@ -345,8 +380,11 @@ class RegimeSelector(Strategy):
             return ()  # not an order of any grid of this selector
         if fill.remaining <= 0:
             self.earlier.discard(oid)
-        # An earlier grid's order filled before its cancel: undo the inventory it added.
+        # An earlier grid's order filled before its cancel: undo the inventory it added
+        # (with "keep" the inventory is the grids' to carry: nothing to undo).
         self.stray_fills += 1
+        if self.config.handover == "keep":
+            return ()
         return [self._trade("sell" if fill.side == "buy" else "buy", fill.qty, ctx)]
 
     def on_rejected(self, rejection: Rejection, ctx: Context) -> Sequence[Order | Cancel]:
@@ -380,6 +418,7 @@ class RegimeSelector(Strategy):
             "round_trips": self.done_trips + int(got.get("round_trips", 0)),
             "grid_profit": self.done_profit + float(got.get("grid_profit", 0.0)),
             "stray_fills": self.stray_fills,
+            "withheld": self.withheld,
             "adjust_refused": self.adjust_refused,
         }
 
