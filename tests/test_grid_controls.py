@@ -597,3 +597,36 @@ def test_volatility_adjusted_takes_the_stop_loss_of_every_grid() -> None:
     hit = next(i for i, b in enumerate(bars) if b.close <= stop)
     assert requested_after(run, bars[hit].ts) == []
     assert run.summary["symbols"][XRP]["position"] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("direction", ["long", "short", "neutral"])
+def test_trailing_directions_on_the_real_perpetual(direction: str) -> None:
+    """The trailing grid in each direction on the real XRP perpetual: the opening position is
+    the direction's, the window trails, and at the end (and at every shift) the position equals
+    what the window's cells imply."""
+    from gridkit.plugins.grids.trailing import TrailingGrid
+
+    bars = xrp_bars()
+    c0 = bars[0].close
+    opts = {"lower": round(c0 * 0.97, 4), "upper": round(c0 * 1.03, 4), "grids": 12,
+            "qty": 100.0, "trail": "both", "direction": direction}
+    run = perp(TrailingGrid, opts)
+    g = run.strategy
+    first = [r.order for r in run.records if type(r) is OrderRequested and r.ts == bars[0].ts]
+    markets = [o.side for o in first if o.kind == "market"]
+    assert markets == {"long": ["buy"], "short": ["sell"], "neutral": []}[direction]
+    assert g.shifts_up + g.shifts_down >= 3
+    lane = run.summary["symbols"][XRP]
+    assert lane["position"] == pytest.approx(net_position(g.cells), abs=1e-9)
+    assert run.summary["orders_rejected"] == 0
+
+
+@pytest.mark.parametrize("direction", ["short", "neutral"])
+def test_spot_refuses_a_short_or_neutral_trailing_grid(direction: str) -> None:
+    from gridkit.plugins.grids.trailing import TrailingGrid
+
+    opts = {"lower": 50000.0, "upper": 58000.0, "grids": 8, "qty": 0.01,
+            "direction": direction}
+    with pytest.raises(ConfigError, match=rf"^strategy.direction: a {direction} grid sells "
+                                          r"short, which needs a perpetual"):
+        spot(TrailingGrid, opts)

@@ -436,7 +436,7 @@ use = "{use}"
                  "up_limit = 70000", "strategy.up_limit: is for trail = \"up\" or \"both\""),
     ("trailing", "lower = 50000\nupper = 60000\ngrids = 10\nqty = 1\ntrail = \"sideways\"",
      "strategy.trail"),
-    ("trailing", "lower = 50000\nupper = 60000\ngrids = 10\nqty = 1\ndirection = \"neutral\"",
+    ("trailing", "lower = 50000\nupper = 60000\ngrids = 10\nqty = 1\ndirection = \"up\"",
      "strategy.direction"),
     ("volatility-adjusted", "levels = 5\nqty = 1\nk = 0", "strategy.k: must be > 0, got 0"),
     ("volatility-adjusted", "levels = 5\nqty = 1\nk = nan", "strategy.k: must be a finite"),

@@ -330,8 +330,10 @@ class ShiftingCells(GridCells):
     lines ``lo .. lo+N`` (``lo`` = 0 at the start, so until a shift they are ``GridCells``'
     indexes), and an order's tag is its cell's absolute index, so a shift never renumbers a live
     order. The per-cell lists are rings (slot ``i % N``, lines ``j % (N+1)``): the cell that
-    leaves at one end frees the slot of the cell that enters at the other. One quantity for
-    every cell.
+    leaves at one end frees the slot of the cell that enters at the other — and its leg
+    (:attr:`GridCells.legs`: a short or neutral grid's cells trading the short position keep
+    doing so), so the position the window implies changes by the two cells' states alone. One
+    quantity for every cell.
     """
 
     def __init__(self, lines: list[float], qty: float) -> None:
@@ -340,7 +342,7 @@ class ShiftingCells(GridCells):
         self._rings()
 
     def _rings(self) -> None:
-        for name in ("lines", "qtys", "state", "order_of", "entry", "selling", "sides"):
+        for name in ("lines", "qtys", "state", "order_of", "entry", "selling", "sides", "legs"):
             value = getattr(self, name)
             if value and type(value) is not _Ring:
                 setattr(self, name, _Ring(value))

@@ -15,7 +15,7 @@ from gridkit.core.config import OptionError, at_least, option, optional, positiv
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Order
 from gridkit.plugins.grids.cells import ShiftingCells, grid_lines, grid_preflight
-from gridkit.plugins.grids.controls import StopOptions
+from gridkit.plugins.grids.controls import DirectionOptions
 from gridkit.plugins.grids.static import StaticGrid
 from gridkit.runtime.context import Context
 
@@ -68,12 +68,19 @@ class TrailingGrid(StaticGrid):
     steps is followed over as many bars). No shift up puts the top line above ``up_limit``,
     none down puts the bottom line below ``down_limit`` or at or below 0. Unlike Binance, whose
     trailing grid gives every cell the same quote value, every cell trades ``qty`` base.
+
+    **Directions** (perpetuals): ``long``, ``short`` and ``neutral`` start as every range
+    grid's (:class:`~gridkit.plugins.grids.controls.GridControls`). The cell that enters takes
+    the leg of the cell that left (a short grid's cells all stay short-leg; a neutral grid's
+    legs move with the window: trailing up, its long-leg bottom cells are replaced by long-leg
+    cells on top), so the position always equals what the window's cells imply and a shift
+    trades only the difference of the two cells' states, as above.
     """
 
     name = "trailing"
 
     @frozen
-    class Config(StopOptions):
+    class Config(DirectionOptions):
         lower: float = option(doc="Lowest grid line at the start (quote currency).",
                               validator=positive())
         upper: float = option(doc="Highest grid line at the start.", validator=positive())
@@ -91,9 +98,6 @@ class TrailingGrid(StaticGrid):
         down_limit: float | None = option(
             None, doc="No shift down puts the bottom line below this price (below lower; none: "
                       "no limit but 0).", validator=optional(positive()))
-        direction: Literal["long"] = option(
-            "long", doc="long: buy the base the cells above the price hold (spot). The only "
-                        "direction a trailing grid has so far.")
 
         def __attrs_post_init__(self) -> None:
             if self.lower >= self.upper:
@@ -139,8 +143,9 @@ class TrailingGrid(StaticGrid):
 
     def preflight(self, ctx: Context, maker_fee: float,
                   taker_fee: float) -> list[tuple[str, str]]:
+        d = self.config.direction
         return grid_preflight(self.cells.ordered_lines(), self.config.qty, ctx.bar.close, ctx,
-                              maker_fee, taker_fee, True)
+                              maker_fee, taker_fee, d == "long", d)
 
     def start(self, ctx: Context) -> Sequence[Order | Cancel]:
         lines = self.cells.ordered_lines()
@@ -176,9 +181,14 @@ class TrailingGrid(StaticGrid):
         if holding:
             cells.state[entered] = cells.HOLDING
         if delta:
-            side = {"position_side": "long"} if ctx.position.side else {}
-            out.append(ctx.order("buy" if delta > 0 else "sell", self.config.qty, close,
-                                 "market", **side))
+            # The entering cell took the slot, and so the leg, of the cell that left: the
+            # position the window implies changes by the difference of their states.
+            leg = cells.legs[entered] if cells.legs else "long"
+            buy = delta > 0
+            side = {"position_side": leg, "reduce_only": (leg == "long") != buy} \
+                if ctx.position.side else {}
+            out.append(ctx.order("buy" if buy else "sell", self.config.qty, close, "market",
+                                 **side))
         cells.seeding = delta > 0  # its base is yet to be bought: sell all of it
         try:
             order = cells.order_for(entered, ctx)
