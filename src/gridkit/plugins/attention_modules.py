@@ -492,7 +492,14 @@ class RegimeAttention(Attention):
             start = c.regimes[label]
             s[0] = min(hi, max(lo, s[0] + step * (start["spacing"] - s[0])))
             s[1] = min(hi, max(lo, s[1] + step * (start["levels"] - s[1])))
-        self._write()
+        keys = getattr(self, "_keys", None)
+        if keys is None:
+            self._write()
+            return
+        spacing, levels = keys[label]  # only this regime's two values moved
+        out = self._proposal
+        out[spacing] = s[0]
+        out[levels] = s[1]
 
     def _write(self) -> None:
         keys = getattr(self, "_keys", None)
