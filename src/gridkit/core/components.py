@@ -204,8 +204,9 @@ class Attention(Component):
 
     def attach(self, strategy: Strategy) -> None:
         """Called once before the first event with the lane's strategy, as built and not yet
-        started (a phase controller runs a copy of it on a shadow book); the default keeps
-        nothing."""
+        started (a phase controller runs a copy of it on a shadow book) — on a resumed run,
+        after the run's state is restored, so keep what an earlier attach saved; the default
+        keeps nothing."""
 
 
 class Regime(Component):

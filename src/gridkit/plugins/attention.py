@@ -54,9 +54,9 @@ class Progressive(Attention):
     never applied: the controller uses the
     base parameters on that event, counts it in ``fallbacks`` and says so once in the log.
     Phase changes fire ``gridkit_phase_changed`` and are journalled; the summary has the phase,
-    the trade counts, both books' figures and the last proposal. The shadow book is not saved
-    with the run (a resumed run starts a new one and a new window); the phase and the counts
-    are. The shadow book's fees are ``maker_fee``/``taker_fee`` (the ``simulated`` defaults).
+    the trade counts, both books' figures and the last proposal. Everything, the shadow book
+    included, is saved with the run: a resumed run goes on as one run straight through. The
+    shadow book's fees are ``maker_fee``/``taker_fee`` (the ``simulated`` defaults).
     """
 
     name = "progressive"
@@ -112,7 +112,8 @@ class Progressive(Attention):
         self.compared: dict[str, Any] = {}
 
     def attach(self, strategy: Strategy) -> None:
-        self._strategy = pickle.dumps(strategy, protocol=pickle.HIGHEST_PROTOCOL)
+        if self._strategy is None:  # (a resumed run keeps the copy made before its start)
+            self._strategy = pickle.dumps(strategy, protocol=pickle.HIGHEST_PROTOCOL)
 
     def observe(self, ctx: Context) -> None:
         self.observed += 1
@@ -133,7 +134,7 @@ class Progressive(Attention):
         if ctx.halted is not None:  # the real book stopped trading: nothing to compare with
             return
         shadow = self.shadow
-        if shadow is None:  # entered, or resumed: a fresh book and window
+        if shadow is None:  # a phase entered: a fresh book and window
             shadow = self._new_book(ctx)
         # The shadow book runs one bar behind: the bar before this one, with the regime the
         # real strategy saw on it (this event's regime stage has not run yet).

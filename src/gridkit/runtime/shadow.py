@@ -104,8 +104,8 @@ class ShadowBook:
     the real book's strategy saw on it; the copy's ``ctx.adjust`` and ``ctx.weights`` are the
     ones given, which is how a controller tries other parameters on it.
 
-    A shadow book is not saved with the run's state (it pickles as None): a resumed run starts
-    a new one.
+    A shadow book pickles with the run's state (its strategy, account, ledger, executor and
+    score; its context is rebuilt), so a resumed run goes on with the same book.
     """
 
     def __init__(self, strategy: bytes, lane: Context, maker_fee: float,
@@ -124,8 +124,28 @@ class ShadowBook:
         self.score = BookScore()
         self.refused = 0
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(None), ())
+    def __getstate__(self) -> dict[str, Any]:
+        ctx = self.ctx
+        run = ctx.run
+        if getattr(run, "loop", None) is not None:  # the event loop is the run's, not saved
+            import attrs
+
+            run = attrs.evolve(run, loop=None)
+        return {"strategy": self.strategy, "executor": self.executor, "started": self.started,
+                "score": self.score, "refused": self.refused, "run": run,
+                "account": ctx.account, "ledger": ctx.ledger, "symbol": ctx.symbol,
+                "side": ctx.position.side, "market": ctx.market, "bar": ctx.bar,
+                "index": ctx.index}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.strategy, self.executor = state["strategy"], state["executor"]
+        self.started, self.score, self.refused = state["started"], state["score"], state["refused"]
+        account = state["account"]
+        ctx = self.ctx = Context(state["run"], account, state["ledger"], state["symbol"],
+                                 account.position(state["symbol"], state["side"]))
+        ctx.market = state["market"]
+        ctx.bar = ctx.event = state["bar"]
+        ctx.index = state["index"]
 
     def step(self, bar: Any, index: int, features: dict[str, float], regime: str | None,
              weights: dict[str, float], adjust: dict[str, float]) -> None:
