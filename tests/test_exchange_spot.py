@@ -230,9 +230,16 @@ def test_user_stream_and_market_data_agree(server: ExchangeServer) -> None:
             assert abs(prints[-1]["timestamp"] - time.time() * 1000) < 5_000  # live: now
             orders = asyncio.ensure_future(ex.watch_orders(SYMBOL))
             await asyncio.sleep(0.3)
-            price = resting_buy(server)
-            await ex.create_order(SYMBOL, "limit", "buy", 0.004, price,
-                                  params={"clientOrderId": "ws-1"})
+            # Matching stands still while the order travels, so it rests and is filled by the
+            # prints that follow, in parts; on a busy machine the tape could otherwise pass the
+            # price first and the order would take, whole, on arrival.
+            server.freeze()
+            try:
+                price = resting_buy(server)
+                await ex.create_order(SYMBOL, "limit", "buy", 0.004, price,
+                                      params={"clientOrderId": "ws-1"})
+            finally:
+                server.freeze(False)
             updates = [dict(o) for o in await orders]
             while updates[-1]["status"] != "closed":
                 updates += [dict(o) for o in await ex.watch_orders(SYMBOL)]
