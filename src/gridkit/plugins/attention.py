@@ -17,6 +17,8 @@ from gridkit.runtime.context import Context
 from gridkit.runtime.shadow import BookScore, ShadowBook
 
 log = logging.getLogger("gridkit.attention")
+#: What the base parameters' shadow book sees: no weights, no multipliers (read-only).
+_BASE: tuple[dict[str, float], dict[str, float]] = ({}, {})
 
 
 class Progressive(Attention):
@@ -141,10 +143,7 @@ class Progressive(Attention):
         pending = self._pending
         if pending is not None:
             bar, index, features = pending
-            if phase == "shadow" and usable:
-                weights, adjust = self._capped(1.0)
-            else:
-                weights, adjust = {}, {}
+            weights, adjust = self._capped(1.0) if phase == "shadow" and usable else _BASE
             shadow.step(bar, index, features, ctx.regime, weights, adjust)
         self._pending = (ctx.bar, ctx.index, dict(ctx.features))
         if phase == "active":

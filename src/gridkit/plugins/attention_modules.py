@@ -138,13 +138,14 @@ class FeatureAttention(Attention):
         if not -_INF < r < _INF:
             r = math.nan
         state = self._state
+        have_r = r == r
         for key, x in ctx.features.items():
             s = state.get(key)
             if s is None:
                 s = state[key] = [0.0, math.nan, math.nan, 0.0, 0.0, 0.0, 0.0,
                                   0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
             px = s[2]
-            if r == r and px == px:  # a return after a finite value: one correlation pair
+            if have_r and px == px:  # a return after a finite value: one correlation pair
                 if s[12] == 0.0:
                     s[7], s[8] = px, r
                 else:
@@ -163,15 +164,17 @@ class FeatureAttention(Attention):
             if n == 0.0:
                 s[3] = x
             else:
-                d = x - s[3]
-                s[3] += a * d
+                m3, last = s[3], s[1]
+                d = x - m3
+                s[3] = m3 + a * d
                 s[4] = b * (s[4] + a * d * d)
-                change = x - s[1]
+                change = x - last
                 if n == 1.0:
                     s[5] = change
                 else:
-                    d = change - s[5]
-                    s[5] += a * d
+                    m5 = s[5]
+                    d = change - m5
+                    s[5] = m5 + a * d
                     s[6] = b * (s[6] + a * d * d)
             s[1] = x
             s[0] = n + 1.0

@@ -156,8 +156,11 @@ class ShadowBook:
         ctx.index = index
         ctx.features, ctx.regime, ctx.weights, ctx.adjust = features, regime, weights, adjust
         actions: list[Any] = []
-        self._apply(self.executor.reports(bar, ctx.symbol), actions)
-        ctx.portfolio.mark(bar.close)
+        reports = self.executor.reports(bar, ctx.symbol)
+        if reports:  # (most bars fill nothing)
+            self._apply(reports, actions)
+        acct = ctx.account
+        acct.mark(ctx.position, bar.close)
         strategy = self.strategy
         if self.started:
             got = strategy.on_bar(ctx)
@@ -166,8 +169,8 @@ class ShadowBook:
             self.started = True
         if got:
             actions.extend(got)
-        self._send(actions, bar.ts)
-        acct = ctx.account
+        if actions:
+            self._send(actions, bar.ts)
         self.score.update(acct.realized, acct.fees, acct.equity)
 
     def _apply(self, reports: list[Any], actions: list[Any]) -> None:
