@@ -341,6 +341,10 @@ def test_recenter_lays_the_same_grid_around_the_close_after_exit_bars() -> None:
             assert len([a for a in actions if isinstance(a, Order) and a.kind == "market"]) <= 1
     assert run.summary["symbols"][XRP]["position"] == pytest.approx(net_position(g.cells))
     assert run.summary["orders_rejected"] == 0
+    # The round trips of the replaced cells are kept: the count is every completed cell's
+    # sell (a limit sell of a cell that a limit buy had filled), over all layings.
+    assert g.banked_trips > 0
+    assert g.stats()["round_trips"] == g.banked_trips + g.cells.round_trips
 
 
 def test_close_on_exit_stops_after_exit_bars_outside() -> None:

@@ -113,5 +113,5 @@ class AsymmetricGrid(GridControls, Strategy):
     def stats(self) -> dict[str, Any]:
         if self.cells is None:
             return {}
-        return {**self.cells.stats(), "lower": self.cells.lines[0],
-                "upper": self.cells.lines[-1], **self.controls_stats()}
+        return {**self.grid_stats(), "lower": self.cells.lines[0],
+                "upper": self.cells.lines[-1]}

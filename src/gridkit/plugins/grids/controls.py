@@ -256,8 +256,32 @@ class GridControls:
     outside_bars: int = 0
     range_paused: bool = False
     recentres: int = 0
+    #: Round trips and grid profit of the cells an earlier laying replaced.
+    banked_trips: int = 0
+    banked_profit: float = 0.0
     cells: Any
     config: Any
+
+    def lay(self, new: GridCells, price: float, ctx: Context) -> list[Action]:
+        """Put ``new`` in place of the grid's cells at ``price`` (:func:`relay`, in the
+        Config's direction), keeping the replaced cells' round trips and profit for
+        :meth:`grid_stats`: every re-laying grid (re-centring, range exit) goes through here."""
+        old = self.cells
+        if old is not None:
+            self.banked_trips += old.round_trips
+            self.banked_profit += old.grid_profit
+        out = relay(old, new, price, ctx, getattr(self.config, "direction", "long"))
+        self.cells = new
+        return out
+
+    def grid_stats(self) -> dict[str, Any]:
+        """The cells' counters with the round trips and profit of every laying, and the
+        controls' (:meth:`controls_stats`)."""
+        cells = self.cells.stats() if self.cells is not None else {}
+        return {**cells,
+                "round_trips": self.banked_trips + cells.get("round_trips", 0),
+                "grid_profit": self.banked_profit + cells.get("grid_profit", 0.0),
+                **self.controls_stats()}
 
     # -- start -------------------------------------------------------------------------------
 
@@ -367,9 +391,7 @@ class GridControls:
                                            f"{float(line)!r} (close {float(close)!r})", True)
         self.outside_bars = 0
         self.recentres += 1
-        new = GridCells(self.relaid_lines(close), cells.qty)
-        out = relay(cells, new, close, ctx, getattr(self.config, "direction", "long"))
-        self.cells = new
+        out = self.lay(GridCells(self.relaid_lines(close), cells.qty), close, ctx)
         if hasattr(self, "centre"):
             self.centre = close
         return out

@@ -67,5 +67,4 @@ class StaticGrid(GridControls, Strategy):
         return ()
 
     def stats(self) -> dict[str, Any]:
-        cells = self.cells.stats() if self.cells is not None else {}
-        return {**cells, **self.controls_stats()}
+        return self.grid_stats()

@@ -11,7 +11,7 @@ from gridkit.core.components import Strategy
 from gridkit.core.config import at_least, non_negative, option, positive
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, cell_qtys, grid_lines
-from gridkit.plugins.grids.controls import DirectionOptions, GridControls, relay
+from gridkit.plugins.grids.controls import DirectionOptions, GridControls
 from gridkit.runtime.context import Context
 
 
@@ -58,8 +58,6 @@ class SymmetricGrid(GridControls, Strategy):
         self.regime: str | None = None
         self.centred_at = 0
         self.recentres = 0
-        self.round_trips = 0
-        self.grid_profit = 0.0
 
     def _lines(self, price: float) -> list[float]:
         c = self.config
@@ -70,12 +68,7 @@ class SymmetricGrid(GridControls, Strategy):
     def _centre(self, ctx: Context) -> list[Order | Cancel]:
         c = self.config
         price = ctx.bar.close
-        old = self.cells
-        if old is not None:
-            self.round_trips += old.round_trips
-            self.grid_profit += old.grid_profit
-        self.cells = GridCells(self._lines(price), c.qty)
-        out = relay(old, self.cells, price, ctx, c.direction)
+        out = self.lay(GridCells(self._lines(price), c.qty), price, ctx)
         self.regime = ctx.regime
         self.centred_at = ctx.index
         return out
@@ -108,13 +101,5 @@ class SymmetricGrid(GridControls, Strategy):
         return ()
 
     def stats(self) -> dict[str, Any]:
-        cells = self.cells.stats() if self.cells is not None else {}
-        return {
-            **cells,
-            "round_trips": self.round_trips + cells.get("round_trips", 0),
-            "grid_profit": self.grid_profit + cells.get("grid_profit", 0.0),
-            "recentres": self.recentres,
-            "lower": self.lower,
-            "upper": self.upper,
-            **self.controls_stats(),
-        }
+        return {**self.grid_stats(), "recentres": self.recentres, "lower": self.lower,
+                "upper": self.upper}

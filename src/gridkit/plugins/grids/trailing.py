@@ -199,6 +199,6 @@ class TrailingGrid(StaticGrid):
         return out
 
     def stats(self) -> dict[str, Any]:
-        return {**self.cells.stats(), **self.controls_stats(), "shifts_up": self.shifts_up,
+        return {**self.grid_stats(), "shifts_up": self.shifts_up,
                 "shifts_down": self.shifts_down, "lower": self.cells.bottom,
                 "upper": self.cells.top}

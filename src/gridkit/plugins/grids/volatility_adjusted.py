@@ -13,7 +13,7 @@ from gridkit.core.config import OptionError, at_least, non_negative, option, pos
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Cancel, Fill, Order, Rejection
 from gridkit.plugins.grids.cells import GridCells, grid_lines, grid_preflight
-from gridkit.plugins.grids.controls import DirectionOptions, GridControls, relay
+from gridkit.plugins.grids.controls import DirectionOptions, GridControls
 from gridkit.plugins.grids.trailing import check_tick
 from gridkit.runtime.context import Context
 
@@ -104,8 +104,6 @@ class VolatilityAdjustedGrid(GridControls, Strategy):
         self.laid_with = 0.0  # m0
         self.laid_at = 0
         self.relays = 0
-        self.round_trips = 0
-        self.grid_profit = 0.0
 
     def measured(self, ctx: Context) -> float:
         """m at this bar (NaN while the feature is not ready)."""
@@ -132,15 +130,11 @@ class VolatilityAdjustedGrid(GridControls, Strategy):
         c = self.config
         price = ctx.bar.close
         if self.cells is not None:
-            self.round_trips += self.cells.round_trips
-            self.grid_profit += self.cells.grid_profit
             self.relays += 1
         self.spacing = clamp_spacing(c.k, m, c.min_spacing, c.max_spacing)
         lines = self.lines(price, self.spacing)
         self.lower, self.upper = lines[0], lines[-1]
-        new = GridCells(lines, c.qty)
-        out = relay(self.cells, new, price, ctx, c.direction)
-        self.cells = new
+        out = self.lay(GridCells(lines, c.qty), price, ctx)
         self.laid_with = m
         self.laid_at = ctx.index
         return out
@@ -182,12 +176,8 @@ class VolatilityAdjustedGrid(GridControls, Strategy):
         return ()
 
     def stats(self) -> dict[str, Any]:
-        cells = self.cells.stats() if self.cells is not None else {}
         return {
-            **cells,
-            **self.controls_stats(),
-            "round_trips": self.round_trips + cells.get("round_trips", 0),
-            "grid_profit": self.grid_profit + cells.get("grid_profit", 0.0),
+            **self.grid_stats(),
             "relays": self.relays,
             "spacing": self.spacing,
             "measured": self.laid_with,
