@@ -42,26 +42,15 @@ period = 14
 """
 REGIMES = "".join(f'[[regimes]]\nuse = "{r}"\n' for r in ("ranging", "trending", "volatile",
                                                            "dormant"))
-SELECTOR_MAP = """
-[strategy.map.RANGING]
-use = "symmetric"
-spacing = 0.004
-levels = 8
-cooldown = 288
-[strategy.map.TRENDING]
-use = "asymmetric"
-spacing_up = 0.004
-spacing_down = 0.008
-levels_up = 6
-levels_down = 3
-[strategy.map.VOLATILE]
-use = "geometric"
-spacing = 0.006
-levels = 4
-growth = 1.3
-[strategy.map.DORMANT]
-use = "disabled"
-"""
+def _example_map() -> str:
+    """The ``[strategy.map.*]`` tables of ``examples/selector.toml``, as written there."""
+    text = (REPO / "examples" / "selector.toml").read_text()
+    start = text.index("[strategy.map.")
+    end = text.index("[[", start)
+    return text[start:end]
+
+
+SELECTOR_MAP = _example_map()
 ATTENTION = """
 [[attention]]
 use = "regime-attention"

@@ -41,7 +41,6 @@ def test_confidence_is_welchs_one_sided_test() -> None:
     assert improvement_confidence([0.0, 0.1], [5.0, 5.1]) > 0.999
     assert improvement_confidence([5.0, 5.1], [0.0, 0.1]) < 0.001
     a, b = [0.01, -0.02, 0.005, 0.0], [0.02, 0.01, -0.004]
-    se = math.sqrt(0.000183333 / 4 + 0.000151 / 3)
     mean_a, mean_b = sum(a) / 4, sum(b) / 3
     var_a = sum((x - mean_a) ** 2 for x in a) / 3
     var_b = sum((x - mean_b) ** 2 for x in b) / 2

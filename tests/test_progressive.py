@@ -8,6 +8,7 @@ import gzip
 import json
 import math
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,7 @@ qty = 0.01
     assert acct.buy_fills > 50
     assert acct.cash == pytest.approx(summary["final_cash"], rel=1e-12)
     assert book.ctx.position.qty == pytest.approx(summary["final_base"], rel=1e-12)
-    assert acct.realized == pytest.approx(p.run and summary["realized_profit"], rel=1e-12)
+    assert acct.realized == pytest.approx(summary["realized_profit"], rel=1e-12)
 
 
 @given(st.lists(st.tuples(st.floats(-50, 50), st.floats(0, 2), st.floats(-300, 300)),
@@ -135,64 +136,27 @@ def host(gridkit_host: PluginHost) -> PluginHost:
     return gridkit_host
 
 
-SELECTOR = f"""
-[pipeline]
-name = "attended"
-symbol = "BTC/USDT"
-capital = 10000
-[source]
-use = "freqtrade-json"
-path = "{BTC_5M.as_posix()}"
-[[features]]
-use = "rsi"
-period = 14
-[[features]]
-use = "volatility"
-period = 30
-[[features]]
-use = "volume-ratio"
-period = 30
-[[regimes]]
-use = "ranging"
-[[regimes]]
-use = "trending"
-[[regimes]]
-use = "volatile"
-[[regimes]]
-use = "dormant"
-[[attention]]
-use = "test-fixed-proposal"
-[[attention]]
-use = "progressive"
-{{progressive}}
-[strategy]
-use = "regime-selector"
-qty = 0.004
-min_bars = 48
-[strategy.map.RANGING]
-use = "symmetric"
-spacing = 0.004
-levels = 8
-cooldown = 288
-[strategy.map.TRENDING]
-use = "asymmetric"
-spacing_up = 0.004
-spacing_down = 0.008
-levels_up = 6
-levels_down = 3
-[strategy.map.VOLATILE]
-use = "geometric"
-spacing = 0.006
-levels = 4
-growth = 1.3
-[[monitors]]
-use = "test-adjust-spy"
-"""
+SELECTOR = REPO / "examples" / "selector.toml"
+
+
+def selector_text(progressive: str | None) -> str:
+    """The selector example without its own attention and risk tables (a drawdown halt would
+    stop the books these tests compare), with the test's proposal and ``progressive`` given
+    these options (none at all with None), and the spy."""
+    text = re.sub(r'\[\[(attention|risk)\]\]\nuse = "[a-z-]+"[^\[]*', "", SELECTOR.read_text())
+    if progressive is not None:
+        text = text.replace("[strategy]", '[[attention]]\nuse = "test-fixed-proposal"\n'
+                            f'[[attention]]\nuse = "progressive"\n{progressive}\n[strategy]', 1)
+    return text + '\n[[monitors]]\nuse = "test-adjust-spy"\n'
+
+
+def attended(text: str, host: PluginHost, db: Path | None = None) -> Any:
+    return build_pipeline(parse_pipeline(text, base_dir=SELECTOR.parent), host,
+                          store_path=str(db) if db else None)
 
 
 def run_attended(host: PluginHost, progressive: str, tmp_path: Path) -> dict[str, Any]:
-    text = SELECTOR.replace("{progressive}", progressive)
-    return run_pipeline(build_pipeline(parse_pipeline(text, base_dir=tmp_path), host))
+    return run_pipeline(attended(selector_text(progressive), host))
 
 
 def test_learning_and_shadow_change_nothing_the_strategy_sees(host: PluginHost,
@@ -203,10 +167,7 @@ def test_learning_and_shadow_change_nothing_the_strategy_sees(host: PluginHost,
     assert stats["phase"] == "shadow"
     assert stats["shadow"]["trades"] > 0, "the shadow book traded"
     assert all(seen == {} for _, seen in Spy.log), "the proposal never reached the strategy"
-    plain = run_pipeline(build_pipeline(parse_pipeline(
-        SELECTOR.replace("{progressive}", "").replace(
-            '[[attention]]\nuse = "test-fixed-proposal"\n[[attention]]\nuse = "progressive"\n',
-            ""), base_dir=tmp_path), host))
+    plain = run_pipeline(attended(selector_text(None), host))
     for key in ("final_equity", "buy_fills", "sell_fills", "fees_paid"):
         assert summary[key] == plain[key], key
 
@@ -295,8 +256,7 @@ def test_phase_and_counts_survive_a_resume(host: PluginHost, tmp_path: Path) -> 
     import signal
 
     FixedProposal.values = {"RANGING:spacing": 1.2}
-    text = SELECTOR.replace("{progressive}", "learn_trades = 50\nshadow_trades = 20\n"
-                                             "margin = 10")
+    text = selector_text("learn_trades = 50\nshadow_trades = 20\nmargin = 10")
     db = tmp_path / "p.db"
     sent: list[int] = []
 
@@ -306,9 +266,9 @@ def test_phase_and_counts_survive_a_resume(host: PluginHost, tmp_path: Path) -> 
             os.kill(os.getpid(), signal.SIGTERM)
 
     def make() -> Any:
-        return build_pipeline(parse_pipeline(text, base_dir=tmp_path), host, store_path=str(db))
+        return attended(text, host, db)
 
-    straight = run_pipeline(build_pipeline(parse_pipeline(text, base_dir=tmp_path), host))
+    straight = run_pipeline(attended(text, host))
     first = run_pipeline(make(), stop)
     assert first["status"] == "stopped"
     assert first["components"]["attention[1]"]["phase"] != "learning"  # a shadow book ran

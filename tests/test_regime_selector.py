@@ -49,26 +49,10 @@ use = "volatile"
 [[regimes]]
 use = "dormant"
 """
-MAP = """
-[strategy.map.RANGING]
-use = "symmetric"
-spacing = 0.004
-levels = 8
-cooldown = 288
-[strategy.map.TRENDING]
-use = "asymmetric"
-spacing_up = 0.004
-spacing_down = 0.008
-levels_up = 6
-levels_down = 3
-[strategy.map.VOLATILE]
-use = "geometric"
-spacing = 0.006
-levels = 4
-growth = 1.3
-[strategy.map.DORMANT]
-use = "disabled"
-"""
+# The example's map (examples/selector.toml), as written there.
+_EXAMPLE = (REPO / "examples" / "selector.toml").read_text()
+MAP = _EXAMPLE[_EXAMPLE.index("[strategy.map."):_EXAMPLE.index("[[", _EXAMPLE.index(
+    "[strategy.map."))]
 
 
 def pipeline_text(strategy: str, end: str = "2021-05-10") -> str:
@@ -311,3 +295,12 @@ def test_keep_hands_over_without_trading_inventory(tmp_path: Path) -> None:
             "SELECT order_id FROM orders WHERE status = 'requested' AND kind = 'market'")]
     # Every market order is a grid's own (symmetric's re-centring), none the selector's.
     assert not sel.trades and len(ids) < st["handovers"]
+
+
+def test_a_map_entry_made_of_other_components_is_refused(tmp_path: Path) -> None:
+    text = pipeline_text('use = "regime-selector"\nqty = 0.01\n'
+                         '[strategy.map.RANGING]\nuse = "regime-selector"\n')
+    with pytest.raises(ConfigError) as err:
+        build_pipeline(parse_pipeline(text, base_dir=tmp_path))
+    assert err.value.problems == ["strategy.map.RANGING: 'regime-selector' is made of other "
+                                  "components; a map entry must be a grid of its own"]

@@ -180,7 +180,11 @@ class _Builder:
             except Exception as err:
                 raise PluginError(f"{spec.path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
                                   f"failed to build: {type(err).__name__}: {err}") from err
-            component.compose(self.child)
+            try:
+                component.compose(self.child)
+            except GridkitError as err:
+                self.problems.append(str(err))
+                continue
             if label:  # one component per lane: say which in errors and the summary
                 spec = ComponentSpec(spec.use, spec.options, f"{spec.path}{label}", spec.key)
             self.origins[id(component)] = (spec, reg)
@@ -228,7 +232,11 @@ def build_child(registry: Registry, problems: list[str], kind: str, table: Mappi
               defaults: Mapping[str, Any] | None = None) -> Component | None:
         return build_child(registry, problems, kind, table, path, defaults)
 
-    component.compose(child)
+    try:
+        component.compose(child)
+    except GridkitError as err:
+        problems.append(str(err))
+        return None
     return component
 
 

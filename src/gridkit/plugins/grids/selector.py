@@ -170,9 +170,16 @@ class RegimeSelector(Strategy):
     def compose(self, build: Any) -> None:
         c = self.config
         for label, table in {**c.map, _ASIDE: STAND_ASIDE}.items():
-            built = build("strategy", table, f"strategy.map.{label}", {"qty": c.qty})
-            if built is not None:
-                self.protos[label] = built
+            path = f"strategy.map.{label}"
+            built = build("strategy", table, path, {"qty": c.qty})
+            if built is None:
+                continue
+            if type(built).compose is not Component.compose:
+                # Each hand-over builds a fresh grid from its Config alone: one made of other
+                # components would come without them.
+                raise ConfigError(f"{path}: '{type(built).name}' is made of other components; "
+                                  f"a map entry must be a grid of its own")
+            self.protos[label] = built
 
     # --- selection ------------------------------------------------------------------------
 
@@ -240,9 +247,7 @@ class RegimeSelector(Strategy):
                 config = attrs.evolve(config, **changes)
             except (ValueError, TypeError):
                 self.adjust_refused += 1
-        grid = type(proto)(config)
-        grid.compose(_no_children)
-        return grid
+        return type(proto)(config)
 
     # --- hand-over ------------------------------------------------------------------------
 
@@ -421,11 +426,6 @@ class RegimeSelector(Strategy):
             "withheld": self.withheld,
             "adjust_refused": self.adjust_refused,
         }
-
-
-def _no_children(kind: str, table: Any, path: str, defaults: Any = None) -> Component | None:
-    raise ConfigError(f"{path}: a grid of the regime-selector cannot itself be made of "
-                      f"other components")
 
 
 __all__ = ["SEED_MAP", "RegimeSelector"]
