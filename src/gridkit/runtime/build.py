@@ -163,28 +163,10 @@ class _Builder:
             if key == "store" and self.store_path is not None:
                 spec = ComponentSpec(spec.use, {**spec.options, "path": self.store_path},
                                      spec.path)
-            try:
-                reg = self.registry.get(SECTION_BY_KEY[key].kind, spec.use, where=spec.path)
-            except ConfigError as err:
-                self.problems.extend(err.problems)
+            built = construct(self.registry, self.problems, SECTION_BY_KEY[key].kind, spec)
+            if built is None:
                 continue
-            cfg, errs = structure_options(spec, reg.cls.Config)
-            if errs:
-                self.problems.extend(errs)
-                continue
-            try:
-                component = reg.cls(cfg)
-            except GridkitError as err:
-                self.problems.append(f"{spec.path}: {err}")
-                continue
-            except Exception as err:
-                raise PluginError(f"{spec.path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
-                                  f"failed to build: {type(err).__name__}: {err}") from err
-            try:
-                component.compose(self.child)
-            except GridkitError as err:
-                self.problems.append(str(err))
-                continue
+            component, reg = built
             if label:  # one component per lane: say which in errors and the summary
                 spec = ComponentSpec(spec.use, spec.options, f"{spec.path}{label}", spec.key)
             self.origins[id(component)] = (spec, reg)
@@ -192,40 +174,27 @@ class _Builder:
         return out
 
 
-    def child(self, kind: str, table: Mapping[str, Any], path: str,
-              defaults: Mapping[str, Any] | None = None) -> Component | None:
-        """Build a component that another is made of (:meth:`Component.compose`)."""
-        return build_child(self.registry, self.problems, kind, table, path, defaults)
-
-
-def build_child(registry: Registry, problems: list[str], kind: str, table: Mapping[str, Any],
-                path: str, defaults: Mapping[str, Any] | None = None) -> Component | None:
-    """Build the component of kind ``kind`` that ``table`` describes (``use`` and its options)
-    for :meth:`Component.compose`; None after appending what is wrong to ``problems``."""
-    if not isinstance(table, Mapping) or not isinstance(table.get("use"), str):
-        problems.append(f"{path}: expected a table with use = \"name\"")
-        return None
-    options = {k: v for k, v in table.items() if k != "use"}
+def construct(registry: Registry, problems: list[str], kind: str, spec: ComponentSpec
+              ) -> tuple[Component, Registration] | None:
+    """Look ``spec`` up among the components of ``kind``, configure and build it, and build
+    what it is made of (:meth:`Component.compose`); None after appending what is wrong to
+    ``problems``. A plugin's unexpected exception is a :class:`PluginError`."""
     try:
-        reg = registry.get(kind, table["use"], where=path)
+        reg = registry.get(kind, spec.use, where=spec.path)
     except ConfigError as err:
         problems.extend(err.problems)
         return None
-    names = {a.alias for a in attrs.fields(reg.cls.Config)}
-    for key, value in (defaults or {}).items():
-        if key in names:
-            options.setdefault(key, value)
-    cfg, errs = structure_options(ComponentSpec(reg.name, options, path), reg.cls.Config)
+    cfg, errs = structure_options(spec, reg.cls.Config)
     if errs:
         problems.extend(errs)
         return None
     try:
         component: Component = reg.cls(cfg)
     except GridkitError as err:
-        problems.append(f"{path}: {err}")
+        problems.append(f"{spec.path}: {err}")
         return None
     except Exception as err:
-        raise PluginError(f"{path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
+        raise PluginError(f"{spec.path}: {reg.kind} '{reg.name}' (plugin {reg.origin}) "
                           f"failed to build: {type(err).__name__}: {err}") from err
 
     def child(kind: str, table: Mapping[str, Any], path: str,
@@ -237,7 +206,28 @@ def build_child(registry: Registry, problems: list[str], kind: str, table: Mappi
     except GridkitError as err:
         problems.append(str(err))
         return None
-    return component
+    return component, reg
+
+
+def build_child(registry: Registry, problems: list[str], kind: str, table: Mapping[str, Any],
+                path: str, defaults: Mapping[str, Any] | None = None) -> Component | None:
+    """Build the component of kind ``kind`` that ``table`` describes (``use`` and its options)
+    for :meth:`Component.compose`; ``defaults`` fill the options its Config has and the table
+    does not give. None after appending what is wrong to ``problems``."""
+    if not isinstance(table, Mapping) or not isinstance(table.get("use"), str):
+        problems.append(f"{path}: expected a table with use = \"name\"")
+        return None
+    options = {k: v for k, v in table.items() if k != "use"}
+    if defaults:
+        try:
+            names = {a.alias for a in attrs.fields(registry.get(kind, table["use"]).cls.Config)}
+        except ConfigError:
+            names = set()  # (construct says what is wrong with the name)
+        for key, value in defaults.items():
+            if key in names:
+                options.setdefault(key, value)
+    built = construct(registry, problems, kind, ComponentSpec(table["use"], options, path))
+    return built[0] if built is not None else None
 
 
 def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
