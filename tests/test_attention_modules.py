@@ -275,7 +275,7 @@ def test_regime_multipliers_match_numpy(bars: list[Bar]) -> None:
 
 
 def test_regime_attention_moves_only_the_current_regime() -> None:
-    module = build(RegimeAttention, {"min_bars": 2, "rate": 0.5, "halflife": 1})
+    module = build(RegimeAttention, {"min_bars": 2, "rate": 0.5, "halflife": 1, "refresh": 1})
     ctx = context(bar=Bar(0, 100.0, 100.0, 100.0, 100.0, 1.0), base=1.0)
     ctx.regime = "TRENDING"
     module.observe(ctx)
@@ -290,6 +290,21 @@ def test_regime_attention_moves_only_the_current_regime() -> None:
         advance(ctx, Bar(i, price, price, price, price, 1.0))
         module.observe(ctx)
     assert 1.5 <= ctx.adjust["TRENDING:spacing"] < wide, "drifts back toward the start"
+
+
+def test_regime_attention_publishes_every_refresh_bars() -> None:
+    module = build(RegimeAttention, {"min_bars": 2, "rate": 0.1, "halflife": 1, "refresh": 4})
+    ctx = context(bar=Bar(0, 100.0, 100.0, 100.0, 100.0, 1.0), base=1.0)
+    ctx.regime = "TRENDING"
+    module.observe(ctx)
+    seen = []
+    for i, price in enumerate([99.0, 98.0, 97.0, 96.0, 95.0], start=1):
+        advance(ctx, Bar(i, price, price, price, price, 1.0))
+        module.observe(ctx)
+        seen.append(ctx.adjust["TRENDING:spacing"])
+    assert seen[:3] == [1.5] * 3, "learned, not yet published"
+    assert seen[3] > 1.5 and seen[4] == seen[3], "published at bar 4, held until bar 8"
+    assert module.stats()["regimes"]["TRENDING"]["spacing"] > seen[3], "still learning"
 
 
 def test_a_tick_event_learns_nothing(bars: list[Bar]) -> None:
@@ -331,7 +346,7 @@ def test_feature_weights_stay_finite_positive_and_mean_one(rows: list[tuple[floa
         assert all(math.isfinite(v) and v > 0 for v in w.values()), w
         if w:
             assert math.isclose(sum(w.values()) / len(w), 1.0, rel_tol=1e-9)
-    for s in module._state.values():  # NaN never entered the statistics
+    for s in module._stats.tolist():  # NaN never entered the statistics
         assert all(not math.isnan(v) for i, v in enumerate(s) if i not in (1, 2)), s
 
 
