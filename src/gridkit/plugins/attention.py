@@ -165,6 +165,10 @@ class Progressive(Attention):
                 self._w, self._a = {}, {}
                 self._version += 1
             return True
+        if w == self._w and a == self._a:  # unchanged (and what is kept was finite)
+            w.clear()
+            a.clear()
+            return True
         total = sum(w.values()) + sum(a.values())  # one pass in C: NaN or inf shows here
         if total != total or total in (math.inf, -math.inf):
             self.fallbacks += 1
@@ -177,9 +181,8 @@ class Progressive(Attention):
             w.clear()
             a.clear()
             return False
-        if w != self._w or a != self._a:
-            self._w, self._a = dict(w), dict(a)
-            self._version += 1
+        self._w, self._a = dict(w), dict(a)
+        self._version += 1
         w.clear()
         a.clear()
         return True
