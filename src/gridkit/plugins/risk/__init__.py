@@ -1,4 +1,5 @@
-"""Built-in risk checks: ``position-size`` and ``drawdown``."""
+"""Built-in risk checks: ``position-size``, ``drawdown`` and ``exchange-rules`` here; the rest of
+the catalogue in this package's modules, all registered by this module's hook."""
 
 from __future__ import annotations
 
