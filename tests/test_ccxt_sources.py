@@ -370,6 +370,15 @@ def test_stream_trades_are_the_real_prints(ws_server, capture) -> None:
     # Gap counting is checked where a gap is made on purpose (the reconnect test below).
 
 
+@pytest.mark.parametrize("ws_server", [{"max_messages": 500}], indirect=True)
+def test_the_last_print_before_a_quiet_spell_is_not_held_back(ws_server, capture) -> None:
+    # ccxt hands a print only to a watch call already waiting when it lands: without a look
+    # at its cache, the 500th print (after which the server goes quiet) would never come.
+    src, events = stream(ws_server, streams=["trades"], max_events=500, stall=15.0)
+    assert events == real_trades(capture)[:500]
+    assert src.stats()["stalls"] == 0
+
+
 @pytest.mark.parametrize("ws_server", [{"drop_after": 150, "skip_on_reconnect": 40}],
                          indirect=True)
 def test_stream_reconnects_and_counts_the_gap(ws_server, capture) -> None:

@@ -816,7 +816,7 @@ class CcxtStream(Source):
                     coro = ex.watch_ohlcv(self.symbol, c.timeframe)
                 else:
                     coro = ex.watch_order_book(self.symbol)
-                result = await asyncio.wait_for(coro, c.stall)
+                result = await self._answer(kind, coro, state, queue)
             except asyncio.CancelledError:
                 raise
             except (asyncio.TimeoutError, TimeoutError, ccxt.pro.NetworkError,
@@ -857,6 +857,34 @@ class CcxtStream(Source):
                 queue.put_nowait(event)
 
 
+    async def _answer(self, kind: str, coro: Any, state: _StreamState, queue: Any) -> Any:
+        """ccxt's answer to one watch call, within ``stall`` seconds.
+
+        While a trades call waits, the prints ccxt has cached but not handed over are taken
+        every :data:`PEEK_S` seconds: ccxt hands a print only to a call already waiting when it
+        lands, so the last print before a quiet spell would otherwise wait for the next one
+        (and the last print of a feed would never come)."""
+        import asyncio
+
+        stall = self.config.stall
+        if kind != "trades":
+            return await asyncio.wait_for(coro, stall)
+        task = asyncio.ensure_future(coro)
+        deadline = time.monotonic() + stall
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                done, _ = await asyncio.wait({task}, timeout=min(left, PEEK_S))
+                if done:
+                    return task.result()
+                for event in state.cached_trades(self.exchange, self.symbol):
+                    queue.put_nowait(event)
+        finally:
+            if not task.done():
+                task.cancel()
+
     def backoff(self, failures: int) -> float:
         """The wait before reconnecting after ``failures`` failures in a row: ``backoff``
         doubled per failure, at most ``max_backoff``, drawn between half and all of that."""
@@ -887,6 +915,9 @@ class CcxtStream(Source):
 
 
 _LOG = logging.getLogger("gridkit.stream")
+
+#: Seconds between two looks at ccxt's trade cache while a trades call waits.
+PEEK_S = 0.25
 
 
 async def _close_clients(ex: Any) -> None:
@@ -1005,6 +1036,28 @@ class _StreamState:
             if "trades" in self.want:
                 out.append(trade)
         return out
+
+    def cached_trades(self, ex: Any, symbol: str) -> list[Any]:
+        """Prints ccxt has cached since its last answer, newer than the last one taken.
+
+        Reading ccxt's count of new prints marks them read, so its next answer starts after
+        them; prints without numeric ids are left to that answer (nothing tells a print seen
+        from one not seen)."""
+        cache = (getattr(ex, "trades", None) or {}).get(symbol)
+        if not cache or self.last_trade_id is None:
+            return []
+        fresh = cache.getLimit(symbol, None) or 0
+        if fresh <= 0:
+            return []
+        last = self.last_trade_id
+        out = []
+        for t in list(cache)[-fresh:]:
+            try:
+                if int(t.get("id")) > last:
+                    out.append(t)
+            except (TypeError, ValueError):
+                return []
+        return self._trades(out) if out else []
 
     def _candles(self, candles: list[list[Any]]) -> list[Any]:
         out: list[Any] = []
