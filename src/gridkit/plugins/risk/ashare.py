@@ -132,8 +132,8 @@ class TPlusOne(_AShareCheck):
         held = ctx.position.qty
         free = held - ctx.ledger.open_sell_qty.get(ctx.symbol, 0.0) - today
         if order.qty > free + _EPS:
-            return self._refuse(f"T+1: {today:g} of the {held:g} shares held were bought today; "
-                                f"{max(free, 0.0):g} can be sold, not {order.qty:g}")
+            return self._refuse("T+1: sells shares bought today (sellable: held before "
+                                "today less open sells)")
         return order
 
     def stats(self) -> dict[str, Any]:
@@ -204,8 +204,8 @@ class PriceLimit(_AShareCheck):
     a bar locked at a limit all session.
 
     A limit (or stop-limit) order priced above limit-up or below limit-down is refused, in
-    one line (``buy at 671.12 is above the limit-up 671.11 (+10% of 610.10)``); market
-    orders pass (they trade inside the band).
+    one line that names the rule (``buy priced above the day's limit-up (+10% of the previous
+    close)``; :meth:`band` gives the prices); market orders pass (they trade inside the band).
     """
 
     name = "price-limit"
@@ -318,14 +318,15 @@ class PriceLimit(_AShareCheck):
             return order
         down, up, pct, ref = band
         price = order.price
+        # The reason names the rule, not the prices, so the summary's refusals group by it.
         if price > up + _EPS:
             self.refused_above += 1
-            return self._refuse(f"{order.side} at {price:.2f} is above the limit-up {up:.2f} "
-                                f"(+{pct}% of {ref:.2f})")
+            return self._refuse(f"{order.side} priced above the day's limit-up "
+                                f"(+{pct}% of the previous close)")
         if price < down - _EPS:
             self.refused_below += 1
-            return self._refuse(f"{order.side} at {price:.2f} is below the limit-down "
-                                f"{down:.2f} (-{pct}% of {ref:.2f})")
+            return self._refuse(f"{order.side} priced below the day's limit-down "
+                                f"(-{pct}% of the previous close)")
         return order
 
     def stats(self) -> dict[str, Any]:
