@@ -11,6 +11,7 @@ and an order of such a symbol that reaches :meth:`check` anyway is refused with 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -18,7 +19,7 @@ from attrs import frozen
 
 from gridkit.core.components import RiskCheck
 from gridkit.core.config import OptionError, option
-from gridkit.core.errors import ConfigError
+from gridkit.core.errors import ConfigError, DataError
 from gridkit.core.types import Order, Reject
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.trading import ashare
@@ -198,8 +199,10 @@ class PriceLimit(_AShareCheck):
     ``ref`` is the close of the previous bar of the day before the one the order trades on:
     the last bar's close for orders decided on a daily bar (they trade the next day), the
     previous day's last close for orders decided on an intraday bar. On an ex-dividend day the
-    exchange's reference (``pre_close``) is lower than that close, so there the band is the
-    previous close's: off by the dividend (10 such days in 2010-2020 for 600519). The
+    exchange's reference (``pre_close``, the ex-rights price) is lower than that close (10 such
+    days in 2010-2020 for 600519): option ``pre_close`` names a CSV that lists it per day
+    (tushare's ``pro.daily`` files do; the bar file itself serves), and the check prefers it
+    wherever it has the day (``from_pre_close`` counts the bands it moved). The
     ``simulated`` executor's ``locked_limits = "a-share"`` gives no fills on the locked side of
     a bar locked at a limit all session.
 
@@ -219,6 +222,11 @@ class PriceLimit(_AShareCheck):
             factory=dict, doc="Listing date (YYYY-MM-DD) by code: the first five sessions "
                               "from it have no limit (STAR; ChiNext and main board under "
                               "the registration rules).")
+        pre_close: str | None = option(
+            None, doc="A CSV with the exchange's reference price per trading day (columns "
+                      "trade_date or date, and pre_close; ts_code to hold several codes), "
+                      "e.g. the tushare file the bars come from: used instead of the previous "
+                      "close on the days it lists (ex-dividend days differ).")
 
         def __attrs_post_init__(self) -> None:
             for code in self.st:
@@ -248,6 +256,21 @@ class PriceLimit(_AShareCheck):
         self.refused_above = 0
         self.refused_below = 0
         self.unlimited = 0
+        self.from_pre_close = 0
+        #: pre_close: (code, day number) -> the day's reference price; and the reference of
+        #: the row after that day's (what orders decided on a daily bar of the day trade at).
+        self._ref_on: dict[tuple[str, int], float] = {}
+        self._ref_after: dict[tuple[str, int], float] = {}
+
+    def setup(self, run: RunInfo) -> None:
+        if self.config.pre_close is not None:
+            self._ref_on, self._ref_after = _read_pre_close(run.resolve(self.config.pre_close))
+
+    def validate(self, run: RunInfo) -> None:
+        super().validate(run)
+        if self.config.pre_close is not None and not run.resolve(self.config.pre_close).is_file():
+            raise ConfigError(f"price-limit: pre_close file not found: "
+                              f"{run.resolve(self.config.pre_close)}")
 
     def on_bar(self, ctx: Context) -> str | None:
         bar, sym = ctx.bar, ctx.symbol
@@ -294,6 +317,13 @@ class PriceLimit(_AShareCheck):
         if not isinstance(found, str) and st is not None:
             after = ashare.decided_after_session(bar.ts)
             ref = st[1] if after else st[2]
+            if self._ref_on:
+                table = self._ref_after if after else self._ref_on
+                exch = table.get((found.code, st[0]), table.get(("", st[0])))
+                if exch is not None:
+                    if exch != ref:
+                        self.from_pre_close += 1
+                    ref = exch
             sessions = st[3] + after  # the session the order trades in, from the listing
             listed = self._listed.get(found.code)
             free = listed is not None and 0 < sessions <= ashare.unlimited_sessions(
@@ -316,7 +346,7 @@ class PriceLimit(_AShareCheck):
         if band is None:
             self.unlimited += 1
             return order
-        down, up, pct, ref = band
+        down, up, pct, _ = band
         price = order.price
         # The reason names the rule, not the prices, so the summary's refusals group by it.
         if price > up + _EPS:
@@ -330,11 +360,58 @@ class PriceLimit(_AShareCheck):
         return order
 
     def stats(self) -> dict[str, Any]:
-        return {"refused": self.refused, "refused_above": self.refused_above,
-                "refused_below": self.refused_below, "unlimited": self.unlimited}
+        out = {"refused": self.refused, "refused_above": self.refused_above,
+               "refused_below": self.refused_below, "unlimited": self.unlimited}
+        if self.config.pre_close is not None:
+            out["from_pre_close"] = self.from_pre_close
+        return out
+
+    def snapshot(self) -> Any:
+        state = super().snapshot()
+        if state:  # read again from the file by setup
+            state.pop("_ref_on", None)
+            state.pop("_ref_after", None)
+        return state
 
 
 _EPOCH = date(1970, 1, 1)
+
+
+def _read_pre_close(path: Path) -> tuple[dict[tuple[str, int], float],
+                                          dict[tuple[str, int], float]]:
+    """(reference by (code, day), reference of the next listed row by (code, day)) from a CSV
+    with ``trade_date`` (or ``date``) and ``pre_close`` columns; code "" without ``ts_code``."""
+    import csv
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise DataError(f"price-limit: cannot read pre_close file {path}: "
+                        f"{err.strerror}") from None
+    rows = csv.reader(text.splitlines())
+    header = [h.strip().lower() for h in next(rows, [])]
+    at = {h: i for i, h in enumerate(header)}
+    i_day = at.get("trade_date", at.get("date"))
+    i_ref = at.get("pre_close")
+    i_code = at.get("ts_code", at.get("code"))
+    if i_day is None or i_ref is None:
+        raise DataError(f"price-limit: pre_close file {path} needs a trade_date (or date) and "
+                        f"a pre_close column (columns: {', '.join(header)})")
+    on: dict[tuple[str, int], float] = {}
+    after: dict[tuple[str, int], float] = {}
+    last: dict[str, int] = {}
+    for row in rows:
+        try:
+            d = (ashare.parse_day(row[i_day]) - _EPOCH).days
+            ref = float(row[i_ref])
+        except (ValueError, IndexError):
+            continue  # a malformed row gives no reference: the previous close serves
+        code = ashare.code_of(row[i_code]) if i_code is not None else ""
+        on[(code, d)] = ref
+        if code in last:
+            after[(code, last[code])] = ref
+        last[code] = d
+    return on, after
 
 
 def _next_weekday(day: int) -> date:
