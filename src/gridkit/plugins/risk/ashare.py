@@ -216,7 +216,7 @@ class PriceLimit(_AShareCheck):
     @frozen
     class Config:
         st: list[str] = option(
-            factory=list, doc="Codes under risk warning (ST, *ST), limited to ±5 % on the main "
+            factory=list, doc="Codes under risk warning (ST stocks), limited to ±5 % on the main "
                               "boards: ST status is not in the market data.")
         listed: dict[str, str] = option(
             factory=dict, doc="Listing date (YYYY-MM-DD) by code: the first five sessions "
