@@ -322,6 +322,32 @@ def test_t_plus_one_counts_open_sells_of_older_shares() -> None:
     assert isinstance(check.check(ctx.order("sell", 200, 10.1), ctx), Reject)
 
 
+def test_t_plus_one_state_survives_a_resume() -> None:
+    """Stopped after a buy and resumed the same day: the resumed check and ledger still know
+    what was bought today and what is offered."""
+    import pickle
+
+    from gridkit.runtime.ledger import Ledger
+
+    check = build(TPlusOne)
+    ctx = context("600519.SH", 1e6)
+    advance(ctx, bar_at(cst("2019-06-27 10:00")))
+    check.on_bar(ctx)
+    buy_fill(ctx, 300, 10.0, cst("2019-06-27 10:00"))
+    ctx.ledger.request(ctx.order("sell", 100, 11.0), ctx.bar.ts)  # an open sell
+    advance(ctx, bar_at(cst("2019-06-27 10:30")))
+    check.on_bar(ctx)
+    resumed = build(TPlusOne)
+    resumed.restore(pickle.loads(pickle.dumps(check.snapshot())))
+    ledger = Ledger("t")
+    ledger.restore(pickle.loads(pickle.dumps(ctx.ledger.snapshot())))
+    assert ledger.bought == {"600519.SH": 300.0}
+    assert ledger.open_sell_qty == ctx.ledger.open_sell_qty == {"600519.SH": 100.0}
+    ctx.ledger = ledger
+    assert resumed.bought_today(ctx) == 300.0
+    assert isinstance(resumed.check(ctx.order("sell", 100, 10.5), ctx), Reject)
+
+
 def test_t_plus_one_on_daily_bars_never_binds() -> None:
     check = build(TPlusOne)
     ctx = context("600519.SH", 1e6)
