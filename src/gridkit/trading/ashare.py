@@ -128,9 +128,10 @@ def limit_percent(board: str, day: date, st: bool = False) -> int:
     """The daily price limit in whole percent (10 = ±10 %) of a security on ``board`` on
     ``day``, ST (risk warning) or not.
 
-    SSE 交易规则 §3.4.13 and SZSE 交易规则 §3.4.13: ±10 % on the main boards, ±5 % for
-    risk-warning (ST, \\*ST) stocks there (±10 % from :data:`MAIN_ST_TEN`); STAR Market
-    (科创板股票交易特别规定 §18): ±20 %, ST too; ChiNext (创业板交易特别规定 §13): ±20 %, ST
+    The SSE and SZSE trading rules (上海/深圳证券交易所交易规则): ±10 % on the main boards,
+    ±5 % for risk-warning (ST, \\*ST) stocks there (±10 % from :data:`MAIN_ST_TEN`); the STAR
+    Market (上海证券交易所科创板股票交易特别规定): ±20 %, ST too; ChiNext (深圳证券交易所
+    创业板股票交易特别规定, 2020): ±20 %, ST
     too, from :data:`CHINEXT_REFORM`, before it as the main board.
     """
     if board == STAR or (board == CHINEXT and day >= CHINEXT_REFORM):
@@ -154,7 +155,7 @@ def unlimited_sessions(board: str, listed: date) -> int:
 def limit_prices(ref: float, percent: int) -> tuple[float, float]:
     """(limit-down, limit-up) of a day whose reference price is ``ref`` (the previous close).
 
-    ``limit = round_half_up(ref * (1 ± percent/100), 0.01 CNY)`` (SSE/SZSE 交易规则 §3.4.13:
+    ``limit = round_half_up(ref * (1 ± percent/100), 0.01 CNY)`` (SSE/SZSE trading rules:
     涨跌幅限制价格 = 前收盘价 × (1 ± 涨跌幅限制比例), 计算结果按照四舍五入原则取至价格最小变动单位
     0.01 元). Computed in integer cents, so no binary-float residue moves a price by a cent.
     """
@@ -191,8 +192,8 @@ def board_percents(board: str, day: date) -> tuple[int, ...]:
 
 
 def lot_rule(board: str) -> tuple[int, int]:
-    """(minimum, step) of a buy in shares: 100 and 100 (a board lot, SSE/SZSE 交易规则
-    §3.3.5), on STAR at least 200 in steps of 1 (科创板股票交易特别规定 §8)."""
+    """(minimum, step) of a buy in shares: 100 and 100 (a board lot, SSE/SZSE trading
+    rules), on STAR at least 200 in steps of 1 (科创板股票交易特别规定)."""
     return (200, 1) if board == STAR else (100, 100)
 
 

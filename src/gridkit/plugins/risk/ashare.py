@@ -68,8 +68,8 @@ class _AShareCheck(RiskCheck):
 class TPlusOne(_AShareCheck):
     """A-share T+1: refuses a sell of shares bought on the same trading day.
 
-    Shares bought on trading day *D* can be sold from *D+1* on (T+1 交收, SSE/SZSE 交易规则
-    §3.1.4: 买入的股票, 买入当日不得卖出; seed 003 "T+1 settlement tracking"). A sell decided
+    Shares bought on trading day *D* can be sold from *D+1* on (the T+1 rule of the SSE and
+    SZSE trading rules for A shares; seed 003 "T+1 settlement tracking"). A sell decided
     on a bar passes when
 
         ``qty <= position - open sells - bought on the day it trades``
@@ -144,10 +144,10 @@ class TPlusOne(_AShareCheck):
 class LotSize(_AShareCheck):
     """A-share board lots: buys in lots of 100 shares (STAR: at least 200, in 1-share steps).
 
-    SSE/SZSE 交易规则 §3.3.5: a buy is a whole number of board lots of 100 shares; a sell is
+    SSE/SZSE trading rules: a buy is a whole number of board lots of 100 shares; a sell is
     too, except that the odd part of a holding (below 100 shares) is sold all at once: a sell
     of ``n`` out of ``held`` shares passes if ``n % 100 == 0`` or ``n % 100 == held % 100``.
-    STAR Market (科创板股票交易特别规定 §8): at least 200 shares in steps of 1; below 200 only to
+    STAR Market (科创板股票交易特别规定): at least 200 shares in steps of 1; below 200 only to
     sell the whole holding. :func:`gridkit.trading.ashare.lot_problem` is the rule.
 
     An order off the lot is refused with the reason (``buy of 150 shares is not a whole number
@@ -189,7 +189,7 @@ class PriceLimit(_AShareCheck):
     """A-share daily price limit: refuses limit orders priced outside the day's band.
 
     The band of a trading day is ``[round_half_up(ref * (1 - p)), round_half_up(ref * (1 + p))]``
-    to 0.01 CNY, ``ref`` the previous close (SSE/SZSE 交易规则 §3.4.13; seed 003 ``LIMIT_PCT``):
+    to 0.01 CNY, ``ref`` the previous close (SSE/SZSE trading rules; seed 003 ``LIMIT_PCT``):
     ``p`` = 10 % on the main boards, 5 % for ST stocks there (options ``st``), 20 % on ChiNext
     (300/301, from 2020-08-24; 10 % before) and STAR (688); no limit in the first five
     sessions after a listing on STAR, on ChiNext since 2020-08-24 and on the main board since
