@@ -322,3 +322,43 @@ def fee(side: str, price: float, qty: float, commission_rate: float, ts: int,
     c, s, t = fee_parts(side, price, qty, commission_rate, trading_day(ts), exchange,
                         min_commission)
     return c + s + t
+
+
+# --- what the simulated executors need ----------------------------------------------------------
+
+
+def symbols_problem(symbols: tuple[str, ...] | list[str], what: str) -> str | None:
+    """The first of ``symbols`` that is no A-share, as one line prefixed by ``what`` (the
+    option that needs A-shares), or None."""
+    for symbol in symbols:
+        try:
+            parse_symbol(symbol)
+        except ValueError as err:
+            return f"{what}: {err}"
+    return None
+
+
+class LockWatch:
+    """Tells, bar by bar, whether a symbol's bar is locked at a price limit
+    (:func:`locked_side` against the previous bar's close, with every limit percent the
+    symbol's board can have that day): O(1) per bar, state that pickles."""
+
+    def __init__(self) -> None:
+        self.closes: dict[str, float] = {}  # symbol -> previous bar's close
+        self.boards: dict[str, str] = {}
+        #: Bars seen locked at a limit.
+        self.locked = 0
+
+    def side(self, symbol: str, ts: int, high: float, low: float, close: float) -> str:
+        """``"up"`` / ``"down"`` if this bar is locked at that limit, else ``""``; then the bar's
+        close is the next bar's reference."""
+        prev = self.closes.get(symbol)
+        self.closes[symbol] = close
+        if prev is None or high != low:
+            return ""
+        board = self.boards.get(symbol)
+        if board is None:
+            board = self.boards[symbol] = parse_symbol(symbol).board
+        side = locked_side(high, low, prev, board_percents(board, trading_day(ts)))
+        self.locked += bool(side)
+        return side

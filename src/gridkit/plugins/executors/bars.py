@@ -8,12 +8,14 @@ from typing import Any, Literal
 from attrs import frozen
 
 from gridkit.core.config import option
+from gridkit.core.errors import ConfigError
 from gridkit.core.types import (
     Bar,
     Expired,
     Rejected,
 )
 from gridkit.plugins.executors.base import SimulatedBase, _as_kind, _Book
+from gridkit.trading import ashare
 from gridkit.trading.fills import (
     limit_reached,
     stop_fill_price,
@@ -59,44 +61,19 @@ class SimulatedExecutor(SimulatedBase):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        self._limits = self.config.locked_limits == "a-share"
-        self._closes: dict[str, float] = {}  # locked_limits: symbol -> previous bar's close
-        self._boards: dict[str, str] = {}
-        self.locked_bars = 0
+        self._locks = ashare.LockWatch() if self.config.locked_limits == "a-share" else None
 
     def validate(self, run: Any) -> None:
         super().validate(run)
-        if self._limits:
-            from gridkit.core.errors import ConfigError
-            from gridkit.trading.ashare import parse_symbol
-
-            for symbol in run.symbols or (run.symbol,):
-                try:
-                    parse_symbol(symbol)
-                except ValueError as err:
-                    raise ConfigError(f"locked_limits = \"a-share\": {err}") from None
-
-    def _locked(self, symbol: str, bar: Bar) -> str:
-        """``"up"`` / ``"down"`` if the bar is locked at that A-share limit, else ``""``."""
-        prev = self._closes.get(symbol)
-        self._closes[symbol] = bar.close
-        if prev is None or bar.high != bar.low:
-            return ""
-        from gridkit.trading import ashare
-
-        board = self._boards.get(symbol)
-        if board is None:
-            board = self._boards[symbol] = ashare.parse_symbol(symbol).board
-        side = ashare.locked_side(bar.high, bar.low, prev,
-                                  ashare.board_percents(board, ashare.trading_day(bar.ts)))
-        if side:
-            self.locked_bars += 1
-        return side
+        problem = self._locks and ashare.symbols_problem(run.symbols or (run.symbol,),
+                                                         'locked_limits = "a-share"')
+        if problem:
+            raise ConfigError(problem)
 
     def stats(self) -> dict[str, Any]:
         out = super().stats()
-        if self._limits:
-            out["locked_bars"] = self.locked_bars
+        if self._locks is not None:
+            out["locked_bars"] = self._locks.locked
         return out
 
     # --- reports -----------------------------------------------------------------------------
@@ -104,7 +81,8 @@ class SimulatedExecutor(SimulatedBase):
     def reports(self, event: Any, symbol: str) -> list[Any]:
         if type(event) is Bar:
             self._ts = event.ts
-            locked = self._locked(symbol, event) if self._limits else ""
+            locked = "" if self._locks is None else self._locks.side(
+                symbol, event.ts, event.high, event.low, event.close)
             book = self._books.get(symbol)
             # Most bars reach no order: test the tops here before paying for a call.
             if book is not None and (

@@ -21,6 +21,7 @@ from gridkit.core.types import (
     Order,
 )
 from gridkit.runtime.context import Context, RunInfo
+from gridkit.trading import ashare
 from gridkit.trading.fills import (
     fee,
     stop_triggered,
@@ -96,14 +97,10 @@ class SimulatedBase(Executor):
         self._exchanges: dict[str, str] = {}  # fees = "a-share": symbol -> SH / SZ
 
     def validate(self, run: RunInfo) -> None:
-        if self.config.fees == "a-share":
-            from gridkit.trading.ashare import parse_symbol
-
-            for symbol in run.symbols or (run.symbol,):
-                try:
-                    parse_symbol(symbol)
-                except ValueError as err:
-                    raise ConfigError(f"fees = \"a-share\": {err}") from None
+        problem = self.config.fees == "a-share" and ashare.symbols_problem(
+            run.symbols or (run.symbol,), 'fees = "a-share"')
+        if problem:
+            raise ConfigError(problem)
 
     def _fee(self, side: str, symbol: str, price: float, qty: float, rate: float,
              ts: int) -> float:
@@ -111,8 +108,6 @@ class SimulatedBase(Executor):
         fee at ``ts``'s trading date (:func:`gridkit.trading.ashare.fee`)."""
         if self.config.fees != "a-share":
             return fee(price, qty, rate)
-        from gridkit.trading import ashare
-
         exchange = self._exchanges.get(symbol)
         if exchange is None:
             exchange = self._exchanges[symbol] = ashare.parse_symbol(symbol).exchange
