@@ -14,6 +14,7 @@ import csv
 import gzip
 import json
 import math
+import re
 import sys
 import zlib
 from collections.abc import Iterator
@@ -204,14 +205,29 @@ def parse_iso_ms(text: str) -> int:
     return round(dt.timestamp() * 1000)
 
 
+#: A calendar date written YYYYMMDD (tushare's ``trade_date``), years 1900-2199.
+_YYYYMMDD = re.compile(r"^(19|20|21)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
+
+
+def parse_yyyymmdd_ms(text: str) -> int:
+    """Epoch milliseconds of 00:00 UTC of a ``YYYYMMDD`` date; ValueError if not one.
+
+    A daily bar's date is a label, not an instant: an A-share trading date (Asia/Shanghai) is
+    stamped at 00:00 UTC of that date, as ``2019-01-02`` is by the ISO reader, so both spellings
+    of a date give the same ts (:func:`gridkit.trading.ashare.trading_day` reads it back)."""
+    t = text.strip()
+    if not _YYYYMMDD.match(t):
+        raise ValueError(f"{text!r} is not a YYYYMMDD date")
+    dt = datetime(int(t[:4]), int(t[4:6]), int(t[6:]), tzinfo=timezone.utc)
+    return round(dt.timestamp() * 1000)
+
+
 def _iso_for_this_python(text: str) -> str:
     # Python 3.10's fromisoformat takes only 3 or 6 fraction digits and "+hh:mm"; 3.11 takes
     # any ("...31.69+00:00" in bbgo's fills, "+0000"). Pad or cut the fraction to 6 digits
     # (3.11 truncates beyond 6 too) and put the colon in the offset.
     if sys.version_info >= (3, 11):
         return text
-    import re
-
     text = re.sub(r"\.(\d+)", lambda m: "." + (m.group(1) + "00000")[:6], text, count=1)
     return re.sub(r"([+-]\d\d)(\d\d)$", r"\1:\2", text)
 
@@ -236,9 +252,10 @@ class CsvSource(_FileSource):
 
     Columns are found by name (``timestamp``/``date``/``time``, ``open``, ``high``, ``low``,
     ``close``, ``volume``, case-insensitive) unless ``columns`` maps them. Timestamps may be
-    epoch seconds, milliseconds, microseconds, nanoseconds or ISO-8601 text; ``ts_unit = "auto"``
-    decides from the first row and then holds every row to it (a row in another unit is
-    counted malformed). ``delimiter`` and ``decimal`` read European exports
+    epoch seconds, milliseconds, microseconds, nanoseconds, ISO-8601 text or ``YYYYMMDD`` dates
+    (tushare's ``trade_date``, stamped 00:00 UTC of the date like an ISO date); ``ts_unit =
+    "auto"`` decides from the first row and then holds every row to it (a row in another unit
+    is counted malformed). ``delimiter`` and ``decimal`` read European exports
     (``1234,5;...``).
     """
 
@@ -249,8 +266,9 @@ class CsvSource(_FileSource):
         path: str = option(doc="The CSV file; relative to pipeline.toml's folder.")
         columns: dict[str, str] = option(
             factory=dict, doc="Column name per role: ts, open, high, low, close, volume.")
-        ts_unit: Literal["auto", "s", "ms", "us", "ns", "iso"] = option(
-            "auto", doc="Unit of the timestamp column; auto detects it from the first row.")
+        ts_unit: Literal["auto", "s", "ms", "us", "ns", "iso", "yyyymmdd"] = option(
+            "auto", doc="Unit of the timestamp column; auto detects it from the first row; "
+                        "yyyymmdd reads dates like 20190102 (00:00 UTC of that date).")
         delimiter: str = option(",", doc="Field separator.")
         decimal: Literal[".", ","] = option(
             ".", doc="Decimal mark of the prices and volumes (\",\" for European exports, "
@@ -315,6 +333,8 @@ class CsvSource(_FileSource):
             self.unit = unit
         if unit == "iso":
             return parse_iso_ms(cell)
+        if unit == "yyyymmdd":
+            return parse_yyyymmdd_ms(cell)
         value = float(cell)
         if unit_of(value) != unit and self.config.ts_unit == "auto":
             raise ValueError(f"timestamp {cell} is not in {unit} like the first row")
@@ -328,6 +348,8 @@ class CsvSource(_FileSource):
         except ValueError:
             parse_iso_ms(cell)  # raises ValueError if it is not a date either
             return "iso"
+        if _YYYYMMDD.match(cell.strip()):  # 20190102: a date, not a second of August 1970
+            return "yyyymmdd"
         if not math.isfinite(value):
             raise ValueError(f"timestamp {cell!r} is not a number")
         return unit_of(value)

@@ -52,7 +52,8 @@ class Ledger:
     Closed orders leave the ledger (the store keeps their history); counts stay.
     """
 
-    __slots__ = ("anomalies", "closed", "key", "open", "open_buy_qty", "open_buys", "seq")
+    __slots__ = ("anomalies", "bought", "closed", "key", "open", "open_buy_qty", "open_buys",
+                 "open_sell_qty", "seq")
 
     def __init__(self, key: str = "o") -> None:
         self.key = key
@@ -65,6 +66,11 @@ class Ledger:
         #: and how many there are.
         self.open_buy_qty: dict[str, float] = {}
         self.open_buys: dict[str, int] = {}
+        #: Per symbol, the remaining quantity of its live sell orders, and the quantity every
+        #: buy fill of the run brought (a running total: what was bought since a moment is
+        #: its difference), both O(1) per change (the A-share ``t-plus-one`` check reads them).
+        self.open_sell_qty: dict[str, float] = {}
+        self.bought: dict[str, float] = {}
         #: Reports that did not fit the ledger: (order id, what was wrong).
         self.anomalies: list[tuple[str, str]] = []
 
@@ -83,6 +89,9 @@ class Ledger:
             sym = order.symbol
             self.open_buy_qty[sym] = self.open_buy_qty.get(sym, 0.0) + order.qty
             self.open_buys[sym] = self.open_buys.get(sym, 0) + 1
+        else:
+            sym = order.symbol
+            self.open_sell_qty[sym] = self.open_sell_qty.get(sym, 0.0) + order.qty
         return state
 
     def get(self, order_id: str) -> OrderState | None:
@@ -110,8 +119,12 @@ class Ledger:
             state.filled = filled
             state.avg_price = notional / filled if filled > 0 else 0.0
             state.fees += report.fee
+            sym = state.order.symbol
             if state.order.side == "buy":
-                self.open_buy_qty[state.order.symbol] -= report.qty
+                self.open_buy_qty[sym] -= report.qty
+                self.bought[sym] = self.bought.get(sym, 0.0) + report.qty
+            else:
+                self.open_sell_qty[sym] = max(0.0, self.open_sell_qty[sym] - report.qty)
             if report.remaining <= QTY_EPS or filled >= state.order.qty - QTY_EPS:
                 self._close(state, FILLED)
             else:
@@ -134,6 +147,10 @@ class Ledger:
             # No float residue once no buy is live.
             self.open_buy_qty[sym] = (self.open_buy_qty[sym] - (order.qty - state.filled)
                                       if left else 0.0)
+        else:
+            sym = order.symbol
+            self.open_sell_qty[sym] = max(0.0, self.open_sell_qty[sym]
+                                          - (order.qty - state.filled))
 
     def live_ids(self) -> set[str]:
         """Ids of every live order."""
@@ -143,7 +160,7 @@ class Ledger:
         """The ledger's state, for resume."""
         return {"key": self.key, "seq": self.seq, "closed": dict(self.closed),
                 "anomalies": list(self.anomalies), "open_buy_qty": dict(self.open_buy_qty),
-                "open_buys": dict(self.open_buys),
+                "open_buys": dict(self.open_buys), "bought": dict(self.bought),
                 "open": [(s.order, s.status, s.filled, s.avg_price, s.fees, s.ts)
                          for s in self.open.values()]}
 
@@ -154,8 +171,13 @@ class Ledger:
         self.anomalies = list(state["anomalies"])
         self.open_buy_qty = dict(state["open_buy_qty"])
         self.open_buys = dict(state["open_buys"])
+        self.bought = dict(state.get("bought", {}))  # absent from states saved before it
         self.open = {}
+        self.open_sell_qty = {}
         for order, status, filled, avg, fees, ts in state["open"]:
             s = OrderState(order, ts)
             s.status, s.filled, s.avg_price, s.fees = status, filled, avg, fees
             self.open[order.id] = s
+            if order.side != "buy":
+                self.open_sell_qty[order.symbol] = (self.open_sell_qty.get(order.symbol, 0.0)
+                                                    + order.qty - filled)

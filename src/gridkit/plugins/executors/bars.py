@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import heapq
-from typing import Any
+from typing import Any, Literal
 
+from attrs import frozen
+
+from gridkit.core.config import option
+from gridkit.core.errors import ConfigError
 from gridkit.core.types import (
     Bar,
     Expired,
     Rejected,
 )
 from gridkit.plugins.executors.base import SimulatedBase, _as_kind, _Book
+from gridkit.trading import ashare
 from gridkit.trading.fills import (
     limit_reached,
     stop_fill_price,
@@ -33,25 +38,61 @@ class SimulatedExecutor(SimulatedBase):
     Balances are checked as an exchange does: a spot buy must be covered by free cash, a sell by
     free base (counting base that queued market buys will bring); a perpetual order by free
     margin at the position's leverage.
+
+    With ``locked_limits = "a-share"``, a bar locked at a China A-share price limit all
+    session (one price, ``high == low``, equal to the limit-up or limit-down of the previous
+    bar's close: :func:`gridkit.trading.ashare.locked_side`) gives no fill on the locked side:
+    at limit-up no buy fills (nobody sells), at limit-down no sell fills (nobody buys). Its
+    limit orders on that side wait for the next bar, its stops on that side do not trigger,
+    and a market or IOC/FOK order of that side arriving at its open expires (``locked at
+    limit-up``), as an A-share market order's unfilled rest is cancelled. The limit percents
+    tried are the ones the symbol's board can have on the day (main boards 10 % and 5 % for
+    ST, ChiNext and STAR 20 %), so no ST list is needed.
     """
 
     name = "simulated"
+
+    @frozen
+    class Config(SimulatedBase.Config):
+        locked_limits: Literal["none", "a-share"] = option(
+            "none", doc="a-share: a bar locked at a China A-share price limit (high == low == "
+                        "limit-up or limit-down of the previous close) fills no buy at "
+                        "limit-up, no sell at limit-down.")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._locks = ashare.LockWatch() if self.config.locked_limits == "a-share" else None
+
+    def validate(self, run: Any) -> None:
+        super().validate(run)
+        problem = self._locks and ashare.symbols_problem(run.symbols or (run.symbol,),
+                                                         'locked_limits = "a-share"')
+        if problem:
+            raise ConfigError(problem)
+
+    def stats(self) -> dict[str, Any]:
+        out = super().stats()
+        if self._locks is not None:
+            out["locked_bars"] = self._locks.locked
+        return out
 
     # --- reports -----------------------------------------------------------------------------
 
     def reports(self, event: Any, symbol: str) -> list[Any]:
         if type(event) is Bar:
             self._ts = event.ts
+            locked = "" if self._locks is None else self._locks.side(
+                symbol, event.ts, event.high, event.low, event.close)
             book = self._books.get(symbol)
             # Most bars reach no order: test the tops here before paying for a call.
             if book is not None and (
                     book.queued or book.sell_stops or book.buy_stops
                     or (book.buys and book.buys[0][0] <= -event.low)
                     or (book.sells and book.sells[0][0] <= event.high)):
-                self._match(book, event)
+                self._match(book, event, locked)
         return self._handover()
 
-    def _match(self, book: _Book, bar: Bar) -> None:
+    def _match(self, book: _Book, bar: Bar, locked: str = "") -> None:
         out = self._pending
         maker, taker = self.config.maker_fee, self.config.taker_fee
         ts = bar.ts
@@ -62,6 +103,11 @@ class SimulatedExecutor(SimulatedBase):
                 if order.id not in orders:  # an OCO sibling filled at this open cancelled it
                     continue
                 kind, is_buy = order.kind, order.side == "buy"
+                if locked and is_buy == (locked == "up") and (
+                        kind == "market" or (kind == "limit" and order.tif in ("IOC", "FOK"))):
+                    self._close(order.id)  # nothing trades on its side of a locked bar
+                    out.append(Expired(order.id, ts, f"locked at limit-{locked}"))
+                    continue
                 if kind == "market":  # rule 4: at this bar's open, before its limits
                     self._fill(order, bar.open, taker, "taker", ts)
                     continue
@@ -90,16 +136,18 @@ class SimulatedExecutor(SimulatedBase):
                 else:
                     heapq.heappush(book.sells, (order.price, self._seq, order.id))
         # Stops first (rule 8: a stop and its take-profit reached by one bar: the stop wins).
-        if book.sell_stops and -book.sell_stops[0][0] >= bar.low:
+        # A bar locked at limit-up fills no buy, at limit-down no sell (locked_limits).
+        sell_ok, buy_ok = locked != "down", locked != "up"
+        if sell_ok and book.sell_stops and -book.sell_stops[0][0] >= bar.low:
             self._trigger(book, book.sell_stops, False, bar, taker)
-        if book.buy_stops and book.buy_stops[0][0] <= bar.high:
+        if buy_ok and book.buy_stops and book.buy_stops[0][0] <= bar.high:
             self._trigger(book, book.buy_stops, True, bar, taker)
         # Buys are keyed by -price, so both sides fill "while the best key <= limit". Most bars
         # reach no order: test the tops here before paying for a call.
         buys, sells = book.buys, book.sells
-        if buys and buys[0][0] <= -bar.low:
+        if buy_ok and buys and buys[0][0] <= -bar.low:
             self._drain(buys, True, bar, maker)
-        if sells and sells[0][0] <= bar.high:
+        if sell_ok and sells and sells[0][0] <= bar.high:
             self._drain(sells, False, bar, maker)
 
     def _trigger(self, book: _Book, heap: list[tuple[float, int, str]], is_buy: bool,

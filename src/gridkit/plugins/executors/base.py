@@ -6,20 +6,22 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 from attrs import frozen
 
 from gridkit.core.components import Executor
 from gridkit.core.config import fee_rate, option
+from gridkit.core.errors import ConfigError
 from gridkit.core.types import (
     Accepted,
     Cancelled,
     Fill,
     Order,
 )
-from gridkit.runtime.context import Context
+from gridkit.runtime.context import Context, RunInfo
+from gridkit.trading import ashare
 from gridkit.trading.fills import (
     fee,
     stop_triggered,
@@ -71,6 +73,11 @@ class SimulatedBase(Executor):
         check_balance: bool = option(
             True, doc="Refuse orders that free cash or base cannot cover, as an exchange would."
         )
+        fees: Literal["rate", "a-share"] = option(
+            "rate", doc="rate: price * qty * maker_fee (or taker_fee); a-share: China A-share "
+                        "fees at the fill's date, maker_fee/taker_fee being the broker's "
+                        "commission rate (5 CNY minimum), plus stamp duty on sells and the "
+                        "transfer fee (gridkit.trading.ashare).")
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
@@ -87,6 +94,24 @@ class SimulatedBase(Executor):
         self._stale = 0  # heap entries of closed orders, not yet compacted
         self._ts = 0
         self.fills = 0
+        self._exchanges: dict[str, str] = {}  # fees = "a-share": symbol -> SH / SZ
+
+    def validate(self, run: RunInfo) -> None:
+        problem = self.config.fees == "a-share" and ashare.symbols_problem(
+            run.symbols or (run.symbol,), 'fees = "a-share"')
+        if problem:
+            raise ConfigError(problem)
+
+    def _fee(self, side: str, symbol: str, price: float, qty: float, rate: float,
+             ts: int) -> float:
+        """The fee of a fill (DESIGN.md §6 rule 2), or with ``fees = "a-share"`` the A-share
+        fee at ``ts``'s trading date (:func:`gridkit.trading.ashare.fee`)."""
+        if self.config.fees != "a-share":
+            return fee(price, qty, rate)
+        exchange = self._exchanges.get(symbol)
+        if exchange is None:
+            exchange = self._exchanges[symbol] = ashare.parse_symbol(symbol).exchange
+        return ashare.fee(side, price, qty, rate, ts, exchange)
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -149,7 +174,9 @@ class SimulatedBase(Executor):
             self._held[order.id] = (self._cash_held, need, 0.0)
             return None
         if order.side == "buy":
-            cost = price * order.qty * (1 + rate)
+            cost = (price * order.qty * (1 + rate) if self.config.fees == "rate" else
+                    price * order.qty + self._fee("buy", sym, price, order.qty, rate,
+                                                  _now(ctx, self._ts)))
             free = ctx.account.cash - sum(self._cash_held.values())
             if cost > free + 1e-9:
                 return "insufficient cash"
@@ -257,7 +284,8 @@ class SimulatedBase(Executor):
         qty = qty or order.qty
         self.fills += 1
         self._pending.append(Fill(order.id, ts, order.side, qty, price,
-                                  fee(price, qty, rate), liquidity,  # type: ignore[arg-type]
+                                  self._fee(order.side, order.symbol, price, qty, rate, ts),
+                                  liquidity,  # type: ignore[arg-type]
                                   order.tag, order.symbol, remaining))
         group = order.group and self._groups.get(order.group)
         if group:  # OCO: the fill cancels the rest

@@ -59,6 +59,7 @@ class PaperExecutor(SimulatedTradesExecutor):
         self._due: dict[str, int] = {}  # order id -> exchange time it reaches the book
 
     def validate(self, run: RunInfo) -> None:
+        super().validate(run)
         if run.mode != "paper":
             other = ("simulated-trades (fills from the file's prints) or simulated"
                      if run.mode == "backtest" else "an executor that sends real orders")

@@ -11,6 +11,7 @@ from gridkit.core.components import RiskCheck
 from gridkit.core.config import fraction, option, optional, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
+from gridkit.plugins.risk.ashare import LotSize, PriceLimit, TPlusOne
 from gridkit.runtime.context import Context
 
 
@@ -154,3 +155,6 @@ def gridkit_register_risk_checks(register: Any) -> None:
     register(PositionSize)
     register(Drawdown)
     register(ExchangeRules)
+    register(TPlusOne)
+    register(LotSize)
+    register(PriceLimit)
