@@ -52,7 +52,8 @@ class Ledger:
     Closed orders leave the ledger (the store keeps their history); counts stay.
     """
 
-    __slots__ = ("anomalies", "closed", "key", "open", "open_buy_qty", "open_buys", "seq")
+    __slots__ = ("anomalies", "closed", "key", "open", "open_buy_qty", "open_buys", "open_count",
+                 "open_sell_qty", "seq")
 
     def __init__(self, key: str = "o") -> None:
         self.key = key
@@ -65,6 +66,9 @@ class Ledger:
         #: and how many there are.
         self.open_buy_qty: dict[str, float] = {}
         self.open_buys: dict[str, int] = {}
+        #: Per symbol, how many orders are live, and the remaining quantity of its live sells.
+        self.open_count: dict[str, int] = {}
+        self.open_sell_qty: dict[str, float] = {}
         #: Reports that did not fit the ledger: (order id, what was wrong).
         self.anomalies: list[tuple[str, str]] = []
 
@@ -79,10 +83,13 @@ class Ledger:
             raise ValueError(f"order id {order.id!r} is already live")
         state = OrderState(order, ts)
         self.open[order.id] = state
+        sym = order.symbol
+        self.open_count[sym] = self.open_count.get(sym, 0) + 1
         if order.side == "buy":
-            sym = order.symbol
             self.open_buy_qty[sym] = self.open_buy_qty.get(sym, 0.0) + order.qty
             self.open_buys[sym] = self.open_buys.get(sym, 0) + 1
+        else:
+            self.open_sell_qty[sym] = self.open_sell_qty.get(sym, 0.0) + order.qty
         return state
 
     def get(self, order_id: str) -> OrderState | None:
@@ -112,6 +119,8 @@ class Ledger:
             state.fees += report.fee
             if state.order.side == "buy":
                 self.open_buy_qty[state.order.symbol] -= report.qty
+            else:
+                self.open_sell_qty[state.order.symbol] -= report.qty
             if report.remaining <= QTY_EPS or filled >= state.order.qty - QTY_EPS:
                 self._close(state, FILLED)
             else:
@@ -128,12 +137,16 @@ class Ledger:
         order = state.order
         del self.open[order.id]
         self.closed[status] = self.closed.get(status, 0) + 1
+        sym = order.symbol
+        live = self.open_count[sym] = self.open_count[sym] - 1
         if order.side == "buy":
-            sym = order.symbol
             left = self.open_buys[sym] = self.open_buys[sym] - 1
             # No float residue once no buy is live.
             self.open_buy_qty[sym] = (self.open_buy_qty[sym] - (order.qty - state.filled)
                                       if left else 0.0)
+        else:  # (nor once no sell is)
+            self.open_sell_qty[sym] = (self.open_sell_qty[sym] - (order.qty - state.filled)
+                                       if live > self.open_buys.get(sym, 0) else 0.0)
 
     def live_ids(self) -> set[str]:
         """Ids of every live order."""
@@ -159,3 +172,10 @@ class Ledger:
             s = OrderState(order, ts)
             s.status, s.filled, s.avg_price, s.fees = status, filled, avg, fees
             self.open[order.id] = s
+        # Counted afresh from the open orders (a state saved before they were kept has none).
+        self.open_count, self.open_sell_qty = {}, {}
+        for s in self.open.values():
+            sym = s.order.symbol
+            self.open_count[sym] = self.open_count.get(sym, 0) + 1
+            if s.order.side != "buy":
+                self.open_sell_qty[sym] = self.open_sell_qty.get(sym, 0.0) + s.remaining

@@ -11,6 +11,8 @@ from gridkit.core.components import RiskCheck
 from gridkit.core.config import fraction, option, optional, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
+from gridkit.plugins.risk.breaker import CircuitBreaker
+from gridkit.plugins.risk.limits import Concentration, ConcurrentOrders, Cooldown, DailyLoss
 from gridkit.runtime.context import Context
 
 
@@ -154,3 +156,8 @@ def gridkit_register_risk_checks(register: Any) -> None:
     register(PositionSize)
     register(Drawdown)
     register(ExchangeRules)
+    register(ConcurrentOrders)
+    register(DailyLoss)
+    register(Concentration)
+    register(Cooldown)
+    register(CircuitBreaker)
