@@ -91,19 +91,23 @@ class ConcurrentOrders(RiskCheck):
         c = self.config
         if c.max_total is not None and total >= c.max_total:
             self.refused += 1
-            return Reject(f"{total} orders live, the most max_total allows ({c.max_total})")
+            return Reject(f"max_total {c.max_total} orders live")
         if c.max_per_symbol is not None:
             mine = ledger.open_count.get(order.symbol, 0)
             if mine >= c.max_per_symbol:
                 self.refused += 1
-                return Reject(f"{mine} orders of {order.symbol} live, the most max_per_symbol "
-                              f"allows ({c.max_per_symbol})")
+                return Reject(f"max_per_symbol {c.max_per_symbol} orders of {order.symbol} "
+                              f"live")
         if total + 1 > self.peak:
             self.peak = total + 1
         return order
 
     def stats(self) -> dict[str, Any]:
         return {"refused": self.refused, "peak_live_orders": self.peak}
+
+
+def _utc(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _zone(name: str) -> Any:
@@ -170,6 +174,8 @@ class DailyLoss(RiskCheck):
         self.last_equity = float("nan")
         #: ms of the bar the current trip began on, or None while trading.
         self.tripped_at: int | None = None
+        #: The refusal of the current trip (one line, the same for the whole day).
+        self.reason = ""
         self.worst = 0.0
 
     def _day_bounds(self, ts: int) -> tuple[int, int]:
@@ -203,17 +209,16 @@ class DailyLoss(RiskCheck):
             if self.tripped_at is None and loss >= self.config.limit - _EPS:
                 self.tripped_at = ts
                 self.trips += 1
+                until = _utc(self.next_day_ts or 0)
+                self.reason = (f"daily loss reached the limit {self.config.limit:.2%} at "
+                               f"{_utc(ts)} UTC; no new risk until {until} UTC")
         return None
 
     def check(self, order: Order, ctx: Context) -> Order | Reject:
         if self.tripped_at is None or not adds_risk(order, ctx):
             return order
         self.refused += 1
-        start, equity = self.day_equity, ctx.account.equity
-        until = datetime.fromtimestamp((self.next_day_ts or 0) / 1000, tz=timezone.utc)
-        return Reject(f"daily loss {(start - equity) / start:.2%} reached the limit "
-                      f"{self.config.limit:.2%}; no new risk until "
-                      f"{until:%Y-%m-%d %H:%M} UTC")
+        return Reject(self.reason)
 
     def stats(self) -> dict[str, Any]:
         return {"trips": self.trips, "refused": self.refused, "worst_day_loss": self.worst,
@@ -311,8 +316,7 @@ class Concentration(RiskCheck):
         cap = self.config.max_fraction
         if mine / equity > cap + _EPS:
             self.refused += 1
-            return Reject(f"{sym} would be {mine / equity:.1%} of equity, above max_fraction "
-                          f"{cap:.0%}")
+            return Reject(f"{sym} would exceed max_fraction {cap:.0%} of equity")
         group = self._group_of.get(sym)
         if group is not None:
             name, members = group
@@ -321,8 +325,7 @@ class Concentration(RiskCheck):
             if total / equity > cap + _EPS:
                 self.refused += 1
                 self.refused_groups += 1
-                return Reject(f"group {name} would be {total / equity:.1%} of equity, above "
-                              f"max_fraction {cap:.0%}")
+                return Reject(f"group {name} would exceed max_fraction {cap:.0%} of equity")
         return order
 
     def stats(self) -> dict[str, Any]:
@@ -394,8 +397,11 @@ class Cooldown(RiskCheck):
             if len(q) >= c.losses:
                 q.clear()
                 self.locks += 1
-                self._until[sym] = (i + c.bars, f"{c.losses} loss{'es' * (c.losses > 1)} on "
-                                                f"{sym} within {c.lookback} bars")
+                when = ctx.bar.ts if ctx.bar is not None else 0
+                self._until[sym] = (i + c.bars, f"{c.losses} loss"
+                                                f"{'es' * (c.losses > 1)} on {sym} within "
+                                                f"{c.lookback} bars; locked for {c.bars} bars "
+                                                f"from {_utc(when)} UTC")
         return None
 
     def check(self, order: Order, ctx: Context) -> Order | Reject:
@@ -403,14 +409,13 @@ class Cooldown(RiskCheck):
         if lock is None:
             return order
         until, why = lock
-        left = until - self._index.get(order.symbol, ctx.index)
-        if left <= 0:
+        if until <= self._index.get(order.symbol, ctx.index):
             del self._until[order.symbol]
             return order
         if self.config.block == "entries" and not adds_risk(order, ctx):
             return order
         self.refused += 1
-        return Reject(f"cooldown: {why}; locked for {left} more bar{'s' * (left > 1)}")
+        return Reject(why)
 
     def stats(self) -> dict[str, Any]:
         return {"locks": self.locks, "refused": self.refused, "losses": self.losses_seen}
