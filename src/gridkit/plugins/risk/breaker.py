@@ -82,12 +82,13 @@ class CircuitBreaker(RiskCheck):
     * **equity drop** — with ``E`` the account's equity marked at the bar's close and ``M`` the
       highest equity marked at the closes of the symbol's last ``window`` bars (this one
       included): halts when ``(M - E) / M >= max_drop``. O(1) amortized (a monotonic queue).
-    * **rejections in a row** — every order the ledger saw end rejected (by the executor, the
-      exchange or a risk check) adds to a streak; a bar in which an order went through (was
-      accepted: the count of live and ended orders, less the rejected ones, grew) starts the
-      streak again from that bar's rejections. Halts when the streak reaches
-      ``max_rejections``. Refusals by other risk checks count: set it above what they refuse
-      in a row (or list this check before them: it does not see what they refuse first).
+    * **rejections in a row** — the orders the ledger saw end rejected (by the executor, the
+      exchange or a risk check) since the last bar in which an order went through (the count
+      of live and ended orders, less the rejected ones, grew): a bar where some orders are
+      refused and others go live (a grid short of cash for its lowest levels) is not a streak.
+      Halts when the streak reaches ``max_rejections``. The ledger's counts are read once per
+      bar (O(1)); refusals by other risk checks count too, so set it above what they refuse
+      in a row while nothing else goes out.
     * **price gap** — with ``C`` the symbol's previous close: halts when ``max(|open - C|,
       |close - C|) / C > max_gap``.
     * **operator** — ``gridkit halt --db PATH`` leaves a request in the run's store (``db``,
@@ -238,7 +239,7 @@ class CircuitBreaker(RiskCheck):
             ok = sum(ledger.closed.values()) + len(ledger.open) - rej
             if self._ok >= 0:
                 d_rej = rej - self._rej
-                self._streak = d_rej if ok > self._ok else self._streak + d_rej
+                self._streak = 0 if ok > self._ok else self._streak + d_rej
             self._ok, self._rej = ok, rej
             if self._streak >= c.max_rejections:
                 streak, self._streak = self._streak, 0
