@@ -369,3 +369,32 @@ def test_cooldown_locks_at_the_bars_where_losses_pile_up_on_real_bars() -> None:
                             f"{utc(start)} UTC")
         assert side[r.order_id] == "buy"
 
+
+
+def test_concentration_caps_a_sector_of_a_portfolio_sharing_one_account(tmp_path: Path) -> None:
+    """examples/portfolio.toml (BTC, ETH and SOL grids on one USDT balance) with BTC and ETH
+    in one group: what the two hold together stays within the cap, SOL is capped alone."""
+    import sqlite3
+
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
+
+    text = (EXAMPLES.parent / "portfolio.toml").read_text().replace(
+        'use = "drawdown"\nlimit = 0.4',
+        'use = "concentration"\nmax_fraction = 0.3\ngroups = {L1 = ["BTC/USDT", "ETH/USDT"]}')
+    assert "concentration" in text
+    db = tmp_path / "run.db"
+    config = parse_pipeline(text, base_dir=EXAMPLES.parent)
+    summary = run_pipeline(build_pipeline(config, store_path=str(db)))
+    stats = summary["components"]["risk[0]"]
+    by = summary["rejected_by"]
+    assert by.get("concentration: group L1 would exceed max_fraction 30% of equity", 0) == \
+        stats["refused_by_group"] > 0
+    held: dict[str, float] = {}
+    worst = 0.0
+    with sqlite3.connect(db) as conn:
+        for close, base, equity, symbol in conn.execute(
+                "SELECT close, base, equity, symbol FROM equity ORDER BY rowid"):
+            held[symbol] = base * close
+            worst = max(worst, (held.get("BTC/USDT", 0.0) + held.get("ETH/USDT", 0.0)) / equity)
+    assert 0.15 < worst <= 0.3
