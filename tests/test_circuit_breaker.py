@@ -326,3 +326,19 @@ def test_a_raising_risk_check_is_named_and_nothing_is_sent_after_it() -> None:
     assert "gridkit.testing" in line  # the plugin that registered it
     assert Recording.sent == []  # the failing batch (the grid's first) never went out
 
+
+
+def test_a_lift_is_one_warning_line_in_the_event_log(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    from gridkit.runtime.eventlog import EventLog
+    from gridkit.runtime.journal import Unhalted
+    from gridkit.runtime.ledger import Ledger
+
+    log = EventLog(SimpleNamespace(ledger=Ledger()))
+    with caplog.at_level(logging.INFO, logger="gridkit.orders"):
+        log(Unhalted(5, "gridkit resume-trading, request 2", "operator halt"))
+    (rec,) = caplog.records
+    assert rec.levelno == logging.WARNING
+    assert rec.getMessage() == "halt lifted (gridkit resume-trading, request 2): trading resumes"

@@ -22,6 +22,7 @@ from gridkit import (
     Order,
     OrderRequested,
     Reject,
+    Rejected,
 )
 from gridkit.core.config import structure
 from gridkit.plugins.grids.static import StaticGrid
@@ -398,3 +399,29 @@ def test_concentration_caps_a_sector_of_a_portfolio_sharing_one_account(tmp_path
             held[symbol] = base * close
             worst = max(worst, (held.get("BTC/USDT", 0.0) + held.get("ETH/USDT", 0.0)) / equity)
     assert 0.15 < worst <= 0.3
+
+
+def test_the_ledger_counts_live_orders_and_open_sells_per_symbol() -> None:
+    """What concurrent-orders and concentration read in O(1), kept as orders come and go, and
+    counted afresh when a run is restored."""
+    from gridkit.runtime.ledger import Ledger
+
+    ledger = Ledger("t")
+    ledger.request(Order("s1", "sell", 2.0, 101.0, symbol="BTC/USDT"), 0)
+    ledger.request(Order("s2", "sell", 1.0, 102.0, symbol="BTC/USDT"), 0)
+    ledger.request(Order("b1", "buy", 1.0, 99.0, symbol="BTC/USDT"), 0)
+    ledger.request(Order("e1", "sell", 5.0, 2000.0, symbol="ETH/USDT"), 0)
+    assert ledger.open_count == {"BTC/USDT": 3, "ETH/USDT": 1}
+    assert ledger.open_sell_qty == {"BTC/USDT": 3.0, "ETH/USDT": 5.0}
+    ledger.apply(Fill("s1", 1, "sell", 0.5, 101.0, 0.0, remaining=1.5))
+    assert ledger.open_sell_qty["BTC/USDT"] == 2.5 and ledger.open_count["BTC/USDT"] == 3
+    ledger.apply(Cancelled("s1", 2))
+    assert ledger.open_sell_qty["BTC/USDT"] == 1.0 and ledger.open_count["BTC/USDT"] == 2
+    restored = Ledger()
+    restored.restore(ledger.snapshot())
+    assert restored.open_count == ledger.open_count
+    assert restored.open_sell_qty == ledger.open_sell_qty
+    ledger.apply(Fill("s2", 3, "sell", 1.0, 102.0, 0.0))
+    ledger.apply(Rejected("e1", 3, "no", "x"))
+    assert ledger.open_sell_qty == {"BTC/USDT": 0.0, "ETH/USDT": 0.0}
+    assert ledger.open_count == {"BTC/USDT": 1, "ETH/USDT": 0}
