@@ -221,6 +221,7 @@ def test_an_operator_halt_lasts_across_a_resume_until_resume_trading(tmp_path: P
             out = CliRunner().invoke(halt, ["--db", str(db), "--reason", "exchange incident"])
             assert out.exit_code == 0, out.output
             assert out.output.startswith("halt requested (request 1) for run 1 in ")
+            assert out.stderr == ""  # its pipeline has a circuit-breaker: no warning
         elif done >= 12288 and "stop" not in done_at:
             done_at["stop"] = done
             os.kill(os.getpid(), signal.SIGTERM)
@@ -342,3 +343,20 @@ def test_a_lift_is_one_warning_line_in_the_event_log(caplog: pytest.LogCaptureFi
     (rec,) = caplog.records
     assert rec.levelno == logging.WARNING
     assert rec.getMessage() == "halt lifted (gridkit resume-trading, request 2): trading resumes"
+
+
+def test_halt_warns_when_the_runs_pipeline_has_no_breaker(tmp_path: Path) -> None:
+    from gridkit.runtime.engine import run_pipeline
+
+    db = tmp_path / "run.db"
+    text = (EXAMPLES / "pipeline.toml").read_text()
+    from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
+
+    run_pipeline(build_pipeline(parse_pipeline(text, base_dir=EXAMPLES), store_path=str(db)))
+    out = CliRunner().invoke(halt, ["--db", str(db)])
+    assert out.exit_code == 0
+    assert out.stderr.strip() == (f"Warning: run 1's pipeline has no circuit-breaker risk check: "
+                                  f"nothing reads this request until a pipeline with one runs "
+                                  f"on {db}")
+    assert CliRunner().invoke(halt, ["--db", str(tmp_path / "b.db")]).exit_code == 1

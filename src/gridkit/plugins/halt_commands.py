@@ -18,11 +18,15 @@ import click
 def _request(db: str, action: str, reason: str) -> None:
     from gridkit.plugins.risk.breaker import write_request
 
-    request, run_id = write_request(Path(db), action, reason)
+    request, run_id, obeyed = write_request(Path(db), action, reason)
     what = "halt" if action == "halt" else "resume"
     run = f"run {run_id}" if run_id is not None else "the next run"
     click.echo(f"{what} requested (request {request}) for {run} in {db}; a circuit-breaker "
                f"check acts on it at its next poll")
+    if run_id is not None and not obeyed:
+        click.echo(f"Warning: run {run_id}'s pipeline has no circuit-breaker risk check: "
+                   f"nothing reads this request until a pipeline with one runs on {db}",
+                   err=True)
 
 
 @click.command("halt")

@@ -36,9 +36,10 @@ def latest_request(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
     return (int(row[0]), str(row[1]), str(row[2] or "")) if row is not None else None
 
 
-def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None]:
+def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None, bool]:
     """Record an operator request (``halt`` or ``resume``) in the store at ``path``, in one
-    transaction (the table is made if new); return (request id, the store's last run id).
+    transaction (the table is made if new); return (request id, the store's last run id,
+    whether that run's pipeline has a ``circuit-breaker`` to act on it).
 
     Raises :class:`gridkit.DataError` with one line for a file that is not a gridkit store.
     """
@@ -63,10 +64,11 @@ def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None
                             f"nothing written")
         with conn:  # one transaction: the table and the request, or neither
             conn.execute(HALT_TABLE)
-            last = conn.execute("SELECT MAX(id) FROM runs").fetchone()[0]
+            last, config = conn.execute("SELECT id, config FROM runs ORDER BY id DESC "
+                                        "LIMIT 1").fetchone() or (None, None)
             cur = conn.execute("INSERT INTO halt_requests (requested, action, reason, run_id) "
                                "VALUES (?, ?, ?, ?)", (time.time(), action, reason, last))
-        return int(cur.lastrowid or 0), last
+        return int(cur.lastrowid or 0), last, '"circuit-breaker"' in (config or "")
     finally:
         conn.close()
 
