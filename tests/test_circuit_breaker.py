@@ -360,3 +360,22 @@ def test_halt_warns_when_the_runs_pipeline_has_no_breaker(tmp_path: Path) -> Non
                                   f"nothing reads this request until a pipeline with one runs "
                                   f"on {db}")
     assert CliRunner().invoke(halt, ["--db", str(tmp_path / "b.db")]).exit_code == 1
+
+
+def test_the_entry_points_declared_for_the_commands_resolve_with_static_help() -> None:
+    """pyproject.toml declares ``halt`` and ``resume-trading`` as ``gridkit.commands`` entry
+    points; once installed, ``gridkit --help`` lists them from their source, unimported."""
+    from importlib import import_module
+    from importlib.metadata import EntryPoint
+
+    from gridkit.cli import static_help
+
+    text = (EXAMPLES.parent / "pyproject.toml").read_text()
+    group = text.split('[project.entry-points."gridkit.commands"]\n', 1)[1].split("\n\n")[0]
+    declared = dict(line.replace('"', "").split(" = ") for line in group.splitlines())
+    for name, cmd in (("halt", halt), ("resume-trading", resume_trading)):
+        ep = EntryPoint(name, declared[name], "gridkit.commands")
+        module, attr = ep.value.split(":")
+        assert getattr(import_module(module), attr) is cmd and cmd.name == name
+        info = static_help(ep)
+        assert info is not None and info["help"] == cmd.help
