@@ -331,6 +331,13 @@ class RiskCheck(Component):
         """Return a reason to halt trading (all orders cancelled, no new ones), else None."""
         return None
 
+    def lift(self, ctx: Context) -> str | None:
+        """Called on every bar while trading is halted, if the check defines it: return a line
+        saying who lifted the halt (an operator's ``gridkit resume-trading``) to resume
+        trading, else None. A halt lasts, across restarts, until a check lifts it; the orders
+        the halt cancelled are then proposed again, through every risk check."""
+        return None
+
 
 class Executor(Component):
     """Places and cancels orders, and reports what happens to them (DESIGN.md §11).

@@ -24,7 +24,14 @@ from gridkit.core.types import (
     Rejected,
     Rejection,
 )
-from gridkit.runtime.journal import CancelRequested, Halted, Liquidated, OrderRequested, Paused
+from gridkit.runtime.journal import (
+    CancelRequested,
+    Halted,
+    Liquidated,
+    OrderRequested,
+    Paused,
+    Unhalted,
+)
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.state import snapshot
 
@@ -190,11 +197,27 @@ def halt(run: Run, reason: str, ts: int) -> None:
         lr.actions.clear()
     run.journal.emit(Halted(ts, reason))
     p = run.pipeline
+    run.halt_orders = [s.order if s.filled <= 0 else attrs.evolve(s.order, qty=s.remaining)
+                       for s in run.ledger.open.values()]
     for oid in list(run.ledger.open):
         run.journal.emit(CancelRequested(oid, ts))
         p.executor.cancel(oid, run.lanes[0].ctx)
     for lr in run.lanes:
         apply_reports(run, p.executor.reports(None, lr.lane.symbol))
+
+
+def unhalt(run: Run, by: str, ts: int) -> None:
+    """A risk check lifted the halt (``by`` says who): trading resumes, and the orders the
+    halt cancelled go to their lanes again, with the client order ids the strategies know them
+    by and what each had left, to be vetted by the risk checks and sent like new ones."""
+    was, run.halted = run.halted, None
+    for lr in run.lanes:
+        lr.ctx.halted = None
+    run.journal.emit(Unhalted(ts, by, was or ""))
+    orders, run.halt_orders = run.halt_orders, []
+    for order in orders:
+        lr = run.by_symbol.get(order.symbol) or run.lanes[0]
+        lr.actions.append(order)
 
 
 def liquidate(run: Run, lr: LaneRun, pos: Any, price: float, ts: int) -> None:

@@ -33,6 +33,9 @@ class RunInfo:
     #: The ``[market]`` table of each symbol (:class:`gridkit.runtime.pipeline_file.MarketSection`):
     #: what a live executor sets on the exchange (leverage, position mode) before trading.
     markets: Mapping[str, Any] = field(factory=dict, eq=False)
+    #: The file the run's store records into (``--db`` or ``[store] path``, absolute), or None
+    #: when it keeps nothing: where ``gridkit halt`` leaves an operator's halt request.
+    store: str | None = field(default=None, eq=False)
 
     def resolve(self, path: str | Path) -> Path:
         """A path from pipeline.toml, made absolute against :attr:`base_dir`."""

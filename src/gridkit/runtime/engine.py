@@ -62,6 +62,11 @@ def run_pipeline(pipeline: Pipeline,
         import attrs
 
         pipeline.run = attrs.evolve(pipeline.run, loop=asyncio.new_event_loop())
+    store_file = getattr(pipeline.store.config, "path", None)
+    if store_file and store_file != ":memory:" and pipeline.run.store is None:
+        import attrs
+
+        pipeline.run = attrs.evolve(pipeline.run, store=str(pipeline.run.resolve(store_file)))
     run = _new_run(pipeline)
     setup_done: list[Component] = []
     old_handlers = _catch_signals(run)

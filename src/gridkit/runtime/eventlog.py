@@ -23,6 +23,7 @@ from gridkit.runtime.journal import (
     ParamChanged,
     Paused,
     PhaseChanged,
+    Unhalted,
 )
 
 __all__ = ["ORDER_EVENTS", "EventLog", "attach_event_log"]
@@ -99,6 +100,9 @@ class EventLog:
                         order_id=record.order_id, reason=record.reason)
         elif kind is Halted:
             self._line(ERROR, "halted", f"trading halted: {record.reason}", reason=record.reason)
+        elif kind is Unhalted:
+            self._line(WARNING, "unhalted", f"halt lifted ({record.by}): trading resumes",
+                       reason=record.halted, by=record.by)
         elif kind is Paused:
             if record.reason is None:
                 self._line(WARNING, "resumed", "trading resumed", reason=None)

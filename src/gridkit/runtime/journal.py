@@ -40,6 +40,16 @@ class Halted:
 
 
 @frozen
+class Unhalted:
+    """A halt was lifted (``by`` says who: an operator's ``gridkit resume-trading``); the
+    orders the halt cancelled are proposed again and trading resumes."""
+
+    ts: int
+    by: str
+    halted: str
+
+
+@frozen
 class Liquidated:
     """The exchange closed a perpetual position at its liquidation price (the run halts)."""
 

@@ -53,7 +53,7 @@ class Ledger:
     """
 
     __slots__ = ("anomalies", "bought", "closed", "key", "open", "open_buy_qty", "open_buys",
-                 "open_sell_qty", "seq")
+                 "open_count", "open_sell_qty", "seq")
 
     def __init__(self, key: str = "o") -> None:
         self.key = key
@@ -66,10 +66,11 @@ class Ledger:
         #: and how many there are.
         self.open_buy_qty: dict[str, float] = {}
         self.open_buys: dict[str, int] = {}
-        #: Per symbol, the remaining quantity of its live sell orders, and the quantity every
-        #: buy fill of the run brought (a running total: what was bought since a moment is
-        #: its difference), both O(1) per change (the A-share ``t-plus-one`` check reads them).
+        #: Per symbol, how many orders are live, and the remaining quantity of its live sells.
+        self.open_count: dict[str, int] = {}
         self.open_sell_qty: dict[str, float] = {}
+        #: Per symbol, the quantity every buy fill of the run brought (a running total: what
+        #: was bought since a moment is its difference; the A-share ``t-plus-one`` check).
         self.bought: dict[str, float] = {}
         #: Reports that did not fit the ledger: (order id, what was wrong).
         self.anomalies: list[tuple[str, str]] = []
@@ -85,12 +86,12 @@ class Ledger:
             raise ValueError(f"order id {order.id!r} is already live")
         state = OrderState(order, ts)
         self.open[order.id] = state
+        sym = order.symbol
+        self.open_count[sym] = self.open_count.get(sym, 0) + 1
         if order.side == "buy":
-            sym = order.symbol
             self.open_buy_qty[sym] = self.open_buy_qty.get(sym, 0.0) + order.qty
             self.open_buys[sym] = self.open_buys.get(sym, 0) + 1
         else:
-            sym = order.symbol
             self.open_sell_qty[sym] = self.open_sell_qty.get(sym, 0.0) + order.qty
         return state
 
@@ -119,12 +120,12 @@ class Ledger:
             state.filled = filled
             state.avg_price = notional / filled if filled > 0 else 0.0
             state.fees += report.fee
-            sym = state.order.symbol
             if state.order.side == "buy":
+                sym = state.order.symbol
                 self.open_buy_qty[sym] -= report.qty
                 self.bought[sym] = self.bought.get(sym, 0.0) + report.qty
             else:
-                self.open_sell_qty[sym] = max(0.0, self.open_sell_qty[sym] - report.qty)
+                self.open_sell_qty[state.order.symbol] -= report.qty
             if report.remaining <= QTY_EPS or filled >= state.order.qty - QTY_EPS:
                 self._close(state, FILLED)
             else:
@@ -141,16 +142,16 @@ class Ledger:
         order = state.order
         del self.open[order.id]
         self.closed[status] = self.closed.get(status, 0) + 1
+        sym = order.symbol
+        live = self.open_count[sym] = self.open_count[sym] - 1
         if order.side == "buy":
-            sym = order.symbol
             left = self.open_buys[sym] = self.open_buys[sym] - 1
             # No float residue once no buy is live.
             self.open_buy_qty[sym] = (self.open_buy_qty[sym] - (order.qty - state.filled)
                                       if left else 0.0)
-        else:
-            sym = order.symbol
-            self.open_sell_qty[sym] = max(0.0, self.open_sell_qty[sym]
-                                          - (order.qty - state.filled))
+        else:  # (nor once no sell is)
+            self.open_sell_qty[sym] = (self.open_sell_qty[sym] - (order.qty - state.filled)
+                                       if live > self.open_buys.get(sym, 0) else 0.0)
 
     def live_ids(self) -> set[str]:
         """Ids of every live order."""
@@ -173,11 +174,14 @@ class Ledger:
         self.open_buys = dict(state["open_buys"])
         self.bought = dict(state.get("bought", {}))  # absent from states saved before it
         self.open = {}
-        self.open_sell_qty = {}
         for order, status, filled, avg, fees, ts in state["open"]:
             s = OrderState(order, ts)
             s.status, s.filled, s.avg_price, s.fees = status, filled, avg, fees
             self.open[order.id] = s
-            if order.side != "buy":
-                self.open_sell_qty[order.symbol] = (self.open_sell_qty.get(order.symbol, 0.0)
-                                                    + order.qty - filled)
+        # Counted afresh from the open orders (a state saved before they were kept has none).
+        self.open_count, self.open_sell_qty = {}, {}
+        for s in self.open.values():
+            sym = s.order.symbol
+            self.open_count[sym] = self.open_count.get(sym, 0) + 1
+            if s.order.side != "buy":
+                self.open_sell_qty[sym] = self.open_sell_qty.get(sym, 0.0) + s.remaining

@@ -74,6 +74,9 @@ class Run:
     rejected: dict[str, int] = field(factory=dict)
     deferred: int = 0
     halted: str | None = None
+    #: The orders a halt cancelled (what each had left to fill), proposed again when the halt
+    #: is lifted (:func:`gridkit.runtime.apply.unhalt`).
+    halt_orders: list[Order] = field(factory=list)
     status: str = "running"
     error: str | None = None
     elapsed: float = 0.0

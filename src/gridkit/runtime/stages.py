@@ -82,6 +82,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     signals = tuple(s.update for s in lane.signals)
     filters = tuple(f.allow for f in lane.filters)
     risk_bar = tuple(r.on_bar for r in p.risk if path.overrides(r, RiskCheck, "on_bar"))
+    risk_lift = tuple(r.lift for r in p.risk if path.overrides(r, RiskCheck, "lift"))
     risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
                         if path.overrides(r, RiskCheck, "check"))
     monitors = tuple(m.on_event for m in p.monitors)
@@ -227,6 +228,12 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
                 if reason:
                     path.halt(run, reason, bar.ts)
                     break
+        else:
+            for lift in risk_lift:
+                why = lift(ctx)
+                if why:
+                    path.unhalt(run, why, bar.ts)
+                    break
 
     def execute_stage(bar: Any) -> None:
         if ctx.paused is not paused_seen[0]:
@@ -265,7 +272,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
              ("features", feature_stage if fused or features else None),
              ("attention", attention_stage if attention else None),
              ("regime", regime_stage if lane.regimes or signals else None),
-             ("strategy", strategy_stage), ("risk", risk_stage if risk_bar else None),
+             ("strategy", strategy_stage),
+             ("risk", risk_stage if risk_bar or risk_lift else None),
              ("execute", execute_stage),
              ("monitor", monitor_stage if monitors or every else None)]
     stages = tuple(fn for _, fn in named if fn is not None)

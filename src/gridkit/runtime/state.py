@@ -23,7 +23,7 @@ _LANE_FIELDS = ("consumed", "bars_seen", "accepted", "started", "first_ts", "tic
 _CTX_FIELDS = ("bar", "event", "features", "weights", "adjust", "regime", "regime_score",
                "signals", "halted", "paused", "index", "feature_cost")
 _RUN_FIELDS = ("seen", "orders_placed", "orders_cancelled", "rejected", "deferred", "halted",
-               "tuned")
+               "tuned", "halt_orders")
 
 
 def _components(run: Run) -> dict[str, Any]:

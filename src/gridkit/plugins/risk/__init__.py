@@ -12,6 +12,8 @@ from gridkit.core.config import fraction, option, optional, positive
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Order, Reject
 from gridkit.plugins.risk.ashare import LotSize, PriceLimit, TPlusOne
+from gridkit.plugins.risk.breaker import CircuitBreaker
+from gridkit.plugins.risk.limits import Concentration, ConcurrentOrders, Cooldown, DailyLoss
 from gridkit.runtime.context import Context
 
 
@@ -158,3 +160,8 @@ def gridkit_register_risk_checks(register: Any) -> None:
     register(TPlusOne)
     register(LotSize)
     register(PriceLimit)
+    register(ConcurrentOrders)
+    register(DailyLoss)
+    register(Concentration)
+    register(Cooldown)
+    register(CircuitBreaker)
