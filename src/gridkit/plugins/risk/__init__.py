@@ -151,6 +151,11 @@ class ExchangeRules(RiskCheck):
 
 @hookimpl
 def gridkit_register_risk_checks(register: Any) -> None:
+    from gridkit.plugins.risk.stats import Correlation, SafeSize, Var
+
     register(PositionSize)
     register(Drawdown)
     register(ExchangeRules)
+    register(Correlation)
+    register(Var)
+    register(SafeSize)
