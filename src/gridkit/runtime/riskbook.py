@@ -120,7 +120,7 @@ class RiskBook:
     """The run's portfolio risk figures (module docstring): returns aligned by bar time,
     exposures, and the statistics recomputed every ``every`` bars over ``window`` bars."""
 
-    def __init__(self, window: int = 288, every: int = 12) -> None:
+    def __init__(self, window: int = 0, every: int = 0) -> None:
         self.window = window
         self.every = every
         self.symbols: list[str] = []
@@ -165,7 +165,7 @@ class RiskBook:
              var: tuple[str, float, int] | None = None) -> None:
         """A check's needs: the window grows to the largest asked for, the schedule to the
         most frequent, and a VaR spec joins the list computed at each recompute."""
-        if every is not None and every < self.every:
+        if every is not None and (self.every <= 0 or every < self.every):
             self.every = every
         if window is not None and window > self.window:
             self._grow(window)
@@ -232,7 +232,7 @@ class RiskBook:
         self._row_ts = ts
         self.rows += 1
         done = self.rows - 1  # rows complete now
-        if done >= self.window and done % self.every == 0:
+        if 0 < self.window <= done and done % max(1, self.every) == 0:
             self.recompute()
 
     def _daily(self, ts: int) -> None:
@@ -271,9 +271,10 @@ class RiskBook:
     # --- the schedule -----------------------------------------------------------------------------
 
     def window_returns(self) -> np.ndarray:
-        """The simple returns of the complete rows of the window (the open row left out)."""
+        """The simple returns of the complete rows of the window, oldest first (the open row
+        left out)."""
         cap = self._ret.shape[0]
-        rows = [k for k in range(cap) if k != self._row]
+        rows = [(self._row + 1 + k) % cap for k in range(cap - 1)]
         w = self._ret[rows]
         w = w[np.isfinite(w).all(axis=1)] if w.shape[1] else w[:0]
         return np.expm1(w)
