@@ -253,7 +253,8 @@ def test_the_summary_has_a_risk_block_only_with_a_book(tmp_path: Path) -> None:
     (tmp_path / "risk.toml").write_text(text)
     s = gridkit.run(tmp_path / "risk.toml")
     risk = s["risk"]
-    assert risk["ready"] and risk["window"] == 144 and risk["rows"] == 865  # 3 days of 5m, end included
+    # Three days of 5m bars, the end included.
+    assert risk["ready"] and risk["window"] == 144 and risk["rows"] == 865
     assert set(risk["exposure"]) == {"BTC/USDT", "ETH/USDT", "SOL/USDT"}
     assert -1 < risk["correlation"]["BTC/USDT|ETH/USDT"] <= 1
     lanes = s["symbols"]
