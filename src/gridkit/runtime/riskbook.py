@@ -72,34 +72,46 @@ def normal_quantile(p: float) -> float:
     return NormalDist().inv_cdf(p)
 
 
-def var_historical(pnl: np.ndarray, confidence: float) -> float:
-    """One-period historical VaR: ``-Q_{1-c}(pnl)`` (``numpy.quantile``, linear)."""
-    return float(-np.quantile(pnl, 1.0 - confidence))
+def var_historical(pnl: np.ndarray, confidence: float) -> Any:
+    """One-period historical VaR: ``-Q_{1-c}(pnl)``, the empirical quantile with linear
+    interpolation (``numpy.quantile``'s default). ``pnl`` is one series, or one per column
+    (then an array of VaRs)."""
+    srt = np.sort(pnl, axis=0)
+    n = srt.shape[0]
+    h = (n - 1) * (1.0 - confidence)
+    lo = math.floor(h)
+    hi = min(lo + 1, n - 1)
+    q = srt[lo] + (h - lo) * (srt[hi] - srt[lo])
+    return -q if np.ndim(q) else float(-q)
 
 
-def var_parametric(pnl: np.ndarray, confidence: float) -> float:
-    """One-period normal VaR: ``-(mean + Phi^-1(1-c) * std)``, std with ``ddof=1``."""
-    m = float(pnl.mean())
-    s = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
-    return -(m + normal_quantile(1.0 - confidence) * s)
+def var_parametric(pnl: np.ndarray, confidence: float) -> Any:
+    """One-period normal VaR: ``-(mean + Phi^-1(1-c) * std)``, std with ``ddof=1``; per column
+    for a 2-D ``pnl``."""
+    m = pnl.mean(axis=0)
+    s = pnl.std(axis=0, ddof=1) if len(pnl) > 1 else 0.0 * m
+    out = -(m + normal_quantile(1.0 - confidence) * s)
+    return out if np.ndim(out) else float(out)
 
 
-def var_cornish_fisher(pnl: np.ndarray, confidence: float) -> float:
+def var_cornish_fisher(pnl: np.ndarray, confidence: float) -> Any:
     """One-period Cornish–Fisher VaR: the normal quantile corrected by the skewness ``S`` and
     excess kurtosis ``K`` of ``pnl`` (population moments, as ``scipy.stats.skew`` and
-    ``kurtosis`` compute by default)."""
-    m = float(pnl.mean())
-    s = float(pnl.std(ddof=1)) if len(pnl) > 1 else 0.0
+    ``kurtosis`` compute by default); per column for a 2-D ``pnl``."""
+    m = pnl.mean(axis=0)
+    s = pnl.std(axis=0, ddof=1) if len(pnl) > 1 else 0.0 * m
     d = pnl - m
-    m2 = float((d * d).mean())
-    if m2 <= 0.0:
-        return -m
-    sk = float((d ** 3).mean()) / m2 ** 1.5
-    ku = float((d ** 4).mean()) / (m2 * m2) - 3.0
+    d2 = d * d
+    m2 = d2.mean(axis=0)
+    flat = m2 <= 0.0
+    safe = np.where(flat, 1.0, m2)
+    sk = np.where(flat, 0.0, (d2 * d).mean(axis=0) / safe ** 1.5)
+    ku = np.where(flat, 0.0, (d2 * d2).mean(axis=0) / (safe * safe) - 3.0)
     q = normal_quantile(1.0 - confidence)
     z = (q + (q * q - 1.0) * sk / 6.0 + (q ** 3 - 3.0 * q) * ku / 24.0
          - (2.0 * q ** 3 - 5.0 * q) * sk * sk / 36.0)
-    return -(m + z * s)
+    out = -(m + z * s)
+    return out if np.ndim(out) else float(out)
 
 
 _VAR = {"historical": var_historical, "parametric": var_parametric,
@@ -107,9 +119,10 @@ _VAR = {"historical": var_historical, "parametric": var_parametric,
 
 
 def portfolio_var(returns: np.ndarray, exposures: np.ndarray, method: str, confidence: float,
-                  horizon: int = 1) -> float:
+                  horizon: int = 1) -> Any:
     """VaR over ``horizon`` bars (``sqrt(horizon)`` scaling) of a portfolio holding
-    ``exposures`` (quote currency, per column) given simple ``returns`` (rows = scenarios)."""
+    ``exposures`` (quote currency, per column of ``returns``) given simple ``returns`` (rows =
+    scenarios). ``exposures`` may be a matrix, one portfolio per column: then one VaR each."""
     return _VAR[method](returns @ exposures, confidence) * math.sqrt(horizon)
 
 
@@ -307,14 +320,16 @@ class RiskBook:
         self.equity0 = acct.equity if acct is not None else 0.0
         gross = float(np.abs(e0).sum())
         eps = 0.01 * gross if gross > 0 else 1.0
+        # e0 and e0 + eps in each symbol, one portfolio per column: one matrix product and
+        # one vectorized VaR per spec give VaR(e0) and the finite-difference gradient.
+        k = len(e0)
+        E = np.repeat(e0[:, None], k + 1, axis=1)
+        E[np.arange(k), np.arange(k) + 1] += eps
         for spec in self.specs:
             method, conf, h = spec
-            v0 = portfolio_var(R, e0, method, conf, h) if gross > 0 else 0.0
-            g = np.empty(len(e0))
-            for i in range(len(e0)):
-                e = e0.copy()
-                e[i] += eps
-                g[i] = (portfolio_var(R, e, method, conf, h) - v0) / eps
+            v = np.asarray(portfolio_var(R, E, method, conf, h), dtype=float)
+            v0 = float(v[0]) if gross > 0 else 0.0
+            g = (v[1:] - v0) / eps
             self.var0[spec] = (v0, g)
             if self.equity0 > 0:
                 f = v0 / self.equity0
