@@ -271,3 +271,58 @@ def test_risk_book_is_one_per_run() -> None:
     assert risk_book(run, a) is risk_book(run, b)
     other = portfolio(("BTC/USDT", "ETH/USDT"))["BTC/USDT"].run
     assert risk_book(other, a) is not risk_book(run, a)
+
+
+def _risk_example(tmp_path: Path, end: str, extra: str = "") -> Path:
+    """The four-coin example with this module's checks only, up to ``end``."""
+    text = (EXAMPLES / "portfolio-risk.toml").read_text()
+    blocks = text.split("[[risk]]")
+    text = "[[risk]]".join([blocks[0]] + [b for b in blocks[1:] if '"concentration"' not in b
+                                           and '"daily-loss"' not in b])
+    text = text.replace('end = "2021-05-20T20:35:00Z"', f'end = "{end}"') + extra
+    if not (tmp_path / "data").exists():
+        (tmp_path / "data").symlink_to(EXAMPLES / "data")
+    path = tmp_path / f"p{len(list(tmp_path.glob('p*.toml')))}.toml"
+    path.write_text(text.replace("[executor]", extra + "\n[executor]", 1) if extra else text)
+    return path
+
+
+def test_a_run_stopped_mid_way_resumes_with_the_same_risk_book(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    from gridkit.cli import _load
+    from gridkit.runtime.engine import run_pipeline
+
+    path = _risk_example(tmp_path, "2021-05-06T00:00:00Z")
+    whole = run_pipeline(_load(str(path), str(tmp_path / "a.db")))
+    sent: list[int] = []
+
+    def stop(done: int, total: int | None) -> None:
+        if done >= 4_000 and not sent:  # past the window: the book is ready
+            sent.append(done)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = run_pipeline(_load(str(path), str(tmp_path / "b.db")), stop)
+    assert first["status"] == "stopped" and first["risk"]["ready"]
+    again = run_pipeline(_load(str(path), str(tmp_path / "b.db")), resume=True)
+    assert again["resumed"]
+    for key in ("final_equity", "orders_placed", "orders_rejected", "rejected_by", "risk"):
+        assert again[key] == whole[key], key
+    assert whole["orders_rejected"] > 0 and whole["risk"]["recomputes"] > 10
+
+
+def test_a_window_longer_than_the_data_says_so_in_one_line(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = _risk_example(tmp_path, "2021-05-01T12:00:00Z")  # 145 bars; the windows are 288
+    s = gridkit.run(path)
+    assert not s["risk"]["ready"] and s["risk"]["recomputes"] == 0
+    comps = s["components"]
+    corr, var = comps["risk[0]"], comps["risk[1]"]  # correlation, var in the example
+    assert corr["refused"] == var["refused"] == 0 and var["unvetted"] > 0
+    lines = [r.getMessage() for r in caplog.records if r.name == "gridkit.risk"]
+    assert sorted(lines) == [
+        f"{name}: the window of 288 bars never filled (the data gave 145 aligned bar times): "
+        f"{c['unvetted']} orders passed unvetted; shorten window"
+        for name, c in (("correlation", corr), ("var", var)) if c["unvetted"]]
+    assert len(lines) >= 1
