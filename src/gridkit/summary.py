@@ -149,7 +149,7 @@ def summarize(run: Any) -> dict[str, Any]:
             **({k: st[k] for k in ("round_trips", "grid_profit") if k in st}),
             "grid": grid_by_symbol[lr.lane.symbol],
         }
-    return {
+    out = {
         "name": p.run.name, "mode": p.run.mode, "symbol": p.run.symbol,
         "symbols": symbols,
         "status": run.status, "error": run.error, "run_id": run.run_id,
@@ -190,3 +190,10 @@ def summarize(run: Any) -> dict[str, Any]:
         "elapsed_s": run.elapsed,
         "events_per_s": run.seen / run.elapsed if run.elapsed > 0 else None,
     }
+    # The portfolio risk book's figures, when a risk check keeps one (gridkit.runtime.riskbook).
+    from gridkit.runtime.riskbook import find
+
+    book = find(run)
+    if book is not None:
+        out["risk"] = book.summary()
+    return out

@@ -154,6 +154,8 @@ class ExchangeRules(RiskCheck):
 
 @hookimpl
 def gridkit_register_risk_checks(register: Any) -> None:
+    from gridkit.plugins.risk.stats import Correlation, SafeSize, Var
+
     register(PositionSize)
     register(Drawdown)
     register(ExchangeRules)
@@ -165,3 +167,6 @@ def gridkit_register_risk_checks(register: Any) -> None:
     register(Concentration)
     register(Cooldown)
     register(CircuitBreaker)
+    register(Correlation)
+    register(Var)
+    register(SafeSize)
