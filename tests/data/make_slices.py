@@ -54,6 +54,10 @@ SLICES: list[tuple[str, str, int | None]] = [
     ("api_fixtures/bbgo/btcusdt-trades.json", "whole", None),
     ("api_fixtures/cryptofeed/BINANCE.0", "whole", None),
     ("api_fixtures/cryptofeed/BINANCE_FUTURES.0", "whole", None),
+    ("ohlcv/a-share/qbot/600519.csv", "whole", None),
+    ("ohlcv/a-share/qbot/000001.SZ.csv", "whole", None),
+    ("ohlcv/a-share/volatility-regime-momentum/300033.csv", "whole", None),
+    ("ohlcv/a-share/volatility-regime-momentum/688981.csv", "whole", None),
     *((f"api_fixtures/nautilus_trader/binance_http_responses/http_{name}.json", "whole", None)
       for name in ("spot_market_exchange_info", "spot_market_klines", "spot_market_trades",
                    "spot_market_agg_trades", "futures_market_exchange_info")),
@@ -62,6 +66,7 @@ SLICES: list[tuple[str, str, int | None]] = [
 #: SOURCE.md lists them as stored there, and they are not copied again.
 IN_EXAMPLES = {
     "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json": "BTC_USDT-1m.json.gz",
+    "ohlcv/a-share/qbot/000953.SZ.csv": "000953.SZ.csv",
     **{f"ohlcv/freqtrade/futures/XRP_USDT_USDT-{name}.feather": f"XRP_USDT_USDT-{name}.feather"
        for name in ("5m-futures", "8h-funding_rate", "8h-mark")},
 }
