@@ -76,11 +76,13 @@ from gridkit.runtime.context import Context, RunInfo
 from gridkit.runtime.journal import (
     CancelRequested,
     Halted,
+    Liquidated,
     Mark,
     OrderRequested,
     ParamChanged,
     Paused,
     PhaseChanged,
+    Unhalted,
 )
 from gridkit.runtime.ledger import Ledger, OrderState
 
@@ -116,6 +118,7 @@ __all__ = [
     "GridkitError",
     "Halted",
     "Ledger",
+    "Liquidated",
     "Mark",
     "Monitor",
     "NoOptions",
@@ -143,6 +146,7 @@ __all__ = [
     "Store",
     "Strategy",
     "Trade",
+    "Unhalted",
     "Validator",
     "at_least",
     "between",
