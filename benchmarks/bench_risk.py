@@ -7,9 +7,7 @@ Two measurements, each beside a baseline taken in the same run:
   no risk check at all (the baseline). The event loop in this process (``run_pipeline``), best
   of N interleaved rounds: every variant and the baseline run once per round, in turn. The
   checks refuse orders, so the variants do not trade alike: the difference is the stack's
-  cost *and* the trading it prevents (the notes give the orders each placed). Checks of the
-  stack that are not installed (``concentration`` and ``daily-loss`` come from another
-  module) are left out, and the notes say so.
+  cost *and* the trading it prevents (the notes give the orders each placed).
 * **per order** — one ``check()`` call of each statistics check on a book warmed on the same
   data (the statistics already computed), against ``position-size``'s ``check()``, the
   cheapest check there is, timed in the same loop.
@@ -22,7 +20,6 @@ from __future__ import annotations
 import gc
 import gzip
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -33,30 +30,15 @@ EXAMPLE = EXAMPLES / "portfolio-risk.toml"
 SAFE_SIZE = '[[risk]]\nuse = "safe-size"\nwindow = 288\nevery = 12\n\n'
 
 
-def _installed() -> set[str]:
-    from gridkit.core.plugins import get_host
-    from gridkit.core.registry import build_registry
-
-    return set(build_registry(get_host()).names("risk"))
-
-
-def _texts() -> tuple[dict[str, str], list[str]]:
+def _texts() -> dict[str, str]:
+    """The example without its ``[[risk]]`` blocks, as it is, and with ``safe-size`` first."""
     text = EXAMPLE.read_text()
-    have = _installed()
     head, *blocks = text.split("[[risk]]")
     tail = blocks[-1][blocks[-1].index("[executor]"):]
     blocks[-1] = blocks[-1][:blocks[-1].index("[executor]")]
-    kept, missing = [], []
-    for b in blocks:
-        use = re.search(r'use = "([a-z-]+)"', b)
-        name = use.group(1) if use else ""
-        (kept if name in have else missing).append(b if name in have else name)
-    stack = head + "".join("[[risk]]" + b for b in kept) + tail
-    return {
-        "none": head + tail,
-        "stack": stack,
-        "stack + safe-size": head + SAFE_SIZE + "".join("[[risk]]" + b for b in kept) + tail,
-    }, missing
+    stack = "".join("[[risk]]" + b for b in blocks)
+    return {"none": head + tail, "stack": head + stack + tail,
+            "stack + safe-size": head + SAFE_SIZE + stack + tail}
 
 
 def _run(config: Any) -> dict[str, Any]:
@@ -69,7 +51,7 @@ def _per_event(quick: bool) -> Section:
     from gridkit.runtime.pipeline_file import parse_pipeline
 
     repeat = 2 if quick else 5
-    texts, missing = _texts()
+    texts = _texts()
     configs = {name: parse_pipeline(t, base_dir=EXAMPLE.parent) for name, t in texts.items()}
     results = {name: _run(cfg) for name, cfg in configs.items()}  # warm: imports, caches
     times: dict[str, list[float]] = {name: [] for name in configs}
@@ -84,8 +66,6 @@ def _per_event(quick: bool) -> Section:
     rows = [Row("four-coin example, no risk check", base * 1e6, "us",
                 how=f"event loop / accepted bars, best of {repeat} interleaved rounds")]
     notes = [f"{events:,} accepted bars over 4 lanes"]
-    if missing:
-        notes.append("not installed, left out of the stack: " + ", ".join(missing))
     for name in ("stack", "stack + safe-size"):
         t = min(times[name]) / events
         got = results[name]
