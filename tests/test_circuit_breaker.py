@@ -19,6 +19,7 @@ from gridkit import (
     Accepted,
     Bar,
     ComponentError,
+    ConfigError,
     DataError,
     Halted,
     Mark,
@@ -265,6 +266,89 @@ def test_an_operator_halt_lasts_across_a_resume_until_resume_trading(tmp_path: P
         again = {r[0] for r in conn.execute(
             "SELECT order_id FROM orders WHERE status = 'requested' AND ts = ?", (lift_ts,))}
     assert cancelled and again == cancelled
+
+
+def test_a_db_that_is_not_a_store_is_refused_before_the_run(tmp_path: Path) -> None:
+    from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import parse_pipeline
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    for db, says in ((notes, "is not a gridkit store"),
+                     (tmp_path / "gone" / "run.db", "no such store")):
+        text = example_text() + f'db = "{db.as_posix()}"\n'
+        with pytest.raises(ConfigError) as err:
+            build_pipeline(parse_pipeline(text, base_dir=EXAMPLES))
+        line = str(err.value)
+        assert says in line and "gridkit halt could not reach this run" in line
+        assert "\n" not in line
+
+
+def test_a_fresh_run_does_not_take_over_an_earlier_runs_halt(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Requests are for the run that is on: a halt left for run 1 is one warning line for a
+    run started afresh on the same store, which trades."""
+    from gridkit.runtime.engine import run_pipeline
+
+    db = tmp_path / "run.db"
+    one = run_pipeline(build_example(db))
+    assert one["halted"] is None
+    write_request(db, "halt", "for run 1")
+    with caplog.at_level("WARNING", logger="gridkit.risk"):
+        two = run_pipeline(build_example(db))
+    assert two["halted"] is None and two["orders_placed"] == one["orders_placed"]
+    said = [r.getMessage() for r in caplog.records if "unlifted halt" in r.getMessage()]
+    assert said == [f"circuit-breaker: {db} holds an unlifted halt (request 1: for run 1) of "
+                    f"an earlier run; this run does not take it over (gridkit halt again to "
+                    f"halt it)"]
+
+
+def test_requests_unreadable_mid_run_are_one_warning_and_the_run_goes_on(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from gridkit.plugins.stores import SqliteStore
+    from gridkit.runtime.context import RunInfo
+
+    db = tmp_path / "run.db"
+    info = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db))
+    store = build(SqliteStore, {"path": str(db)})
+    store.setup(info)
+    store.open_run(info, {})
+    store.close()
+    check = build(CircuitBreaker, {"poll_bars": 1})
+    check.setup(info)
+    with sqlite3.connect(db) as other:  # another program's table under the same name
+        other.execute("CREATE TABLE halt_requests (note TEXT)")
+    ctx = context(bar=Bar(0, 100.0, 100.0, 100.0, 100.0, 1.0))
+    with caplog.at_level("WARNING", logger="gridkit.risk"):
+        assert check.on_bar(ctx) is None and check.on_bar(ctx) is None
+    check.close()
+    assert check.stats()["poll_errors"] == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(
+        f"circuit-breaker: cannot read operator requests from {db} (")
+
+
+def test_halt_on_a_locked_store_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    from gridkit.plugins.stores import SqliteStore
+    from gridkit.runtime.context import RunInfo
+
+    db = tmp_path / "run.db"
+    info = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db))
+    store = build(SqliteStore, {"path": str(db)})
+    store.setup(info)
+    store.open_run(info, {})
+    store.close()
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DataError) as err:
+            write_request(db, "halt", "x", timeout=0.1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(err.value) == (f"{db}: cannot write the request (database is locked); nothing "
+                              f"written, try again")
+    assert write_request(db, "halt", "x")[0] == 1  # the first request that got in
 
 
 def test_a_resume_request_written_before_a_halt_does_not_lift_it(tmp_path: Path) -> None:

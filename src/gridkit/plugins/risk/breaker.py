@@ -3,6 +3,7 @@ store (``gridkit halt`` / ``gridkit resume-trading``, :mod:`gridkit.plugins.halt
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections import deque
@@ -13,7 +14,10 @@ from attrs import frozen
 
 from gridkit.core.components import RiskCheck
 from gridkit.core.config import at_least, fraction, option, optional, positive
+from gridkit.core.errors import ConfigError
 from gridkit.runtime.context import Context, RunInfo
+
+_log = logging.getLogger("gridkit.risk")
 
 #: The table of operator requests in a run's store: one row per ``gridkit halt`` (``action``
 #: ``halt``) or ``gridkit resume-trading`` (``resume``); the newest row is what stands.
@@ -36,7 +40,31 @@ def latest_request(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
     return (int(row[0]), str(row[1]), str(row[2] or "")) if row is not None else None
 
 
-def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None, bool]:
+def store_problem(path: Path) -> str | None:
+    """Why ``path`` cannot take operator requests (one line), or None: it is a gridkit store."""
+    from gridkit.plugins.stores import APPLICATION_ID
+
+    if not path.is_file():
+        return f"{path}: no such store (give the --db file a run records into)"
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10.0)
+    except sqlite3.Error as err:
+        return f"{path}: cannot open it: {err}"
+    try:
+        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        runs = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                            "AND name = 'runs'").fetchone()
+    except sqlite3.DatabaseError:
+        app, runs = None, None
+    finally:
+        conn.close()
+    if app != APPLICATION_ID or runs is None:
+        return f"{path} is not a gridkit store (no gridkit mark or runs table)"
+    return None
+
+
+def write_request(path: Path, action: str, reason: str,
+                  timeout: float = 10.0) -> tuple[int, int | None, bool]:
     """Record an operator request (``halt`` or ``resume``) in the store at ``path``, in one
     transaction (the table is made if new); return (request id, the store's last run id,
     whether that run's pipeline has a ``circuit-breaker`` to act on it).
@@ -44,24 +72,15 @@ def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None
     Raises :class:`gridkit.DataError` with one line for a file that is not a gridkit store.
     """
     from gridkit.core.errors import DataError
-    from gridkit.plugins.stores import APPLICATION_ID
 
-    if not path.is_file():
-        raise DataError(f"{path}: no such store (give the --db file a run records into)")
+    problem = store_problem(path)
+    if problem is not None:
+        raise DataError(problem + ("; nothing written" if path.is_file() else ""))
     try:
-        conn = sqlite3.connect(str(path), timeout=10.0)
+        conn = sqlite3.connect(str(path), timeout=timeout)
     except sqlite3.Error as err:
         raise DataError(f"{path}: cannot open it: {err}") from None
     try:
-        try:
-            app = conn.execute("PRAGMA application_id").fetchone()[0]
-            runs = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                "AND name = 'runs'").fetchone()
-        except sqlite3.DatabaseError:
-            app, runs = None, None
-        if app != APPLICATION_ID or runs is None:
-            raise DataError(f"{path} is not a gridkit store (no gridkit mark or runs table); "
-                            f"nothing written")
         with conn:  # one transaction: the table and the request, or neither
             conn.execute(HALT_TABLE)
             last, config = conn.execute("SELECT id, config FROM runs ORDER BY id DESC "
@@ -69,6 +88,9 @@ def write_request(path: Path, action: str, reason: str) -> tuple[int, int | None
             cur = conn.execute("INSERT INTO halt_requests (requested, action, reason, run_id) "
                                "VALUES (?, ?, ?, ?)", (time.time(), action, reason, last))
         return int(cur.lastrowid or 0), last, '"circuit-breaker"' in (config or "")
+    except sqlite3.OperationalError as err:  # locked by a writer for ``timeout``, read-only
+        raise DataError(f"{path}: cannot write the request ({err}); nothing written, try "
+                        f"again") from None
     finally:
         conn.close()
 
@@ -96,7 +118,11 @@ class CircuitBreaker(RiskCheck):
     * **operator** — ``gridkit halt --db PATH`` leaves a request in the run's store (``db``,
       default: the file the run records into); the check reads the newest request every
       ``poll_bars`` bars or ``poll_seconds`` seconds, whichever comes first (one indexed row
-      per poll).
+      per poll). Requests are for the run that is on: a run started afresh (not ``--resume``)
+      passes over those already in the store, and says so in one warning line if the newest
+      is a halt nobody lifted; a resumed run acts on every request made since its last
+      commit. A ``db`` that is not a gridkit store is refused before the run; a store the run
+      cannot read during it is one warning line (the run goes on; ``poll_errors`` counts).
 
     While the run is halted (by this check or any other, a liquidation included) the check
     polls on the same schedule, and ``gridkit resume-trading --db PATH`` lifts the halt: the
@@ -148,15 +174,63 @@ class CircuitBreaker(RiskCheck):
         self._conn: sqlite3.Connection | None = None
         self._polled_at = float("-inf")
         self._fresh = True
+        self._warned = False
+        self._standing: tuple[int, str, str] | None = None
 
     # -- the store --------------------------------------------------------------------------
+
+    def validate(self, run: RunInfo) -> None:
+        c = self.config
+        if c.operator and c.db:
+            path = run.resolve(c.db)
+            problem = store_problem(path)
+            if problem is not None:
+                raise ConfigError(f"circuit-breaker db: {problem}: gridkit halt could not "
+                                  f"reach this run")
 
     def setup(self, run: RunInfo) -> None:
         c = self.config
         if c.operator:
             self._db = str(run.resolve(c.db)) if c.db else run.store
+            if self._db is None and run.mode != "backtest":
+                _log.warning("circuit-breaker: the run keeps no store (no --db or [store]), so "
+                             "gridkit halt cannot reach it; its other triggers stand")
         self._polled_at = float("-inf")  # a (re)started run polls at its first bar
         self._fresh = True  # (until its first bar of trading)
+        self._warned = False
+        # Requests already in the store were for earlier runs: a fresh run starts after them
+        # (a resumed run puts back its own ``seen`` when its state is restored, after this).
+        got = self._read()
+        self._standing = got if got is not None and got[1] == "halt" else None
+        if got is not None:
+            self.seen = got[0]
+
+    def _say_standing(self, ctx: Context) -> None:
+        """At the first bar: one line if the store's newest request is a halt this run passed
+        over (a fresh run; a resumed one that obeyed it is halted, and says nothing)."""
+        got, self._standing = self._standing, None
+        if got is not None and self.seen == got[0] and not ctx.halted:
+            _log.warning("circuit-breaker: %s holds an unlifted halt (request %d: %s) of an "
+                         "earlier run; this run does not take it over (gridkit halt again to "
+                         "halt it)", self._db, got[0], got[2] or "no reason given")
+
+    def _read(self) -> tuple[int, str, str] | None:
+        """The newest request in the store (None: none, no store yet, or unreadable now)."""
+        if self._db is None:
+            return None
+        try:
+            if self._conn is None:
+                if not Path(self._db).is_file():
+                    return None
+                self._conn = sqlite3.connect(self._db, timeout=1.0, check_same_thread=False)
+            return latest_request(self._conn)
+        except sqlite3.Error as err:
+            self.poll_errors += 1  # a busy or damaged file: the next poll tries again
+            if not self._warned:
+                self._warned = True
+                _log.warning("circuit-breaker: cannot read operator requests from %s (%s); "
+                             "trying again at every poll", self._db, err)
+            return None
 
     def _poll(self) -> tuple[int, str, str] | None:
         """The newest request, if it is time to look and there is one newer than ``seen``."""
@@ -169,15 +243,7 @@ class CircuitBreaker(RiskCheck):
             return None
         self._since_poll, self._polled_at = 0, now
         self.polls += 1
-        try:
-            if self._conn is None:
-                if not Path(self._db).is_file():
-                    return None
-                self._conn = sqlite3.connect(self._db, timeout=1.0, check_same_thread=False)
-            got = latest_request(self._conn)
-        except sqlite3.Error:
-            self.poll_errors += 1  # a busy or damaged file: the next poll tries again
-            return None
+        got = self._read()
         if got is None or got[0] <= self.seen:
             return None
         self.seen = got[0]
@@ -190,7 +256,8 @@ class CircuitBreaker(RiskCheck):
 
     def snapshot(self) -> Any:
         state = super().snapshot() or {}
-        for key in ("_conn", "_db", "_polled_at", "_since_poll", "_fresh"):
+        for key in ("_conn", "_db", "_polled_at", "_since_poll", "_fresh", "_warned",
+                    "_standing"):
             state.pop(key, None)
         return state
 
@@ -203,6 +270,8 @@ class CircuitBreaker(RiskCheck):
         return reason
 
     def on_bar(self, ctx: Context) -> str | None:
+        if self._standing is not None:
+            self._say_standing(ctx)
         self._in_halt = self._fresh = False
         c = self.config
         sym, bar, i = ctx.symbol, ctx.bar, ctx.index
@@ -255,6 +324,7 @@ class CircuitBreaker(RiskCheck):
         return None
 
     def lift(self, ctx: Context) -> str | None:
+        self._standing = None  # halted: nothing to say about a halt passed over
         sym = ctx.symbol
         self._prev[sym] = (ctx.index, ctx.bar.close)  # no gap across the halt
         if not self._in_halt:
