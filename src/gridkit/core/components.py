@@ -338,6 +338,22 @@ class RiskCheck(Component):
         the halt cancelled are then proposed again, through every risk check."""
         return None
 
+    def min_bars(self) -> int:
+        """Bars of each symbol the check must have seen before it can vet an order (a rolling
+        window's length; 0: none). A backtest whose data holds fewer is refused before it runs,
+        in one line: the check would pass every order unvetted."""
+        return 0
+
+    def conflicts(self, others: Sequence[RiskCheck]) -> list[str]:
+        """Why this check's limits contradict those of the pipeline's other risk checks
+        (``others``, in ``[[risk]]`` order, this one left out): one line each, or none.
+
+        Called once when the pipeline is built; ``gridkit check`` and ``gridkit run`` refuse
+        the pipeline with these lines (exit 2). A limit another check always reaches first
+        (a daily loss above the drawdown that halts sooner) is a contradiction; a check that
+        merely repeats another is not."""
+        return []
+
 
 class Executor(Component):
     """Places and cancels orders, and reports what happens to them (DESIGN.md §11).

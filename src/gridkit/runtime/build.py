@@ -278,7 +278,7 @@ def build_pipeline(config: PipelineConfig, host: PluginHost | None = None, *,
             spec, _ = pipeline.origin(component)
             own.append(f"{spec.path}: {err}")
             refused.add(id(component))
-    problems += _mode_checks(pipeline, refused) + own
+    problems += _mode_checks(pipeline, refused) + own + _risk_conflicts(pipeline)
     if problems:
         raise ConfigError(list(dict.fromkeys(problems)), config.source)
     return pipeline
@@ -361,6 +361,17 @@ def _shared_specs(config: PipelineConfig, key: str, lanes: list[Lane]) -> list[C
             and lanes and all("trades" in lane.source.provides for lane in lanes)):
         return [ComponentSpec("paper", {}, "executor")]
     return specs
+
+
+def _risk_conflicts(p: Pipeline) -> list[str]:
+    """Limits of the ``[[risk]]`` checks that contradict each other (``RiskCheck.conflicts``)."""
+    problems = []
+    for check in p.risk:
+        others = [o for o in p.risk if o is not check]
+        for line in check.conflicts(others):
+            spec, _ = p.origin(check)
+            problems.append(f"{spec.path}: {line}")
+    return problems
 
 
 def _mode_checks(p: Pipeline, refused: set[int] | None = None) -> list[str]:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from gridkit.core.components import Component, Validator
-from gridkit.core.errors import ComponentError, GridkitError
+from gridkit.core.errors import ComponentError, ConfigError, GridkitError
 from gridkit.core.types import Bar
 from gridkit.credentials import redact
 from gridkit.runtime.account import LINEAR, Account, Position
@@ -74,6 +74,7 @@ def run_pipeline(pipeline: Pipeline,
         for component in pipeline.components():
             _guard(pipeline, component, "in setup", component.setup, pipeline.run)
             setup_done.append(component)
+        _data_long_enough(pipeline)
         _exchange_markets(run)
         store = pipeline.store
         if store.journaled:
@@ -127,6 +128,28 @@ def run_pipeline(pipeline: Pipeline,
     finally:
         _restore_signals(old_handlers)
     return _finish(run, setup_done)
+
+
+def _data_long_enough(pipeline: Pipeline) -> None:
+    """Refuse a backtest whose data is shorter than a risk check's window (``min_bars``): the
+    check would pass every order unvetted. Known once the sources are set up (``size_hint``
+    counts events, at least the bars: a lane folding trades into bars is never refused)."""
+    if pipeline.run.mode != "backtest":
+        return
+    sizes = [lane.source.size_hint() for lane in pipeline.lanes]
+    if not sizes or None in sizes:
+        return
+    have = min(s for s in sizes if s is not None)
+    problems = []
+    for check in pipeline.risk:
+        need = check.min_bars()
+        if need > have:
+            spec, reg = pipeline.origin(check)
+            problems.append(f"{spec.path}: {reg.name} needs {need:,} bars before it vets an "
+                            f"order, and the data holds {have:,}: it would pass every order "
+                            f"unvetted (shorten its window)")
+    if problems:
+        raise ConfigError(problems, pipeline.config.source)
 
 
 def _new_run(pipeline: Pipeline) -> Run:

@@ -7,6 +7,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,15 @@ class CircuitBreaker(RiskCheck):
         self._fresh = True
         self._warned = False
         self._standing: tuple[int, str, str] | None = None
+
+    def conflicts(self, others: Sequence[RiskCheck]) -> list[str]:
+        # The window's peak is never above the run's, so a drop within the window is never
+        # more than the drawdown: at or above the drawdown's limit this trigger cannot fire.
+        drop = self.config.max_drop
+        return [f"circuit-breaker max_drop {drop:.2%} is not below the drawdown limit "
+                f"{o.config.limit:.2%}: drawdown halts first, so the equity-drop trigger never "
+                f"fires" for o in others
+                if o.name == "drawdown" and drop is not None and drop >= o.config.limit]
 
     # -- the store --------------------------------------------------------------------------
 

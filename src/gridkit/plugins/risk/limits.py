@@ -12,6 +12,7 @@ take profit, and a stop can still close, while its entries are refused.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -161,6 +162,14 @@ class DailyLoss(RiskCheck):
         def __attrs_post_init__(self) -> None:
             if self.day_start >= 24:
                 raise OptionError("day_start", f"must be in [0, 24), got {self.day_start!r}")
+
+    def conflicts(self, others: Sequence[RiskCheck]) -> list[str]:
+        # The day starts at an equity no higher than the peak, so the day's loss is never
+        # more than the drawdown: at or above the drawdown's limit this check cannot bind.
+        return [f"daily-loss limit {self.config.limit:.2%} is not below the drawdown limit "
+                f"{o.config.limit:.2%}: drawdown halts first, so daily-loss never binds"
+                for o in others if o.name == "drawdown"
+                and self.config.limit >= o.config.limit]
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)

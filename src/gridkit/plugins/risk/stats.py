@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
@@ -71,6 +72,22 @@ class _BookCheck(RiskCheck):
     def _needs(self, book: RiskBook) -> None:
         c = self.config
         book.need(window=c.window, every=c.every)
+
+    def min_bars(self) -> int:
+        # The book's first recompute comes once ``window`` rows of returns are complete; the
+        # first bar gives none.
+        return self.config.window + 1
+
+    def conflicts(self, others: Sequence[RiskCheck]) -> list[str]:
+        # One book serves every portfolio check of the run, with one window: the largest.
+        mine = self.config.window
+        wider = {o.name: o.config.window for o in others
+                 if isinstance(o, _BookCheck) and o.config.window > mine}
+        if not wider:
+            return []
+        name, top = max(wider.items(), key=lambda kv: kv[1])
+        return [f"{self.name} window {mine} differs from {name}'s {top}: the portfolio checks "
+                f"share one risk book with one window (the largest); give them the same window"]
 
     def setup(self, run: RunInfo) -> None:
         if self.book is None or self.book.rows:  # (a second run of the same pipeline: afresh)
