@@ -23,6 +23,10 @@ class PositionSize(RiskCheck):
     The position counted is the symbol's base held plus every open buy of that symbol (the worst
     case: all of them fill), so the cap holds whatever the market does; with several symbols the
     cap is per symbol. Sells always pass.
+
+    Formula: refuses a buy when ``base + open_buys + qty > max_base``, or when
+    ``(base + open_buys + qty) * price / equity > max_fraction``. Source: seeds 000 and 002
+    (``max_position_size``: 5 % and 20 % of capital) and seed 003 (``max_position_pct`` 20).
     """
 
     name = "position-size"
@@ -65,7 +69,9 @@ class PositionSize(RiskCheck):
 class Drawdown(RiskCheck):
     """Halts trading (cancels every order, places none) once equity falls ``limit`` below its peak.
 
-    Drawdown is ``(peak - equity) / peak`` on the equity marked at each close.
+    Drawdown is ``(peak - equity) / peak`` on the equity marked at each close; the halt lasts
+    until a ``circuit-breaker`` lifts it. Source: seeds 000 and 002 (``max_drawdown``: 3 % and
+    5 % total), the maximum-drawdown stop of every grid-bot platform.
     """
 
     name = "drawdown"
@@ -99,7 +105,9 @@ class ExchangeRules(RiskCheck):
     is cut down to it. What still breaks a filter (a quantity below the minimum, a notional
     below the minimum) is refused with the exchange's own reason (``Filter failure:
     MIN_NOTIONAL``), before it is sent. Without market rules for the symbol, every order passes
-    and ``without_rules`` counts them.
+    and ``without_rules`` counts them. Source: Binance's symbol filters (``PRICE_FILTER``,
+    ``LOT_SIZE``, ``MIN_NOTIONAL`` / ``NOTIONAL`` in ``GET /api/v3/exchangeInfo``), as ccxt
+    maps them into each market's ``precision`` and ``limits``.
     """
 
     name = "exchange-rules"

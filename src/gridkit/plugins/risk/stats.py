@@ -279,8 +279,11 @@ class Var(_BookCheck):
                 "max_refused_fraction": self.max_seen if self.refused else None}
 
 
-#: Seed 000/002's regime labels and the size each keeps (volatile markets trade smaller).
-_REGIME_SIZE = {"RANGING": 1.0, "TRENDING": 0.75, "VOLATILE": 0.5, "DORMANT": 0.8}
+#: The size each of the seeds' regime labels keeps: gridkit's defaults. Seed 002 §3.6 names a
+#: regime multiplier without values; these follow seed 000's selection table: full size when
+#: ranging (8 levels), three quarters when trending (3-6 levels), half when volatile (3-5 wide
+#: levels) or dormant ("minimal/no trading").
+_REGIME_SIZE = {"RANGING": 1.0, "TRENDING": 0.75, "VOLATILE": 0.5, "DORMANT": 0.5}
 
 
 class SafeSize(_BookCheck):
@@ -300,7 +303,9 @@ class SafeSize(_BookCheck):
       positive correlations with the other held symbols: the volatility of two equal
       positions grows as ``sqrt(2 (1 + rho))`` (Markowitz 1952), so a fully correlated
       addition trades ``1/sqrt(2)`` of its size;
-    * **regime** ``m_r = regimes[ctx.regime]`` (1 for a label not listed, or none yet);
+    * **regime** ``m_r = regimes[ctx.regime]`` (1 for a label not listed, or none yet; the
+      defaults are gridkit's, after seed 000's selection table: RANGING 1, TRENDING 0.75,
+      VOLATILE 0.5, DORMANT 0.5);
     * **attention**, when an attention module publishes one: ``ctx.adjust["risk"]`` (or
       ``ctx.adjust["LABEL:risk"]`` for the current regime label) — the seed's
       ``attention.get_risk_adjustment()`` in its active phase.
