@@ -413,6 +413,35 @@ def test_a_raising_risk_check_is_named_and_nothing_is_sent_after_it() -> None:
 
 
 
+def test_a_check_that_raises_mid_run_stops_the_orders_there() -> None:
+    """Failing on a later event, after orders went out: the run ends named and in one line,
+    and nothing the executor is handed comes after the failure."""
+    from gridkit.plugins.executors.bars import SimulatedExecutor
+
+    sent: list[str] = []
+    raised_after: list[int] = []
+
+    class Recording(SimulatedExecutor):
+        def submit(self, order: Order, ctx: Any) -> str | None:
+            sent.append(order.id)
+            return super().submit(order, ctx)
+
+    class LateBoom(Boom):
+        def check(self, order: Order, ctx: Any) -> Order:
+            self.seen += 1
+            if self.seen == 45:
+                raised_after.append(len(sent))
+                raise RuntimeError("limits table missing")
+            return order
+
+    with pytest.raises(ComponentError) as err:
+        step_strategy(StaticGrid, btc_5m(), options=GRID, risk=[LateBoom()],
+                      fill_model=Recording())
+    assert "risk 'boom'" in str(err.value) and "\n" not in str(err.value)
+    assert raised_after and raised_after[0] > 30  # the first batch and answers to fills went
+    assert len(sent) == raised_after[0]  # and nothing after the failure
+
+
 def test_a_lift_is_one_warning_line_in_the_event_log(caplog: pytest.LogCaptureFixture) -> None:
     import logging
     from types import SimpleNamespace
