@@ -166,6 +166,26 @@ def test_var_refuses_what_would_push_var_above_the_limit(may: dict) -> None:
     assert check.stats()["refused_by_symbol"] == {"BTC/USDT": 2}
 
 
+@pytest.mark.parametrize("cls", [Var, Correlation])
+def test_until_ready_refuse_holds_orders_that_add_risk_until_the_window_fills(
+        may: dict, cls: type) -> None:
+    """A paper or live run starts with an empty book: with until_ready = refuse, nothing
+    that adds risk goes out unvetted; sells still pass; once the book is ready it vets."""
+    options = {"window": 288, "every": 12, "until_ready": "refuse"}
+    check = build(cls, {**options, "limit": 0.05 if cls is Var else 0.8})
+    ctxs = warmed(check, may, upto=10)
+    btc = ctxs["BTC/USDT"]
+    early = check.check(btc.order("buy", 0.01, btc.bar.close), btc)
+    assert isinstance(early, Reject)
+    assert early.reason == (f"no {check.name} figure yet (9 of 288 bars of returns); "
+                            f"until_ready = refuse")
+    assert isinstance(check.check(btc.order("sell", 0.01, btc.bar.close), btc), Order)
+    feed(ctxs, may, check, 1153, start=10)
+    small = btc.order("buy", 0.01, btc.bar.close)
+    assert check.check(small, btc) is small
+    assert check.stats()["unvetted"] == 1 and check.stats()["refused"] == 1
+
+
 @pytest.mark.parametrize("method", ["historical", "parametric", "cornish-fisher"])
 def test_each_method_vets_orders(may: dict, method: str) -> None:
     check = build(Var, {"limit": 0.003, "method": method, "window": 288, "every": 12})

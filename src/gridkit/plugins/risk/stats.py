@@ -43,6 +43,9 @@ _log = logging.getLogger("gridkit.risk")
 
 _WINDOW_DOC = ("Bars of returns the statistics are taken over (aligned by bar time across "
                "symbols); the book uses the largest window its checks ask for.")
+_UNTIL_READY_DOC = ("Orders that add risk before the window first fills (a paper or live run's "
+                    "first window of bars, or a short backtest): pass them unvetted (counted as "
+                    "unvetted), or refuse them.")
 _EVERY_DOC = ("Recompute the statistics every this many bars (amortized O(1) per order); the "
               "book uses the smallest its checks ask for.")
 
@@ -105,6 +108,16 @@ class _BookCheck(RiskCheck):
         self._book(ctx).observe(ctx)
         return None
 
+    def _unvetted(self, order: Order, book: RiskBook) -> Order | Reject:
+        """An order that adds risk while the book has no figure for it: passed (counted), or
+        refused when ``until_ready = "refuse"``."""
+        self.unvetted += 1
+        if getattr(self.config, "until_ready", "pass") == "refuse":
+            return self._refuse(f"no {self.name} figure yet ({max(0, book.rows - 1)} of "
+                                f"{book.window} bars of returns); until_ready = refuse",
+                                order.symbol)
+        return order
+
     def _refuse(self, reason: str, symbol: str) -> Reject:
         self.refused += 1
         self.reasons[symbol] = self.reasons.get(symbol, 0) + 1
@@ -154,6 +167,7 @@ class Correlation(_BookCheck):
                                                "equity (ignores dust).", validator=fraction())
         window: int = option(288, doc=_WINDOW_DOC, validator=at_least(3))
         every: int = option(12, doc=_EVERY_DOC, validator=at_least(1))
+        until_ready: Literal["pass", "refuse"] = option("pass", doc=_UNTIL_READY_DOC)
 
     def validate(self, run: RunInfo) -> None:
         if len(run.symbols) < 2:
@@ -165,15 +179,13 @@ class Correlation(_BookCheck):
             return order
         book = self._book(ctx)
         if not book.ready:
-            self.unvetted += 1
-            return order
+            return self._unvetted(order, book)
         c = self.config
         acct = ctx.account
         floor = c.min_position * acct.equity
         i = book.index.get(order.symbol)
         if i is None:
-            self.unvetted += 1
-            return order
+            return self._unvetted(order, book)
         row = book.corr[i]
         worst, worst_sym, num, den = -math.inf, "", 0.0, 0.0
         for j, other in enumerate(book.symbols):
@@ -238,6 +250,7 @@ class Var(_BookCheck):
                                      "sqrt(horizon).", validator=at_least(1))
         window: int = option(288, doc=_WINDOW_DOC, validator=at_least(10))
         every: int = option(12, doc=_EVERY_DOC, validator=at_least(1))
+        until_ready: Literal["pass", "refuse"] = option("pass", doc=_UNTIL_READY_DOC)
 
         def __attrs_post_init__(self) -> None:
             if self.horizon > self.window:
@@ -262,8 +275,7 @@ class Var(_BookCheck):
         added = sign * (ctx.open_buy_qty * (order.side == "buy") + order.qty) * order.price
         est = book.var_estimate(self.spec, order.symbol, added, ctx.account)
         if est is None:
-            self.unvetted += 1
-            return order
+            return self._unvetted(order, book)
         equity = ctx.account.equity
         frac = est / equity if equity > 0 else math.inf
         if frac > c.limit:
