@@ -659,3 +659,48 @@ def test_anomaly_inputs_from_python() -> None:
         with pytest.raises(OptionError, match="choose from 'bars' and 'trades'") as err:
             AnomalyValidator.Config(inputs=bad)
         assert err.value.option == "inputs"
+
+
+# --- a stock market's calendar -----------------------------------------------------------------
+
+
+def _gaps_of(bars: list[Bar], calendar: str) -> dict[str, Any]:
+    v = build(TimestampValidator, {"calendar": calendar})
+    assert all(feed([v], b) for b in bars)
+    return {k: v.stats().get(k, 0) for k in ("gaps", "missing_bars")}
+
+
+def test_weekdays_calendar_counts_holidays_and_suspensions_not_weekends() -> None:
+    """000953.SZ's real daily bars, 2019-01-02 .. 2020-05-08 (examples/data): 27 weekday
+    holidays and 9 suspended days (2019-03-12, 2019-08-21 to 08-29, 2019-12-11) are missing;
+    the weekends between them are not."""
+    from gridkit.plugins.sources import CsvSource
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "data" / "000953.SZ.csv"
+    src = build(CsvSource, {"path": str(path), "columns": {"ts": "trade_date"}})
+    src.setup(RunInfo("t", "backtest", "000953.SZ", 1.0, path.parent))
+    bars = list(src.events())
+    assert len(bars) == 317
+    assert _gaps_of(bars, "weekdays") == {"gaps": 13, "missing_bars": 36}
+    assert _gaps_of(bars, "24/7")["missing_bars"] == 176  # every weekend day too
+    # The suspension of August 2019 is one gap of seven weekdays; data starting on a Friday
+    # does not take the first weekend for a jump.
+    aug = [b for b in bars if ms("2019-08-16 00:00") <= b.ts <= ms("2019-09-02 00:00")]
+    assert _gaps_of(aug, "weekdays") == {"gaps": 1, "missing_bars": 7}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-10**13, 10**13), st.integers(0, 10**11))
+def test_weekday_time_is_what_a_day_by_day_count_gives(start: int, length: int) -> None:
+    from datetime import datetime, timezone
+
+    from gridkit.plugins.validators import _DAY_MS, _weekday_ms
+
+    day = _DAY_MS
+    counted, t = 0, start
+    while t < start + length:  # day by day, clipped to [start, start + length)
+        end = min((t // day + 1) * day, start + length)
+        if datetime.fromtimestamp(t / 1000, timezone.utc).weekday() < 5:
+            counted += end - t
+        t = end
+    assert _weekday_ms(start + length) - _weekday_ms(start) == counted

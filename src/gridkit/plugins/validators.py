@@ -57,6 +57,20 @@ def _interval_or_off(name: str, value: str) -> None:
             raise OptionError(name, f"{err}, or 'off'") from None
 
 
+_DAY_MS = 86_400_000
+#: Day 0 of the epoch (1970-01-01) was a Thursday: from it, a week runs Thu Fri Sat Sun Mon Tue
+#: Wed. Whether each is a weekday, and how many weekdays the first k of them hold.
+_WEEKDAY = (1, 1, 0, 0, 1, 1, 1)
+_WEEKDAYS_BEFORE = (0, 1, 2, 2, 2, 3, 4)
+
+
+def _weekday_ms(t: int) -> int:
+    """Milliseconds of Monday-to-Friday (UTC dates) from the epoch to ``t``: O(1)."""
+    day, into = divmod(int(t), _DAY_MS)
+    weeks, k = divmod(day, 7)
+    return (weeks * 5 + _WEEKDAYS_BEFORE[k]) * _DAY_MS + (into if _WEEKDAY[k] else 0)
+
+
 class TimestampValidator(_Counting):
     """Drops events whose timestamp cannot be right: out of order, in the future, or a lone
     jump far ahead; counts gaps.
@@ -65,7 +79,9 @@ class TimestampValidator(_Counting):
     ``out_of_order``). The baseline is the last bar that *every* validator accepted, so a bar
     dropped for its prices does not move it. A gap is a step longer than the bar interval
     (``interval_ms``, or the median of the first 32 steps); gaps are counted (``gaps``,
-    ``missing_bars``), not dropped.
+    ``missing_bars``), not dropped. With ``calendar = "weekdays"`` (stock markets) only the
+    bars that would open on a Monday to Friday (UTC dates) are missing: a weekend is no gap,
+    a weekday holiday or a suspension is; and ``max_jump`` is at least 4 days (a long weekend).
 
     A bar accepted with a wrong timestamp far ahead would become the baseline, and every later
     bar would be dropped as out of order: the rest of the file lost. Two checks keep one bad
@@ -114,6 +130,9 @@ class TimestampValidator(_Counting):
         max_jump: str = option(
             "1d", doc="A bar further ahead of the last one than this and than 100 bar "
                       "intervals is held until the next bar confirms it; 'off': no check.")
+        calendar: Literal["24/7", "weekdays"] = option(
+            "24/7", doc="When the market trades, for gap counting: '24/7' (crypto) or "
+                        "'weekdays' (Monday to Friday by UTC date: stock markets).")
 
         def __attrs_post_init__(self) -> None:
             _interval_or_off("future_tolerance", self.future_tolerance)
@@ -129,7 +148,7 @@ class TimestampValidator(_Counting):
         #: Timestamp of the last accepted bar; -inf before the first.
         self.last: float = -INF
         self.step: int | None = c.interval_ms or None
-        self._steps: list[int] = []
+        self._steps: list[tuple[int, int]] = []  # (last, ts) of the steps learnt from
         #: Last accepted timestamp of each non-bar event type.
         self.last_tick: dict[type, int] = {}
         #: Injected wall clock (epoch ms), or None for the system clock.
@@ -137,6 +156,8 @@ class TimestampValidator(_Counting):
         self._tolerance = INF if c.future_tolerance == "off" else parse_interval(
             c.future_tolerance)
         self._max_jump = INF if c.max_jump == "off" else parse_interval(c.max_jump)
+        if c.calendar == "weekdays":  # a long weekend is no jump, even before a step is known
+            self._max_jump = max(self._max_jump, 4 * _DAY_MS)
         #: Latest timestamp that is not in the future, as of the last look at the clock (which
         #: is read again only for a timestamp past it: the horizon only moves forward).
         self.horizon = -INF if self._tolerance < INF else INF
@@ -217,34 +238,44 @@ class TimestampValidator(_Counting):
         step = self.step
         if step is not None:
             if ts - last > step and last != -INF:
-                self._gap(ts - last)
+                self._gap(last, ts)
         elif last != -INF:
-            self._learn(ts - last)
+            self._learn(int(last), ts)
 
-    def _learn(self, diff: int) -> None:
-        self._steps.append(diff)
+    def _learn(self, last: int, ts: int) -> None:
+        diff = ts - last
+        self._steps.append((last, ts))
         if self._min_step is None or diff < self._min_step:
             self._min_step = diff
             self.jump = max(self._max_jump, self.JUMP_STEPS * diff)
             self._ceiling = -INF  # the jump may have shrunk
         if len(self._steps) == self._LEARN:
-            self.step = sorted(self._steps)[self._LEARN // 2]
+            self.step = sorted(self._span(a, b) for a, b in self._steps)[self._LEARN // 2]
             self.jump = max(self._max_jump, self.JUMP_STEPS * self.step)
-            for d in self._steps:
-                self._gap(d)
+            for a, b in self._steps:
+                self._gap(a, b)
             self._steps = []
 
-    def _gap(self, diff: int) -> None:
+    def _span(self, last: int, ts: int) -> int:
+        """Market time from ``last`` to ``ts``: all of it, or its weekdays' (``calendar``)."""
+        if self.config.calendar == "weekdays":
+            return _weekday_ms(ts) - _weekday_ms(last)
+        return ts - last
+
+    def _gap(self, last: int, ts: int) -> None:
         step = self.step
-        if step and diff > step:
+        if not step or ts - last <= step:
+            return
+        missing = self._span(last, ts) // step - 1
+        if missing > 0:
             self.count("gaps")
-            self.counts["missing_bars"] = self.counts.get("missing_bars", 0) + diff // step - 1
+            self.counts["missing_bars"] = self.counts.get("missing_bars", 0) + missing
 
     def stats(self) -> dict[str, Any]:
         if self.step is None and self._steps:  # short run: decide on what was seen
-            self.step = sorted(self._steps)[len(self._steps) // 2]
-            for d in self._steps:
-                self._gap(d)
+            self.step = sorted(self._span(a, b) for a, b in self._steps)[len(self._steps) // 2]
+            for a, b in self._steps:
+                self._gap(a, b)
             self._steps = []
         out = dict(self.counts)
         if self.held is not None:  # the run ended on a held bar: nothing confirmed it
