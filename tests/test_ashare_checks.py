@@ -25,7 +25,7 @@ from gridkit.plugins.sources import CsvSource
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.testing import RiskCheckContract, advance, build, context, run_toml, step_strategy
 from gridkit.trading import ashare
-from helpers import REPO, ExecutorHarness, full_data_reason
+from helpers import REPO, STRATEGY, ExecutorHarness, full_data_reason
 
 # --- the real files ---------------------------------------------------------------------------
 
@@ -227,12 +227,7 @@ symbol = "BTC/USDT"
 [source]
 use = "freqtrade-json"
 path = "{{sample}}"
-[strategy]
-use = "static"
-lower = 50000
-upper = 60000
-grids = 10
-qty = 0.001
+{STRATEGY}
 [[risk]]
 use = "{use}"
 """

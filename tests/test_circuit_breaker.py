@@ -268,6 +268,20 @@ def test_an_operator_halt_lasts_across_a_resume_until_resume_trading(tmp_path: P
     assert cancelled and again == cancelled
 
 
+def store_with_a_run(tmp_path: Path) -> tuple[Path, Any]:
+    """A gridkit store at tmp_path/run.db holding one opened run, and that run's RunInfo."""
+    from gridkit.plugins.stores import SqliteStore
+    from gridkit.runtime.context import RunInfo
+
+    db = tmp_path / "run.db"
+    info = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db))
+    store = build(SqliteStore, {"path": str(db)})
+    store.setup(info)
+    store.open_run(info, {})
+    store.close()
+    return db, info
+
+
 def test_a_db_that_is_not_a_store_is_refused_before_the_run(tmp_path: Path) -> None:
     from gridkit.runtime.engine import build_pipeline
     from gridkit.runtime.pipeline_file import parse_pipeline
@@ -305,15 +319,7 @@ def test_a_fresh_run_does_not_take_over_an_earlier_runs_halt(
 
 def test_requests_unreadable_mid_run_are_one_warning_and_the_run_goes_on(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from gridkit.plugins.stores import SqliteStore
-    from gridkit.runtime.context import RunInfo
-
-    db = tmp_path / "run.db"
-    info = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db))
-    store = build(SqliteStore, {"path": str(db)})
-    store.setup(info)
-    store.open_run(info, {})
-    store.close()
+    db, info = store_with_a_run(tmp_path)
     check = build(CircuitBreaker, {"poll_bars": 1})
     check.setup(info)
     with sqlite3.connect(db) as other:  # another program's table under the same name
@@ -329,15 +335,7 @@ def test_requests_unreadable_mid_run_are_one_warning_and_the_run_goes_on(
 
 
 def test_halt_on_a_locked_store_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
-    from gridkit.plugins.stores import SqliteStore
-    from gridkit.runtime.context import RunInfo
-
-    db = tmp_path / "run.db"
-    info = RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db))
-    store = build(SqliteStore, {"path": str(db)})
-    store.setup(info)
-    store.open_run(info, {})
-    store.close()
+    db, _ = store_with_a_run(tmp_path)
     holder = sqlite3.connect(db, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
     try:
@@ -354,16 +352,9 @@ def test_halt_on_a_locked_store_is_one_line_and_writes_nothing(tmp_path: Path) -
 def test_a_resume_request_written_before_a_halt_does_not_lift_it(tmp_path: Path) -> None:
     """A drop halts the run; a ``resume`` left in the store earlier is not a lift."""
     check = build(CircuitBreaker, {"max_drop": 0.05, "window": 12, "poll_bars": 1})
-    db = tmp_path / "run.db"
-    from gridkit.plugins.stores import SqliteStore
-    from gridkit.runtime.context import RunInfo
-
-    store = build(SqliteStore, {"path": str(db)})
-    store.setup(RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path))
-    store.open_run(RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path), {})
-    store.close()
+    db, info = store_with_a_run(tmp_path)
     write_request(db, "resume", "stale")
-    check.setup(RunInfo("t", "backtest", "BTC/USDT", 1.0, tmp_path, store=str(db)))
+    check.setup(info)
     ctx = context(bar=Bar(0, 100.0, 100.0, 100.0, 100.0, 1.0))
     assert check.on_bar(ctx) is None  # polls: the stale resume is passed over
     assert check.lift(ctx) is None and check.lift(ctx) is None
