@@ -451,13 +451,28 @@ class Feedback(Component):
 
 
 class Optimizer(Component):
-    """Searches a strategy's parameter space by running backtests."""
+    """Searches a pipeline's parameter space: proposes points, learns from their scores.
+
+    The ask/tell protocol: the driver (:func:`gridkit.research.optimize`) calls :meth:`start`
+    once, then :meth:`ask` for a point, runs the trial (a backtest with those options) and hands
+    its score to :meth:`tell`; until :meth:`ask` returns None or the driver's budget is spent.
+    An optimizer only proposes and learns: it never runs a backtest, so every optimizer runs
+    its trials the same way (serially, on several cores or on a cluster).
+    """
 
     kind = "optimizer"
 
-    def optimize(self, objective: Any, space: Mapping[str, Any]) -> Any:
-        """Return the best parameters found for ``objective`` over ``space``."""
+    def start(self, space: Any, seed: int) -> None:
+        """Begin a search of ``space`` (a :class:`gridkit.research.Space`), seeded: the same
+        seed and the same scores give the same points."""
+
+    def ask(self) -> dict[str, Any] | None:
+        """The next point to try (option path -> value), or None when there is none left."""
         raise NotImplementedError
+
+    def tell(self, params: Mapping[str, Any], score: float) -> None:
+        """The score of a point :meth:`ask` gave (higher is better; NaN: the trial failed or
+        broke a constraint)."""
 
 
 class Store(Component):

@@ -265,6 +265,13 @@ def parse_pipeline(text: str, source: str = "<string>",
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"TOML syntax error: {err}", source) from None
+    return pipeline_from_data(data, source, base_dir)
+
+
+def pipeline_from_data(data: dict[str, Any], source: str = "<string>",
+                       base_dir: Path | None = None) -> PipelineConfig:
+    """:func:`parse_pipeline` of pipeline.toml's tables, already read (an optimizer's trial:
+    the same file with some options set)."""
     problems: list[str] = []
 
     for key in data:
