@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,8 @@ class Trial:
 def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
              objective: str = "return", max_drawdown: float | None = None,
              budget: int | None = None, seed: int = 0, base_dir: Path | None = None,
-             on_trial: Callable[[Trial], None] | None = None) -> list[Trial]:
+             on_trial: Callable[[Trial], None] | None = None,
+             replay: Sequence[Trial] = ()) -> list[Trial]:
     """Run the search; return every trial in the order it ran.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
@@ -66,7 +67,12 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     :param max_drawdown: a constraint: a trial whose drawdown exceeds it scores NaN.
     :param budget: the most trials to run (None: until the optimizer has no point left).
     :param base_dir: the folder relative paths in the pipeline are resolved against.
-    :param on_trial: called after each trial (a progress line, a store row).
+    :param on_trial: called after each trial that ran (a progress line, a store row).
+    :param replay: the trials of an interrupted search, in order: the optimizer is asked again
+        (same seed, same scores: same points) and told their scores without running them.
+
+    SIGINT or SIGTERM during a trial stops that trial's run; the trial is not kept and
+    :class:`KeyboardInterrupt` is raised (the trials kept so far were handed to ``on_trial``).
 
     A point whose options the pipeline refuses (an option it does not have, a value out of
     range) is a :class:`gridkit.ConfigError` before any trial runs when it is the first point,
@@ -87,8 +93,18 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
         params = optimizer.ask()
         if params is None:
             break
+        if len(trials) < len(replay):
+            done = replay[len(trials)]
+            if done.params != dict(params):
+                raise ConfigError(f"resume: the optimizer proposed {dict(params)} as trial "
+                                  f"{len(trials)}, not {done.params} as before (is it "
+                                  f"seeded?); start a new search")
+            optimizer.tell(done.params, done.score)
+            trials.append(done)
+            continue
         data = copy.deepcopy(dict(pipeline))
-        data.setdefault("pipeline", {})["mode"] = "backtest"
+        if isinstance(data.get("pipeline"), dict):  # (else pipeline.toml's check says why)
+            data["pipeline"]["mode"] = "backtest"
         data.pop("store", None)  # a trial keeps nothing: the driver keeps the results
         try:
             for path, value in params.items():
@@ -102,6 +118,8 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
             trial = Trial(len(trials), dict(params), math.nan, error=str(err))
         else:
             summary = run_pipeline(built)
+            if summary["status"] != "finished":  # stopped by a signal: not a result
+                raise KeyboardInterrupt
             score = score_of(summary)
             dd = float(summary["max_drawdown"])
             if max_drawdown is not None and dd > max_drawdown:

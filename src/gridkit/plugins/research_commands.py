@@ -1,0 +1,217 @@
+"""``gridkit optimize SPACE.toml``: search a pipeline's options, keep every trial, write the
+winner as a runnable pipeline.
+
+Declared in gridkit's ``gridkit.commands`` entry-point group: ``gridkit --help`` reads the short
+help from this file without importing it. The search file's format is in
+:mod:`gridkit.research.search_file`; the trials run through :func:`gridkit.research.optimize`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+@click.command("optimize")
+@click.argument("space_file", metavar="SPACE.toml", type=click.Path(dir_okay=False))
+@click.option("--db", type=click.Path(dir_okay=False),
+              help="Keep every trial in this SQLite file (a search store); needed to resume.")
+@click.option("--resume", is_flag=True,
+              help="Go on with the store's last search (the same search file, unchanged).")
+@click.option("--write-best", "write_best", type=click.Path(dir_okay=False),
+              help="Write the best trial's pipeline here, ready for gridkit run.")
+@click.option("--budget", type=click.IntRange(min=1), help="The most trials (overrides the "
+                                                          "search file's budget).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--quiet", is_flag=True, help="No progress line per trial.")
+def optimize(space_file: str, db: str | None, resume: bool, write_best: str | None,
+             budget: int | None, as_json: bool, quiet: bool) -> None:
+    """Search a pipeline's options with an optimizer; keep the trials, write the best."""
+    from gridkit.core.errors import ConfigError
+    from gridkit.research import best
+    from gridkit.research import optimize as run_search
+    from gridkit.research.search_file import identity_change, load_search
+    from gridkit.research.search_store import SearchStore
+
+    search = load_search(space_file)
+    if resume and db is None:
+        raise ConfigError("--resume needs --db, the store of the search to resume")
+    optimizer = _optimizer(search)
+    store = SearchStore(db) if db is not None else None
+    replay: list[Any] = []
+    search_id = None
+    try:
+        if store is not None:
+            last = store.last_search()
+            if resume:
+                if last is None:
+                    raise ConfigError(f"--resume: {db} holds no search to resume")
+                search_id, status, identity, replay = last
+                if status == "finished":
+                    raise ConfigError(f"--resume: search {search_id} in {db} has finished; "
+                                      f"drop --resume to start a new one")
+                change = identity_change(identity, search.identity())
+                if change is not None:
+                    raise ConfigError(f"--resume: the search changed since search {search_id} "
+                                      f"began ({change}); start a new one without --resume")
+            else:
+                search_id = store.open_search(str(Path(space_file).resolve()),
+                                              search.identity())
+        limit = budget if budget is not None else search.budget
+        progress = _Progress(limit, quiet, search.max_drawdown)
+
+        def kept(trial: Any) -> None:
+            if store is not None and search_id is not None:
+                store.add_trial(search_id, trial)
+            progress(trial)
+
+        # Each trial's pre-flight notes (a range away from the price...) are the search's
+        # business, not a line per trial: the progress line says how each scored.
+        preflight = logging.getLogger("gridkit.preflight")
+        level = preflight.level
+        preflight.setLevel(logging.ERROR)
+        try:
+            trials = run_search(search.pipeline_data, search.space, optimizer,
+                                objective=search.objective, max_drawdown=search.max_drawdown,
+                                budget=limit, seed=search.seed,
+                                base_dir=search.pipeline_path.parent, on_trial=kept,
+                                replay=replay)
+        except KeyboardInterrupt:
+            progress.end()
+            if store is not None and search_id is not None:
+                store.finish(search_id, "stopped")
+                click.echo(f"stopped; {db} keeps every finished trial: gridkit optimize "
+                           f"{space_file} --db {db} --resume goes on", err=True)
+            else:
+                click.echo("stopped (no --db: nothing kept)", err=True)
+            return
+        finally:
+            preflight.setLevel(level)
+        progress.end()
+        if store is not None and search_id is not None:
+            store.finish(search_id, "finished")
+    finally:
+        if store is not None:
+            store.close()
+    top = best(trials)
+    if top is not None and write_best is not None:
+        _write_best(search, top, Path(write_best))
+    _report(search, trials, top, search_id, write_best, as_json)
+
+
+def _optimizer(search: Any) -> Any:
+    from gridkit.core.errors import ConfigError
+    from gridkit.core.plugins import get_host
+    from gridkit.core.registry import build_registry
+    from gridkit.runtime.build import construct
+    from gridkit.runtime.pipeline_file import ComponentSpec
+
+    problems: list[str] = []
+    built = construct(build_registry(get_host()), problems, "optimizer",
+                      ComponentSpec(search.optimizer, search.optimizer_options, "optimizer"))
+    if built is None:
+        raise ConfigError(problems, str(search.path))
+    return built[0]
+
+
+class _Progress:
+    """One line per trial on stderr: how far, how fast, this score and the best so far."""
+
+    def __init__(self, limit: int | None, quiet: bool, cap: float | None) -> None:
+        self.limit, self.quiet, self.cap = limit, quiet, cap
+        self.t0 = time.perf_counter()
+        self.ran = 0
+        self.best: tuple[float, int] | None = None
+
+    def __call__(self, trial: Any) -> None:
+        self.ran += 1
+        if not math.isnan(trial.score) and (self.best is None or trial.score > self.best[0]):
+            self.best = (trial.score, trial.number)
+        if self.quiet:
+            return
+        rate = self.ran / max(time.perf_counter() - self.t0, 1e-9)
+        of = f"/{self.limit}" if self.limit else ""
+        if trial.error:
+            score = "failed"
+        elif math.isnan(trial.score) and self.cap is not None and trial.max_drawdown is not None \
+                and trial.max_drawdown > self.cap:
+            score = f"none (drawdown {trial.max_drawdown:.1%} > {self.cap:.0%})"
+        else:
+            score = f"{trial.score:.4g}"
+        top = f"best {self.best[0]:.4g} (trial {self.best[1]})" if self.best else "best -"
+        click.echo(f"trial {trial.number + 1}{of}  {rate:.2f} trials/s  score {score}  {top}",
+                   err=True)
+
+    def end(self) -> None:
+        return None
+
+
+def _write_best(search: Any, top: Any, out: Path) -> None:
+    """The searched pipeline with the best point's options set, as TOML; relative paths are
+    made absolute so the file runs from wherever it is written."""
+    import copy
+
+    import tomli_w
+
+    from gridkit.research import set_option
+
+    data = copy.deepcopy(search.pipeline_data)
+    for path, value in top.params.items():
+        set_option(data, path, value)
+    _absolute_paths(data, search.pipeline_path.parent)
+    head = (f"# Written by gridkit optimize {search.path.name}: trial {top.number}, "
+            f"{search.objective} {top.score:.6g}\n# "
+            + ", ".join(f"{k} = {v!r}" for k, v in top.params.items()) + "\n")
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_text(head + tomli_w.dumps(data), encoding="utf-8")
+    tmp.replace(out)  # whole or not at all
+
+
+def _absolute_paths(node: Any, base: Path) -> None:
+    """Every ``path``/``markets``/``pre_close`` option that names a relative file, anchored."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("path", "markets", "pre_close") and isinstance(value, str) and value \
+                    and not Path(value).is_absolute() and "{" not in value:
+                node[key] = str((base / value).resolve())
+            else:
+                _absolute_paths(value, base)
+    elif isinstance(node, list):
+        for item in node:
+            _absolute_paths(item, base)
+
+
+def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
+            write_best: str | None, as_json: bool) -> None:
+    ranked = sorted((t for t in trials if not math.isnan(t.score)), key=lambda t: -t.score)
+    if as_json:
+        click.echo(json.dumps({
+            "search": search_id, "objective": search.objective, "trials": len(trials),
+            "failed": sum(1 for t in trials if t.error), "best": None if top is None else {
+                "number": top.number, "params": top.params, "score": top.score,
+                "return_pct": top.return_pct, "max_drawdown": top.max_drawdown},
+            "written": write_best}, default=str))
+        return
+    click.echo(f"trials            {len(trials)} ({sum(1 for t in trials if t.error)} failed, "
+               f"{len(trials) - len(ranked)} without a score)")
+    if top is None:
+        click.echo("best              none: no trial scored (see the constraint and the errors)")
+        return
+    click.echo(f"best              trial {top.number}: {search.objective} {top.score:.6g} "
+               f"(return {top.return_pct:+.2f}%, max drawdown {top.max_drawdown:.2%})")
+    for k, v in top.params.items():
+        click.echo(f"  {k:<16}{v!r}")
+    click.echo("top 5")
+    for t in ranked[:5]:
+        click.echo(f"  {t.number:>4}  {t.score:>12.6g}  "
+                   + ", ".join(f"{k}={v!r}" for k, v in t.params.items()))
+    if write_best:
+        click.echo(f"written           {write_best} (gridkit run {write_best})")
+    sys.stdout.flush()

@@ -1,0 +1,146 @@
+"""A search file (``gridkit optimize SPACE.toml``): the pipeline, the space, the optimizer and
+the objective of one search.
+
+.. code-block:: toml
+
+    pipeline = "pipeline.toml"          # the pipeline searched, relative to this file
+    objective = "calmar"                # return | calmar | grid-profit
+    max_drawdown = 0.25                 # optional: a trial above it scores nothing
+    budget = 40                         # optional: the most trials
+    seed = 1
+
+    [optimizer]
+    use = "random"                      # grid-search | random | an installed optimizer
+    trials = 40
+
+    [space]
+    "strategy.grids" = { low = 10, high = 60, int = true }
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+
+from gridkit.core.errors import ConfigError
+from gridkit.research.space import Space, parse_space
+from gridkit.research.trials import OBJECTIVES
+
+_KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space")
+
+
+@frozen
+class SearchFile:
+    """What a search file says, checked; ``pipeline_data`` is the pipeline file's tables."""
+
+    path: Path
+    pipeline_path: Path
+    pipeline_data: dict[str, Any]
+    space: Space
+    space_table: dict[str, Any]
+    optimizer: str
+    optimizer_options: dict[str, Any]
+    objective: str
+    max_drawdown: float | None
+    budget: int | None
+    seed: int
+
+    def identity(self) -> dict[str, Any]:
+        """What must not change between a search and its resume (JSON-able)."""
+        return {"pipeline": self.pipeline_data, "space": self.space_table,
+                "optimizer": {"use": self.optimizer, **self.optimizer_options},
+                "objective": self.objective, "max_drawdown": self.max_drawdown,
+                "seed": self.seed}
+
+
+def load_search(path: str | Path) -> SearchFile:
+    """Read and check a search file; every problem in one :class:`gridkit.ConfigError`."""
+    from gridkit.runtime.pipeline_file import tomllib
+
+    p = Path(path)
+    data = _toml(p, tomllib)
+    problems: list[str] = []
+    for key in data:
+        if key not in _KEYS:
+            problems.append(f"unknown key {key!r}; a search file has: {', '.join(_KEYS)}")
+    pipe = data.get("pipeline")
+    pipeline_path = p.parent
+    pipeline_data: dict[str, Any] = {}
+    if not isinstance(pipe, str) or not pipe:
+        problems.append('pipeline: the pipeline file to search, e.g. pipeline = "pipeline.toml"')
+    else:
+        pipeline_path = (p.parent / pipe).resolve()
+        try:
+            pipeline_data = _toml(pipeline_path, tomllib)
+        except ConfigError as err:
+            problems.append(f"pipeline: {err}")
+    objective = data.get("objective", "return")
+    if objective not in OBJECTIVES:
+        problems.append(f"objective: unknown {objective!r}; objectives are: "
+                        f"{', '.join(OBJECTIVES)}")
+    dd = data.get("max_drawdown")
+    if dd is not None and (isinstance(dd, bool) or not isinstance(dd, (int, float))
+                           or not 0 < dd <= 1):
+        problems.append(f"max_drawdown: a fraction in (0, 1], got {dd!r}")
+    budget = data.get("budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int)
+                               or budget < 1):
+        problems.append(f"budget: an integer of at least 1, got {budget!r}")
+    seed = data.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        problems.append(f"seed: an integer, got {seed!r}")
+    opt = data.get("optimizer", {"use": "grid-search"})
+    if not isinstance(opt, Mapping) or not isinstance(opt.get("use"), str):
+        problems.append('optimizer: a table with use = "grid-search" | "random" | ...')
+        opt = {"use": "grid-search"}
+    space: Space | None = None
+    try:
+        space = parse_space(data.get("space"))
+    except ConfigError as err:
+        problems.extend(err.problems)
+    if problems:
+        raise ConfigError(problems, str(p))
+    assert space is not None
+    return SearchFile(p, pipeline_path, pipeline_data, space, dict(data["space"]),
+                      str(opt["use"]), {k: v for k, v in opt.items() if k != "use"},
+                      objective, None if dd is None else float(dd), budget, seed)
+
+
+def _toml(path: Path, tomllib: Any) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read it: {err}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: TOML syntax error: {err}") from None
+
+
+def identity_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | None:
+    """The first difference between two :meth:`SearchFile.identity` values, in one line."""
+    for key in new:
+        a, b = old.get(key), new[key]
+        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True,
+                                                                    default=str):
+            if isinstance(a, Mapping) and isinstance(b, Mapping):
+                for k in sorted(set(a) | set(b), key=str):
+                    if json.dumps(a.get(k), sort_keys=True, default=str) != json.dumps(
+                            b.get(k), sort_keys=True, default=str):
+                        return f"{key}.{k}: {_short(a.get(k))} -> {_short(b.get(k))}"
+            return f"{key}: {_short(a)} -> {_short(b)}"
+    return None
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v, sort_keys=True, default=str) if v is not None else "(none)"
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+__all__ = ["SearchFile", "identity_change", "load_search"]
