@@ -209,3 +209,60 @@ def test_every_dimension_stays_in_its_range(low: float, width: float, u: float, 
     pts = d.points()
     assert pts[0] == low and all(low <= p <= low + width + 1e-9 for p in pts)
     assert len(pts) == (min(steps, int(width) + 1) if integer else steps)
+
+
+# --- genetic ----------------------------------------------------------------------------------
+
+
+def _drive(opt: Optimizer, space: Space, f: Any, seed: int = 3) -> list[tuple[dict, float]]:
+    """ask/tell without backtests: score each point with ``f``."""
+    opt.start(space, seed)
+    seen = []
+    while (p := opt.ask()) is not None:
+        score = f(p)
+        opt.tell(p, score)
+        seen.append((p, score))
+    return seen
+
+
+def test_genetic_climbs_keeps_its_elite_and_is_seeded() -> None:
+    from gridkit.plugins.optimizers import Genetic
+
+    space = parse_space({"a.x": {"low": 0.0, "high": 1.0}, "a.y": {"low": 0.0, "high": 1.0},
+                         "a.k": {"choices": ["p", "q", "r"]}})
+
+    def bowl(p: dict) -> float:
+        return -((p["a.x"] - 0.3) ** 2 + (p["a.y"] - 0.7) ** 2) - (p["a.k"] != "q")
+
+    opt = build(Genetic, {"population": 12, "generations": 12})
+    seen = _drive(opt, space, bowl)
+    firsts = [s for _, s in seen[:12]]
+    curve = opt.stats()["best_by_generation"]
+    assert len(curve) == 12 and curve == sorted(curve)  # the elite: the best never falls
+    assert curve[-1] > max(firsts) and curve[-1] > -0.01  # near (0.3, 0.7, q)
+    assert len(seen) < 12 * 12  # elites and repeats are not re-run
+    again = _drive(build(Genetic, {"population": 12, "generations": 12}), space, bowl)
+    assert again == seen
+
+
+def test_genetic_treats_a_failed_trial_as_least_fit_and_runs_on_real_data() -> None:
+    from gridkit.plugins.optimizers import Genetic
+
+    space = parse_space({"a.x": {"low": 0.0, "high": 1.0}})
+    opt = build(Genetic, {"population": 4, "generations": 5, "elite": 1})
+    seen = _drive(opt, space, lambda p: math.nan if p["a.x"] > 0.5 else p["a.x"])
+    curve = opt.stats()["best_by_generation"]
+    assert any(math.isnan(s) for _, s in seen)  # some trials failed ...
+    assert all(math.isfinite(b) and b <= 0.5 for b in curve)  # ... and none was the best
+    trials = optimize(example(), parse_space(GRIDS | {"strategy.lower": {"low": 45000,
+                                                                         "high": 52000}}),
+                      build(Genetic, {"population": 3, "generations": 2, "elite": 1}),
+                      seed=2, base_dir=EXAMPLES)
+    assert 3 <= len(trials) <= 6 and best(trials) is not None
+
+
+def test_genetic_options_are_checked() -> None:
+    from gridkit.plugins.optimizers import Genetic
+
+    with pytest.raises(ConfigError, match="elite: 4 leaves no room for children"):
+        build(Genetic, {"population": 4, "elite": 4})

@@ -1,4 +1,4 @@
-"""Built-in optimizers: ``grid-search`` and ``random`` (the ask/tell protocol of
+"""Built-in optimizers: ``grid-search``, ``random`` and ``genetic`` (the ask/tell protocol of
 :class:`gridkit.Optimizer`; :func:`gridkit.research.optimize` runs their trials)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import Optimizer
-from gridkit.core.config import at_least, option
+from gridkit.core.config import at_least, fraction, option
 from gridkit.core.hookspecs import hookimpl
 
 
@@ -90,7 +90,143 @@ class RandomSearch(Optimizer):
         return {"drawn": self.drawn, "repeats": self.repeats}
 
 
+class Genetic(Optimizer):
+    """A seeded genetic algorithm: generations of ``population`` points, the fittest kept.
+
+    A point's genome is one number in [0, 1) per dimension, decoded as ``random`` decodes a
+    draw (uniform, log-uniform, integer or choice). Generation 0 is drawn at random. Each next
+    generation keeps the ``elite`` best points of the last one unchanged (their scores are
+    kept, not re-run: the best score never falls), and fills the rest with children:
+
+    * **selection** — each parent is the best of ``tournament`` points drawn at random from the
+      last generation (tournament selection; Miller and Goldberg, 1995);
+    * **crossover** — with probability ``crossover`` the child takes each gene from either
+      parent with equal odds (uniform crossover; Syswerda, 1989), else it copies the first;
+    * **mutation** — each gene, with probability ``mutation``, moves by a normal step of
+      standard deviation ``mutation_scale`` (reflected into [0, 1)).
+
+    A trial that failed or broke a constraint (NaN) is the least fit. A child that decodes to
+    a point already scored takes that score without a new trial. It stops after
+    ``generations`` generations. Source: Holland, *Adaptation in Natural and Artificial
+    Systems*, 1975; Goldberg, *Genetic Algorithms in Search, Optimization and Machine
+    Learning*, 1989.
+    """
+
+    name = "genetic"
+
+    @frozen
+    class Config:
+        population: int = option(20, doc="Points per generation.", validator=at_least(2))
+        generations: int = option(10, doc="Generations, the first (random) one included.",
+                                  validator=at_least(1))
+        elite: int = option(2, doc="Best points carried unchanged into the next generation.",
+                            validator=at_least(0))
+        tournament: int = option(3, doc="Points drawn per parent selection.",
+                                 validator=at_least(1))
+        crossover: float = option(0.9, doc="Probability a child mixes two parents.",
+                                  validator=fraction())
+        mutation: float = option(0.2, doc="Probability each gene mutates.",
+                                 validator=fraction())
+        mutation_scale: float = option(0.1, doc="Standard deviation of a mutation, in the "
+                                                "gene's [0, 1) scale.", validator=fraction())
+
+        def __attrs_post_init__(self) -> None:
+            from gridkit.core.config import OptionError
+
+            if self.elite >= self.population:
+                raise OptionError("elite", f"{self.elite} leaves no room for children in a "
+                                           f"population of {self.population}")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self._rng = random.Random(0)
+        self._space: Any = None
+        self.generation = 0
+        self._genomes: list[list[float]] = []
+        self._scores: list[float | None] = []
+        self._known: dict[tuple[Any, ...], float] = {}
+        self._asked: int | None = None
+        #: The best score of each finished generation.
+        self.best_by_generation: list[float] = []
+
+    def start(self, space: Any, seed: int) -> None:
+        self._space, self._rng = space, random.Random(seed)
+        n = len(space.dimensions)
+        self.generation, self._known, self.best_by_generation = 0, {}, []
+        self._begin([[self._rng.random() for _ in range(n)]
+                     for _ in range(self.config.population)], [None] * self.config.population)
+
+    def _decode(self, genome: list[float]) -> dict[str, Any]:
+        return {d.path: d.sample(g) for d, g in zip(self._space.dimensions, genome, strict=True)}
+
+    def _begin(self, genomes: list[list[float]], scores: list[float | None]) -> None:
+        self._genomes, self._scores, self._asked = genomes, scores, None
+
+    def ask(self) -> dict[str, Any] | None:
+        while True:
+            for i, score in enumerate(self._scores):
+                if score is not None:
+                    continue
+                point = self._decode(self._genomes[i])
+                known = self._known.get(tuple(point.values()))
+                if known is not None:
+                    self._scores[i] = known
+                    continue
+                self._asked = i
+                return point
+            if self.generation + 1 >= self.config.generations:
+                self._finish_generation()
+                return None
+            self._next_generation()
+
+    def tell(self, params: Mapping[str, Any], score: float) -> None:
+        fitness = score if score == score else float("-inf")  # NaN: least fit
+        self._known[tuple(params.values())] = fitness
+        if self._asked is not None:
+            self._scores[self._asked] = fitness
+            self._asked = None
+
+    def _finish_generation(self) -> list[int]:
+        scores = self._scores
+        order = sorted(range(len(scores)), key=lambda i: -(
+            scores[i] if scores[i] is not None else float("-inf")))
+        if len(self.best_by_generation) <= self.generation:
+            self.best_by_generation.append(max(s for s in self._scores if s is not None))
+        return order
+
+    def _next_generation(self) -> None:
+        c, rng = self.config, self._rng
+        order = self._finish_generation()
+        genomes, scores = self._genomes, self._scores
+        new_g = [list(genomes[i]) for i in order[:c.elite]]
+        new_s: list[float | None] = [scores[i] for i in order[:c.elite]]
+
+        def pick() -> list[float]:
+            drawn = [rng.randrange(len(genomes)) for _ in range(c.tournament)]
+            return genomes[max(drawn, key=lambda i: scores[i] or float("-inf"))]
+
+        while len(new_g) < c.population:
+            a, b = pick(), pick()
+            if rng.random() < c.crossover:
+                child = [x if rng.random() < 0.5 else y for x, y in zip(a, b, strict=True)]
+            else:
+                child = list(a)
+            for k, g in enumerate(child):
+                if rng.random() < c.mutation:
+                    g = abs(g + rng.gauss(0.0, c.mutation_scale))  # reflect at 0 ...
+                    g = g % 2.0
+                    child[k] = min(2.0 - g, 0.999999999) if g >= 1.0 else g  # ... and at 1
+            new_g.append(child)
+            new_s.append(None)
+        self.generation += 1
+        self._begin(new_g, new_s)
+
+    def stats(self) -> dict[str, Any]:
+        return {"generation": self.generation, "best_by_generation": self.best_by_generation}
+
+
 @hookimpl
 def gridkit_register_optimizers(register: Any) -> None:
     register(GridSearch)
     register(RandomSearch)
+    register(Genetic)

@@ -1,7 +1,7 @@
 """Research: search a pipeline's options with an optimizer, trial by trial.
 
 :func:`optimize` runs the trials, :func:`parse_space` reads a ``[space]`` table, and the
-optimizers (kind ``optimizer``: ``grid-search``, ``random``) only propose points and learn
+optimizers (kind ``optimizer``: ``grid-search``, ``random``, ``genetic``) only propose points and learn
 from their scores (:class:`gridkit.Optimizer`).
 """
 

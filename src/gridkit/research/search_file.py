@@ -10,7 +10,7 @@ the objective of one search.
     seed = 1
 
     [optimizer]
-    use = "random"                      # grid-search | random | an installed optimizer
+    use = "random"                      # grid-search | random | genetic | another installed one
     trials = 40
 
     [space]
