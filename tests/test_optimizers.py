@@ -266,3 +266,40 @@ def test_genetic_options_are_checked() -> None:
 
     with pytest.raises(ConfigError, match="elite: 4 leaves no room for children"):
         build(Genetic, {"population": 4, "elite": 4})
+
+
+# --- bayesian ---------------------------------------------------------------------------------
+
+
+def test_bayesian_learns_from_its_scores_and_is_seeded() -> None:
+    pytest.importorskip("optuna")
+    from gridkit.plugins.optimizers import Bayesian
+
+    space = parse_space({"a.x": {"low": 0.0, "high": 1.0}, "a.n": {"low": 1, "high": 50,
+                                                                    "int": True, "log": True},
+                         "a.k": {"choices": ["p", "q", "r"]}})
+
+    def bowl(p: dict) -> float:
+        if p["a.n"] > 40:
+            return math.nan  # a failed trial
+        return -(p["a.x"] - 0.3) ** 2 - abs(math.log(p["a.n"] / 8)) - (p["a.k"] != "q")
+
+    seen = _drive(build(Bayesian, {"trials": 40, "startup": 10}), space, bowl)
+    assert len(seen) == 40
+    assert all(isinstance(p["a.n"], int) and 1 <= p["a.n"] <= 50 for p, _ in seen)
+    startup = max(s for _, s in seen[:10] if not math.isnan(s))
+    guided = [s for _, s in seen[10:] if not math.isnan(s)]
+    assert max(guided) > startup  # the model found better than the random start
+    assert sum(s > startup - 0.5 for s in guided) > len(guided) / 2  # and stays near it
+    again = _drive(build(Bayesian, {"trials": 40, "startup": 10}), space, bowl)
+    assert [p for p, _ in again] == [p for p, _ in seen]
+
+
+def test_bayesian_runs_trials_on_real_data() -> None:
+    pytest.importorskip("optuna")
+    from gridkit.plugins.optimizers import Bayesian
+
+    trials = optimize(example(), parse_space({"strategy.grids": {"low": 5, "high": 40,
+                                                                 "int": True}}),
+                      build(Bayesian, {"trials": 4, "startup": 2}), seed=1, base_dir=EXAMPLES)
+    assert len(trials) == 4 and best(trials) is not None

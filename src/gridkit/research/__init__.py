@@ -1,8 +1,8 @@
 """Research: search a pipeline's options with an optimizer, trial by trial.
 
 :func:`optimize` runs the trials, :func:`parse_space` reads a ``[space]`` table, and the
-optimizers (kind ``optimizer``: ``grid-search``, ``random``, ``genetic``) only propose points
-and learn from their scores (:class:`gridkit.Optimizer`).
+optimizers (kind ``optimizer``: ``grid-search``, ``random``, ``genetic``, ``bayesian``) only
+propose points and learn from their scores (:class:`gridkit.Optimizer`).
 """
 
 from gridkit.research.space import Dimension, Space, parse_space, set_option

@@ -10,7 +10,7 @@ the objective of one search.
     seed = 1
 
     [optimizer]
-    use = "random"                      # grid-search | random | genetic | another installed one
+    use = "random"                      # grid-search | random | genetic | bayesian | ...
     trials = 40
 
     [space]
