@@ -483,3 +483,36 @@ def test_the_entry_points_declared_for_the_commands_resolve_with_static_help() -
         assert getattr(import_module(module), attr) is cmd and cmd.name == name
         info = static_help(ep)
         assert info is not None and info["help"] == cmd.help
+
+
+def test_a_lifted_drawdown_halt_measures_again_from_the_lift() -> None:
+    """Without re-arming, the account's drawdown (still past the limit) would halt the run at
+    the first bar after every lift, and the orders the lift proposed again would be lost."""
+    from types import SimpleNamespace
+
+    from gridkit.plugins.risk import Drawdown
+
+    check = build(Drawdown, {"limit": 0.1})
+
+    def at(equity: float, drawdown: float, ts: int) -> Any:
+        return SimpleNamespace(account=SimpleNamespace(equity=equity, drawdown=drawdown),
+                               bar=SimpleNamespace(ts=ts))
+
+    assert check.on_bar(at(95.0, 0.05, 1)) is None
+    assert check.on_bar(at(88.0, 0.12, 2)) == "drawdown 12.00% reached the limit 10.00%"
+    # (halted: on_bar is not called; a lift) trading again at 85, 15 % below the old peak
+    assert check.on_bar(at(85.0, 0.15, 3)) is None
+    assert check.on_bar(at(90.0, 0.10, 4)) is None  # a new peak since the lift: 90
+    assert check.on_bar(at(81.0, 0.19, 5)) == "drawdown 10.00% reached the limit 10.00%"
+    assert check.tripped_at == 5
+
+
+def test_halt_takes_a_relative_db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    db, _ = store_with_a_run(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert write_request(Path(db.name), "halt", "x")[0] == 1
+    other = tmp_path / "notes.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE notes (x TEXT)")
+    with pytest.raises(DataError, match=r"notes\.db is not a gridkit store"):
+        write_request(Path("notes.db"), "halt", "x")

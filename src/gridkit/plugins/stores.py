@@ -28,6 +28,15 @@ from gridkit.runtime.journal import Mark, OrderRequested
 
 #: ``PRAGMA application_id`` of a gridkit store: "grkt".
 APPLICATION_ID = 0x67726B74
+
+
+def is_gridkit_store(conn: Any) -> bool:
+    """True if the SQLite database open on ``conn`` is a gridkit store that holds runs: it
+    bears gridkit's application id, or (a store of schema version 1) gridkit's run tables."""
+    app = conn.execute("PRAGMA application_id").fetchone()[0]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return "runs" in tables and (app == APPLICATION_ID
+                                 or (app == 0 and {"orders", "fills", "equity"} <= tables))
 #: ``PRAGMA user_version``: the schema's number. 0 with the tables below is version 1.
 SCHEMA_VERSION = 2
 

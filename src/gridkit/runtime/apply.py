@@ -190,15 +190,19 @@ def _with_symbol(order: Order, symbol: str) -> Order:
 
 
 def halt(run: Run, reason: str, ts: int) -> None:
-    """A risk check stopped trading: every lane halted, every open order cancelled."""
+    """A risk check stopped trading: every lane halted, every open order cancelled.
+
+    What a lift proposes again (:func:`unhalt`): the open orders, with what each had left, and
+    the orders still waiting to be sent (those a lift had proposed again included)."""
     run.halted = reason
+    waiting = [a for lr in run.lanes for a in lr.actions if isinstance(a, Order)]
     for lr in run.lanes:
         lr.ctx.halted = reason
         lr.actions.clear()
     run.journal.emit(Halted(ts, reason))
     p = run.pipeline
     run.halt_orders = [s.order if s.filled <= 0 else attrs.evolve(s.order, qty=s.remaining)
-                       for s in run.ledger.open.values()]
+                       for s in run.ledger.open.values()] + waiting
     for oid in list(run.ledger.open):
         run.journal.emit(CancelRequested(oid, ts))
         p.executor.cancel(oid, run.lanes[0].ctx)

@@ -16,17 +16,14 @@ def read_status(path: Path, run_id: int | None = None) -> dict[str, Any]:
     """The state of run ``run_id`` (default: the last) in the store at ``path``."""
     if not path.is_file():
         raise DataError(f"store not found: {path}")
-    from gridkit.plugins.stores import APPLICATION_ID
+    from gridkit.plugins.stores import is_gridkit_store
 
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     except sqlite3.Error as err:
         raise DataError(f"cannot open store {path}: {err}") from None
     try:
-        app = conn.execute("PRAGMA application_id").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master "
-                                              "WHERE type = 'table'")}
-        if app != APPLICATION_ID and not {"runs", "orders", "fills", "equity"} <= tables:
+        if not is_gridkit_store(conn):
             raise DataError(f"{path} is not a gridkit store")
         return _status(conn, path, run_id)
     except sqlite3.DatabaseError as err:

@@ -70,7 +70,9 @@ class Drawdown(RiskCheck):
     """Halts trading (cancels every order, places none) once equity falls ``limit`` below its peak.
 
     Drawdown is ``(peak - equity) / peak`` on the equity marked at each close; the halt lasts
-    until a ``circuit-breaker`` lifts it. Source: seeds 000 and 002 (``max_drawdown``: 3 % and
+    until a ``circuit-breaker`` lifts it. After a lift the peak starts again at the equity of
+    the first bar traded (the operator accepted the loss so far): the check halts again only
+    if equity falls ``limit`` below that. Source: seeds 000 and 002 (``max_drawdown``: 3 % and
     5 % total), the maximum-drawdown stop of every grid-bot platform.
     """
 
@@ -84,11 +86,21 @@ class Drawdown(RiskCheck):
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.tripped_at: int | None = None
+        self.halting = False  # this check's halt stands (on_bar is not called meanwhile)
+        #: The equity peak since the last lift (None: never lifted, the account's peak counts).
+        self.peak_since_lift: float | None = None
 
     def on_bar(self, ctx: Context) -> str | None:
-        if ctx.account.drawdown >= self.config.limit:
-            self.tripped_at = ctx.bar.ts
-            dd = ctx.portfolio.drawdown
+        acct = ctx.account
+        if self.halting:  # called again: the halt was lifted
+            self.halting, self.peak_since_lift = False, acct.equity
+        if self.peak_since_lift is None:
+            dd = acct.drawdown
+        else:
+            peak = self.peak_since_lift = max(self.peak_since_lift, acct.equity)
+            dd = (peak - acct.equity) / peak if peak > 0 else 0.0
+        if dd >= self.config.limit:
+            self.tripped_at, self.halting = ctx.bar.ts, True
             return f"drawdown {dd:.2%} reached the limit {self.config.limit:.2%}"
         return None
 

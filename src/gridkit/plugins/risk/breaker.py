@@ -43,25 +43,21 @@ def latest_request(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
 
 def store_problem(path: Path) -> str | None:
     """Why ``path`` cannot take operator requests (one line), or None: it is a gridkit store."""
-    from gridkit.plugins.stores import APPLICATION_ID
+    from gridkit.plugins.stores import is_gridkit_store
 
     if not path.is_file():
         return f"{path}: no such store (give the --db file a run records into)"
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=10.0)
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
     except sqlite3.Error as err:
         return f"{path}: cannot open it: {err}"
     try:
-        app = conn.execute("PRAGMA application_id").fetchone()[0]
-        runs = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                            "AND name = 'runs'").fetchone()
+        ours = is_gridkit_store(conn)
     except sqlite3.DatabaseError:
-        app, runs = None, None
+        ours = False
     finally:
         conn.close()
-    if app != APPLICATION_ID or runs is None:
-        return f"{path} is not a gridkit store (no gridkit mark or runs table)"
-    return None
+    return None if ours else f"{path} is not a gridkit store (no gridkit mark or runs table)"
 
 
 def write_request(path: Path, action: str, reason: str,
@@ -193,7 +189,9 @@ class CircuitBreaker(RiskCheck):
         c = self.config
         if c.operator and c.db:
             path = run.resolve(c.db)
-            problem = store_problem(path)
+            # A file not made yet is the run's own store before its first run: fine.
+            problem = (store_problem(path) if path.exists() or not path.parent.is_dir()
+                       else None)
             if problem is not None:
                 raise ConfigError(f"circuit-breaker db: {problem}: gridkit halt could not "
                                   f"reach this run")
