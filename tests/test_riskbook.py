@@ -268,9 +268,12 @@ def test_risk_book_is_one_per_run() -> None:
     ctxs = portfolio(("BTC/USDT", "ETH/USDT"))
     run = ctxs["BTC/USDT"].run
     a, b = object(), object()
-    assert risk_book(run, a) is risk_book(run, b)
+    book = risk_book(run, a)
+    assert risk_book(run, b) is book  # the run's checks share it
     other = portfolio(("BTC/USDT", "ETH/USDT"))["BTC/USDT"].run
-    assert risk_book(other, a) is not risk_book(run, a)
+    theirs = risk_book(other, a)
+    assert theirs is not book and risk_book(other, b) is theirs  # another run: its own
+    assert risk_book(run, a) is not book  # the same check asking again: a fresh run of it
 
 
 def _risk_example(tmp_path: Path, end: str, extra: str = "") -> Path:

@@ -146,7 +146,7 @@ class RiskBook:
         #: Lane events that came with a timestamp older than the open row (not aligned).
         self.misaligned = 0
         self._last: dict[str, tuple[int, float]] = {}  # symbol -> (ts, close)
-        self._positions: dict[str, tuple[Any, ...]] = {}
+        self._positions: dict[tuple[int, int, str], tuple[Any, ...]] = {}
         self._account: Any = None
         #: VaR specs asked for: (method, confidence, horizon).
         self.specs: list[tuple[str, float, int]] = []
@@ -266,10 +266,13 @@ class RiskBook:
         acct = account if account is not None else self._account
         if acct is None:
             return 0.0
-        ps = self._positions.get(symbol)
+        # The positions of a symbol, found once per account and number of positions: a
+        # position the account opens later (a hedge side, another account) is not missed.
+        key = (id(acct), len(acct.positions), symbol)
+        ps = self._positions.get(key)
         if ps is None:
             ps = tuple(p for p in acct.positions.values() if p.symbol == symbol)
-            self._positions[symbol] = ps
+            self._positions[key] = ps
         total = 0.0
         for p in ps:
             price = p.price

@@ -6,9 +6,10 @@ feed it the bar of their lane in ``on_bar`` (the first check per bar counts, the
 it in) and ask it O(symbols) questions per order. The window and schedule of the book are the
 largest window and the most frequent schedule the checks ask for.
 
-An order **raises exposure** when it is a buy of a long-or-flat position, or a sell of a
-short-or-flat perpetual (a spot sell, and a ``reduce_only`` order, never do): only those are
-vetted. Before the book's first ready recompute (``window`` bar timestamps, at least half
+An order **raises exposure** when it would make its symbol's absolute position larger
+(:func:`gridkit.plugins.risk.limits.adds_risk`: a buy of a long-or-flat position, a sell of a
+short-or-flat perpetual, each side on its own in hedge mode; a spot sell and a ``reduce_only``
+order never do): only those are vetted. Before the book's first ready recompute (``window`` bar timestamps, at least half
 of them with a return for every symbol) nothing is known and such orders pass, counted as
 ``unvetted`` in the check's stats; a window longer than the data leaves every order unvetted,
 and the run's end logs one line saying so.
@@ -36,8 +37,10 @@ from gridkit.core.config import (
 )
 from gridkit.core.errors import ConfigError
 from gridkit.core.types import Order, Reject
+from gridkit.plugins.risk.limits import adds_risk
 from gridkit.runtime.context import Context, RunInfo
 from gridkit.runtime.riskbook import RiskBook, risk_book
+from gridkit.trading.markets import round_qty
 
 _log = logging.getLogger("gridkit.risk")
 
@@ -48,16 +51,6 @@ _UNTIL_READY_DOC = ("Orders that add risk before the window first fills (a paper
                     "unvetted), or refuse them.")
 _EVERY_DOC = ("Recompute the statistics every this many bars (amortized O(1) per order); the "
               "book uses the smallest its checks ask for.")
-
-
-def raises_exposure(order: Order, ctx: Context) -> bool:
-    """True if ``order`` can only add to the size of its symbol's position (see module)."""
-    if order.reduce_only:
-        return False
-    qty = ctx.position.qty
-    if order.side == "buy":
-        return qty >= 0.0
-    return ctx.position.kind != "spot" and qty <= 0.0
 
 
 class _BookCheck(RiskCheck):
@@ -175,7 +168,7 @@ class Correlation(_BookCheck):
                               f"this pipeline trades only {run.symbol}")
 
     def check(self, order: Order, ctx: Context) -> Order | Reject:
-        if not raises_exposure(order, ctx):
+        if not adds_risk(order, ctx):
             return order
         book = self._book(ctx)
         if not book.ready:
@@ -267,7 +260,7 @@ class Var(_BookCheck):
         return (c.method, float(c.confidence), int(c.horizon))
 
     def check(self, order: Order, ctx: Context) -> Order | Reject:
-        if not raises_exposure(order, ctx):
+        if not adds_risk(order, ctx):
             return order
         book = self._book(ctx)
         c = self.config
@@ -411,7 +404,7 @@ class SafeSize(_BookCheck):
         return out
 
     def check(self, order: Order, ctx: Context) -> Order | Reject:
-        if not raises_exposure(order, ctx):
+        if not adds_risk(order, ctx):
             return order
         c = self.config
         mult = self.multipliers(order, ctx)
@@ -431,8 +424,6 @@ class SafeSize(_BookCheck):
             qty = min(qty, room)
         m = ctx.market
         if m is not None:
-            from gridkit.trading.markets import round_qty
-
             qty = round_qty(qty, m)
             if qty <= 0.0 or (m.min_qty and qty < m.min_qty):
                 return self._refuse(f"the size left after the risk multipliers is below "
