@@ -123,3 +123,30 @@ def test_bad_input_is_one_line_with_status_2(tmp_path: Path) -> None:
     out = gridkit("optimize", "ok.toml", "--db", "s.db", "--resume", cwd=tmp_path)
     assert out.returncode == 2
     assert "the search changed since search 1 began (space.strategy.upper: " in out.stderr
+
+
+def test_nothing_is_written_when_no_trial_scored_and_a_bad_target_is_refused_first(
+        tmp_path: Path) -> None:
+    space = (EXAMPLES / "optimize.toml").read_text().replace(
+        "max_drawdown = 0.25", "max_drawdown = 0.0001")
+    (tmp_path / "s.toml").write_text(space.replace('"pipeline.toml"',
+                                                   f'"{EXAMPLES.as_posix()}/pipeline.toml"'))
+    out = gridkit("optimize", "s.toml", "--budget", "2", "--write-best", "best.toml", "--json",
+                  "--quiet", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["best"] is None and result["written"] is None
+    assert not (tmp_path / "best.toml").exists()
+    out = gridkit("optimize", "s.toml", "--write-best", "nowhere/best.toml", cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "Error: --write-best: no such folder nowhere") and out.stdout == ""
+
+
+def test_a_broken_pipeline_is_named_as_the_pipeline(tmp_path: Path) -> None:
+    (tmp_path / "pipeline.toml").write_text((EXAMPLES / "pipeline.toml").read_text()
+                                            + "\n[executorz]\nuse = 'x'\n")
+    (tmp_path / "s.toml").write_text((EXAMPLES / "optimize.toml").read_text())
+    out = gridkit("optimize", "s.toml", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "pipeline: " in out.stderr and "pipeline.toml: unknown section [executorz]" in \
+        out.stderr and "first point" not in out.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,24 +30,6 @@ def example(end: str = END) -> dict[str, Any]:
     return data
 
 
-def toml_of(data: dict[str, Any]) -> str:
-    """The tables back as TOML text (the simple values the example holds)."""
-    def value(v: Any) -> str:
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return repr(v)
-
-    out = []
-    for key, table in data.items():
-        rows = table if isinstance(table, list) else [table]
-        for row in rows:
-            out.append(f"[[{key}]]" if isinstance(table, list) else f"[{key}]")
-            out += [f"{k} = {value(v)}" for k, v in row.items()]
-    return "\n".join(out) + "\n"
-
-
 GRIDS = {"strategy.grids": {"low": 10, "high": 40, "int": True, "steps": 3},
          "strategy.lower": {"low": 48000, "high": 52000, "steps": 2}}
 
@@ -65,7 +48,7 @@ def test_grid_search_tries_every_point_and_each_trial_is_a_plain_run() -> None:
         data = example()
         for path, v in t.params.items():
             set_option(data, path, v)
-        summary = run_toml(toml_of(data), base_dir=EXAMPLES)
+        summary = run_toml(tomli_w.dumps(data), base_dir=EXAMPLES)
         assert (summary["return_pct"], summary["max_drawdown"], summary["orders_placed"]) == (
             t.return_pct, t.max_drawdown, t.orders) == (t.score, t.max_drawdown, t.orders)
     top = best(trials)
@@ -124,6 +107,7 @@ def test_a_drawdown_constraint_scores_the_trial_out() -> None:
     ({"strategy.qty": {"low": 1}}, "a range needs low and high"),
     ({"strategy.qty": {"low": 1, "high": 2, "stepz": 3}}, "unknown key 'stepz'"),
     ({"strategy.mode": {"choices": []}}, "choices must be a non-empty list"),
+    ({"strategy.mode": {"choices": [{"a": 1}]}}, "choices must be strings, numbers or"),
     ({"grids": {"low": 1, "high": 2}}, "not an option path: 'grids'"),
     ({"strategy..x": {"low": 1, "high": 2}}, "not an option path"),
     ({}, "expected a table of option paths"),
@@ -303,3 +287,39 @@ def test_bayesian_runs_trials_on_real_data() -> None:
                                                                  "int": True}}),
                       build(Bayesian, {"trials": 4, "startup": 2}), seed=1, base_dir=EXAMPLES)
     assert len(trials) == 4 and best(trials) is not None
+
+
+def test_integer_ranges_log_scale_and_stay_lazy() -> None:
+    d = Dimension("strategy.grids", low=1, high=1000, integer=True, log=True)
+    assert [d.sample(u) for u in (0.0, 0.5, 0.999999)] == [1, 32, 1000]
+    assert list(Dimension("a.b", low=1, high=1000, integer=True, log=True, steps=4).points()
+                ) == [1, 10, 100, 1000]
+    huge = Dimension("a.b", low=0, high=30_000_000, integer=True)
+    assert len(huge.points()) == 30_000_001  # a range: nothing built
+    assert list(Dimension("a.b", low=0, high=30_000_000, integer=True, steps=3).points()
+                ) == [0, 15_000_000, 30_000_000]
+
+
+def test_set_option_refuses_what_the_pipeline_does_not_have() -> None:
+    data: dict[str, Any] = {"strategy": {"use": "static"}, "risk": [{"use": "drawdown"}]}
+    for path, says in (("risk.x.limit", "[risk] is not a table"),
+                       ("risk[2].limit", "no [risk[2]]"),
+                       ("executor.maker_fee", "no [executor]"),
+                       ("strategy.use.x", "[strategy.use] is not a table")):
+        with pytest.raises(ConfigError) as err:
+            set_option(data, path, 1)
+        assert says in str(err.value), (path, str(err.value))
+
+
+def test_a_point_that_fails_to_run_is_a_failed_trial_and_the_search_goes_on() -> None:
+    """A point whose run fails (here: a file that is not market data, found when the source
+    reads it, after the pipeline was built) is a failed trial saying why; the points after it
+    still run."""
+    space = parse_space({"source.path": {"choices": ["data/BTC_USDT-1m.json.gz",
+                                                     "data/SOURCE.md",
+                                                     "data/BTC_USDT-1m.json.gz"]}})
+    trials = optimize(example(), space, build(GridSearch), base_dir=EXAMPLES)
+    assert [t.error is None for t in trials] == [True, False, True]
+    assert "SOURCE.md is truncated or not valid JSON" in (trials[1].error or "")
+    assert math.isnan(trials[1].score)
+    assert trials[2].score == trials[0].score

@@ -1040,24 +1040,24 @@ class _StreamState:
     def cached_trades(self, ex: Any, symbol: str) -> list[Any]:
         """Prints ccxt has cached since its last answer, newer than the last one taken.
 
-        Reading ccxt's count of new prints marks them read, so its next answer starts after
-        them; prints without numeric ids are left to that answer (nothing tells a print seen
-        from one not seen)."""
+        Reading ccxt's count of new prints marks them to be cleared at its next print, so its
+        next answer starts after them; prints without numeric ids are left to that answer
+        (nothing tells a print seen from one not seen)."""
         cache = (getattr(ex, "trades", None) or {}).get(symbol)
         if not cache or self.last_trade_id is None:
             return []
-        fresh = cache.getLimit(symbol, None) or 0
-        if fresh <= 0:
+        if not cache.getLimit(symbol, None):  # (ccxt clears its count at the next print)
             return []
         last = self.last_trade_id
         out = []
-        for t in list(cache)[-fresh:]:
+        for t in reversed(cache):  # newest first, down to the last print taken: O(new)
             try:
-                if int(t.get("id")) > last:
-                    out.append(t)
+                if int(t.get("id")) <= last:
+                    break
             except (TypeError, ValueError):
                 return []
-        return self._trades(out) if out else []
+            out.append(t)
+        return self._trades(out[::-1]) if out else []
 
     def _candles(self, candles: list[list[Any]]) -> list[Any]:
         out: list[Any] = []

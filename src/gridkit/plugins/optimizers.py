@@ -84,9 +84,6 @@ class RandomSearch(Optimizer):
             return point
         return None
 
-    def tell(self, params: Mapping[str, Any], score: float) -> None:
-        return None
-
     def stats(self) -> dict[str, Any]:
         return {"drawn": self.drawn, "repeats": self.repeats}
 
@@ -204,7 +201,7 @@ class Genetic(Optimizer):
 
         def pick() -> list[float]:
             drawn = [rng.randrange(len(genomes)) for _ in range(c.tournament)]
-            return genomes[max(drawn, key=lambda i: scores[i] or float("-inf"))]
+            return genomes[max(drawn, key=lambda i: scores[i])]  # (all scored by now)
 
         while len(new_g) < c.population:
             a, b = pick(), pick()

@@ -43,14 +43,16 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
     search = load_search(space_file)
     if resume and db is None:
         raise ConfigError("--resume needs --db, the store of the search to resume")
+    if write_best is not None and not Path(write_best).resolve().parent.is_dir():
+        raise ConfigError(f"--write-best: no such folder {Path(write_best).parent}")
     optimizer = _optimizer(search)
     store = SearchStore(db) if db is not None else None
     replay: list[Any] = []
     search_id = None
     try:
         if store is not None:
-            last = store.last_search()
             if resume:
+                last = store.last_search()
                 if last is None:
                     raise ConfigError(f"--resume: {db} holds no search to resume")
                 search_id, status, identity, replay = last
@@ -82,9 +84,8 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
                                 objective=search.objective, max_drawdown=search.max_drawdown,
                                 budget=limit, seed=search.seed,
                                 base_dir=search.pipeline_path.parent, on_trial=kept,
-                                replay=replay)
+                                replay=replay, source=str(search.pipeline_path))
         except KeyboardInterrupt:
-            progress.end()
             if store is not None and search_id is not None:
                 store.finish(search_id, "stopped")
                 click.echo(f"stopped; {db} keeps every finished trial: gridkit optimize "
@@ -92,18 +93,23 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
             else:
                 click.echo("stopped (no --db: nothing kept)", err=True)
             return
+        except BaseException:
+            if store is not None and search_id is not None:
+                store.finish(search_id, "failed")
+            raise
         finally:
             preflight.setLevel(level)
-        progress.end()
         if store is not None and search_id is not None:
             store.finish(search_id, "finished")
     finally:
         if store is not None:
             store.close()
     top = best(trials)
+    written = None
     if top is not None and write_best is not None:
         _write_best(search, top, Path(write_best))
-    _report(search, trials, top, search_id, write_best, as_json)
+        written = write_best
+    _report(search, trials, top, search_id, written, as_json)
 
 
 def _optimizer(search: Any) -> Any:
@@ -149,22 +155,15 @@ class _Progress:
         click.echo(f"trial {trial.number + 1}{of}  {rate:.2f} trials/s  score {score}  {top}",
                    err=True)
 
-    def end(self) -> None:
-        return None
-
 
 def _write_best(search: Any, top: Any, out: Path) -> None:
     """The searched pipeline with the best point's options set, as TOML; relative paths are
     made absolute so the file runs from wherever it is written."""
-    import copy
-
     import tomli_w
 
-    from gridkit.research import set_option
+    from gridkit.research.trials import with_point
 
-    data = copy.deepcopy(search.pipeline_data)
-    for path, value in top.params.items():
-        set_option(data, path, value)
+    data = with_point(search.pipeline_data, top.params)
     _absolute_paths(data, search.pipeline_path.parent)
     head = (f"# Written by gridkit optimize {search.path.name}: trial {top.number}, "
             f"{search.objective} {top.score:.6g}\n# "
@@ -174,13 +173,17 @@ def _write_best(search: Any, top: Any, out: Path) -> None:
     tmp.replace(out)  # whole or not at all
 
 
+#: The options that name a file, resolved against pipeline.toml's folder (RunInfo.resolve).
+PATH_OPTIONS = frozenset({"path", "markets", "pre_close", "funding", "mark", "db",
+                          "resume_from"})
+
+
 def _absolute_paths(node: Any, base: Path) -> None:
-    """Every ``path``/``markets``/``pre_close`` option that names a relative file, anchored."""
+    """Every file option (:data:`PATH_OPTIONS`), anchored as ``RunInfo.resolve`` does."""
     if isinstance(node, dict):
         for key, value in node.items():
-            if key in ("path", "markets", "pre_close") and isinstance(value, str) and value \
-                    and not Path(value).is_absolute() and "{" not in value:
-                node[key] = str((base / value).resolve())
+            if key in PATH_OPTIONS and isinstance(value, str) and value and value != ":memory:":
+                node[key] = str((base / Path(value).expanduser()).resolve())
             else:
                 _absolute_paths(value, base)
     elif isinstance(node, list):
@@ -189,15 +192,17 @@ def _absolute_paths(node: Any, base: Path) -> None:
 
 
 def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
-            write_best: str | None, as_json: bool) -> None:
+            written: str | None, as_json: bool) -> None:
+    from gridkit.cli import _jsonable
+
     ranked = sorted((t for t in trials if not math.isnan(t.score)), key=lambda t: -t.score)
     if as_json:
-        click.echo(json.dumps({
+        click.echo(json.dumps(_jsonable({
             "search": search_id, "objective": search.objective, "trials": len(trials),
             "failed": sum(1 for t in trials if t.error), "best": None if top is None else {
                 "number": top.number, "params": top.params, "score": top.score,
                 "return_pct": top.return_pct, "max_drawdown": top.max_drawdown},
-            "written": write_best}, default=str))
+            "written": written})))
         return
     click.echo(f"trials            {len(trials)} ({sum(1 for t in trials if t.error)} failed, "
                f"{len(trials) - len(ranked)} without a score)")
@@ -212,6 +217,6 @@ def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
     for t in ranked[:5]:
         click.echo(f"  {t.number:>4}  {t.score:>12.6g}  "
                    + ", ".join(f"{k}={v!r}" for k, v in t.params.items()))
-    if write_best:
-        click.echo(f"written           {write_best} (gridkit run {write_best})")
+    if written:
+        click.echo(f"written           {written} (gridkit run {written})")
     sys.stdout.flush()

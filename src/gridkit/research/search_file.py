@@ -73,9 +73,13 @@ def load_search(path: str | Path) -> SearchFile:
     if not isinstance(pipe, str) or not pipe:
         problems.append('pipeline: the pipeline file to search, e.g. pipeline = "pipeline.toml"')
     else:
+        from gridkit.runtime.pipeline_file import pipeline_from_data
+
         pipeline_path = (p.parent / pipe).resolve()
         try:
             pipeline_data = _toml(pipeline_path, tomllib)
+            # The pipeline's own problems, named as gridkit run names them (not as a point's).
+            pipeline_from_data(pipeline_data, str(pipeline_path), pipeline_path.parent)
         except ConfigError as err:
             problems.append(f"pipeline: {err}")
     objective = data.get("objective", "return")

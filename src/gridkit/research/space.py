@@ -44,27 +44,27 @@ class Dimension:
     step: int = 1
     choices: tuple[Any, ...] = ()
 
-    def points(self) -> list[Any]:
-        """Every value a grid search tries, in order (ConfigError: a float range has no
-        ``steps``)."""
+    def points(self) -> Sequence[Any]:
+        """Every value a grid search tries, in order, without building more than it needs (an
+        integer range without ``steps`` is a ``range``). ConfigError: a float range has no
+        ``steps``."""
         if self.choices:
             return list(self.choices)
-        low, high = float(self.low or 0.0), float(self.high or 0.0)
+        low, high, n = float(self.low or 0.0), float(self.high or 0.0), self.steps
         if self.integer:
-            values = list(range(int(low), int(high) + 1, self.step))
-            if self.steps is not None and self.steps < len(values):
-                values = sorted({values[round(i * (len(values) - 1) / (self.steps - 1))]
-                                 for i in range(self.steps)} if self.steps > 1 else {values[0]})
-            return values
-        if self.steps is None:
+            lo, hi = int(low), int(high)
+            if n is None:
+                return range(lo, hi + 1, self.step)
+            if n == 1:
+                return [lo]
+            if self.log:
+                return sorted({min(hi, max(lo, round(v))) for v in _spaced(low, high, n, True)})
+            count = (hi - lo) // self.step + 1
+            return sorted({lo + self.step * round(i * (count - 1) / (n - 1)) for i in range(n)})
+        if n is None:
             raise ConfigError(f"space.{self.path}: a grid search needs steps = N for a float "
                               f"range (how many points from low to high)")
-        if self.steps == 1:
-            return [low]
-        if self.log:
-            a, b = math.log(low), math.log(high)
-            return [math.exp(a + (b - a) * i / (self.steps - 1)) for i in range(self.steps)]
-        return [low + (high - low) * i / (self.steps - 1) for i in range(self.steps)]
+        return [low] if n == 1 else _spaced(low, high, n, self.log)
 
     def sample(self, u: float) -> Any:
         """The value at ``u`` in [0, 1): uniform (log-uniform with ``log``) over the range, or
@@ -72,12 +72,23 @@ class Dimension:
         if self.choices:
             return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
         low, high = float(self.low or 0.0), float(self.high or 0.0)
+        if self.integer and self.log:  # log-uniform, rounded, within the range
+            v = round(math.exp(math.log(low) + (math.log(high) - math.log(low)) * u))
+            return min(int(high), max(int(low), v))
         if self.integer:
             count = (int(high) - int(low)) // self.step + 1
             return int(low) + self.step * min(int(u * count), count - 1)
         if self.log:
             return math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
         return low + (high - low) * u
+
+
+def _spaced(low: float, high: float, n: int, log: bool) -> list[float]:
+    """``n`` (at least 2) points from ``low`` to ``high``, evenly spaced (in log with ``log``)."""
+    if log:
+        a, b = math.log(low), math.log(high)
+        return [math.exp(a + (b - a) * i / (n - 1)) for i in range(n)]
+    return [low + (high - low) * i / (n - 1) for i in range(n)]
 
 
 @frozen
@@ -139,6 +150,9 @@ def parse_space(table: Any, where: str = "space") -> Space:
             choices = spec["choices"]
             if not isinstance(choices, list) or not choices or len(spec) > 1:
                 problems.append(f"{at}: choices must be a non-empty list, alone")
+                continue
+            if not all(isinstance(c, (str, int, float, bool)) for c in choices):
+                problems.append(f"{at}: choices must be strings, numbers or booleans")
                 continue
             dims.append(Dimension(path, choices=tuple(choices)))
             continue
@@ -204,17 +218,19 @@ def set_option(data: dict[str, Any], path: str, value: Any) -> None:
     steps = option_path(path)
     node: Any = data
     for i, key in enumerate(steps[:-1]):
-        nxt = steps[i + 1]
-        try:
-            if isinstance(key, int) or isinstance(nxt, int):
-                node = node[key]
-            else:
-                node = node.setdefault(key, {}) if key == "lanes" or i > 0 else node[key]
-        except (KeyError, IndexError, TypeError):
-            raise ConfigError(f"space.{path}: the pipeline has no {_shown(steps[:i + 1])} to "
-                              f"set it in") from None
-        if not isinstance(node, (dict, list)):
-            raise ConfigError(f"space.{path}: {_shown(steps[:i + 1])} is not a table")
+        here = _shown(steps[:i + 1])
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                raise ConfigError(f"space.{path}: the pipeline has no {here} to set it in")
+            node = node[key]
+        elif not isinstance(node, dict):
+            raise ConfigError(f"space.{path}: {_shown(steps[:i])} is not a table")
+        elif key in node:
+            node = node[key]
+        elif steps[0] == "lanes" and not isinstance(steps[i + 1], int):
+            node = node.setdefault(key, {})  # a lane's override table may be new
+        else:
+            raise ConfigError(f"space.{path}: the pipeline has no {here} to set it in")
     if not isinstance(node, dict):
         raise ConfigError(f"space.{path}: {_shown(steps[:-1])} is not a table")
     node[steps[-1]] = value

@@ -17,7 +17,7 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import Optimizer
-from gridkit.core.errors import ConfigError
+from gridkit.core.errors import ConfigError, GridkitError
 from gridkit.research.space import Space, set_option
 
 
@@ -59,7 +59,7 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
              objective: str = "return", max_drawdown: float | None = None,
              budget: int | None = None, seed: int = 0, base_dir: Path | None = None,
              on_trial: Callable[[Trial], None] | None = None,
-             replay: Sequence[Trial] = ()) -> list[Trial]:
+             replay: Sequence[Trial] = (), source: str = "<trial>") -> list[Trial]:
     """Run the search; return every trial in the order it ran.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
@@ -67,6 +67,7 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     :param max_drawdown: a constraint: a trial whose drawdown exceeds it scores NaN.
     :param budget: the most trials to run (None: until the optimizer has no point left).
     :param base_dir: the folder relative paths in the pipeline are resolved against.
+    :param source: the pipeline's file, as error lines name it.
     :param on_trial: called after each trial that ran (a progress line, a store row).
     :param replay: the trials of an interrupted search, in order: the optimizer is asked again
         (same seed, same scores: same points) and told their scores without running them.
@@ -78,9 +79,6 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     range) is a :class:`gridkit.ConfigError` before any trial runs when it is the first point,
     else that trial's ``error``.
     """
-    from gridkit.runtime.engine import build_pipeline, run_pipeline
-    from gridkit.runtime.pipeline_file import pipeline_from_data
-
     score_of = OBJECTIVES.get(objective)
     if score_of is None:
         raise ConfigError(f"objective: unknown {objective!r}; objectives are: "
@@ -102,35 +100,53 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
             optimizer.tell(done.params, done.score)
             trials.append(done)
             continue
-        data = copy.deepcopy(dict(pipeline))
-        if isinstance(data.get("pipeline"), dict):  # (else pipeline.toml's check says why)
-            data["pipeline"]["mode"] = "backtest"
-        data.pop("store", None)  # a trial keeps nothing: the driver keeps the results
         try:
-            for path, value in params.items():
-                set_option(data, path, value)
-            config = pipeline_from_data(data, "<trial>", base_dir)
-            built = build_pipeline(config)
-        except ConfigError as err:
+            trial = _trial(len(trials), dict(params), pipeline, source, base_dir, score_of,
+                           max_drawdown)
+        except ConfigError as err:  # the pipeline refuses the point's options
             if not trials:  # the space does not fit the pipeline: say so once, up front
                 raise ConfigError(f"the first point of the space does not fit the pipeline: "
                                   f"{err}") from None
             trial = Trial(len(trials), dict(params), math.nan, error=str(err))
-        else:
-            summary = run_pipeline(built)
-            if summary["status"] != "finished":  # stopped by a signal: not a result
-                raise KeyboardInterrupt
-            score = score_of(summary)
-            dd = float(summary["max_drawdown"])
-            if max_drawdown is not None and dd > max_drawdown:
-                score = math.nan
-            trial = Trial(len(trials), dict(params), score, float(summary["return_pct"]), dd,
-                          int(summary["orders_placed"]))
         optimizer.tell(trial.params, trial.score)
         trials.append(trial)
         if on_trial is not None:
             on_trial(trial)
     return trials
+
+
+def with_point(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of pipeline.toml's tables with the point's options set."""
+    data = copy.deepcopy(dict(pipeline))
+    for path, value in params.items():
+        set_option(data, path, value)
+    return data
+
+
+def _trial(number: int, params: dict[str, Any], pipeline: Mapping[str, Any], source: str,
+           base_dir: Path | None, score_of: Callable[[Mapping[str, Any]], float],
+           max_drawdown: float | None) -> Trial:
+    """One backtest of the point; ConfigError if the pipeline refuses its options."""
+    from gridkit.runtime.engine import build_pipeline, run_pipeline
+    from gridkit.runtime.pipeline_file import pipeline_from_data
+
+    data = with_point(pipeline, params)
+    if isinstance(data.get("pipeline"), dict):  # (else pipeline.toml's check says why)
+        data["pipeline"]["mode"] = "backtest"
+    data.pop("store", None)  # a trial keeps nothing: the driver keeps the results
+    built = build_pipeline(pipeline_from_data(data, source, base_dir))
+    try:
+        summary = run_pipeline(built)
+    except GridkitError as err:  # this point cannot run (its data, a window, a plugin)
+        return Trial(number, params, math.nan, error=str(err))
+    if summary["status"] == "stopped":  # by a signal: not a result
+        raise KeyboardInterrupt
+    score = score_of(summary)
+    dd = float(summary["max_drawdown"])
+    if max_drawdown is not None and dd > max_drawdown:
+        score = math.nan
+    return Trial(number, params, score, float(summary["return_pct"]), dd,
+                 int(summary["orders_placed"]))
 
 
 def best(trials: list[Trial]) -> Trial | None:
@@ -139,4 +155,4 @@ def best(trials: list[Trial]) -> Trial | None:
     return max(scored, key=lambda t: t.score) if scored else None
 
 
-__all__ = ["OBJECTIVES", "Trial", "best", "optimize"]
+__all__ = ["OBJECTIVES", "Trial", "best", "optimize", "with_point"]

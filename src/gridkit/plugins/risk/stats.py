@@ -9,10 +9,11 @@ largest window and the most frequent schedule the checks ask for.
 An order **raises exposure** when it would make its symbol's absolute position larger
 (:func:`gridkit.plugins.risk.limits.adds_risk`: a buy of a long-or-flat position, a sell of a
 short-or-flat perpetual, each side on its own in hedge mode; a spot sell and a ``reduce_only``
-order never do): only those are vetted. Before the book's first ready recompute (``window`` bar timestamps, at least half
-of them with a return for every symbol) nothing is known and such orders pass, counted as
-``unvetted`` in the check's stats; a window longer than the data leaves every order unvetted,
-and the run's end logs one line saying so.
+order never do): only those are vetted. Before the book's first ready recompute (``window``
+bar timestamps, at least half of them with a return for every symbol) nothing is known and
+such orders pass, counted as ``unvetted`` in the check's stats (or are refused, with
+``until_ready = "refuse"``). A backtest whose data is shorter than the window is refused before
+it runs; a window that never fills otherwise is one line at the run's end.
 """
 
 from __future__ import annotations
