@@ -137,9 +137,10 @@ def _data_long_enough(pipeline: Pipeline) -> None:
     if pipeline.run.mode != "backtest":
         return
     sizes = [lane.source.size_hint() for lane in pipeline.lanes]
-    if not sizes or None in sizes:
+    known = [n for n in sizes if n is not None]
+    if not known or len(known) < len(sizes):  # a source that cannot tell: nothing to say
         return
-    have = min(s for s in sizes if s is not None)
+    have = min(known)
     problems = []
     for check in pipeline.risk:
         need = check.min_bars()

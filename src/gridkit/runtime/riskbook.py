@@ -59,7 +59,6 @@ from typing import Any
 import numpy as np
 
 #: The VaR methods a ``var`` check may name.
-METHODS = ("historical", "parametric", "cornish-fisher")
 _DAY_MS = 86_400_000
 _NAN = float("nan")
 
@@ -156,7 +155,6 @@ class RiskBook:
         self.computed_at: int | None = None
         #: Complete rows the last recompute used.
         self.n = 0
-        self.mean = np.zeros(0)
         self.vol = np.zeros(0)
         self.corr = np.zeros((0, 0))
         self.e0 = np.zeros(0)
@@ -199,7 +197,7 @@ class RiskBook:
         self.symbols.append(symbol)
         self.index[symbol] = j
         self._ret = np.hstack([self._ret, np.full((self._ret.shape[0], 1), _NAN)])
-        for name in ("mean", "vol", "e0", "vol_mean"):
+        for name in ("vol", "e0", "vol_mean"):
             setattr(self, name, np.append(getattr(self, name), 0.0 if name != "vol" else _NAN))
         corr = np.full((j + 1, j + 1), _NAN)
         corr[:j, :j] = self.corr
@@ -309,7 +307,6 @@ class RiskBook:
         self.computed_at = self._row_ts
         if n < max(3, self.window // 2):
             return
-        self.mean = R.mean(axis=0)
         sd = R.std(axis=0, ddof=1)
         self.vol = sd
         self.ready_recomputes += 1

@@ -408,6 +408,8 @@ class SafeSize(_BookCheck):
         if not adds_risk(order, ctx):
             return order
         c = self.config
+        if not self._book(ctx).ready:  # volatility and correlation have no figure yet: 1
+            self.unvetted += 1
         mult = self.multipliers(order, ctx)
         product = 1.0
         for m in mult.values():
