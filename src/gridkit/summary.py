@@ -101,6 +101,8 @@ def summarize(run: Any) -> dict[str, Any]:
         if stats:
             spec, _ = p.origin(c)
             comps[spec.path] = stats
+    if run.fused_open_orders is not None and "executor" in comps:
+        comps["executor"]["open_orders"] = run.fused_open_orders  # (never held as objects)
     lanes = run.lanes
     first = lanes[0]
     dropped_by: dict[str, Any] = {}
@@ -167,7 +169,8 @@ def summarize(run: Any) -> dict[str, Any]:
         "last_ts": first.ctx.bar.ts if first.ctx.bar is not None else None,
         "orders_placed": run.orders_placed, "orders_cancelled": run.orders_cancelled,
         "orders_rejected": sum(run.rejected.values()), "rejected_by": dict(run.rejected),
-        "open_orders": len(executor_open),
+        "open_orders": (len(executor_open) if run.fused_open_orders is None
+                        else run.fused_open_orders),
         "open_order_ids": sorted(executor_open),
         # Orders the ledger holds open but the executor does not, or the reverse, and reports
         # that did not fit the ledger: a grid that never loses an order keeps this empty.
@@ -186,8 +189,10 @@ def summarize(run: Any) -> dict[str, Any]:
                                  "distribution": reg.distribution}
                      for spec, reg in (p.origin(c) for c in p.components())},
         "components": comps,
-        "latency_us": run.timer.percentiles(),
+        # (A fused backtest has no per-event stages to time.)
+        "latency_us": run.timer.percentiles() if run.fused_open_orders is None else None,
         "elapsed_s": run.elapsed,
+        "backtest_path": run.path,
         "events_per_s": run.seen / run.elapsed if run.elapsed > 0 else None,
     }
     # The portfolio risk book's figures, when a risk check keeps one (gridkit.runtime.riskbook).

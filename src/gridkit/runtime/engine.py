@@ -76,6 +76,9 @@ def run_pipeline(pipeline: Pipeline,
             setup_done.append(component)
         _data_long_enough(pipeline)
         _exchange_markets(run)
+        from gridkit.fused.plan import choose
+
+        run.path = choose(pipeline, resume)
         store = pipeline.store
         if store.journaled:
             run.journal.subscribe(store.write, store.mark)
@@ -113,7 +116,10 @@ def run_pipeline(pipeline: Pipeline,
                                 pipeline=pipeline)
         started = time.perf_counter()
         try:
-            _loop(run, progress)
+            if run.path is not None and run.path["fused"]:
+                _fused(run, progress)
+            if run.path is None or not run.path["fused"]:
+                _loop(run, progress)
             if pipeline.run.mode != "backtest":
                 _settle(run)
         finally:
@@ -314,6 +320,25 @@ def _culprit(pipeline: Pipeline, err: BaseException) -> Component | None:
             break
         tb = tb.tb_next
     return found
+
+
+def _fused(run: Run, progress: Callable[[int, int | None], None] | None) -> None:
+    """The backtest as compiled loops (:mod:`gridkit.fused`); a component that raises is
+    named as on the plugin path."""
+    from gridkit.fused.run import run_fused
+
+    p = run.pipeline
+    try:
+        run_fused(run)
+    except GridkitError:
+        raise
+    except Exception as err:
+        culprit = _culprit(p, err)
+        if culprit is None:
+            raise
+        raise _blame(p, culprit, "in a fused backtest", err) from err
+    if progress is not None and run.path is not None and run.path["fused"]:
+        progress(run.seen, run.seen)
 
 
 def _loop(run: Run, progress: Callable[[int, int | None], None] | None) -> None:

@@ -58,6 +58,13 @@ class PipelineSection:
             "3+ such features in paper/live runs, or backtests where features x events >= "
             "1.5M), on, off.",
     )
+    fuse: Literal["auto", "on", "off"] = option(
+        "auto",
+        doc="Backtests: run the whole backtest as one compiled loop when every component has a "
+            "fused form (gridkit.fused; same fills to the last bit): auto (when it pays: "
+            "100,000+ bars), on (always; a pipeline without a fused form is refused with the "
+            "reason), off.",
+    )
     decide_on: list[str] = option(
         factory=lambda: ["bars"],
         doc="Event kinds the strategy decides on: bars, and also trades or book (quotes).")

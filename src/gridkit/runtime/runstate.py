@@ -89,6 +89,11 @@ class Run:
     by_symbol: dict[str, LaneRun] = field(factory=dict)
     #: Paper and live: the run's :class:`~gridkit.runtime.heartbeat.Heartbeat` (None when off).
     heartbeat: Any = None
+    #: How the backtest ran: ``{"fused": bool, "why": reason it was not fused, or ""}``
+    #: (:mod:`gridkit.fused`); None for paper and live runs.
+    path: dict[str, Any] | None = None
+    #: A fused run's open orders at its end (its executor never held them as objects).
+    fused_open_orders: int | None = None
 
     @property
     def ctx(self) -> Context:

@@ -1,0 +1,344 @@
+"""A long spot grid of fixed lines through the ``simulated`` executor, as one compiled loop.
+
+:func:`grid_backtest` is the plugin path of a grid strategy (:class:`~gridkit.plugins.grids.cells
+.GridCells` laid by :func:`~gridkit.plugins.grids.controls.relay`), the ``simulated`` executor
+(:mod:`gridkit.plugins.executors.bars` with its balance checks) and the account
+(:class:`~gridkit.runtime.account.Account`), written again as arrays, operation for operation,
+so every float comes out the same: DESIGN.md §6 and §7 through the shared rule functions of
+:mod:`gridkit.trading.fills`, compiled here. A bar that reaches no order costs a mark to market
+and two comparisons.
+
+Per bar, as the engine does: the orders queued since the last bar go live (the opening market
+order fills at the open with the taker fee), the reached buys fill best price first, then the
+reached sells; each fill is booked and flips its cell, whose next order waits for the execute
+stage; the account is marked at the close; the cells' orders are sent, each checked against the
+free cash or base as the executor checks it, and live from the next bar. A refused order parks
+its cell until the grid's next fill.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from gridkit.trading import fills as rules
+
+_limit_reached = njit(cache=True)(rules.limit_reached)
+_fee = njit(cache=True)(rules.fee)
+_cell_order_price = njit(cache=True)(rules.cell_order_price)
+_round_trip_profit = njit(cache=True)(rules.round_trip_profit)
+
+EMPTY, HOLDING = 0, 1
+#: A cell's order: none, decided (to be sent this bar), queued (live from the next bar), live.
+NONE, PENDING, QUEUED, LIVE = 0, 1, 2, 3
+#: Fill columns: bar index, 1.0 buy / 0.0 sell, price, quantity, fee, cell (-1: market order).
+FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
+#: Slots of the ``figures`` result.
+FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit")
+#: Slots of the ``counters`` result.
+COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
+            "open_orders", "start_bar", "last_bar", "market_rejected")
+
+
+@njit(cache=True)
+def _record(out, k, bar, buy, price, qty, fee, cell):  # pragma: no cover - numba
+    if k == out.shape[0]:
+        bigger = np.empty((2 * out.shape[0] + 16, 6))
+        bigger[:k] = out[:k]
+        out = bigger
+    out[k, 0] = bar
+    out[k, 1] = 1.0 if buy else 0.0
+    out[k, 2] = price
+    out[k, 3] = qty
+    out[k, 4] = fee
+    out[k, 5] = cell
+    return out
+
+
+@njit(cache=True)
+def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capital, maker,
+                  taker, check_balance):  # pragma: no cover - numba
+    """Trade the grid of ``lines`` (N+1, increasing) and ``qtys`` (N) over the accepted bars;
+    the first accepted bar lays it at its close.
+
+    ``uniform``: every cell has one quantity (the opening order is then the count of holding
+    cells times it, as :func:`~gridkit.plugins.grids.controls.relay` computes it).
+    Returns ``(fills, figures, counters, state, parked, order)``: the fills (rows of
+    :data:`FILL_COLUMNS`), :data:`FIGURES`, :data:`COUNTERS`, and per cell its state, whether it
+    is parked, and its open order's status.
+    """
+    n = lines.shape[0] - 1
+    nbars = close.shape[0]
+    state = np.zeros(n, dtype=np.int8)
+    ostat = np.zeros(n, dtype=np.int8)
+    obuy = np.zeros(n, dtype=np.bool_)
+    oqty = np.zeros(n)
+    oprice = np.zeros(n)
+    oheld = np.zeros(n)
+    selling = np.zeros(n)
+    parked = np.zeros(n, dtype=np.bool_)
+    has_entry = np.zeros(n, dtype=np.bool_)
+    entry_price = np.zeros(n)
+    entry_fee = np.zeros(n)
+    queue = np.empty(n + 1, dtype=np.int64)  # cells queued in send order; -1: the market order
+    actions = np.empty(4 * n + 4, dtype=np.int64)  # cells whose order goes out this bar
+    done = np.empty(n + 1, dtype=np.int64)  # fill rows of this bar
+    out = np.empty((64, 6))
+    nfill = 0
+    nq = 0
+    # GridCells' scalars, shared with _order_for: the base its open sells ask for, and how
+    # many sells, parked cells and decided orders there are.
+    sc = np.zeros(1)
+    ic = np.zeros(3, dtype=np.int64)
+    round_trips = 0
+    grid_profit = 0.0
+    cash = capital
+    base = 0.0
+    equity = capital
+    peak = capital
+    max_dd = 0.0
+    # The executor's holds: cash its open buys reserve, base its open sells reserve, base the
+    # queued market buy brings.
+    cash_held = 0.0
+    base_held = 0.0
+    base_coming = 0.0
+    mkt = NONE
+    mkt_qty = 0.0
+    mkt_held = 0.0
+    mkt_coming = 0.0
+    best_buy = -1  # highest cell with a live buy
+    best_sell = n  # lowest cell with a live sell
+    placed = 0
+    no_cash = 0
+    no_base = 0
+    mkt_refused = 0
+    start = -1
+    last = -1
+    for b in range(nbars):
+        if not accepted[b]:
+            continue
+        last = b
+        lo, hi, c = low[b], high[b], close[b]
+        if start >= 0 and (nq > 0 or (best_buy >= 0 and oprice[best_buy] >= lo)
+                           or (best_sell < n and oprice[best_sell] <= hi)):
+            # --- the executor's fills of this bar -----------------------------------------
+            nd = 0
+            for q in range(nq):
+                i = queue[q]
+                if i < 0:  # the market order: at this bar's open, before the limits (rule 4)
+                    px = open_[b]
+                    out = _record(out, nfill, b, True, px, mkt_qty, _fee(px, mkt_qty, taker), -1)
+                    done[nd] = nfill
+                    nd += 1
+                    nfill += 1
+                    if check_balance:
+                        cash_held = max(0.0, cash_held - mkt_held)
+                        base_coming = max(0.0, base_coming - mkt_coming)
+                    mkt = NONE
+                else:
+                    ostat[i] = LIVE
+                    if obuy[i]:
+                        if i > best_buy:
+                            best_buy = i
+                    elif i < best_sell:
+                        best_sell = i
+            nq = 0
+            i = best_buy
+            while i >= 0:
+                if ostat[i] == LIVE and obuy[i]:
+                    if not _limit_reached(True, oprice[i], lo, hi):
+                        break
+                    out = _record(out, nfill, b, True, oprice[i], oqty[i],
+                                  _fee(oprice[i], oqty[i], maker), i)
+                    done[nd] = nfill
+                    nd += 1
+                    nfill += 1
+                    ostat[i] = NONE
+                    if check_balance:
+                        cash_held = max(0.0, cash_held - oheld[i])
+                i -= 1
+            best_buy = i
+            i = best_sell
+            while i < n:
+                if ostat[i] == LIVE and not obuy[i]:
+                    if not _limit_reached(False, oprice[i], lo, hi):
+                        break
+                    out = _record(out, nfill, b, False, oprice[i], oqty[i],
+                                  _fee(oprice[i], oqty[i], maker), i)
+                    done[nd] = nfill
+                    nd += 1
+                    nfill += 1
+                    ostat[i] = NONE
+                    if check_balance:
+                        base_held = max(0.0, base_held - oheld[i])
+                i += 1
+            best_sell = i
+            # --- booking each fill, and the cell's answer ----------------------------------
+            for d in range(nd):
+                r = done[d]
+                px, qty, fee = out[r, 2], out[r, 3], out[r, 4]
+                notional = px * qty
+                is_buy = out[r, 1] == 1.0
+                if is_buy:
+                    base = base + qty
+                    cash -= notional + fee
+                else:
+                    base -= qty
+                    cash += notional - fee
+                i = int(out[r, 5])
+                if i < 0:
+                    continue
+                # GridCells.on_fill
+                if is_buy:
+                    state[i] = HOLDING
+                    has_entry[i] = True
+                    entry_price[i] = px
+                    entry_fee[i] = fee
+                else:
+                    state[i] = EMPTY
+                    if has_entry[i]:
+                        round_trips += 1
+                        grid_profit += _round_trip_profit(entry_price[i], px, qty,
+                                                          entry_fee[i], fee)
+                    has_entry[i] = False
+                _order_for(i, False, state, qtys, lines, selling, parked, ostat, obuy, oqty,
+                           oprice, actions, base, sc, ic)
+                if ic[_NPARKED] > 0:  # every parked cell, in order, proposed once more
+                    for j in range(n):
+                        if parked[j]:
+                            parked[j] = False
+                            ic[_NPARKED] -= 1
+                            _order_for(j, False, state, qtys, lines, selling, parked, ostat,
+                                       obuy, oqty, oprice, actions, base, sc, ic)
+        # --- the account marked at the close (Account.mark) --------------------------------
+        equity = cash
+        if base != 0.0:
+            equity += base * c
+        if equity > peak:
+            peak = equity
+        elif peak > 0:
+            dd = (peak - equity) / peak
+            if dd > max_dd:
+                max_dd = dd
+        # --- the strategy's start: the grid laid at the first close (relay) ----------------
+        if start < 0:
+            start = b
+            holding_n = 0
+            holding_q = 0.0
+            for i in range(n):
+                if lines[i] >= c:
+                    state[i] = HOLDING
+                    holding_n += 1
+                    holding_q += qtys[i]
+            net = holding_n * qtys[0] if uniform else holding_q
+            if net != 0.0:
+                mkt = PENDING
+                mkt_qty = net
+            for i in range(n):
+                _order_for(i, True, state, qtys, lines, selling, parked, ostat, obuy, oqty,
+                           oprice, actions, base, sc, ic)
+        # --- the execute stage: each order checked as the executor checks it ---------------
+        if mkt == PENDING:
+            ok = True
+            if check_balance:
+                cost = c * mkt_qty * (1 + taker)
+                if cost > cash - cash_held + 1e-9:
+                    ok = False
+                else:
+                    cash_held = cash_held + cost
+                    mkt_held = cost
+                    mkt_coming = mkt_qty
+                    base_coming = base_coming + mkt_qty
+            if ok:
+                placed += 1
+                mkt = QUEUED
+                queue[nq] = -1
+                nq += 1
+            else:
+                no_cash += 1
+                mkt_refused += 1
+                mkt = NONE
+        for a in range(ic[_NACTIONS]):
+            i = actions[a]
+            if ostat[i] != PENDING:
+                continue
+            ok = True
+            if check_balance:
+                if obuy[i]:
+                    cost = oprice[i] * oqty[i] * (1 + maker)
+                    if cost > cash - cash_held + 1e-9:
+                        ok = False
+                        no_cash += 1
+                    else:
+                        cash_held = cash_held + cost
+                        oheld[i] = cost
+                else:
+                    if oqty[i] > base + base_coming - base_held + 1e-12:
+                        ok = False
+                        no_base += 1
+                    else:
+                        base_held = base_held + oqty[i]
+                        oheld[i] = oqty[i]
+            if ok:
+                placed += 1
+                ostat[i] = QUEUED
+                queue[nq] = i
+                nq += 1
+            else:  # GridCells.on_rejected: park the cell until the grid's next fill
+                ostat[i] = NONE
+                _unsell(i, selling, sc, ic)
+                if not parked[i]:
+                    parked[i] = True
+                    ic[_NPARKED] += 1
+        ic[_NACTIONS] = 0
+    open_orders = nq  # the queued ones (the market order among them) and the live ones
+    for i in range(n):
+        if ostat[i] == LIVE:
+            open_orders += 1
+    figures = np.array([cash, base, equity, peak, max_dd, grid_profit])
+    counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
+                         last, mkt_refused], dtype=np.int64)
+    return out[:nfill].copy(), figures, counters, state, parked, ostat
+
+
+_SELLS, _NPARKED, _NACTIONS = 0, 1, 2
+
+
+@njit(cache=True)
+def _unsell(i, selling, sc, ic):  # pragma: no cover - numba
+    """GridCells._unsell: cell ``i``'s sell is no longer open."""
+    if selling[i] != 0.0:
+        sc[0] -= selling[i]
+        selling[i] = 0.0
+        ic[_SELLS] -= 1
+        if ic[_SELLS] == 0:
+            sc[0] = 0.0  # no drift from adding and taking away floats
+
+
+@njit(cache=True)
+def _order_for(i, seeding, state, qtys, lines, selling, parked, ostat, obuy, oqty, oprice,
+               actions, base, sc, ic):  # pragma: no cover - numba
+    """GridCells.order_for on a spot market: decide cell ``i``'s order (its sell no larger than
+    the base beyond the other open sells), or park the cell when nothing is left to sell."""
+    holding = state[i] == HOLDING
+    _unsell(i, selling, sc, ic)
+    q = qtys[i]
+    if holding:
+        free = (np.inf if seeding else base) - sc[0]
+        if free < q * (1.0 - 1e-9):
+            q = max(free, 0.0)
+        if q <= 0.0:
+            ostat[i] = NONE
+            if not parked[i]:
+                parked[i] = True
+                ic[_NPARKED] += 1
+            return
+        selling[i] = q
+        sc[0] += q
+        ic[_SELLS] += 1
+    obuy[i] = not holding
+    oqty[i] = q
+    oprice[i] = _cell_order_price(holding, lines[i], lines[i + 1])
+    ostat[i] = PENDING
+    actions[ic[_NACTIONS]] = i
+    ic[_NACTIONS] += 1

@@ -1,0 +1,129 @@
+"""Whether a built pipeline has a fused form, and if not, why not (one line a user can act on).
+
+A pipeline fuses when it is a one-symbol spot backtest of bars whose components all have a
+compiled twin in :mod:`gridkit.fused`: the built-in ``timestamp``, ``price``, ``volume`` and
+``ohlc`` validators, the built-in bar features the feature fuser runs, a grid whose lines stay
+where the first close lays them (``static``, ``geometric``, ``asymmetric``, ``fibonacci``) in
+its default controls (long, ``on_exit = "hold"``, no stop or take-profit), the ``simulated``
+executor with rate fees, and no risk check, signal, filter, regime rule, attention module,
+monitor or feedback. The components are matched by exact class, so a subclass that changes a
+method runs on the plugin path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: ``auto`` fuses from this many bars: below it numba's import and the cached kernels' load
+#: (about a second) cost more than the plugin path (about 150,000 bars/s) takes.
+AUTO_MIN_BARS = 100_000
+
+
+def fused_grids() -> tuple[type, ...]:
+    """The grid classes whose lines stay where the start lays them."""
+    from gridkit.plugins.grids.asymmetric import AsymmetricGrid
+    from gridkit.plugins.grids.fibonacci import FibonacciGrid
+    from gridkit.plugins.grids.geometric import GeometricGrid
+    from gridkit.plugins.grids.static import StaticGrid
+
+    return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid)
+
+
+def why_not(pipeline: Any, resume: bool = False) -> str | None:
+    """None if ``pipeline`` (a built :class:`~gridkit.runtime.build.Pipeline`) has a fused
+    form, else the first reason it has not, naming the component and its TOML path."""
+    from gridkit.plugins.executors.bars import SimulatedExecutor
+    from gridkit.plugins.features.fusion import BAR_FUSER
+    from gridkit.plugins.validators import (
+        OhlcValidator,
+        PriceValidator,
+        TimestampValidator,
+        VolumeValidator,
+    )
+
+    run = pipeline.run
+    if run.mode != "backtest":
+        return f"a {run.mode} run"
+    if resume:
+        return "a resumed run continues on the plugin path"
+    if len(pipeline.lanes) != 1:
+        return f"{len(pipeline.lanes)} symbols (fused backtests trade one)"
+    lane = pipeline.lanes[0]
+
+    def at(component: Any) -> str:
+        spec, reg = pipeline.origin(component)
+        return f"{spec.path} ({reg.name})"
+
+    market = lane.market
+    if market.type != "spot":
+        return f"a {market.type} market (fused backtests trade spot)"
+    if lane.info is not None:
+        return "[market] markets is set (its exchange rules run on the plugin path)"
+    source = lane.source
+    if source.provides != {"bars"} or source.bar_interval or source.live:
+        return f"{at(source)} does not replay bars alone"
+    stamps = 0
+    for v in lane.validators:
+        if type(v) not in (TimestampValidator, PriceValidator, VolumeValidator, OhlcValidator):
+            return f"{at(v)} has no fused form"
+        if type(v) is TimestampValidator:
+            stamps += 1
+            if v.config.calendar != "24/7":
+                return f"{at(v)}: calendar {v.config.calendar!r} has no fused form"
+    if stamps > 1:
+        return "more than one timestamp validator"
+    for _key, f in lane.features:
+        if type(f).fuser is not BAR_FUSER or not BAR_FUSER.accepts(f):
+            return f"{at(f)} has no fused form"
+    for kind, parts in (("signal", lane.signals), ("filter", lane.filters),
+                        ("regime rule", lane.regimes), ("attention module", lane.attention),
+                        ("risk check", pipeline.risk), ("monitor", pipeline.monitors)):
+        if parts:
+            return f"{at(parts[0])}: a {kind} has no fused form"
+    if pipeline.feedback is not None:
+        return f"{at(pipeline.feedback)}: feedback has no fused form"
+    strat = lane.strategy
+    if type(strat) not in fused_grids():
+        return f"{at(strat)} has no fused form (fused grids: static, geometric, asymmetric, " \
+               f"fibonacci)"
+    c = strat.config
+    if c.direction != "long" or c.on_exit != "hold" or any(
+            getattr(c, name) is not None for name in ("stop_loss", "take_profit",
+                                                      "stop_loss_equity",
+                                                      "take_profit_equity")):
+        return f"{at(strat)}: its controls (direction, on_exit, stops) run on the plugin path"
+    ex = pipeline.executor
+    if type(ex) is not SimulatedExecutor:
+        return f"{at(ex)} has no fused form (the simulated executor has)"
+    if ex.config.fees != "rate" or ex.config.locked_limits != "none":
+        return f"{at(ex)}: A-share fees and locked limits run on the plugin path"
+    if pipeline.store.journaled:
+        return f"{at(pipeline.store)} keeps the order journal (a fused run keeps its results only)"
+    return None
+
+
+def choose(pipeline: Any, resume: bool = False) -> dict[str, Any] | None:
+    """The path a backtest takes under ``[pipeline] fuse``: ``{"fused": bool, "why": ...}``
+    (None for paper and live). ``fuse = "on"`` with no fused form raises ConfigError."""
+    from gridkit.core.errors import ConfigError
+
+    if pipeline.run.mode != "backtest":
+        return None
+    setting = pipeline.config.pipeline.fuse
+    if setting == "off":
+        return {"fused": False, "why": "[pipeline] fuse = \"off\""}
+    reason = why_not(pipeline, resume)
+    if reason is not None:
+        if setting == "on":
+            raise ConfigError(f"pipeline.fuse: \"on\", but {reason}; set fuse = \"auto\" to "
+                              f"run it on the plugin path")
+        return {"fused": False, "why": reason}
+    if setting == "auto":
+        size = pipeline.lanes[0].source.size_hint()
+        if size is None:
+            return {"fused": False, "why": "the source streams and cannot tell how many bars "
+                                           "it holds (fuse = \"on\" fuses it)"}
+        if size < AUTO_MIN_BARS:
+            return {"fused": False, "why": f"{size:,} bars (auto fuses from "
+                                           f"{AUTO_MIN_BARS:,}: below, compiling costs more)"}
+    return {"fused": True, "why": ""}

@@ -1,0 +1,207 @@
+"""Runs a fused backtest in place of the event loop, and leaves the run as the loop would.
+
+The bars are read once into arrays; :func:`~gridkit.fused.validate.validate_bars` accepts or
+drops them, the strategy is started in Python on the first accepted bar (its checks, its
+pre-flight lines and its lines are the plugin path's own), :func:`~gridkit.fused.grid
+.grid_backtest` trades the rest, and the fills are booked through the run's real
+:class:`~gridkit.runtime.account.Account`, so the summary's accounting (FIFO grid profit,
+average price, realized profit) is computed by the same code as on the plugin path.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gridkit.core.types import Bar, Fill
+from gridkit.runtime.pipeline_file import parse_time
+
+#: Timestamps beyond this (ms) would overflow the kernels' int64 differences: plugin path.
+TS_LIMIT = 2**53
+
+
+class BarArrays(NamedTuple):
+    """A lane's bars within the run's window, as columns; ``bars`` keeps the Bar objects."""
+
+    ts: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    bars: list[Bar]
+
+
+def bar_arrays(source: Any, start: str = "", end: str = "") -> BarArrays | str:
+    """The source's bars within ``[start, end]`` as it would replay them, or why they cannot
+    be arrays (an event that is not a bar, a timestamp out of int64 range)."""
+    events: Any = iter(source.events())
+    first, last = parse_time(start), parse_time(end)
+    if first is not None:
+        events = itertools.dropwhile(lambda e: e.ts < first, events)
+    if last is not None:
+        events = itertools.takewhile(lambda e: e.ts <= last, events)
+    bars = list(events)
+    if any(type(b) is not Bar for b in bars):
+        return "the source replays events that are not bars"
+    try:
+        ts = np.fromiter((b.ts for b in bars), dtype=np.int64, count=len(bars))
+    except (OverflowError, TypeError, ValueError):
+        return "a timestamp out of the int64 range"
+    if len(ts) and (ts.max() > TS_LIMIT or ts.min() < -TS_LIMIT):
+        return "a timestamp beyond 2**53 ms"
+
+    def col(name: str) -> np.ndarray:
+        return np.fromiter((getattr(b, name) for b in bars), dtype=np.float64, count=len(bars))
+
+    return BarArrays(ts, col("open"), col("high"), col("low"), col("close"), col("volume"),
+                     bars)
+
+
+def validator_program(validators: list[Any]) -> tuple[np.ndarray, int, float, float]:
+    """The validators as a program of :mod:`~gridkit.fused.validate` codes, with the
+    timestamp validator's interval, horizon (now plus its tolerance) and maximum jump."""
+    from gridkit.fused import validate as fv
+    from gridkit.plugins.validators import TimestampValidator, VolumeValidator
+
+    codes = []
+    interval, horizon, max_jump = 0, np.inf, np.inf
+    for v in validators:
+        if type(v) is TimestampValidator:
+            codes.append(fv.TIMESTAMP)
+            interval = int(v.config.interval_ms)
+            max_jump = float(v._max_jump)
+            if v._tolerance != np.inf:
+                horizon = v._now() + v._tolerance
+        elif type(v) is VolumeValidator:
+            codes.append(fv.VOLUME_KEEP if v.config.zero == "keep" else fv.VOLUME_DROP)
+        else:
+            codes.append(fv.PRICE if v.name == "price" else fv.OHLC)
+    return np.array(codes, dtype=np.int64), interval, horizon, max_jump
+
+
+def validate(arrays: BarArrays, validators: list[Any]) -> np.ndarray:
+    """Run the validators' fused pass; leave each validator's counts (and the timestamp
+    validator's state) as its own pass would have; the accepted mask."""
+    from gridkit.fused import validate as fv
+    from gridkit.plugins.validators import TimestampValidator
+
+    program, interval, horizon, max_jump = validator_program(validators)
+    accepted, counts, tstate, steps = fv.validate_bars(
+        arrays.ts, arrays.open, arrays.high, arrays.low, arrays.close, arrays.volume, program,
+        interval, horizon, max_jump)
+    for row, v in enumerate(validators):
+        names = fv.REASONS[int(program[row])]
+        v.counts = {name: int(counts[row, k]) for k, name in enumerate(names)
+                    if counts[row, k]}
+        if type(v) is TimestampValidator:
+            last, has_last, step, held, has_held, _pending = (int(x) for x in tstate)
+            v.last = last if has_last else -np.inf
+            v.step = step or None
+            v.held = held if has_held else None
+            v._steps = [(int(a), int(b)) for a, b in steps]
+    return accepted
+
+
+def run_fused(run: Any) -> np.ndarray | None:
+    """Run the lane of ``run`` fused, leaving its account, counters, strategy, validators and
+    features where the event loop would have; the fills, rows of
+    :data:`~gridkit.fused.grid.FILL_COLUMNS` (the bar as an index of the source's bars in the
+    window). None when the data cannot be arrays: ``run.path`` then says why, and the caller
+    runs the event loop."""
+    from gridkit.fused.grid import grid_backtest
+    from gridkit.runtime.stages import _preflight, fees
+
+    p = run.pipeline
+    lr = run.lanes[0]
+    lane, ctx = lr.lane, lr.ctx
+    section = p.config.pipeline
+    arrays = bar_arrays(lane.source, section.start, section.end)
+    if isinstance(arrays, str):
+        run.path = {"fused": False, "why": arrays}
+        return None
+    accepted = validate(arrays, lane.validators)
+    n = len(arrays.bars)
+    run.seen = lr.consumed = lr.bars_seen = n
+    index = np.flatnonzero(accepted)
+    lr.accepted = ctx.index = run.timer.count = len(index)
+    _features(lr, lane, ctx, arrays, accepted)
+    if not len(index):
+        return np.empty((0, 6))
+    # The strategy starts in Python on the first accepted bar, as the strategy stage does.
+    first = arrays.bars[int(index[0])]
+    acct, pos = run.account, ctx.position
+    ctx.bar = ctx.event = first
+    saved_index, ctx.index = ctx.index, 1
+    acct.mark(pos, first.close)
+    _preflight(run, lr)
+    strat = lane.strategy
+    strat.start(ctx)
+    ctx.index = saved_index
+    cells = strat.cells
+    lines = np.array(cells.lines, dtype=np.float64)
+    qtys = np.array(cells.qtys, dtype=np.float64)
+    if not np.all(np.diff(lines) > 0):
+        from gridkit.core.errors import ConfigError
+
+        raise ConfigError("strategy: its lines are not strictly increasing, which a fused "
+                          "backtest needs; set [pipeline] fuse = \"off\"")
+    maker, taker = fees(p, lane.info)
+    out, figures, counters, state, parked, _ = grid_backtest(
+        arrays.open, arrays.high, arrays.low, arrays.close, accepted, lines, qtys,
+        isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
+        bool(p.executor.config.check_balance))
+    _book(run, arrays, out)
+    cash, base, equity, peak, max_dd, grid_profit = (float(x) for x in figures)
+    if acct.cash != cash or pos.qty != base:  # the same operations in the same order
+        raise RuntimeError(f"fused booking disagrees with the kernel: cash {acct.cash!r} vs "
+                           f"{cash!r}, base {pos.qty!r} vs {base!r}")
+    acct.equity, acct.peak, acct.max_drawdown = equity, peak, max_dd
+    last = arrays.bars[int(counters[7])]
+    pos.price = last.close
+    ctx.bar = ctx.event = last
+    lr.started = True
+    lr.first_ts = first.ts
+    lr.start_bar = (first.ts, first.close)
+    cells.state = [int(s) for s in state]
+    cells.parked = {int(i) for i in np.flatnonzero(parked)}
+    cells.order_of = [None] * cells.n
+    cells.round_trips = int(counters[4])
+    cells.grid_profit = grid_profit
+    p.executor.fills = int(counters[0])
+    run.orders_placed = int(counters[1])
+    name = p.origin(p.executor)[1].name
+    for slot, reason in ((2, "insufficient cash"), (3, "insufficient base")):
+        if counters[slot]:
+            run.rejected[f"{name}: {reason}"] = int(counters[slot])
+    run.fused_open_orders = int(counters[5])
+    return out
+
+
+def _features(lr: Any, lane: Any, ctx: Any, arrays: BarArrays, accepted: np.ndarray) -> None:
+    """Step the lane's features over the accepted bars; their last values into the context."""
+    if not lane.features:
+        return
+    from gridkit.fused.features import step_features
+    from gridkit.plugins.features.fusion import BAR_FUSER
+
+    fused = BAR_FUSER.program([f for _, f in lane.features])
+    step_features(fused.ints, fused.floats, accepted, arrays.high, arrays.low, arrays.close,
+                  arrays.volume)
+    for (key, _), value in zip(lane.features, fused.values.tolist(), strict=True):
+        ctx.features[key] = value
+    lr.fused = [key for key, _ in lane.features]
+
+
+def _book(run: Any, arrays: BarArrays, out: np.ndarray) -> None:
+    """Book the kernel's fills through the run's account, in their order."""
+    acct = run.account
+    sym = run.lanes[0].lane.symbol
+    ts = arrays.ts
+    apply = acct.apply
+    for k, (bar, buy, price, qty, fee, cell) in enumerate(out.tolist()):
+        market = cell < 0
+        apply(Fill(f"fused-{k}", int(ts[int(bar)]), "buy" if buy else "sell", qty, price, fee,
+                   "taker" if market else "maker", int(cell), sym), sym)
