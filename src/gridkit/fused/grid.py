@@ -114,7 +114,16 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     mkt_refused = 0
     start = -1
     last = -1
-    for b in range(nbars):
+    b = -1
+    while b + 1 < nbars:
+        b += 1
+        if start >= 0 and nq == 0:  # skip, marking to market, to the next bar that fills
+            b, equity, peak, max_dd, last = _quiet(
+                b, accepted, low, high, close, oprice[best_buy] if best_buy >= 0 else -np.inf,
+                oprice[best_sell] if best_sell < n else np.inf, cash, base, equity, peak,
+                max_dd, last)
+            if b == nbars:
+                break
         if not accepted[b]:
             continue
         last = b
@@ -211,15 +220,7 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                             _order_for(j, False, state, qtys, lines, selling, parked, ostat,
                                        obuy, oqty, oprice, actions, base, sc, ic)
         # --- the account marked at the close (Account.mark) --------------------------------
-        equity = cash
-        if base != 0.0:
-            equity += base * c
-        if equity > peak:
-            peak = equity
-        elif peak > 0:
-            dd = (peak - equity) / peak
-            if dd > max_dd:
-                max_dd = dd
+        equity, peak, max_dd = _mark(cash, base, c, peak, max_dd)
         # --- the strategy's start: the grid laid at the first close (relay) ----------------
         if start < 0:
             start = b
@@ -302,6 +303,39 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
 
 
 _SELLS, _NPARKED, _NACTIONS = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _mark(cash, base, close, peak, max_dd):  # pragma: no cover - numba
+    """Account.mark of one spot position: equity, and the peak and largest drawdown."""
+    equity = cash
+    if base != 0.0:
+        equity += base * close
+    if equity > peak:
+        peak = equity
+    elif peak > 0:
+        dd = (peak - equity) / peak
+        if dd > max_dd:
+            max_dd = dd
+    return equity, peak, max_dd
+
+
+@njit(cache=True)
+def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, max_dd,
+           last):  # pragma: no cover - numba
+    """From bar ``b``, mark the accepted bars that reach neither the best buy nor the best
+    sell; stop at the first that does (or at the end). A tight loop of its own, so the compiler
+    keeps its few values in registers: most bars of a grid's life are these."""
+    n = close.shape[0]
+    while b < n:
+        if accepted[b]:
+            if _limit_reached(True, buy, low[b], high[b]) or \
+                    _limit_reached(False, sell, low[b], high[b]):
+                break
+            last = b
+            equity, peak, max_dd = _mark(cash, base, close[b], peak, max_dd)
+        b += 1
+    return b, equity, peak, max_dd, last
 
 
 @njit(cache=True)
