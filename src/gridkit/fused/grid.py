@@ -34,10 +34,12 @@ NONE, PENDING, QUEUED, LIVE = 0, 1, 2, 3
 #: Fill columns: bar index, 1.0 buy / 0.0 sell, price, quantity, fee, cell (-1: market order).
 FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
-FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit")
+FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
-            "open_orders", "start_bar", "last_bar", "market_rejected")
+            "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips")
+#: Position.book_lots' tolerance (gridkit.runtime.account._EPS).
+EPS = 1e-12
 
 
 @njit(cache=True)
@@ -92,6 +94,11 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     ic = np.zeros(3, dtype=np.int64)
     round_trips = 0
     grid_profit = 0.0
+    # The position's lots, first in first out (Position.lots): a ring of (signed qty, basis).
+    lot_q = np.empty(n + 8)
+    lot_b = np.empty(n + 8)
+    lot_i = np.zeros(3, dtype=np.int64)  # head, count, round trips
+    lot_f = np.zeros(1)  # profit realized by closing lots
     cash = capital
     base = 0.0
     equity = capital
@@ -194,6 +201,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                 else:
                     base -= qty
                     cash += notional - fee
+                lot_q, lot_b = _book_lots(qty if is_buy else -qty, px, fee, lot_q, lot_b,
+                                          lot_i, lot_f)
                 i = int(out[r, 5])
                 if i < 0:
                     continue
@@ -296,9 +305,9 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     for i in range(n):
         if ostat[i] == LIVE:
             open_orders += 1
-    figures = np.array([cash, base, equity, peak, max_dd, grid_profit])
+    figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0]])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
-                         last, mkt_refused], dtype=np.int64)
+                         last, mkt_refused, lot_i[2]], dtype=np.int64)
     return out[:nfill].copy(), figures, counters, state, parked, ostat
 
 
@@ -336,6 +345,52 @@ def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, m
             equity, peak, max_dd = _mark(cash, base, close[b], peak, max_dd)
         b += 1
     return b, equity, peak, max_dd, last
+
+
+@njit(cache=True)
+def _book_lots(signed, price, fee, lot_q, lot_b, lot_i, lot_f):  # pragma: no cover - numba
+    """Position.book_lots: match a fill against the open lots, first in first out; the lots'
+    arrays (grown when full)."""
+    qty = abs(signed)
+    if qty <= 0.0:
+        return lot_q, lot_b
+    cap = lot_q.shape[0]
+    buy = signed > 0
+    left = qty
+    gain = 0.0
+    while left > EPS and lot_i[1] > 0 and (lot_q[lot_i[0]] > 0) != buy:
+        h = lot_i[0]
+        size = abs(lot_q[h])
+        if size - left <= EPS:  # the whole lot closes
+            take = size
+            lot_i[0] = (h + 1) % cap
+            lot_i[1] -= 1
+        else:
+            take = left
+            lot_q[h] += take if buy else -take
+        gain += (price - lot_b[h]) * (-take if buy else take)
+        left -= take
+    if left < qty:
+        closed = min(qty - left, qty)
+        gain -= fee * closed / qty
+        lot_f[0] += gain
+        lot_i[2] += 1
+    if left > EPS:
+        per_unit = fee / qty
+        if lot_i[1] == cap:  # full: lay the ring out again, twice as large, oldest first
+            q2 = np.empty(2 * cap)
+            b2 = np.empty(2 * cap)
+            for k in range(cap):
+                q2[k] = lot_q[(lot_i[0] + k) % cap]
+                b2[k] = lot_b[(lot_i[0] + k) % cap]
+            lot_q, lot_b = q2, b2
+            lot_i[0] = 0
+            cap = 2 * cap
+        t = (lot_i[0] + lot_i[1]) % cap
+        lot_q[t] = left if buy else -left
+        lot_b[t] = price + per_unit if buy else price - per_unit
+        lot_i[1] += 1
+    return lot_q, lot_b
 
 
 @njit(cache=True)

@@ -29,6 +29,19 @@ def fused_grids() -> tuple[type, ...]:
     return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid)
 
 
+def strategy_problem(strategy: Any) -> str | None:
+    """Why ``strategy`` has no fused form (None: it has), as the end of a sentence."""
+    if type(strategy) not in fused_grids():
+        return "has no fused form (fused grids: static, geometric, asymmetric, fibonacci)"
+    c = strategy.config
+    if c.direction != "long" or c.on_exit != "hold" or any(
+            getattr(c, name) is not None for name in ("stop_loss", "take_profit",
+                                                      "stop_loss_equity",
+                                                      "take_profit_equity")):
+        return "runs its controls (direction, on_exit, stops) on the plugin path"
+    return None
+
+
 def why_not(pipeline: Any, resume: bool = False) -> str | None:
     """None if ``pipeline`` (a built :class:`~gridkit.runtime.build.Pipeline`) has a fused
     form, else the first reason it has not, naming the component and its TOML path."""
@@ -82,16 +95,9 @@ def why_not(pipeline: Any, resume: bool = False) -> str | None:
             return f"{at(parts[0])}: a {kind} has no fused form"
     if pipeline.feedback is not None:
         return f"{at(pipeline.feedback)}: feedback has no fused form"
-    strat = lane.strategy
-    if type(strat) not in fused_grids():
-        return f"{at(strat)} has no fused form (fused grids: static, geometric, asymmetric, " \
-               f"fibonacci)"
-    c = strat.config
-    if c.direction != "long" or c.on_exit != "hold" or any(
-            getattr(c, name) is not None for name in ("stop_loss", "take_profit",
-                                                      "stop_loss_equity",
-                                                      "take_profit_equity")):
-        return f"{at(strat)}: its controls (direction, on_exit, stops) run on the plugin path"
+    problem = strategy_problem(lane.strategy)
+    if problem:
+        return f"{at(lane.strategy)} {problem}"
     ex = pipeline.executor
     if type(ex) is not SimulatedExecutor:
         return f"{at(ex)} has no fused form (the simulated executor has)"

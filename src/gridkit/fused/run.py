@@ -154,10 +154,12 @@ def run_fused(run: Any) -> np.ndarray | None:
         isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
         bool(p.executor.config.check_balance))
     _book(run, arrays, out)
-    cash, base, equity, peak, max_dd, grid_profit = (float(x) for x in figures)
-    if acct.cash != cash or pos.qty != base:  # the same operations in the same order
+    cash, base, equity, peak, max_dd, grid_profit, lots_profit = (float(x) for x in figures)
+    if (acct.cash, pos.qty, pos.grid_profit, pos.round_trips) != (
+            cash, base, lots_profit, int(counters[9])):  # the same operations in the same order
         raise RuntimeError(f"fused booking disagrees with the kernel: cash {acct.cash!r} vs "
-                           f"{cash!r}, base {pos.qty!r} vs {base!r}")
+                           f"{cash!r}, base {pos.qty!r} vs {base!r}, lots' profit "
+                           f"{pos.grid_profit!r} vs {lots_profit!r}")
     acct.equity, acct.peak, acct.max_drawdown = equity, peak, max_dd
     last = arrays.bars[int(counters[7])]
     pos.price = last.close

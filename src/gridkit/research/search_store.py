@@ -75,20 +75,21 @@ class SearchStore:
         if row is None:
             return None
         trials = [Trial(n, json.loads(params), math.nan if score is None else score, ret, dd,
-                        orders, error)
-                  for n, params, score, ret, dd, orders, error in self.conn.execute(
-                      "SELECT number, params, score, return_pct, max_drawdown, orders, error "
+                        orders, error, path or "plugin")
+                  for n, params, score, ret, dd, orders, error, path in self.conn.execute(
+                      "SELECT number, params, score, return_pct, max_drawdown, orders, error, "
+                      "path "
                       "FROM trials WHERE search_id = ? ORDER BY number", (row[0],))]
         return int(row[0]), str(row[1]), json.loads(row[2]), trials
 
-    def add_trial(self, search_id: int, trial: Trial, path: str = "plugin") -> None:
+    def add_trial(self, search_id: int, trial: Trial) -> None:
         """Keep one trial (committed at once)."""
         score = None if math.isnan(trial.score) else trial.score
         with self.conn:
             self.conn.execute(
                 "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (search_id, trial.number, json.dumps(trial.params), score, trial.return_pct,
-                 trial.max_drawdown, trial.orders, trial.error, path))
+                 trial.max_drawdown, trial.orders, trial.error, trial.path))
 
     def finish(self, search_id: int, status: str) -> None:
         """Mark a search ``finished`` or ``stopped``."""

@@ -18,6 +18,7 @@ range steps by ``step``, default 1; a ``log`` range spaces its points evenly in 
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -243,4 +244,14 @@ def _shown(steps: Sequence[str | int]) -> str:
     return f"[{out}]"
 
 
-__all__ = ["Dimension", "Space", "option_path", "parse_space", "set_option"]
+
+
+def with_point(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of pipeline.toml's tables with the point's options set."""
+    data = copy.deepcopy(dict(pipeline))
+    for path, value in params.items():
+        set_option(data, path, value)
+    return data
+
+
+__all__ = ["Dimension", "Space", "option_path", "parse_space", "set_option", "with_point"]

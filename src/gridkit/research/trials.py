@@ -8,7 +8,6 @@ read from its summary. The optimizer never runs a backtest itself.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -17,8 +16,8 @@ from typing import Any
 from attrs import frozen
 
 from gridkit.core.components import Optimizer
-from gridkit.core.errors import ConfigError, GridkitError
-from gridkit.research.space import Space, set_option
+from gridkit.core.errors import ConfigError
+from gridkit.research.space import Space, with_point
 
 
 def _return(s: Mapping[str, Any]) -> float:
@@ -53,13 +52,17 @@ class Trial:
     max_drawdown: float | None = None
     orders: int | None = None
     error: str | None = None
+    #: How it ran: ``"fused"`` (:class:`~gridkit.research.runners.FusedRunner`) or
+    #: ``"plugin"`` (built and run by the engine).
+    path: str = "plugin"
 
 
 def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
              objective: str = "return", max_drawdown: float | None = None,
              budget: int | None = None, seed: int = 0, base_dir: Path | None = None,
              on_trial: Callable[[Trial], None] | None = None,
-             replay: Sequence[Trial] = (), source: str = "<trial>") -> list[Trial]:
+             replay: Sequence[Trial] = (), source: str = "<trial>",
+             fused: bool = True) -> list[Trial]:
     """Run the search; return every trial in the order it ran.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
@@ -71,6 +74,9 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     :param on_trial: called after each trial that ran (a progress line, a store row).
     :param replay: the trials of an interrupted search, in order: the optimizer is asked again
         (same seed, same scores: same points) and told their scores without running them.
+    :param fused: run the trials on the fused runner when the pipeline has a fused form
+        (:mod:`gridkit.research.runners`: the same figures, read and validated data shared by
+        every trial); False runs each point through the engine.
 
     SIGINT or SIGTERM during a trial stops that trial's run; the trial is not kept and
     :class:`KeyboardInterrupt` is raised (the trials kept so far were handed to ``on_trial``).
@@ -79,6 +85,8 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     range) is a :class:`gridkit.ConfigError` before any trial runs when it is the first point,
     else that trial's ``error``.
     """
+    from gridkit.research.runners import PluginRunner, runner_for
+
     score_of = OBJECTIVES.get(objective)
     if score_of is None:
         raise ConfigError(f"objective: unknown {objective!r}; objectives are: "
@@ -86,6 +94,7 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     if budget is not None and budget < 1:
         raise ConfigError(f"budget: must be at least 1, got {budget}")
     optimizer.start(space, seed)
+    runner: Any = None
     trials: list[Trial] = []
     while budget is None or len(trials) < budget:
         params = optimizer.ask()
@@ -100,9 +109,11 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
             optimizer.tell(done.params, done.score)
             trials.append(done)
             continue
+        if runner is None:  # the data is read once, when the first trial is to run
+            runner = (runner_for(pipeline, space, base_dir, source)[0] if fused
+                      else PluginRunner(pipeline, base_dir, source))
         try:
-            trial = _trial(len(trials), dict(params), pipeline, source, base_dir, score_of,
-                           max_drawdown)
+            trial = _trial(len(trials), dict(params), runner, score_of, max_drawdown)
         except ConfigError as err:  # the pipeline refuses the point's options
             if not trials:  # the space does not fit the pipeline: say so once, up front
                 raise ConfigError(f"the first point of the space does not fit the pipeline: "
@@ -115,38 +126,19 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     return trials
 
 
-def with_point(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of pipeline.toml's tables with the point's options set."""
-    data = copy.deepcopy(dict(pipeline))
-    for path, value in params.items():
-        set_option(data, path, value)
-    return data
-
-
-def _trial(number: int, params: dict[str, Any], pipeline: Mapping[str, Any], source: str,
-           base_dir: Path | None, score_of: Callable[[Mapping[str, Any]], float],
-           max_drawdown: float | None) -> Trial:
+def _trial(number: int, params: dict[str, Any], runner: Any,
+           score_of: Callable[[Mapping[str, Any]], float], max_drawdown: float | None) -> Trial:
     """One backtest of the point; ConfigError if the pipeline refuses its options."""
-    from gridkit.runtime.engine import build_pipeline, run_pipeline
-    from gridkit.runtime.pipeline_file import pipeline_from_data
-
-    data = with_point(pipeline, params)
-    if isinstance(data.get("pipeline"), dict):  # (else pipeline.toml's check says why)
-        data["pipeline"]["mode"] = "backtest"
-    data.pop("store", None)  # a trial keeps nothing: the driver keeps the results
-    built = build_pipeline(pipeline_from_data(data, source, base_dir))
-    try:
-        summary = run_pipeline(built)
-    except GridkitError as err:  # this point cannot run (its data, a window, a plugin)
-        return Trial(number, params, math.nan, error=str(err))
-    if summary["status"] == "stopped":  # by a signal: not a result
-        raise KeyboardInterrupt
+    summary = runner(params)
+    if isinstance(summary, str):
+        return Trial(number, params, math.nan, error=summary, path=runner.path)
     score = score_of(summary)
     dd = float(summary["max_drawdown"])
     if max_drawdown is not None and dd > max_drawdown:
         score = math.nan
+    took = summary.get("backtest_path") or {}
     return Trial(number, params, score, float(summary["return_pct"]), dd,
-                 int(summary["orders_placed"]))
+                 int(summary["orders_placed"]), path="fused" if took.get("fused") else "plugin")
 
 
 def best(trials: list[Trial]) -> Trial | None:

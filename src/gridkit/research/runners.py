@@ -1,0 +1,186 @@
+"""How a search runs its trials: each point built and run as ``gridkit run`` runs it, or — when
+the pipeline has a fused form and the space varies only the strategy, the executor's fees and
+the capital — the data read and validated once and each point one call of the fused kernel.
+
+Both give the same figures to the last bit (``tests/test_fused_trials.py``): the fused runner
+starts the point's strategy in Python on the first accepted bar, as the engine does, and reads
+the kernel's own mirror of the account (:mod:`gridkit.fused.grid`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from gridkit.core.errors import ConfigError, GridkitError
+from gridkit.research.space import Space, with_point
+
+#: What a summary-reading objective is given.
+Summary = Mapping[str, Any]
+#: Option paths a fused runner lets vary between trials (the data and its checks stay).
+FUSED_PATHS = ("strategy.", "executor.maker_fee", "executor.taker_fee",
+               "executor.check_balance", "pipeline.capital")
+
+
+def trial_data(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """pipeline.toml's tables with the point's options set, as a trial runs them: a backtest,
+    with no store (the search keeps the results)."""
+    data = with_point(pipeline, params)
+    if isinstance(data.get("pipeline"), dict):  # (else pipeline.toml's check says why)
+        data["pipeline"]["mode"] = "backtest"
+    data.pop("store", None)
+    return data
+
+
+class PluginRunner:
+    """Each point built and run by the engine, as ``gridkit run`` runs it (``[pipeline] fuse``
+    as the pipeline says: a long backtest may still take the fused path)."""
+
+    path = "plugin"
+
+    def __init__(self, pipeline: Mapping[str, Any], base_dir: Path | None, source: str) -> None:
+        self.pipeline, self.base_dir, self.source = pipeline, base_dir, source
+
+    def __call__(self, params: Mapping[str, Any]) -> Summary | str:
+        """The point's run summary, or why it could not run; ConfigError if the pipeline
+        refuses the point's options."""
+        from gridkit.runtime.engine import build_pipeline, run_pipeline
+        from gridkit.runtime.pipeline_file import pipeline_from_data
+
+        built = build_pipeline(pipeline_from_data(trial_data(self.pipeline, params),
+                                                  self.source, self.base_dir))
+        try:
+            summary = run_pipeline(built)
+        except GridkitError as err:  # this point cannot run (its data, a window, a plugin)
+            return str(err)
+        if summary["status"] == "stopped":  # by a signal: not a result
+            raise KeyboardInterrupt
+        return summary
+
+
+class FusedRunner:
+    """The data read and validated once; each point a strategy started on the first accepted
+    bar and one call of :func:`gridkit.fused.grid.grid_backtest`. Build with :meth:`make`."""
+
+    path = "fused"
+
+    def __init__(self, pipeline: Mapping[str, Any], base_dir: Path | None, source: str,
+                 built: Any, arrays: Any, accepted: Any) -> None:
+        from gridkit.core.plugins import get_host
+        from gridkit.core.registry import build_registry
+
+        self.pipeline, self.base_dir, self.source = pipeline, base_dir, source
+        self.run_info = built.run
+        self.symbol = built.lanes[0].symbol
+        self.arrays, self.accepted = arrays, accepted
+        self.first = int(accepted.argmax()) if accepted.any() else -1
+        self.registry = build_registry(get_host(), exclude=built.config.plugins.disable)
+        #: Runs the points whose strategy has no fused form.
+        self.fallback = PluginRunner(pipeline, base_dir, source)
+
+    @classmethod
+    def make(cls, pipeline: Mapping[str, Any], space: Space, base_dir: Path | None,
+             source: str) -> FusedRunner | str:
+        """A fused runner for the search, or why the search runs each point on its own (the
+        pipeline has no fused form, or the space varies what the fused runner keeps)."""
+        from gridkit.fused.plan import why_not
+        from gridkit.fused.run import bar_arrays, validate
+        from gridkit.runtime.engine import build_pipeline
+        from gridkit.runtime.pipeline_file import pipeline_from_data
+
+        moving = [d.path for d in space.dimensions if not d.path.startswith(FUSED_PATHS)]
+        if moving:
+            return f"the space varies {moving[0]} (a fused search varies the strategy, the " \
+                   f"fees and the capital)"
+        fuse = (pipeline.get("pipeline") or {}).get("fuse", "auto")
+        if fuse == "off":
+            return "[pipeline] fuse = \"off\""
+        first = {d.path: d.sample(0.0) for d in space.dimensions}
+        try:
+            built = build_pipeline(pipeline_from_data(trial_data(pipeline, first), source,
+                                                      base_dir))
+        except ConfigError:
+            return "the first point does not build (the trial says why)"
+        reason = why_not(built)
+        if reason is not None:
+            return reason
+        lane = built.lanes[0]
+        for component in (lane.source, *lane.validators):
+            component.setup(built.run)
+        section = built.config.pipeline
+        arrays = bar_arrays(lane.source, section.start, section.end)
+        if isinstance(arrays, str):
+            return arrays
+        return cls(pipeline, base_dir, source, built, arrays, validate(arrays, lane.validators))
+
+    def __call__(self, params: Mapping[str, Any]) -> Summary | str:
+        """The figures the objectives read, as the point's run summary has them."""
+        from gridkit.fused.grid import grid_backtest
+        from gridkit.fused.plan import strategy_problem
+        from gridkit.runtime.account import Account
+        from gridkit.runtime.build import construct
+        from gridkit.runtime.context import Context
+        from gridkit.runtime.pipeline_file import pipeline_from_data
+
+        cfg = pipeline_from_data(trial_data(self.pipeline, params), self.source, self.base_dir)
+        problems: list[str] = []
+        parts = {}
+        for kind, key in (("strategy", "strategy"), ("executor", "executor")):
+            made = construct(self.registry, problems, kind, cfg.components[key][0])
+            if made is not None:
+                parts[key] = made[0]
+        if problems:
+            raise ConfigError(problems, cfg.source)
+        strat, ex = parts["strategy"], parts["executor"]
+        if strategy_problem(strat):  # (a space may choose among grids): run it on its own
+            return self.fallback(params)
+        capital = float(cfg.pipeline.capital)
+        if self.first < 0:
+            return _figures(capital, capital, 0.0, 0, 0.0)
+        bar = self.arrays.bars[self.first]
+        account = Account(capital, self.symbol.split("/")[-1])
+        ctx = Context(self.run_info, account, symbol=self.symbol)
+        ctx.bar = ctx.event = bar
+        ctx.index = 1
+        account.mark(ctx.position, bar.close)
+        try:
+            strat.start(ctx)
+        except GridkitError as err:
+            return str(err)
+        import numpy as np
+
+        cells = strat.cells
+        lines = np.array(cells.lines, dtype=np.float64)
+        if not np.all(np.diff(lines) > 0):
+            return "the grid's lines are not strictly increasing"
+        a = self.arrays
+        _, figures, counters, *_ = grid_backtest(
+            a.open, a.high, a.low, a.close, self.accepted, lines,
+            np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
+            capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
+            bool(ex.config.check_balance))
+        return _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
+                        float(figures[6]))
+
+
+def _figures(capital: float, equity: float, max_dd: float, orders: int,
+             grid_profit: float) -> dict[str, Any]:
+    """The summary keys the objectives read, computed as :func:`gridkit.summary.summarize`
+    computes them."""
+    return {"status": "finished", "backtest_path": {"fused": True, "why": ""},
+            "final_equity": equity, "max_drawdown": max_dd,
+            "return_pct": (equity / capital - 1.0) * 100.0 if capital else 0.0,
+            "orders_placed": orders, "grid": {"grid_profit": 0 + grid_profit}}
+
+
+def runner_for(pipeline: Mapping[str, Any], space: Space, base_dir: Path | None,
+               source: str) -> tuple[Callable[[Mapping[str, Any]], Summary | str], str]:
+    """The runner of a search, and why it is not the fused one ("" when it is)."""
+    fused = FusedRunner.make(pipeline, space, base_dir, source)
+    if isinstance(fused, FusedRunner):
+        return fused, ""
+    return PluginRunner(pipeline, base_dir, source), fused
+
+
+__all__ = ["FusedRunner", "PluginRunner", "runner_for", "trial_data"]
