@@ -458,16 +458,25 @@ class Optimizer(Component):
     its score to :meth:`tell`; until :meth:`ask` returns None or the driver's budget is spent.
     An optimizer only proposes and learns: it never runs a backtest, so every optimizer runs
     its trials the same way (serially, on several cores or on a cluster).
+
+    The driver asks for up to :attr:`batch` points before it tells their scores, runs those
+    trials at once, then tells the scores in the order the points were asked. So the points
+    depend on ``batch``, never on how many workers ran them: a search gives the same trials
+    on one core, on all of them, and on a Dask cluster.
     """
 
     kind = "optimizer"
+    #: Points it proposes before it needs their scores (1: each point knows every earlier
+    #: score). :meth:`ask` returns None when it has nothing to propose until scores come.
+    batch: int = 1
 
     def start(self, space: Any, seed: int) -> None:
         """Begin a search of ``space`` (a :class:`gridkit.research.Space`), seeded: the same
         seed and the same scores give the same points."""
 
     def ask(self) -> dict[str, Any] | None:
-        """The next point to try (option path -> value), or None when there is none left."""
+        """The next point to try (option path -> value), or None when there is none to propose
+        now: the search is over once no point asked for is waiting for its score."""
         raise NotImplementedError
 
     def tell(self, params: Mapping[str, Any], score: float) -> None:

@@ -30,6 +30,9 @@ class GridSearch(Optimizer):
         self._points: Iterator[dict[str, Any]] = iter(())
         self.asked = 0
 
+    #: Its points need no scores: many trials may run at once.
+    batch = 64
+
     def start(self, space: Any, seed: int) -> None:
         self._points = space.grid()
         self.asked = 0
@@ -68,6 +71,9 @@ class RandomSearch(Optimizer):
         self.drawn = 0
         self.repeats = 0
 
+    #: Its points need no scores: many trials may run at once.
+    batch = 64
+
     def start(self, space: Any, seed: int) -> None:
         self._space, self._rng = space, random.Random(seed)
         self._seen, self.drawn, self.repeats = set(), 0, 0
@@ -104,7 +110,10 @@ class Genetic(Optimizer):
       standard deviation ``mutation_scale`` (reflected into [0, 1)).
 
     A trial that failed or broke a constraint (NaN) is the least fit. A child that decodes to
-    a point already scored takes that score without a new trial. It stops after
+    a point already scored (or asked for, in this generation) takes that score without a new
+    trial. A generation's points are proposed together (:attr:`batch` is the population):
+    their trials may run at once, and the next generation is bred once all are scored. It
+    stops after
     ``generations`` generations. Source: Holland, *Adaptation in Natural and Artificial
     Systems*, 1975; Goldberg, *Genetic Algorithms in Search, Optimization and Machine
     Learning*, 1989.
@@ -143,7 +152,8 @@ class Genetic(Optimizer):
         self._genomes: list[list[float]] = []
         self._scores: list[float | None] = []
         self._known: dict[tuple[Any, ...], float] = {}
-        self._asked: int | None = None
+        #: Points asked for and not yet scored -> the genomes of this generation that await it.
+        self._asked: dict[tuple[Any, ...], list[int]] = {}
         #: The best score of each finished generation.
         self.best_by_generation: list[float] = []
 
@@ -157,21 +167,36 @@ class Genetic(Optimizer):
     def _decode(self, genome: list[float]) -> dict[str, Any]:
         return {d.path: d.sample(g) for d, g in zip(self._space.dimensions, genome, strict=True)}
 
+    @property
+    def batch(self) -> int:  # type: ignore[override]
+        """A generation: its points are proposed before any of their scores is needed."""
+        return int(self.config.population)
+
     def _begin(self, genomes: list[list[float]], scores: list[float | None]) -> None:
-        self._genomes, self._scores, self._asked = genomes, scores, None
+        self._genomes, self._scores, self._asked = genomes, scores, {}
 
     def ask(self) -> dict[str, Any] | None:
         while True:
+            waiting = False
             for i, score in enumerate(self._scores):
                 if score is not None:
                     continue
                 point = self._decode(self._genomes[i])
-                known = self._known.get(tuple(point.values()))
+                key = tuple(point.values())
+                known = self._known.get(key)
                 if known is not None:
                     self._scores[i] = known
                     continue
-                self._asked = i
+                awaiting = self._asked.get(key)
+                if awaiting is not None:  # asked for already: its score will do for both
+                    if i not in awaiting:
+                        awaiting.append(i)
+                    waiting = True
+                    continue
+                self._asked[key] = [i]
                 return point
+            if waiting:  # the generation's last points are out: breed once they are scored
+                return None
             if self.generation + 1 >= self.config.generations:
                 self._finish_generation()
                 return None
@@ -179,10 +204,10 @@ class Genetic(Optimizer):
 
     def tell(self, params: Mapping[str, Any], score: float) -> None:
         fitness = score if score == score else float("-inf")  # NaN: least fit
-        self._known[tuple(params.values())] = fitness
-        if self._asked is not None:
-            self._scores[self._asked] = fitness
-            self._asked = None
+        key = tuple(params.values())
+        self._known[key] = fitness
+        for i in self._asked.pop(key, []):
+            self._scores[i] = fitness
 
     def _finish_generation(self) -> list[int]:
         scores = self._scores
@@ -233,7 +258,9 @@ class Bayesian(Optimizer):
     KDD 2019). Ranges map to optuna's float and integer distributions (``log`` kept), choices
     to a categorical one. A trial that failed or broke a constraint (NaN) is told as failed.
     Seeded: the same seed and the same scores give the same points. It stops after
-    ``trials`` points. Needs the ``research`` extra (``pip install 'gridkit[research]'``).
+    ``trials`` points. Each point is chosen knowing every earlier score (:attr:`batch` 1), so
+    its trials run one at a time. Needs the ``research`` extra
+    (``pip install 'gridkit[research]'``).
     """
 
     name = "bayesian"
@@ -254,7 +281,8 @@ class Bayesian(Optimizer):
             raise ConfigError("bayesian needs optuna: pip install 'gridkit[research]'")
         self._study: Any = None
         self._dists: dict[str, Any] = {}
-        self._pending: Any = None
+        #: Optuna trials asked for and not yet told, by point.
+        self._pending: dict[tuple[Any, ...], list[Any]] = {}
         self.asked = 0
 
     def start(self, space: Any, seed: int) -> None:
@@ -282,16 +310,21 @@ class Bayesian(Optimizer):
     def ask(self) -> dict[str, Any] | None:
         if self.asked >= self.config.trials:
             return None
-        self._pending = self._study.ask(self._dists)
+        trial = self._study.ask(self._dists)
         self.asked += 1
-        return dict(self._pending.params)
+        params = dict(trial.params)
+        self._pending.setdefault(tuple(params.values()), []).append(trial)
+        return params
 
     def tell(self, params: Mapping[str, Any], score: float) -> None:
         from optuna.trial import TrialState
 
-        trial, self._pending = self._pending, None
-        if trial is None:
+        waiting = self._pending.get(tuple(params.values()))
+        if not waiting:
             return
+        trial = waiting.pop(0)
+        if not waiting:
+            del self._pending[tuple(params.values())]
         if score == score and abs(score) != float("inf"):
             self._study.tell(trial, score)
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,10 +30,16 @@ import click
               help="Write the best trial's pipeline here, ready for gridkit run.")
 @click.option("--budget", type=click.IntRange(min=1), help="The most trials (overrides the "
                                                           "search file's budget).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes to run trials on (default: every core).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run the trials on a Dask cluster (tcp://host:8786); its workers read the "
+                   "data files at the same paths.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress line per trial.")
 def optimize(space_file: str, db: str | None, resume: bool, write_best: str | None,
-             budget: int | None, as_json: bool, quiet: bool) -> None:
+             budget: int | None, workers: int | None, scheduler: str | None, as_json: bool,
+             quiet: bool) -> None:
     """Search a pipeline's options with an optimizer; keep the trials, write the best."""
     from gridkit.core.errors import ConfigError
     from gridkit.research import best
@@ -79,12 +86,15 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
         preflight = logging.getLogger("gridkit.preflight")
         level = preflight.level
         preflight.setLevel(logging.ERROR)
+        # SIGTERM stops the search as SIGINT does: the trials kept so far stay kept.
+        old_term = signal.signal(signal.SIGTERM, _interrupt)
         try:
             trials = run_search(search.pipeline_data, search.space, optimizer,
                                 objective=search.objective, max_drawdown=search.max_drawdown,
                                 budget=limit, seed=search.seed,
                                 base_dir=search.pipeline_path.parent, on_trial=kept,
-                                replay=replay, source=str(search.pipeline_path))
+                                replay=replay, source=str(search.pipeline_path),
+                                workers=workers, scheduler=scheduler)
         except KeyboardInterrupt:
             if store is not None and search_id is not None:
                 store.finish(search_id, "stopped")
@@ -99,6 +109,7 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
             raise
         finally:
             preflight.setLevel(level)
+            signal.signal(signal.SIGTERM, old_term)
         if store is not None and search_id is not None:
             store.finish(search_id, "finished")
     finally:
@@ -110,6 +121,10 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
         _write_best(search, top, Path(write_best))
         written = write_best
     _report(search, trials, top, search_id, written, as_json)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _optimizer(search: Any) -> Any:

@@ -62,8 +62,9 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
              budget: int | None = None, seed: int = 0, base_dir: Path | None = None,
              on_trial: Callable[[Trial], None] | None = None,
              replay: Sequence[Trial] = (), source: str = "<trial>",
-             fused: bool = True) -> list[Trial]:
-    """Run the search; return every trial in the order it ran.
+             fused: bool = True, workers: int | None = 1,
+             scheduler: str | None = None) -> list[Trial]:
+    """Run the search; return every trial in the order it was asked.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
     :param objective: a name of :data:`OBJECTIVES`.
@@ -71,21 +72,28 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     :param budget: the most trials to run (None: until the optimizer has no point left).
     :param base_dir: the folder relative paths in the pipeline are resolved against.
     :param source: the pipeline's file, as error lines name it.
-    :param on_trial: called after each trial that ran (a progress line, a store row).
+    :param on_trial: called after each trial that ran, in order (a progress line, a store row).
     :param replay: the trials of an interrupted search, in order: the optimizer is asked again
         (same seed, same scores: same points) and told their scores without running them.
     :param fused: run the trials on the fused runner when the pipeline has a fused form
-        (:mod:`gridkit.research.runners`: the same figures, read and validated data shared by
-        every trial); False runs each point through the engine.
+        (:mod:`gridkit.research.runners`: the same figures, the data read and validated once);
+        False runs each point through the engine.
+    :param workers: processes to run trials on (None: every core; 1: this process).
+    :param scheduler: a Dask scheduler's address (``tcp://host:8786``): run the trials on its
+        cluster instead.
 
-    SIGINT or SIGTERM during a trial stops that trial's run; the trial is not kept and
-    :class:`KeyboardInterrupt` is raised (the trials kept so far were handed to ``on_trial``).
+    The optimizer is asked for up to its :attr:`~gridkit.Optimizer.batch` points, their trials
+    run at once, and their scores are told in the order asked: the trials are the same
+    whatever ``workers`` and ``scheduler`` say.
+
+    SIGINT or SIGTERM stops the search; the trials not yet handed to ``on_trial`` are not kept
+    and :class:`KeyboardInterrupt` is raised.
 
     A point whose options the pipeline refuses (an option it does not have, a value out of
-    range) is a :class:`gridkit.ConfigError` before any trial runs when it is the first point,
-    else that trial's ``error``.
+    range) is a :class:`gridkit.ConfigError` when it is the first point, else that trial's
+    ``error``.
     """
-    from gridkit.research.runners import PluginRunner, runner_for
+    from gridkit.research.workers import RunnerSpec, pool
 
     score_of = OBJECTIVES.get(objective)
     if score_of is None:
@@ -94,44 +102,62 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     if budget is not None and budget < 1:
         raise ConfigError(f"budget: must be at least 1, got {budget}")
     optimizer.start(space, seed)
-    runner: Any = None
+    batch = max(1, int(optimizer.batch))
+    spec = RunnerSpec(dict(pipeline), space, None if base_dir is None else str(base_dir),
+                      source, fused)
+    where: Any = None  # made when the first trial is to run: the data is read then
     trials: list[Trial] = []
-    while budget is None or len(trials) < budget:
-        params = optimizer.ask()
-        if params is None:
-            break
-        if len(trials) < len(replay):
-            done = replay[len(trials)]
-            if done.params != dict(params):
-                raise ConfigError(f"resume: the optimizer proposed {dict(params)} as trial "
-                                  f"{len(trials)}, not {done.params} as before (is it "
-                                  f"seeded?); start a new search")
-            optimizer.tell(done.params, done.score)
-            trials.append(done)
-            continue
-        if runner is None:  # the data is read once, when the first trial is to run
-            runner = (runner_for(pipeline, space, base_dir, source)[0] if fused
-                      else PluginRunner(pipeline, base_dir, source))
-        try:
-            trial = _trial(len(trials), dict(params), runner, score_of, max_drawdown)
-        except ConfigError as err:  # the pipeline refuses the point's options
-            if not trials:  # the space does not fit the pipeline: say so once, up front
-                raise ConfigError(f"the first point of the space does not fit the pipeline: "
-                                  f"{err}") from None
-            trial = Trial(len(trials), dict(params), math.nan, error=str(err))
-        optimizer.tell(trial.params, trial.score)
-        trials.append(trial)
-        if on_trial is not None:
-            on_trial(trial)
+    try:
+        while True:
+            points: list[dict[str, Any]] = []
+            while len(points) < batch and (budget is None
+                                           or len(trials) + len(points) < budget):
+                params = optimizer.ask()
+                if params is None:
+                    break
+                points.append(dict(params))
+            if not points:
+                break
+            first = len(trials)
+            for i, params in enumerate(points[:max(0, len(replay) - first)]):
+                if replay[first + i].params != params:
+                    raise ConfigError(f"resume: the optimizer proposed {params} as trial "
+                                      f"{first + i}, not {replay[first + i].params} as before "
+                                      f"(is it seeded?); start a new search")
+            new = points[max(0, len(replay) - first):]
+            if new and where is None:
+                where = pool(spec, workers, scheduler)
+            results = where.map(spec, new) if new else iter(())
+            for i, params in enumerate(points):
+                number = first + i
+                if number < len(replay):
+                    trial = replay[number]
+                else:
+                    trial = _trial(number, params, next(results), score_of, max_drawdown)
+                optimizer.tell(trial.params, trial.score)
+                trials.append(trial)
+                if number >= len(replay) and on_trial is not None:
+                    on_trial(trial)
+    finally:
+        if where is not None:
+            where.close()
     return trials
 
 
-def _trial(number: int, params: dict[str, Any], runner: Any,
+def _trial(number: int, params: dict[str, Any], result: tuple[str, Any],
            score_of: Callable[[Mapping[str, Any]], float], max_drawdown: float | None) -> Trial:
-    """One backtest of the point; ConfigError if the pipeline refuses its options."""
-    summary = runner(params)
-    if isinstance(summary, str):
-        return Trial(number, params, math.nan, error=summary, path=runner.path)
+    """The trial of a worker's result (:data:`gridkit.research.workers.Result`)."""
+    status, got = result
+    if status == "stopped":  # its run was stopped by a signal: not a result
+        raise KeyboardInterrupt
+    if status == "config":  # the pipeline refuses the point's options
+        if number == 0:  # the space does not fit the pipeline: say so once, up front
+            raise ConfigError(f"the first point of the space does not fit the pipeline: "
+                              f"{got}")
+        return Trial(number, params, math.nan, error=got)
+    if status == "error":
+        return Trial(number, params, math.nan, error=got)
+    summary = got
     score = score_of(summary)
     dd = float(summary["max_drawdown"])
     if max_drawdown is not None and dd > max_drawdown:
