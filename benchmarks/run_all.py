@@ -24,7 +24,8 @@ from pathlib import Path
 from common import BENCH_DIR, REPO, Section, calibrate, cpu_seconds, machine, text_table
 
 SCRIPTS = ("bench_cli.py", "bench_example.py", "bench_engine.py", "bench_features.py",
-           "bench_book.py", "bench_book_features.py", "bench_attention.py", "bench_risk.py")
+           "bench_book.py", "bench_book_features.py", "bench_attention.py", "bench_risk.py",
+           "bench_fused.py")
 RESULTS = BENCH_DIR / "RESULTS.rst"
 
 

@@ -42,7 +42,7 @@ COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", 
 EPS = 1e-12
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _record(out, k, bar, buy, price, qty, fee, cell):  # pragma: no cover - numba
     if k == out.shape[0]:
         bigger = np.empty((2 * out.shape[0] + 16, 6))
@@ -347,7 +347,7 @@ def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, m
     return b, equity, peak, max_dd, last
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _book_lots(signed, price, fee, lot_q, lot_b, lot_i, lot_f):  # pragma: no cover - numba
     """Position.book_lots: match a fill against the open lots, first in first out; the lots'
     arrays (grown when full)."""
@@ -393,7 +393,7 @@ def _book_lots(signed, price, fee, lot_q, lot_b, lot_i, lot_f):  # pragma: no co
     return lot_q, lot_b
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unsell(i, selling, sc, ic):  # pragma: no cover - numba
     """GridCells._unsell: cell ``i``'s sell is no longer open."""
     if selling[i] != 0.0:
@@ -404,7 +404,7 @@ def _unsell(i, selling, sc, ic):  # pragma: no cover - numba
             sc[0] = 0.0  # no drift from adding and taking away floats
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _order_for(i, seeding, state, qtys, lines, selling, parked, ostat, obuy, oqty, oprice,
                actions, base, sc, ic):  # pragma: no cover - numba
     """GridCells.order_for on a spot market: decide cell ``i``'s order (its sell no larger than

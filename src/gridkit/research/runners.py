@@ -96,12 +96,19 @@ class FusedRunner:
         fuse = (pipeline.get("pipeline") or {}).get("fuse", "auto")
         if fuse == "off":
             return "[pipeline] fuse = \"off\""
-        first = {d.path: d.sample(0.0) for d in space.dimensions}
-        try:
-            built = build_pipeline(pipeline_from_data(trial_data(pipeline, first), source,
-                                                      base_dir))
-        except ConfigError:
-            return "the first point does not build (the trial says why)"
+        built = None
+        # The pipeline as written, else with a point of the space (the space may hold an
+        # option the pipeline leaves out): whichever builds says whether it fuses.
+        for point in ({}, {d.path: d.sample(0.5) for d in space.dimensions},
+                      {d.path: d.sample(0.0) for d in space.dimensions}):
+            try:
+                built = build_pipeline(pipeline_from_data(trial_data(pipeline, point), source,
+                                                          base_dir))
+                break
+            except ConfigError:
+                continue
+        if built is None:
+            return "the pipeline does not build (the first trial says why)"
         reason = why_not(built)
         if reason is not None:
             return reason
