@@ -70,3 +70,13 @@ def test_base_fee_round_trip_keeps_equity_identity(qty: float, price: float, rat
     unrealized = (price - pos.avg_price) * pos.qty
     assert acct.equity - acct.capital == pytest.approx(acct.realized + unrealized,
                                                        abs=1e-6 * qty * price)
+
+
+def test_a_spot_short_bought_back_to_flat_starts_a_fresh_basis() -> None:
+    # Only check_balance = false lets a spot position go short (the hypothesis test of the
+    # fused kernels found it): the buy that flattens it must not divide by zero.
+    acct = Account(1000.0, "USDT")
+    acct.apply(Fill("s", 1, "sell", 0.03125, 50_000.0, 1.5), "BTC/USDT")
+    pos = acct.apply(Fill("b", 2, "buy", 0.03125, 49_000.0, 1.5), "BTC/USDT")
+    assert pos.qty == 0.0 and pos.avg_price == 0.0
+    assert acct.cash == 1000.0 + 0.03125 * 50_000.0 - 1.5 - (0.03125 * 49_000.0 + 1.5)

@@ -28,15 +28,16 @@ from gridkit.runtime.pipeline_file import pipeline_from_data
 
 #: Summary figures that must agree between the two paths.
 SAME = ("bars_seen", "bars_accepted", "bars_dropped", "dropped_by", "first_ts", "last_ts",
-        "orders_placed", "orders_rejected", "rejected_by", "open_orders", "buy_fills",
-        "sell_fills", "fees_paid", "final_cash", "final_base", "final_price", "final_equity",
-        "realized_profit", "return_pct", "max_drawdown", "grid")
+        "orders_placed", "orders_rejected", "rejected_by", "open_orders", "orders_cancelled",
+        "buy_fills", "sell_fills", "fees_paid", "final_cash", "final_base", "final_price",
+        "final_equity", "realized_profit", "return_pct", "max_drawdown", "halted", "grid")
 
 
 def pipeline(source: dict[str, Any], lower: float, upper: float, grids: int, qty: float, *,
              capital: float = 10_000.0, mode: str = "arithmetic", use: str = "static",
              maker: float = 0.001, taker: float = 0.001, check_balance: bool = True,
-             features: tuple[str, ...] = ("rsi",), end: str = "") -> dict[str, Any]:
+             features: tuple[str, ...] = ("rsi",), end: str = "",
+             risk: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     strategy: dict[str, Any] = {"use": use, "qty": qty}
     if use in ("static", "fibonacci"):
         strategy.update(lower=lower, upper=upper)
@@ -50,6 +51,7 @@ def pipeline(source: dict[str, Any], lower: float, upper: float, grids: int, qty
         "strategy": strategy,
         "executor": {"use": "simulated", "maker_fee": maker, "taker_fee": taker,
                      "check_balance": check_balance},
+        "risk": list(risk),
     }
 
 
@@ -95,6 +97,8 @@ def assert_same(data: dict[str, Any], tmp: Path) -> tuple[dict[str, Any], list[t
     for key in ("round_trips", "grid_profit", "holding_cells", "parked_cells"):
         assert fused["components"]["strategy"][key] == plugin["components"]["strategy"][key]
     assert fused["components"]["executor"] == plugin["components"]["executor"]
+    for k in range(len(data.get("risk", []))):
+        assert fused["components"].get(f"risk[{k}]") == plugin["components"].get(f"risk[{k}]")
     sym = data["pipeline"]["symbol"]
     assert _same(fused["symbols"][sym], plugin["symbols"][sym])
     return plugin, plugin_fills
@@ -156,6 +160,20 @@ def test_refusals_and_parked_cells_are_exercised(data_dir: Path, tmp_path: Path)
     assert plugin["rejected_by"].get("simulated: insufficient cash", 0) > 0
 
 
+def test_the_example_risk_checks_refuse_and_halt_alike(data_dir: Path, tmp_path: Path) -> None:
+    source = {"use": "freqtrade-json",
+              "path": str(data_dir / "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json")}
+    risk = ({"use": "position-size", "max_fraction": 0.5}, {"use": "drawdown", "limit": 0.08})
+    data = pipeline(source, 40000, 60000, 40, 0.01, capital=20_000, risk=risk)
+    plugin, _ = assert_same(data, tmp_path / "a")
+    assert plugin["rejected_by"]["position-size: position above max_fraction 0.5 of equity"]
+    assert plugin["halted"].startswith("drawdown ") and plugin["orders_cancelled"] > 0
+    capped = pipeline(source, 40000, 60000, 40, 0.01,
+                      risk=({"use": "position-size", "max_base": 0.1},))
+    plugin, _ = assert_same(capped, tmp_path / "b")
+    assert plugin["rejected_by"]["position-size: position above max_base 0.1"]
+
+
 # --- random grids, hostile data ----------------------------------------------------------------
 
 #: 3,000 real 1m bars (2021-04-20 .. 04-22), shared by the examples of the property test.
@@ -182,11 +200,15 @@ corruption = st.lists(st.tuples(st.integers(0, 2999), st.sampled_from(
        qty=st.floats(0.0005, 0.05), capital=st.floats(200, 50_000),
        maker=st.sampled_from([0.0, 0.0002, 0.001]), check=st.booleans(),
        use=st.sampled_from(["static", "fibonacci", "geometric", "asymmetric"]),
-       bad=corruption)
+       bad=corruption,
+       size=st.one_of(st.none(), st.fixed_dictionaries({"max_fraction": st.floats(0.05, 1.0)}),
+                      st.fixed_dictionaries({"max_base": st.floats(0.001, 0.5)})),
+       halt=st.one_of(st.none(), st.floats(0.001, 0.2)))
 def test_random_grids_on_corrupted_real_bars_fill_the_same(
         data_dir: Path, tmp_path_factory: pytest.TempPathFactory, lower: float, width: float,
         grids: int, mode: str, qty: float, capital: float, maker: float, check: bool,
-        use: str, bad: list[tuple[int, str]]) -> None:
+        use: str, bad: list[tuple[int, str]], size: dict[str, float] | None,
+        halt: float | None) -> None:
     rows = copy.deepcopy(_real_rows(data_dir))
     for i, what in bad:
         row = rows[i]
@@ -215,8 +237,11 @@ def test_random_grids_on_corrupted_real_bars_fill_the_same(
     tmp = tmp_path_factory.mktemp("fused")
     (tmp / "bars.json").write_text(json.dumps(rows))
     source = {"use": "freqtrade-json", "path": "bars.json"}
+    risk = ([{"use": "position-size", **size}] if size else []) + (
+        [{"use": "drawdown", "limit": halt}] if halt else [])
     data = pipeline(source, lower, lower * (1 + width), grids, qty, capital=capital, mode=mode,
-                    maker=maker, taker=maker * 2, check_balance=check, use=use)
+                    maker=maker, taker=maker * 2, check_balance=check, use=use,
+                    risk=tuple(risk))
     if use == "geometric":
         data["strategy"].update(spacing=width / 20, levels=min(6, max(2, grids // 4)),
                                 growth=1.1)
@@ -238,9 +263,12 @@ def test_why_not_names_the_component_that_has_no_fused_form(btc_1m: Path,
     source = {"use": "freqtrade-json", "path": str(btc_1m)}
     base = pipeline(source, 50000, 60000, 10, 0.01)
     assert why_not(_built(base, tmp_path)) is None
-    risky = {**base, "risk": [{"use": "drawdown", "limit": 0.3}]}
+    assert why_not(_built({**base, "risk": [{"use": "drawdown", "limit": 0.3},
+                                            {"use": "position-size", "max_base": 1}]},
+                          tmp_path)) is None
+    risky = {**base, "risk": [{"use": "daily-loss", "limit": 0.05}]}
     assert why_not(_built(risky, tmp_path)) == \
-        "risk[0] (drawdown): a risk check has no fused form"
+        "risk[0] (daily-loss): a risk check has no fused form (fused: position-size, drawdown)"
     stop = copy.deepcopy(base)
     stop["strategy"]["stop_loss"] = 40000
     assert "controls" in why_not(_built(stop, tmp_path))
@@ -258,7 +286,7 @@ def test_auto_fuses_long_data_and_on_refuses_what_it_cannot(btc_1m: Path,
     short = run_pipeline(_built(data, tmp_path))
     assert short["backtest_path"]["fused"] is False
     assert "auto fuses from 100,000" in short["backtest_path"]["why"]
-    data["risk"] = [{"use": "drawdown", "limit": 0.3}]
+    data["risk"] = [{"use": "daily-loss", "limit": 0.05}]
     data["pipeline"]["fuse"] = "on"
-    with pytest.raises(ConfigError, match=r'pipeline.fuse: "on", but risk\[0\] \(drawdown\)'):
+    with pytest.raises(ConfigError, match=r'pipeline.fuse: "on", but risk\[0\] \(daily-loss\)'):
         run_pipeline(_built(data, tmp_path))

@@ -17,16 +17,15 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def plain_example(end: str = "2021-05-05T00:00:00Z") -> dict[str, Any]:
-    """The example pipeline without its risk checks (which have no fused form)."""
+    """The example pipeline (its position-size and drawdown checks have fused forms)."""
     data = tomllib.loads((EXAMPLES / "pipeline.toml").read_text())
-    data.pop("risk")
     data["pipeline"]["end"] = end
     return data
 
 
 SPACE = {"strategy.grids": {"low": 8, "high": 60, "int": True},
          "strategy.lower": {"low": 42000, "high": 54000},
-         "strategy.qty": {"low": 0.002, "high": 0.02, "log": True},
+         "strategy.qty": {"low": 0.002, "high": 0.05, "log": True},
          "executor.maker_fee": {"choices": [0.0, 0.00075, 0.001]},
          "pipeline.capital": {"low": 2000, "high": 20000}}
 
@@ -44,7 +43,8 @@ def test_fused_trials_score_as_the_engine_runs_each_point() -> None:
         assert (f.return_pct, f.max_drawdown, f.orders, f.error) == (
             p.return_pct, p.max_drawdown, p.orders, p.error)
         assert f.score == p.score or (math.isnan(f.score) and math.isnan(p.score))
-    # Some points run out of cash (small capital, big cells): refusals are in the figures.
+    # Some points run out of cash (small capital, big cells) or into the position cap, some
+    # halt at the example's drawdown limit: refusals and halts are in the figures.
     assert len({t.orders for t in fused}) > 4
 
 
@@ -63,9 +63,9 @@ def test_a_space_that_moves_the_data_runs_each_point_through_the_engine() -> Non
     runner, why = runner_for(plain_example(), space, EXAMPLES, "<t>")
     assert isinstance(runner, PluginRunner)
     assert why.startswith("the space varies pipeline.end")
-    with_risk = tomllib.loads((EXAMPLES / "pipeline.toml").read_text())
-    runner, why = runner_for(with_risk, parse_space(SPACE), EXAMPLES, "<t>")
-    assert isinstance(runner, PluginRunner) and "risk[0] (position-size)" in why
+    daily = {**plain_example(), "risk": [{"use": "daily-loss", "limit": 0.05}]}
+    runner, why = runner_for(daily, parse_space(SPACE), EXAMPLES, "<t>")
+    assert isinstance(runner, PluginRunner) and "risk[0] (daily-loss)" in why
 
 
 def test_points_without_a_fused_form_fall_back_to_the_engine() -> None:

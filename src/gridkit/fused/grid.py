@@ -34,10 +34,12 @@ NONE, PENDING, QUEUED, LIVE = 0, 1, 2, 3
 #: Fill columns: bar index, 1.0 buy / 0.0 sell, price, quantity, fee, cell (-1: market order).
 FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
-FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit")
+FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit",
+           "halt_drawdown")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
-            "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips")
+            "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips",
+            "max_base_refused", "max_fraction_refused", "cancelled", "halted_bar")
 #: Position.book_lots' tolerance (gridkit.runtime.account._EPS).
 EPS = 1e-12
 
@@ -59,12 +61,17 @@ def _record(out, k, bar, buy, price, qty, fee, cell):  # pragma: no cover - numb
 
 @njit(cache=True)
 def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capital, maker,
-                  taker, check_balance):  # pragma: no cover - numba
+                  taker, check_balance, max_base=np.inf, max_fraction=np.inf,
+                  position_size=False, dd_limit=np.inf):  # pragma: no cover - numba
     """Trade the grid of ``lines`` (N+1, increasing) and ``qtys`` (N) over the accepted bars;
     the first accepted bar lays it at its close.
 
     ``uniform``: every cell has one quantity (the opening order is then the count of holding
     cells times it, as :func:`~gridkit.plugins.grids.controls.relay` computes it).
+    ``position_size`` with ``max_base`` / ``max_fraction``: the ``position-size`` risk check
+    (against the ledger's open buys, as :class:`~gridkit.runtime.ledger.Ledger` keeps them);
+    ``dd_limit``: the ``drawdown`` check's limit (inf: none), which halts trading — every open
+    order cancelled, none placed — at the first close whose drawdown reaches it.
     Returns ``(fills, figures, counters, state, parked, order)``: the fills (rows of
     :data:`FILL_COLUMNS`), :data:`FIGURES`, :data:`COUNTERS`, and per cell its state, whether it
     is parked, and its open order's status.
@@ -84,6 +91,9 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     entry_fee = np.zeros(n)
     queue = np.empty(n + 1, dtype=np.int64)  # cells queued in send order; -1: the market order
     actions = np.empty(4 * n + 4, dtype=np.int64)  # cells whose order goes out this bar
+    sending = np.empty(n + 1, dtype=np.int64)  # this bar's orders, in send order
+    # 0 sent, 1 refused by position-size (max_base), 3 (max_fraction), 2 by the executor
+    verdict = np.zeros(n + 1, dtype=np.int8)
     done = np.empty(n + 1, dtype=np.int64)  # fill rows of this bar
     out = np.empty((64, 6))
     nfill = 0
@@ -104,11 +114,15 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     equity = capital
     peak = capital
     max_dd = 0.0
+    dd = 0.0
     # The executor's holds: cash its open buys reserve, base its open sells reserve, base the
     # queued market buy brings.
     cash_held = 0.0
     base_held = 0.0
     base_coming = 0.0
+    # The ledger's open buys (Ledger.open_buy_qty and open_buys), which position-size reads.
+    open_buy_qty = 0.0
+    open_buys = 0
     mkt = NONE
     mkt_qty = 0.0
     mkt_held = 0.0
@@ -119,24 +133,31 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     no_cash = 0
     no_base = 0
     mkt_refused = 0
+    size_refused = 0
+    base_refused = 0
+    cancelled = 0
+    halted_at = -1
+    halt_dd = 0.0
     start = -1
     last = -1
     b = -1
     while b + 1 < nbars:
         b += 1
+        tripped = False
         if start >= 0 and nq == 0:  # skip, marking to market, to the next bar that fills
-            b, equity, peak, max_dd, last = _quiet(
+            b, equity, peak, max_dd, dd, last, tripped = _quiet(
                 b, accepted, low, high, close, oprice[best_buy] if best_buy >= 0 else -np.inf,
                 oprice[best_sell] if best_sell < n else np.inf, cash, base, equity, peak,
-                max_dd, last)
+                max_dd, last, dd_limit if halted_at < 0 else np.inf)
             if b == nbars:
                 break
         if not accepted[b]:
             continue
         last = b
         lo, hi, c = low[b], high[b], close[b]
-        if start >= 0 and (nq > 0 or (best_buy >= 0 and oprice[best_buy] >= lo)
-                           or (best_sell < n and oprice[best_sell] <= hi)):
+        if not tripped and start >= 0 and (
+                nq > 0 or (best_buy >= 0 and oprice[best_buy] >= lo)
+                or (best_sell < n and oprice[best_sell] <= hi)):
             # --- the executor's fills of this bar -----------------------------------------
             nd = 0
             for q in range(nq):
@@ -189,13 +210,16 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                         base_held = max(0.0, base_held - oheld[i])
                 i += 1
             best_sell = i
-            # --- booking each fill, and the cell's answer ----------------------------------
+            # --- booking each fill (ledger, account), and the cell's answer ----------------
             for d in range(nd):
                 r = done[d]
                 px, qty, fee = out[r, 2], out[r, 3], out[r, 4]
                 notional = px * qty
                 is_buy = out[r, 1] == 1.0
                 if is_buy:
+                    open_buy_qty -= qty
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - (qty - (0.0 + qty)) if open_buys else 0.0
                     base = base + qty
                     cash -= notional + fee
                 else:
@@ -228,8 +252,9 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                             ic[_NPARKED] -= 1
                             _order_for(j, False, state, qtys, lines, selling, parked, ostat,
                                        obuy, oqty, oprice, actions, base, sc, ic)
-        # --- the account marked at the close (Account.mark) --------------------------------
-        equity, peak, max_dd = _mark(cash, base, c, peak, max_dd)
+        if not tripped:
+            # --- the account marked at the close (Account.mark) ----------------------------
+            equity, peak, max_dd, dd = _mark(cash, base, c, peak, max_dd)
         # --- the strategy's start: the grid laid at the first close (relay) ----------------
         if start < 0:
             start = b
@@ -247,67 +272,128 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             for i in range(n):
                 _order_for(i, True, state, qtys, lines, selling, parked, ostat, obuy, oqty,
                            oprice, actions, base, sc, ic)
-        # --- the execute stage: each order checked as the executor checks it ---------------
+        # --- the risk stage: drawdown halts trading (Drawdown.on_bar, apply.halt) ----------
+        if halted_at < 0 and dd >= dd_limit:
+            halted_at = b
+            halt_dd = dd
+            cancelled = nq  # every open order: the queued ones and the live ones
+            for i in range(n):
+                if ostat[i] == LIVE:
+                    cancelled += 1
+                ostat[i] = NONE
+            nq = 0
+            mkt = NONE
+            best_buy, best_sell = -1, n
+            ic[_NACTIONS] = 0  # what the strategy decided on this bar is dropped
+        if halted_at >= 0:
+            continue
+        # --- the execute stage (apply.execute): risk checks and the ledger's requests, the
+        # risk's refusals booked, the executor's balance checks, its refusals booked ---------
+        ns = 0
         if mkt == PENDING:
-            ok = True
-            if check_balance:
+            sending[ns] = -1
+            ns += 1
+        for a in range(ic[_NACTIONS]):
+            if ostat[actions[a]] == PENDING:
+                sending[ns] = actions[a]
+                ns += 1
+        ic[_NACTIONS] = 0
+        for k in range(ns):
+            i = sending[k]
+            is_buy = i < 0 or obuy[i]
+            qty = mkt_qty if i < 0 else oqty[i]
+            verdict[k] = 0
+            if position_size and is_buy:  # PositionSize.check
+                exposure = base + open_buy_qty + qty
+                if exposure > max_base + 1e-12:
+                    verdict[k] = 1
+                elif equity > 0:
+                    share = exposure * c / equity
+                    if share > max_fraction + 1e-12:
+                        verdict[k] = 3
+            if is_buy:  # Ledger.request
+                open_buy_qty = open_buy_qty + qty
+                open_buys += 1
+        for k in range(ns):
+            if verdict[k] == 1 or verdict[k] == 3:
+                i = sending[k]
+                open_buys -= 1
+                open_buy_qty = open_buy_qty - ((mkt_qty if i < 0 else oqty[i]) - 0.0) \
+                    if open_buys else 0.0
+                if verdict[k] == 1:
+                    base_refused += 1
+                else:
+                    size_refused += 1
+                if i < 0:
+                    mkt = NONE
+                else:
+                    ostat[i] = NONE
+                    _unsell(i, selling, sc, ic)
+                    if not parked[i]:
+                        parked[i] = True
+                        ic[_NPARKED] += 1
+        for k in range(ns):  # SimulatedBase.submit
+            if verdict[k] != 0 or not check_balance:
+                continue
+            i = sending[k]
+            if i < 0:
                 cost = c * mkt_qty * (1 + taker)
                 if cost > cash - cash_held + 1e-9:
-                    ok = False
+                    verdict[k] = 2
                 else:
                     cash_held = cash_held + cost
                     mkt_held = cost
                     mkt_coming = mkt_qty
                     base_coming = base_coming + mkt_qty
-            if ok:
-                placed += 1
-                mkt = QUEUED
-                queue[nq] = -1
-                nq += 1
-            else:
-                no_cash += 1
-                mkt_refused += 1
-                mkt = NONE
-        for a in range(ic[_NACTIONS]):
-            i = actions[a]
-            if ostat[i] != PENDING:
-                continue
-            ok = True
-            if check_balance:
-                if obuy[i]:
-                    cost = oprice[i] * oqty[i] * (1 + maker)
-                    if cost > cash - cash_held + 1e-9:
-                        ok = False
-                        no_cash += 1
-                    else:
-                        cash_held = cash_held + cost
-                        oheld[i] = cost
+            elif obuy[i]:
+                cost = oprice[i] * oqty[i] * (1 + maker)
+                if cost > cash - cash_held + 1e-9:
+                    verdict[k] = 2
                 else:
-                    if oqty[i] > base + base_coming - base_held + 1e-12:
-                        ok = False
-                        no_base += 1
-                    else:
-                        base_held = base_held + oqty[i]
-                        oheld[i] = oqty[i]
-            if ok:
+                    cash_held = cash_held + cost
+                    oheld[i] = cost
+            elif oqty[i] > base + base_coming - base_held + 1e-12:
+                verdict[k] = 2
+            else:
+                base_held = base_held + oqty[i]
+                oheld[i] = oqty[i]
+        for k in range(ns):
+            i = sending[k]
+            if verdict[k] == 2:
+                is_buy = i < 0 or obuy[i]
+                if is_buy:
+                    no_cash += 1
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - ((mkt_qty if i < 0 else oqty[i]) - 0.0) \
+                        if open_buys else 0.0
+                else:
+                    no_base += 1
+                if i < 0:
+                    mkt_refused += 1
+                    mkt = NONE
+                else:  # GridCells.on_rejected: park the cell until the grid's next fill
+                    ostat[i] = NONE
+                    _unsell(i, selling, sc, ic)
+                    if not parked[i]:
+                        parked[i] = True
+                        ic[_NPARKED] += 1
+            elif verdict[k] == 0:
                 placed += 1
-                ostat[i] = QUEUED
                 queue[nq] = i
                 nq += 1
-            else:  # GridCells.on_rejected: park the cell until the grid's next fill
-                ostat[i] = NONE
-                _unsell(i, selling, sc, ic)
-                if not parked[i]:
-                    parked[i] = True
-                    ic[_NPARKED] += 1
-        ic[_NACTIONS] = 0
+                if i < 0:
+                    mkt = QUEUED
+                else:
+                    ostat[i] = QUEUED
     open_orders = nq  # the queued ones (the market order among them) and the live ones
     for i in range(n):
         if ostat[i] == LIVE:
             open_orders += 1
-    figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0]])
+    figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
-                         last, mkt_refused, lot_i[2]], dtype=np.int64)
+                         last, mkt_refused, lot_i[2], base_refused, size_refused, cancelled,
+                         halted_at],
+                        dtype=np.int64)
     return out[:nfill].copy(), figures, counters, state, parked, ostat
 
 
@@ -316,35 +402,42 @@ _SELLS, _NPARKED, _NACTIONS = 0, 1, 2
 
 @njit(cache=True, inline="always")
 def _mark(cash, base, close, peak, max_dd):  # pragma: no cover - numba
-    """Account.mark of one spot position: equity, and the peak and largest drawdown."""
+    """Account.mark of one spot position: equity, the peak and the largest drawdown; and the
+    drawdown now (Account.drawdown: the same expression, 0.0 at a new peak)."""
     equity = cash
     if base != 0.0:
         equity += base * close
+    dd = 0.0
     if equity > peak:
         peak = equity
+        dd = (peak - equity) / peak if peak > 0 else 0.0
     elif peak > 0:
         dd = (peak - equity) / peak
         if dd > max_dd:
             max_dd = dd
-    return equity, peak, max_dd
+    return equity, peak, max_dd, dd
 
 
 @njit(cache=True)
 def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, max_dd,
-           last):  # pragma: no cover - numba
+           last, dd_limit):  # pragma: no cover - numba
     """From bar ``b``, mark the accepted bars that reach neither the best buy nor the best
-    sell; stop at the first that does (or at the end). A tight loop of its own, so the compiler
+    sell; stop at the first that does (or at the end), or right after marking one whose
+    drawdown reaches ``dd_limit`` (``tripped``). A tight loop of its own, so the compiler
     keeps its few values in registers: most bars of a grid's life are these."""
     n = close.shape[0]
+    dd = 0.0
     while b < n:
         if accepted[b]:
             if _limit_reached(True, buy, low[b], high[b]) or \
                     _limit_reached(False, sell, low[b], high[b]):
                 break
             last = b
-            equity, peak, max_dd = _mark(cash, base, close[b], peak, max_dd)
+            equity, peak, max_dd, dd = _mark(cash, base, close[b], peak, max_dd)
+            if dd >= dd_limit:
+                return b, equity, peak, max_dd, dd, last, True
         b += 1
-    return b, equity, peak, max_dd, last
+    return b, equity, peak, max_dd, dd, last, False
 
 
 @njit(cache=True, inline="always")

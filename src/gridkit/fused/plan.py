@@ -5,9 +5,10 @@ compiled twin in :mod:`gridkit.fused`: the built-in ``timestamp``, ``price``, ``
 ``ohlc`` validators, the built-in bar features the feature fuser runs, a grid whose lines stay
 where the first close lays them (``static``, ``geometric``, ``asymmetric``, ``fibonacci``) in
 its default controls (long, ``on_exit = "hold"``, no stop or take-profit), the ``simulated``
-executor with rate fees, and no risk check, signal, filter, regime rule, attention module,
-monitor or feedback. The components are matched by exact class, so a subclass that changes a
-method runs on the plugin path.
+executor with rate fees, the ``position-size`` and ``drawdown`` risk checks (once each), and
+no other risk check, signal, filter, regime rule, attention module, monitor or feedback. The
+components are matched by exact class, so a subclass that changes a method runs on the plugin
+path.
 """
 
 from __future__ import annotations
@@ -27,6 +28,41 @@ def fused_grids() -> tuple[type, ...]:
     from gridkit.plugins.grids.static import StaticGrid
 
     return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid)
+
+
+def risk_problem(checks: list[Any]) -> tuple[Any, str] | None:
+    """The first risk check without a fused form and why (None: every one has one). The fused
+    ones: ``position-size`` and ``drawdown``, once each."""
+    from gridkit.plugins.risk import Drawdown, PositionSize
+
+    seen: set[type] = set()
+    for check in checks:
+        kind = type(check)
+        if kind not in (PositionSize, Drawdown):
+            return check, "a risk check has no fused form (fused: position-size, drawdown)"
+        if kind in seen:
+            return check, f"a second {check.name} check has no fused form"
+        seen.add(kind)
+    return None
+
+
+def risk_params(checks: list[Any]) -> dict[str, Any]:
+    """The fused grid kernel's risk arguments for ``checks`` (:func:`risk_problem` None)."""
+    from gridkit.plugins.risk import Drawdown, PositionSize
+
+    out: dict[str, Any] = {"max_base": float("inf"), "max_fraction": float("inf"),
+                           "position_size": False, "dd_limit": float("inf")}
+    for check in checks:
+        c = check.config
+        if type(check) is PositionSize:
+            out["position_size"] = True
+            if c.max_base is not None:
+                out["max_base"] = float(c.max_base)
+            if c.max_fraction is not None:
+                out["max_fraction"] = float(c.max_fraction)
+        elif type(check) is Drawdown:
+            out["dd_limit"] = float(c.limit)
+    return out
 
 
 def strategy_problem(strategy: Any) -> str | None:
@@ -88,9 +124,12 @@ def why_not(pipeline: Any, resume: bool = False) -> str | None:
     for _key, f in lane.features:
         if type(f).fuser is not BAR_FUSER or not BAR_FUSER.accepts(f):
             return f"{at(f)} has no fused form"
+    risk = risk_problem(pipeline.risk)
+    if risk is not None:
+        return f"{at(risk[0])}: {risk[1]}"
     for kind, parts in (("signal", lane.signals), ("filter", lane.filters),
                         ("regime rule", lane.regimes), ("attention module", lane.attention),
-                        ("risk check", pipeline.risk), ("monitor", pipeline.monitors)):
+                        ("monitor", pipeline.monitors)):
         if parts:
             return f"{at(parts[0])}: a {kind} has no fused form"
     if pipeline.feedback is not None:

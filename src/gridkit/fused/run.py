@@ -112,6 +112,7 @@ def run_fused(run: Any) -> np.ndarray | None:
     window). None when the data cannot be arrays: ``run.path`` then says why, and the caller
     runs the event loop."""
     from gridkit.fused.grid import grid_backtest
+    from gridkit.fused.plan import risk_params
     from gridkit.runtime.stages import _preflight, fees
 
     p = run.pipeline
@@ -152,9 +153,10 @@ def run_fused(run: Any) -> np.ndarray | None:
     out, figures, counters, state, parked, _ = grid_backtest(
         arrays.open, arrays.high, arrays.low, arrays.close, accepted, lines, qtys,
         isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
-        bool(p.executor.config.check_balance))
+        bool(p.executor.config.check_balance), **risk_params(p.risk))
     _book(run, arrays, out)
-    cash, base, equity, peak, max_dd, grid_profit, lots_profit = (float(x) for x in figures)
+    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd = (
+        float(x) for x in figures)
     if (acct.cash, pos.qty, pos.grid_profit, pos.round_trips) != (
             cash, base, lots_profit, int(counters[9])):  # the same operations in the same order
         raise RuntimeError(f"fused booking disagrees with the kernel: cash {acct.cash!r} vs "
@@ -179,7 +181,31 @@ def run_fused(run: Any) -> np.ndarray | None:
         if counters[slot]:
             run.rejected[f"{name}: {reason}"] = int(counters[slot])
     run.fused_open_orders = int(counters[5])
+    _risk(run, arrays, counters, halt_dd)
     return out
+
+
+def _risk(run: Any, arrays: BarArrays, counters: np.ndarray, halt_dd: float) -> None:
+    """The risk checks' counters, refusals and halt as the plugin path leaves them."""
+    from gridkit.plugins.risk import Drawdown, PositionSize
+
+    p = run.pipeline
+    for check in p.risk:
+        c = check.config
+        name = p.origin(check)[1].name
+        if type(check) is PositionSize:
+            check.refused = int(counters[10] + counters[11])
+            if counters[10]:
+                run.rejected[f"{name}: position above max_base {c.max_base:g}"] = \
+                    int(counters[10])
+            if counters[11]:
+                run.rejected[f"{name}: position above max_fraction {c.max_fraction:g} of "
+                             f"equity"] = int(counters[11])
+        elif type(check) is Drawdown and counters[13] >= 0:
+            check.tripped_at, check.halting = int(arrays.ts[int(counters[13])]), True
+            reason = f"drawdown {halt_dd:.2%} reached the limit {c.limit:.2%}"
+            run.halted = run.lanes[0].ctx.halted = reason
+            run.orders_cancelled = int(counters[12])
 
 
 def _features(lr: Any, lane: Any, ctx: Any, arrays: BarArrays, accepted: np.ndarray) -> None:

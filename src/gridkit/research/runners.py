@@ -76,6 +76,9 @@ class FusedRunner:
         self.arrays, self.accepted = arrays, accepted
         self.first = int(accepted.argmax()) if accepted.any() else -1
         self.registry = build_registry(get_host(), exclude=built.config.plugins.disable)
+        from gridkit.fused.plan import risk_params
+
+        self.risk = risk_params(built.risk)
         #: Runs the points whose strategy has no fused form.
         self.fallback = PluginRunner(pipeline, base_dir, source)
 
@@ -166,7 +169,7 @@ class FusedRunner:
             a.open, a.high, a.low, a.close, self.accepted, lines,
             np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
             capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
-            bool(ex.config.check_balance))
+            bool(ex.config.check_balance), **self.risk)
         return _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
                         float(figures[6]))
 

@@ -251,7 +251,10 @@ class Account:
         if fill.side == "buy":
             held = pos.qty
             pos.qty = held + fill.qty
-            pos.avg_price = (pos.avg_price * held + notional + fill.fee) / pos.qty
+            # (A spot position is short only with check_balance off; a buy that brings it back
+            # to flat starts the next cost basis afresh instead of dividing by zero.)
+            pos.avg_price = ((pos.avg_price * held + notional + fill.fee) / pos.qty
+                             if pos.qty > _EPS else 0.0)
             self.cash -= notional + fill.fee
         else:
             gain = (fill.price - pos.avg_price) * fill.qty - fill.fee
