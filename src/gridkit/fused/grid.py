@@ -35,7 +35,7 @@ NONE, PENDING, QUEUED, LIVE = 0, 1, 2, 3
 FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
 FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit",
-           "halt_drawdown")
+           "halt_drawdown", "max_base")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
             "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips",
@@ -111,6 +111,7 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     lot_f = np.zeros(1)  # profit realized by closing lots
     cash = capital
     base = 0.0
+    most_base = 0.0  # the largest inventory held (worst case of a falling market)
     equity = capital
     peak = capital
     max_dd = 0.0
@@ -222,6 +223,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                     open_buy_qty = open_buy_qty - (qty - (0.0 + qty)) if open_buys else 0.0
                     base = base + qty
                     cash -= notional + fee
+                    if base > most_base:
+                        most_base = base
                 else:
                     base -= qty
                     cash += notional - fee
@@ -389,7 +392,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     for i in range(n):
         if ostat[i] == LIVE:
             open_orders += 1
-    figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd])
+    figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd,
+                        most_base])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
                          last, mkt_refused, lot_i[2], base_refused, size_refused, cancelled,
                          halted_at],

@@ -155,7 +155,7 @@ def run_fused(run: Any) -> np.ndarray | None:
         isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
         bool(p.executor.config.check_balance), **risk_params(p.risk))
     _book(run, arrays, out)
-    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd = (
+    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd, _ = (
         float(x) for x in figures)
     if (acct.cash, pos.qty, pos.grid_profit, pos.round_trips) != (
             cash, base, lots_profit, int(counters[9])):  # the same operations in the same order

@@ -235,3 +235,53 @@ def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
     if written:
         click.echo(f"written           {written} (gridkit run {written})")
     sys.stdout.flush()
+
+
+@click.command("stress")
+@click.argument("pipeline_file", metavar="PIPELINE.toml", type=click.Path(dir_okay=False))
+@click.option("--paths", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Paths per scenario.")
+@click.option("--block", type=click.IntRange(min=1), default=60, show_default=True,
+              help="Bars per block of the bootstrap.")
+@click.option("--gap", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.1, show_default=True, help="Size of the gap down, as a fraction.")
+@click.option("--crash", type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+              default=0.3, show_default=True,
+              help="Depth of the flash crash's wick below its close, as a fraction.")
+@click.option("--outage", type=click.IntRange(min=1), default=720, show_default=True,
+              help="Bars the exchange is down for.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the paths.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def stress(pipeline_file: str, paths: int, block: int, gap: float, crash: float, outage: int,
+           seed: int, as_json: bool) -> None:
+    """Re-run a pipeline over resampled and shocked price paths; the distribution of its
+    drawdown, final equity and inventory."""
+    from gridkit.cli import _jsonable
+    from gridkit.research.stress import Shocks
+    from gridkit.research.stress import stress as run_stress
+    from gridkit.runtime.pipeline_file import load_pipeline, tomllib
+
+    path = Path(pipeline_file)
+    load_pipeline(path)  # the file's own check first: one line per problem, as gridkit run
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    logging.getLogger("gridkit.preflight").setLevel(logging.ERROR)  # once per path otherwise
+    result = run_stress(data, Shocks(paths, block, gap, crash, outage, seed),
+                        base_dir=path.resolve().parent, source=str(path))
+    if as_json:
+        click.echo(json.dumps(_jsonable(result)))
+        return
+    real = result["real"]
+    click.echo(f"bars              {result['bars']:,} accepted, {paths} paths per scenario, "
+               f"seed {seed}")
+    click.echo(f"real path         max drawdown {real['max_drawdown']:.2%}, final equity "
+               f"{real['final_equity']:,.2f}, largest inventory {real['max_base']:g}")
+    click.echo(f"{'scenario':<10} {'figure':<14} {'p5':>12} {'p50':>12} {'p95':>12} "
+               f"{'worst':>12}")
+    for name, dist in result["scenarios"].items():
+        for key, fmt in (("max_drawdown", "{:.2%}"), ("final_equity", "{:,.2f}"),
+                         ("max_base", "{:.6g}")):
+            d = dist[key]
+            cells = " ".join(f"{fmt.format(d[q]):>12}" for q in ("p5", "p50", "p95", "worst"))
+            click.echo(f"{name:<10} {key:<14} {cells}")
+            name = ""
+    sys.stdout.flush()

@@ -74,7 +74,6 @@ class FusedRunner:
         self.run_info = built.run
         self.symbol = built.lanes[0].symbol
         self.arrays, self.accepted = arrays, accepted
-        self.first = int(accepted.argmax()) if accepted.any() else -1
         self.registry = build_registry(get_host(), exclude=built.config.plugins.disable)
         from gridkit.fused.plan import risk_params
 
@@ -126,6 +125,14 @@ class FusedRunner:
 
     def __call__(self, params: Mapping[str, Any]) -> Summary | str:
         """The figures the objectives read, as the point's run summary has them."""
+        return self.run(params, self.arrays, self.accepted)
+
+    def run(self, params: Mapping[str, Any], arrays: Any, accepted: Any) -> Summary | str:
+        """The point's figures on other bars (``arrays``, a :class:`~gridkit.fused.run
+        .BarArrays`, and their accepted mask): a stress path, say."""
+        import numpy as np
+
+        from gridkit.core.types import Bar
         from gridkit.fused.grid import grid_backtest
         from gridkit.fused.plan import strategy_problem
         from gridkit.runtime.account import Account
@@ -146,9 +153,12 @@ class FusedRunner:
         if strategy_problem(strat):  # (a space may choose among grids): run it on its own
             return self.fallback(params)
         capital = float(cfg.pipeline.capital)
-        if self.first < 0:
-            return _figures(capital, capital, 0.0, 0, 0.0)
-        bar = self.arrays.bars[self.first]
+        first = int(accepted.argmax()) if accepted.any() else -1
+        if first < 0:
+            return _figures(capital, capital, 0.0, 0, 0.0, 0.0)
+        a = arrays
+        bar = Bar(int(a.ts[first]), float(a.open[first]), float(a.high[first]),
+                  float(a.low[first]), float(a.close[first]), float(a.volume[first]))
         account = Account(capital, self.symbol.split("/")[-1])
         ctx = Context(self.run_info, account, symbol=self.symbol)
         ctx.bar = ctx.event = bar
@@ -158,28 +168,25 @@ class FusedRunner:
             strat.start(ctx)
         except GridkitError as err:
             return str(err)
-        import numpy as np
-
         cells = strat.cells
         lines = np.array(cells.lines, dtype=np.float64)
         if not np.all(np.diff(lines) > 0):
             return "the grid's lines are not strictly increasing"
-        a = self.arrays
         _, figures, counters, *_ = grid_backtest(
-            a.open, a.high, a.low, a.close, self.accepted, lines,
+            a.open, a.high, a.low, a.close, accepted, lines,
             np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
             capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
             bool(ex.config.check_balance), **self.risk)
         return _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
-                        float(figures[6]))
+                        float(figures[6]), float(figures[8]))
 
 
 def _figures(capital: float, equity: float, max_dd: float, orders: int,
-             grid_profit: float) -> dict[str, Any]:
+             grid_profit: float, max_base: float) -> dict[str, Any]:
     """The summary keys the objectives read, computed as :func:`gridkit.summary.summarize`
-    computes them."""
+    computes them (and the largest inventory held, which a run summary does not have)."""
     return {"status": "finished", "backtest_path": {"fused": True, "why": ""},
-            "final_equity": equity, "max_drawdown": max_dd,
+            "final_equity": equity, "max_drawdown": max_dd, "max_base": max_base,
             "return_pct": (equity / capital - 1.0) * 100.0 if capital else 0.0,
             "orders_placed": orders, "grid": {"grid_profit": 0 + grid_profit}}
 
