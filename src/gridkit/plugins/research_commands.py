@@ -53,6 +53,12 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
     if write_best is not None and not Path(write_best).resolve().parent.is_dir():
         raise ConfigError(f"--write-best: no such folder {Path(write_best).parent}")
     optimizer = _optimizer(search)
+    if search.walk_forward is not None:
+        if resume:
+            raise ConfigError("--resume: a walk-forward search runs whole; start it again "
+                              "without --resume")
+        _walk(search, db, write_best, budget, workers, scheduler, as_json, quiet)
+        return
     store = SearchStore(db) if db is not None else None
     replay: list[Any] = []
     search_id = None
@@ -121,6 +127,114 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
         _write_best(search, top, Path(write_best))
         written = write_best
     _report(search, trials, top, search_id, written, as_json)
+
+
+def _walk(search: Any, db: str | None, write_best: str | None, budget: int | None,
+          workers: int | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
+    """A walk-forward search: each window's fit and its out-of-sample result, the results'
+    summary and the parameters' stability; ``--write-best`` writes the last window's fit."""
+    from gridkit.cli import _jsonable
+    from gridkit.research.search_store import SearchStore
+    from gridkit.research.walk_forward import stability, walk_forward
+
+    wf = search.walk_forward
+    store = SearchStore(db) if db is not None else None
+    search_id = (store.open_search(str(Path(search.path).resolve()), search.identity())
+                 if store is not None else None)
+
+    def shown(w: Any) -> None:
+        if store is not None and search_id is not None:
+            store.add_window(search_id, w)
+        if quiet or as_json:
+            return
+        res = w.result
+        out = ("no in-sample trial scored" if res is None else
+               f"out {search.objective} {_num(res.score)} (return {res.return_pct:+.2f}%, "
+               f"drawdown {res.max_drawdown:.2%})" if res.error is None else
+               f"out failed: {res.error}")
+        click.echo(f"window {w.number + 1}/{wf['windows']}  in {_day(w.in_start)}.."
+                   f"{_day(w.in_end)} score {_num(w.fit.score) if w.fit else '-'}  "
+                   f"out {_day(w.out_start)}..{_day(w.out_end)}  {out}", err=True)
+
+    preflight = logging.getLogger("gridkit.preflight")
+    level = preflight.level
+    preflight.setLevel(logging.ERROR)
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        done = walk_forward(search.pipeline_data, search.space, lambda: _optimizer(search),
+                            count=wf["windows"], in_sample=float(wf["in_sample"]),
+                            anchored=wf["mode"] == "anchored", objective=search.objective,
+                            max_drawdown=search.max_drawdown,
+                            budget=budget if budget is not None else search.budget,
+                            seed=search.seed, base_dir=search.pipeline_path.parent,
+                            source=str(search.pipeline_path), workers=workers,
+                            scheduler=scheduler, on_window=shown)
+    except KeyboardInterrupt:
+        if store is not None and search_id is not None:
+            store.finish(search_id, "stopped")
+        click.echo("stopped", err=True)
+        return
+    finally:
+        preflight.setLevel(level)
+        signal.signal(signal.SIGTERM, old_term)
+        if store is not None:
+            if search_id is not None:
+                store.finish(search_id, "finished")
+            store.close()
+    scored = [w.result for w in done if w.result is not None and not math.isnan(
+        w.result.score)]
+    last_fit = next((w.fit for w in reversed(done) if w.fit is not None), None)
+    written = None
+    if write_best is not None and last_fit is not None:
+        _write_best(search, last_fit, Path(write_best))
+        written = write_best
+    summary = {
+        "windows": [{"number": w.number, "in": [w.in_start, w.in_end],
+                     "out": [w.out_start, w.out_end],
+                     "params": w.fit.params if w.fit else None,
+                     "in_score": w.fit.score if w.fit else None,
+                     "out_score": w.result.score if w.result else None,
+                     "out_return_pct": w.result.return_pct if w.result else None,
+                     "out_max_drawdown": w.result.max_drawdown if w.result else None}
+                    for w in done],
+        "out_of_sample": {
+            "windows_scored": len(scored),
+            "mean_score": sum(r.score for r in scored) / len(scored) if scored else None,
+            "mean_return_pct": (sum(r.return_pct for r in scored) / len(scored)
+                                if scored else None),
+            "worst_drawdown": max((r.max_drawdown for r in scored), default=None)},
+        "stability": stability(done), "written": written}
+    if as_json:
+        click.echo(json.dumps(_jsonable(summary)))
+        return
+    oos = summary["out_of_sample"]
+    click.echo(f"out of sample     {oos['windows_scored']} of {len(done)} windows scored; "
+               f"mean {search.objective} {_num(oos['mean_score'])}, mean return "
+               + (f"{oos['mean_return_pct']:+.2f}%" if oos["mean_return_pct"] is not None
+                  else "-")
+               + (f", worst drawdown {oos['worst_drawdown']:.2%}"
+                  if oos["worst_drawdown"] is not None else ""))
+    click.echo("stability")
+    for path, st in summary["stability"].items():
+        if "cv" in st:
+            cv = "-" if st["cv"] is None else f"{st['cv']:.2f}"
+            click.echo(f"  {path:<16}mean {st['mean']:.6g}, std {st['std']:.6g}, cv {cv}")
+        else:
+            click.echo(f"  {path:<16}{st['mode']!r} in {st['share']:.0%} of the windows")
+    if written:
+        click.echo(f"written           {written} (the last window's fit: gridkit run "
+                   f"{written})")
+    sys.stdout.flush()
+
+
+def _num(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.6g}"
+
+
+def _day(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -15,6 +15,11 @@ the objective of one search.
 
     [space]
     "strategy.grids" = { low = 10, high = 60, int = true }
+
+    [walk_forward]                      # optional: fit on windows, score out of sample
+    windows = 4                         # out-of-sample stretches
+    mode = "rolling"                    # rolling | anchored
+    in_sample = 0.75                    # in-sample share of a window
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from gridkit.core.errors import ConfigError
 from gridkit.research.space import Space, parse_space
 from gridkit.research.trials import OBJECTIVES
 
-_KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space")
+_KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space",
+         "walk_forward")
+_WALK_KEYS = ("windows", "mode", "in_sample")
 
 
 @frozen
@@ -48,13 +55,15 @@ class SearchFile:
     max_drawdown: float | None
     budget: int | None
     seed: int
+    #: The ``[walk_forward]`` table, checked and with its defaults (None: a plain search).
+    walk_forward: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
         """What must not change between a search and its resume (JSON-able)."""
         return {"pipeline": self.pipeline_data, "space": self.space_table,
                 "optimizer": {"use": self.optimizer, **self.optimizer_options},
                 "objective": self.objective, "max_drawdown": self.max_drawdown,
-                "seed": self.seed}
+                "seed": self.seed, "walk_forward": self.walk_forward}
 
 
 def load_search(path: str | Path) -> SearchFile:
@@ -106,12 +115,37 @@ def load_search(path: str | Path) -> SearchFile:
         space = parse_space(data.get("space"))
     except ConfigError as err:
         problems.extend(err.problems)
+    walk = _walk_forward(data.get("walk_forward"), problems)
     if problems:
         raise ConfigError(problems, str(p))
     assert space is not None
     return SearchFile(p, pipeline_path, pipeline_data, space, dict(data["space"]),
                       str(opt["use"]), {k: v for k, v in opt.items() if k != "use"},
-                      objective, None if dd is None else float(dd), budget, seed)
+                      objective, None if dd is None else float(dd), budget, seed, walk)
+
+
+def _walk_forward(table: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The ``[walk_forward]`` table with its defaults, or None; its problems appended."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping):
+        problems.append("walk_forward: a table (windows, mode, in_sample)")
+        return None
+    for key in table:
+        if key not in _WALK_KEYS:
+            problems.append(f"walk_forward: unknown key {key!r}; it has: "
+                            f"{', '.join(_WALK_KEYS)}")
+    out = {"windows": table.get("windows", 4), "mode": table.get("mode", "rolling"),
+           "in_sample": table.get("in_sample", 0.75)}
+    w = out["windows"]
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        problems.append(f"walk_forward.windows: an integer of at least 1, got {w!r}")
+    if out["mode"] not in ("rolling", "anchored"):
+        problems.append(f"walk_forward.mode: 'rolling' or 'anchored', got {out['mode']!r}")
+    r = out["in_sample"]
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not 0 < r < 1:
+        problems.append(f"walk_forward.in_sample: a fraction in (0, 1), got {r!r}")
+    return out
 
 
 def _toml(path: Path, tomllib: Any) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Where ``gridkit optimize`` keeps its searches: a SQLite file, one row per trial.
 
-Tables: ``searches`` (one row per search: what it searched, as JSON, and its status) and
-``trials`` (one row per trial that ran: the point, its score and figures, or its error). Each
+Tables: ``searches`` (one row per search: what it searched, as JSON, and its status),
+``trials`` (one row per trial that ran: the point, its score and figures, or its error) and
+``windows`` (a walk-forward search's windows: the in-sample best and its out-of-sample result). Each
 trial is committed as it ends, so an interrupted search loses at most the trial it was in and
 ``--resume`` goes on from the last row.
 """
@@ -30,6 +31,12 @@ CREATE TABLE IF NOT EXISTS searches (
 CREATE TABLE IF NOT EXISTS trials (
     search_id INTEGER REFERENCES searches(id), number INTEGER, params TEXT, score FLOAT,
     return_pct FLOAT, max_drawdown FLOAT, orders INTEGER, error TEXT, path TEXT,
+    PRIMARY KEY (search_id, number)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    search_id INTEGER REFERENCES searches(id), number INTEGER, in_start INTEGER,
+    in_end INTEGER, out_start INTEGER, out_end INTEGER, params TEXT, in_score FLOAT,
+    out_score FLOAT, out_return_pct FLOAT, out_max_drawdown FLOAT, out_error TEXT,
     PRIMARY KEY (search_id, number)
 );
 """
@@ -90,6 +97,22 @@ class SearchStore:
                 "INSERT INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (search_id, trial.number, json.dumps(trial.params), score, trial.return_pct,
                  trial.max_drawdown, trial.orders, trial.error, trial.path))
+
+    def add_window(self, search_id: int, window: Any) -> None:
+        """Keep one walk-forward window (:class:`~gridkit.research.walk_forward.Window`)."""
+        fit, res = window.fit, window.result
+
+        def num(x: float | None) -> float | None:
+            return None if x is None or math.isnan(x) else x
+
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO windows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (search_id, window.number, window.in_start, window.in_end, window.out_start,
+                 window.out_end, json.dumps(fit.params) if fit else None,
+                 num(fit.score) if fit else None, num(res.score) if res else None,
+                 res.return_pct if res else None, res.max_drawdown if res else None,
+                 res.error if res else "no in-sample trial scored"))
 
     def finish(self, search_id: int, status: str) -> None:
         """Mark a search ``finished`` or ``stopped``."""
