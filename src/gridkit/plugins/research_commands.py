@@ -100,7 +100,8 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
                                 budget=limit, seed=search.seed,
                                 base_dir=search.pipeline_path.parent, on_trial=kept,
                                 replay=replay, source=str(search.pipeline_path),
-                                workers=workers, scheduler=scheduler)
+                                workers=workers, scheduler=scheduler,
+                                constraints=search.constraints)
         except KeyboardInterrupt:
             if store is not None and search_id is not None:
                 store.finish(search_id, "stopped")
@@ -168,7 +169,8 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
                             budget=budget if budget is not None else search.budget,
                             seed=search.seed, base_dir=search.pipeline_path.parent,
                             source=str(search.pipeline_path), workers=workers,
-                            scheduler=scheduler, on_window=shown)
+                            scheduler=scheduler, constraints=search.constraints,
+                            on_window=shown)
     except KeyboardInterrupt:
         if store is not None and search_id is not None:
             store.finish(search_id, "stopped")

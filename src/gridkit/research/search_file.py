@@ -16,6 +16,11 @@ the objective of one search.
     [space]
     "strategy.grids" = { low = 10, high = 60, int = true }
 
+    constraints = [                     # optional: points that break one are not run
+        "(strategy.upper - strategy.lower) / strategy.grids / strategy.lower"
+        " > 2 * executor.maker_fee",
+    ]
+
     [walk_forward]                      # optional: fit on windows, score out of sample
     windows = 4                         # out-of-sample stretches
     mode = "rolling"                    # rolling | anchored
@@ -36,7 +41,7 @@ from gridkit.research.space import Space, parse_space
 from gridkit.research.trials import OBJECTIVES
 
 _KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space",
-         "walk_forward")
+         "constraints", "walk_forward")
 _WALK_KEYS = ("windows", "mode", "in_sample")
 
 
@@ -57,13 +62,16 @@ class SearchFile:
     seed: int
     #: The ``[walk_forward]`` table, checked and with its defaults (None: a plain search).
     walk_forward: dict[str, Any] | None = None
+    #: The ``constraints``, parsed (:mod:`gridkit.research.constraints`).
+    constraints: tuple[Any, ...] = ()
 
     def identity(self) -> dict[str, Any]:
         """What must not change between a search and its resume (JSON-able)."""
         return {"pipeline": self.pipeline_data, "space": self.space_table,
                 "optimizer": {"use": self.optimizer, **self.optimizer_options},
                 "objective": self.objective, "max_drawdown": self.max_drawdown,
-                "seed": self.seed, "walk_forward": self.walk_forward}
+                "seed": self.seed, "walk_forward": self.walk_forward,
+                "constraints": [c.text for c in self.constraints]}
 
 
 def load_search(path: str | Path) -> SearchFile:
@@ -116,12 +124,28 @@ def load_search(path: str | Path) -> SearchFile:
     except ConfigError as err:
         problems.extend(err.problems)
     walk = _walk_forward(data.get("walk_forward"), problems)
+    constraints: list[Any] = []
+    if space is not None:
+        from gridkit.research.constraints import parse_constraints
+        from gridkit.research.space import get_option
+
+        items = data.get("constraints")
+        known = {d.path: True for d in space.dimensions}
+        for text in items if isinstance(items, list) else []:
+            for word in str(text).replace("(", " ").replace(")", " ").split():
+                if "." in word and word not in known:
+                    known[word] = get_option(pipeline_data, word)[0]
+        try:
+            constraints = parse_constraints(items, known)
+        except ConfigError as err:
+            problems.extend(err.problems)
     if problems:
         raise ConfigError(problems, str(p))
     assert space is not None
     return SearchFile(p, pipeline_path, pipeline_data, space, dict(data["space"]),
                       str(opt["use"]), {k: v for k, v in opt.items() if k != "use"},
-                      objective, None if dd is None else float(dd), budget, seed, walk)
+                      objective, None if dd is None else float(dd), budget, seed, walk,
+                      tuple(constraints))
 
 
 def _walk_forward(table: Any, problems: list[str]) -> dict[str, Any] | None:

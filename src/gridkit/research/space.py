@@ -246,6 +246,20 @@ def _shown(steps: Sequence[str | int]) -> str:
 
 
 
+def get_option(data: Mapping[str, Any], path: str) -> tuple[bool, Any]:
+    """``(True, value)`` of the option at ``path`` in pipeline.toml's tables, or
+    ``(False, None)`` when the pipeline does not set it."""
+    node: Any = data
+    for key in option_path(path):
+        if isinstance(key, int):
+            if not isinstance(node, list) or key >= len(node):
+                return False, None
+        elif not isinstance(node, Mapping) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
 def with_point(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of pipeline.toml's tables with the point's options set."""
     data = copy.deepcopy(dict(pipeline))
@@ -254,4 +268,12 @@ def with_point(pipeline: Mapping[str, Any], params: Mapping[str, Any]) -> dict[s
     return data
 
 
-__all__ = ["Dimension", "Space", "option_path", "parse_space", "set_option", "with_point"]
+__all__ = [
+    "Dimension",
+    "Space",
+    "get_option",
+    "option_path",
+    "parse_space",
+    "set_option",
+    "with_point",
+]

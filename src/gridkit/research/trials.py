@@ -63,7 +63,8 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
              on_trial: Callable[[Trial], None] | None = None,
              replay: Sequence[Trial] = (), source: str = "<trial>",
              fused: bool = True, workers: int | None = 1,
-             scheduler: str | None = None) -> list[Trial]:
+             scheduler: str | None = None,
+             constraints: Sequence[Any] = ()) -> list[Trial]:
     """Run the search; return every trial in the order it was asked.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
@@ -81,6 +82,9 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     :param workers: processes to run trials on (None: every core; 1: this process).
     :param scheduler: a Dask scheduler's address (``tcp://host:8786``): run the trials on its
         cluster instead.
+    :param constraints: :class:`~gridkit.research.constraints.Constraint` s a point must meet
+        to be run (one it breaks scores NaN, its ``error`` naming it, and is not run); when no
+        trial meets them all, :class:`gridkit.ConfigError` says so.
 
     The optimizer is asked for up to its :attr:`~gridkit.Optimizer.batch` points, their trials
     run at once, and their scores are told in the order asked: the trials are the same
@@ -107,6 +111,7 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
                       source, fused)
     where: Any = None  # made when the first trial is to run: the data is read then
     trials: list[Trial] = []
+    fixed = _pipeline_values(pipeline, constraints, space)
     try:
         while True:
             points: list[dict[str, Any]] = []
@@ -125,13 +130,18 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
                                       f"{first + i}, not {replay[first + i].params} as before "
                                       f"(is it seeded?); start a new search")
             new = points[max(0, len(replay) - first):]
-            if new and where is None:
+            outside = {id(p): why for p in new if (why := _broken(constraints, fixed, p))}
+            runnable = [p for p in new if id(p) not in outside]
+            if runnable and where is None:
                 where = pool(spec, workers, scheduler)
-            results = where.map(spec, new) if new else iter(())
+            results = where.map(spec, runnable) if runnable else iter(())
             for i, params in enumerate(points):
                 number = first + i
                 if number < len(replay):
                     trial = replay[number]
+                elif id(params) in outside:
+                    trial = Trial(number, params, math.nan,
+                                  error=f"constraint not met: {outside[id(params)]}")
                 else:
                     trial = _trial(number, params, next(results), score_of, max_drawdown)
                 optimizer.tell(trial.params, trial.score)
@@ -141,7 +151,37 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     finally:
         if where is not None:
             where.close()
+    if constraints and trials and all((t.error or "").startswith("constraint not met")
+                                      for t in trials):
+        raise ConfigError(f"constraints: none of the {len(trials)} points tried meets them "
+                          f"(the space has no valid point, or the budget found none)")
     return trials
+
+
+def _pipeline_values(pipeline: Mapping[str, Any], constraints: Sequence[Any],
+                     space: Space) -> dict[str, Any]:
+    """The pipeline's own values of the options the constraints read outside the space."""
+    from gridkit.research.space import get_option
+
+    inside = {d.path for d in space.dimensions}
+    out = {}
+    for c in constraints:
+        for path in c.paths:
+            if path not in inside:
+                found, value = get_option(pipeline, path)
+                if found:
+                    out[path] = value
+    return out
+
+
+def _broken(constraints: Sequence[Any], fixed: Mapping[str, Any],
+            params: Mapping[str, Any]) -> str | None:
+    """The first constraint the point breaks (None: it meets them all, or there are none)."""
+    if not constraints:
+        return None
+    from gridkit.research.constraints import broken
+
+    return broken(constraints, {**fixed, **params})
 
 
 def _trial(number: int, params: dict[str, Any], result: tuple[str, Any],

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,7 @@ def walk_forward(pipeline: Mapping[str, Any], space: Space,
                  max_drawdown: float | None = None, budget: int | None = None, seed: int = 0,
                  base_dir: Path | None = None, source: str = "<walk-forward>",
                  workers: int | None = 1, scheduler: str | None = None,
+                 constraints: Sequence[Any] = (),
                  on_window: Callable[[Window], None] | None = None) -> list[Window]:
     """Search each window's in-sample stretch with a fresh optimizer (``make_optimizer()``,
     seeded with ``seed``), run its best point on the out-of-sample stretch that follows;
@@ -110,7 +111,7 @@ def walk_forward(pipeline: Mapping[str, Any], space: Space,
         fitted = optimize(_window(pipeline, w.in_start, w.in_end), space, make_optimizer(),
                           objective=objective, max_drawdown=max_drawdown, budget=budget,
                           seed=seed, base_dir=base_dir, source=source, workers=workers,
-                          scheduler=scheduler)
+                          scheduler=scheduler, constraints=constraints)
         top = best(fitted)
         result = None
         if top is not None:
