@@ -21,6 +21,7 @@ from gridkit import (
     Feedback,
     GridStrategy,
     Monitor,
+    Objective,
     Optimizer,
     Regime,
     RiskCheck,
@@ -214,7 +215,8 @@ def test_every_hook_is_a_spec_with_a_documented_parameter() -> None:
 
 def test_every_kind_has_a_base_class_and_a_hook() -> None:
     bases = {Source, Validator, Feature, SignalGenerator, Attention, Regime, GridStrategy,
-             SignalFilter, RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus}
+             SignalFilter, RiskCheck, Executor, Monitor, Feedback, Optimizer, Objective, Store,
+             Bus}
     assert {b.kind for b in bases} == set(KIND_HOOKS) == set(BASES)
 
 

@@ -22,6 +22,7 @@ from gridkit.core.components import (
     Feedback,
     Monitor,
     NoOptions,
+    Objective,
     Optimizer,
     Regime,
     RiskCheck,
@@ -122,6 +123,7 @@ __all__ = [
     "Mark",
     "Monitor",
     "NoOptions",
+    "Objective",
     "Optimizer",
     # Config validators for component options; raise OptionError for your own checks.
     "OptionError",

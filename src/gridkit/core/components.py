@@ -484,6 +484,26 @@ class Optimizer(Component):
         broke a constraint)."""
 
 
+class Objective(Component):
+    """Scores a search's trial from its run summary: higher is better, NaN is no score.
+
+    ``gridkit optimize``'s ``objective = "name"`` (or a table ``[objective] use = "name"`` with
+    options) picks one. :meth:`score` gets the run summary (:ref:`run-summary`); a trial the
+    fused runner ran gets only the figures it computes — the keys named in
+    :attr:`reads` must be among them (``return_pct``, ``max_drawdown``, ``final_equity``,
+    ``orders_placed``, ``grid``: ``grid_profit`` and ``grid_apr``), else the search runs each
+    point through the engine, which gives the whole summary.
+    """
+
+    kind = "objective"
+    #: The summary keys :meth:`score` reads (None: any of them, the whole summary).
+    reads: frozenset[str] | None = None
+
+    def score(self, summary: Mapping[str, Any]) -> float:
+        """The trial's score (NaN: none, e.g. a ratio over a zero drawdown)."""
+        raise NotImplementedError
+
+
 class Store(Component):
     """Persists runs: the journal (orders, reports, halts, marks) and the state to resume from.
 
@@ -549,6 +569,6 @@ BASES: dict[str, type[Component]] = {
     cls.kind: cls
     for cls in (
         Source, Validator, Feature, SignalGenerator, Attention, Regime, Strategy, SignalFilter,
-        RiskCheck, Executor, Monitor, Feedback, Optimizer, Store, Bus,
+        RiskCheck, Executor, Monitor, Feedback, Optimizer, Objective, Store, Bus,
     )
 }

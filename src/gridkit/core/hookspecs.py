@@ -133,6 +133,15 @@ def gridkit_register_optimizers(register: Any) -> None:
 
 
 @hookspec
+def gridkit_register_objectives(register: Any) -> None:
+    """Register search objective classes (subclasses of :class:`gridkit.Objective`).
+
+    :param register: call ``register(cls)`` once per class; ``register(cls, replaces="name")``
+        to take over a name that another plugin registered.
+    """
+
+
+@hookspec
 def gridkit_register_stores(register: Any) -> None:
     """Register run store classes (subclasses of :class:`gridkit.Store`).
 
@@ -207,6 +216,7 @@ KIND_HOOKS: dict[str, str] = {
     "monitor": "gridkit_register_monitors",
     "feedback": "gridkit_register_feedback",
     "optimizer": "gridkit_register_optimizers",
+    "objective": "gridkit_register_objectives",
     "store": "gridkit_register_stores",
     "bus": "gridkit_register_buses",
 }

@@ -150,7 +150,7 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
             return
         res = w.result
         out = ("no in-sample trial scored" if res is None else
-               f"out {search.objective} {_num(res.score)} (return {res.return_pct:+.2f}%, "
+               f"out {search.objective_name} {_num(res.score)} (return {res.return_pct:+.2f}%, "
                f"drawdown {res.max_drawdown:.2%})" if res.error is None else
                f"out failed: {res.error}")
         click.echo(f"window {w.number + 1}/{wf['windows']}  in {_day(w.in_start)}.."
@@ -211,7 +211,7 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
         return
     oos = summary["out_of_sample"]
     click.echo(f"out of sample     {oos['windows_scored']} of {len(done)} windows scored; "
-               f"mean {search.objective} {_num(oos['mean_score'])}, mean return "
+               f"mean {search.objective_name} {_num(oos['mean_score'])}, mean return "
                + (f"{oos['mean_return_pct']:+.2f}%" if oos["mean_return_pct"] is not None
                   else "-")
                + (f", worst drawdown {oos['worst_drawdown']:.2%}"
@@ -297,7 +297,7 @@ def _write_best(search: Any, top: Any, out: Path) -> None:
     data = with_point(search.pipeline_data, top.params)
     _absolute_paths(data, search.pipeline_path.parent)
     head = (f"# Written by gridkit optimize {search.path.name}: trial {top.number}, "
-            f"{search.objective} {top.score:.6g}\n# "
+            f"{search.objective_name} {top.score:.6g}\n# "
             + ", ".join(f"{k} = {v!r}" for k, v in top.params.items()) + "\n")
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(head + tomli_w.dumps(data), encoding="utf-8")
@@ -329,7 +329,7 @@ def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
     ranked = sorted((t for t in trials if not math.isnan(t.score)), key=lambda t: -t.score)
     if as_json:
         click.echo(json.dumps(_jsonable({
-            "search": search_id, "objective": search.objective, "trials": len(trials),
+            "search": search_id, "objective": search.objective_name, "trials": len(trials),
             "failed": sum(1 for t in trials if t.error), "best": None if top is None else {
                 "number": top.number, "params": top.params, "score": top.score,
                 "return_pct": top.return_pct, "max_drawdown": top.max_drawdown},
@@ -340,7 +340,7 @@ def _report(search: Any, trials: list[Any], top: Any, search_id: int | None,
     if top is None:
         click.echo("best              none: no trial scored (see the constraint and the errors)")
         return
-    click.echo(f"best              trial {top.number}: {search.objective} {top.score:.6g} "
+    click.echo(f"best              trial {top.number}: {search.objective_name} {top.score:.6g} "
                f"(return {top.return_pct:+.2f}%, max drawdown {top.max_drawdown:.2%})")
     for k, v in top.params.items():
         click.echo(f"  {k:<16}{v!r}")

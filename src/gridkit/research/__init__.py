@@ -6,7 +6,7 @@ propose points and learn from their scores (:class:`gridkit.Optimizer`).
 """
 
 from gridkit.research.space import Dimension, Space, parse_space, set_option
-from gridkit.research.trials import OBJECTIVES, Trial, best, optimize
+from gridkit.research.trials import Trial, best, objective_for, optimize
 
-__all__ = ["OBJECTIVES", "Dimension", "Space", "Trial", "best", "optimize", "parse_space",
+__all__ = ["Dimension", "Space", "Trial", "best", "objective_for", "optimize", "parse_space",
            "set_option"]

@@ -9,12 +9,13 @@ the kernel's own mirror of the account (:mod:`gridkit.fused.grid`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gridkit.core.errors import ConfigError, GridkitError
 from gridkit.research.space import Space, with_point
+from gridkit.summary import YEAR_MS
 
 #: What a summary-reading objective is given.
 Summary = Mapping[str, Any]
@@ -155,7 +156,7 @@ class FusedRunner:
         capital = float(cfg.pipeline.capital)
         first = int(accepted.argmax()) if accepted.any() else -1
         if first < 0:
-            return _figures(capital, capital, 0.0, 0, 0.0, 0.0)
+            return _figures(capital, capital, 0.0, 0, 0.0, 0.0, 0.0)
         a = arrays
         bar = Bar(int(a.ts[first]), float(a.open[first]), float(a.high[first]),
                   float(a.low[first]), float(a.close[first]), float(a.volume[first]))
@@ -177,23 +178,40 @@ class FusedRunner:
             np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
             capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
             bool(ex.config.check_balance), **self.risk)
+        years = (float(a.ts[int(counters[7])]) - float(a.ts[first])) / 86_400_000 \
+            * 86_400_000 / YEAR_MS
         return _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
-                        float(figures[6]), float(figures[8]))
+                        float(figures[6]), float(figures[8]), years)
 
 
 def _figures(capital: float, equity: float, max_dd: float, orders: int,
-             grid_profit: float, max_base: float) -> dict[str, Any]:
+             grid_profit: float, max_base: float, years: float) -> dict[str, Any]:
     """The summary keys the objectives read, computed as :func:`gridkit.summary.summarize`
     computes them (and the largest inventory held, which a run summary does not have)."""
+    profit = 0 + grid_profit
+    grid_return = profit / capital if capital else None
     return {"status": "finished", "backtest_path": {"fused": True, "why": ""},
             "final_equity": equity, "max_drawdown": max_dd, "max_base": max_base,
             "return_pct": (equity / capital - 1.0) * 100.0 if capital else 0.0,
-            "orders_placed": orders, "grid": {"grid_profit": 0 + grid_profit}}
+            "orders_placed": orders, "grid": {
+                "grid_profit": profit,
+                "grid_apr": grid_return / years if grid_return is not None and years > 0
+                else None}}
+
+
+#: The summary keys the fused runner computes (what an objective may read from its trials).
+FUSED_KEYS = frozenset({"status", "backtest_path", "final_equity", "max_drawdown", "max_base",
+                        "return_pct", "orders_placed", "grid"})
 
 
 def runner_for(pipeline: Mapping[str, Any], space: Space, base_dir: Path | None,
-               source: str) -> tuple[Callable[[Mapping[str, Any]], Summary | str], str]:
-    """The runner of a search, and why it is not the fused one ("" when it is)."""
+               source: str, reads: Sequence[str] | None = ()
+               ) -> tuple[Callable[[Mapping[str, Any]], Summary | str], str]:
+    """The runner of a search, and why it is not the fused one ("" when it is); ``reads``:
+    the summary keys the objective reads (None: all of them, which only the engine gives)."""
+    if reads is None or not set(reads) <= FUSED_KEYS:
+        return (PluginRunner(pipeline, base_dir, source),
+                "the objective reads more of the summary than the fused runner computes")
     fused = FusedRunner.make(pipeline, space, base_dir, source)
     if isinstance(fused, FusedRunner):
         return fused, ""

@@ -4,7 +4,7 @@ the objective of one search.
 .. code-block:: toml
 
     pipeline = "pipeline.toml"          # the pipeline searched, relative to this file
-    objective = "calmar"                # return | calmar | grid-profit
+    objective = "calmar"                # return | calmar | grid-profit | grid-apr | a plugin's
     max_drawdown = 0.25                 # optional: a trial above it scores nothing
     budget = 40                         # optional: the most trials
     seed = 1
@@ -38,7 +38,7 @@ from attrs import frozen
 
 from gridkit.core.errors import ConfigError
 from gridkit.research.space import Space, parse_space
-from gridkit.research.trials import OBJECTIVES
+from gridkit.research.trials import objective_for
 
 _KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space",
          "constraints", "walk_forward")
@@ -56,7 +56,8 @@ class SearchFile:
     space_table: dict[str, Any]
     optimizer: str
     optimizer_options: dict[str, Any]
-    objective: str
+    #: The objective's name, or its table (``{"use": ..., options}``).
+    objective: Any
     max_drawdown: float | None
     budget: int | None
     seed: int
@@ -64,6 +65,12 @@ class SearchFile:
     walk_forward: dict[str, Any] | None = None
     #: The ``constraints``, parsed (:mod:`gridkit.research.constraints`).
     constraints: tuple[Any, ...] = ()
+
+    @property
+    def objective_name(self) -> str:
+        """The objective's registered name."""
+        o = self.objective
+        return str(o.get("use")) if isinstance(o, Mapping) else str(o)
 
     def identity(self) -> dict[str, Any]:
         """What must not change between a search and its resume (JSON-able)."""
@@ -100,9 +107,10 @@ def load_search(path: str | Path) -> SearchFile:
         except ConfigError as err:
             problems.append(f"pipeline: {err}")
     objective = data.get("objective", "return")
-    if objective not in OBJECTIVES:
-        problems.append(f"objective: unknown {objective!r}; objectives are: "
-                        f"{', '.join(OBJECTIVES)}")
+    try:
+        objective_for(objective)
+    except ConfigError as err:
+        problems.extend(err.problems)
     dd = data.get("max_drawdown")
     if dd is not None and (isinstance(dd, bool) or not isinstance(dd, (int, float))
                            or not 0 < dd <= 1):

@@ -15,29 +15,37 @@ from typing import Any
 
 from attrs import frozen
 
-from gridkit.core.components import Optimizer
+from gridkit.core.components import Objective, Optimizer
 from gridkit.core.errors import ConfigError
 from gridkit.research.space import Space, with_point
 
 
-def _return(s: Mapping[str, Any]) -> float:
-    return float(s["return_pct"])
+def objective_for(spec: str | Mapping[str, Any] | Objective) -> Objective:
+    """The objective named by ``spec`` — a name (``"calmar"``), a table (``{"use": "name",
+    ...options}``) or an :class:`gridkit.Objective` already built — looked up among the
+    installed plugins' objectives (kind ``objective``); ConfigError naming the installed ones."""
+    if isinstance(spec, Objective):
+        return spec
+    from gridkit.core.plugins import get_host
+    from gridkit.core.registry import build_registry
+    from gridkit.runtime.build import construct
+    from gridkit.runtime.pipeline_file import ComponentSpec
 
-
-def _calmar(s: Mapping[str, Any]) -> float:
-    dd = float(s["max_drawdown"])
-    return float(s["return_pct"]) / (dd * 100.0) if dd > 0 else math.nan
-
-
-def _grid_profit(s: Mapping[str, Any]) -> float:
-    return float((s.get("grid") or {}).get("grid_profit", math.nan))
-
-
-#: Objectives read from a run's summary (higher is better). ``return``: return in %;
-#: ``calmar``: return in % over the max drawdown in %; ``grid-profit``: the grid's realized
-#: profit in quote currency (matched buy/sell lots).
-OBJECTIVES: dict[str, Callable[[Mapping[str, Any]], float]] = {
-    "return": _return, "calmar": _calmar, "grid-profit": _grid_profit}
+    if isinstance(spec, str):
+        use, options = spec, {}
+    elif isinstance(spec, Mapping) and isinstance(spec.get("use"), str):
+        use, options = spec["use"], {k: v for k, v in spec.items() if k != "use"}
+    else:
+        raise ConfigError("objective: a name such as \"calmar\", or a table with use = ...")
+    registry = build_registry(get_host())
+    if use not in registry.names("objective"):
+        raise ConfigError(f"objective: unknown {use!r}; objectives are: "
+                          f"{', '.join(sorted(registry.names('objective')))}")
+    problems: list[str] = []
+    built = construct(registry, problems, "objective", ComponentSpec(use, options, "objective"))
+    if built is None:
+        raise ConfigError(problems)
+    return built[0]  # type: ignore[return-value]
 
 
 @frozen
@@ -58,7 +66,8 @@ class Trial:
 
 
 def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
-             objective: str = "return", max_drawdown: float | None = None,
+             objective: str | Mapping[str, Any] | Objective = "return",
+             max_drawdown: float | None = None,
              budget: int | None = None, seed: int = 0, base_dir: Path | None = None,
              on_trial: Callable[[Trial], None] | None = None,
              replay: Sequence[Trial] = (), source: str = "<trial>",
@@ -68,7 +77,8 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     """Run the search; return every trial in the order it was asked.
 
     :param pipeline: pipeline.toml's tables (``tomllib.load`` of the file); not changed.
-    :param objective: a name of :data:`OBJECTIVES`.
+    :param objective: the objective: a name (``"calmar"``), a ``{"use": ...}`` table or an
+        :class:`gridkit.Objective` (:func:`objective_for`).
     :param max_drawdown: a constraint: a trial whose drawdown exceeds it scores NaN.
     :param budget: the most trials to run (None: until the optimizer has no point left).
     :param base_dir: the folder relative paths in the pipeline are resolved against.
@@ -99,16 +109,14 @@ def optimize(pipeline: Mapping[str, Any], space: Space, optimizer: Optimizer, *,
     """
     from gridkit.research.workers import RunnerSpec, pool
 
-    score_of = OBJECTIVES.get(objective)
-    if score_of is None:
-        raise ConfigError(f"objective: unknown {objective!r}; objectives are: "
-                          f"{', '.join(OBJECTIVES)}")
+    judge = objective_for(objective)
+    score_of = judge.score
     if budget is not None and budget < 1:
         raise ConfigError(f"budget: must be at least 1, got {budget}")
     optimizer.start(space, seed)
     batch = max(1, int(optimizer.batch))
     spec = RunnerSpec(dict(pipeline), space, None if base_dir is None else str(base_dir),
-                      source, fused)
+                      source, fused, None if judge.reads is None else tuple(sorted(judge.reads)))
     where: Any = None  # made when the first trial is to run: the data is read then
     trials: list[Trial] = []
     fixed = _pipeline_values(pipeline, constraints, space)
@@ -213,4 +221,4 @@ def best(trials: list[Trial]) -> Trial | None:
     return max(scored, key=lambda t: t.score) if scored else None
 
 
-__all__ = ["OBJECTIVES", "Trial", "best", "optimize", "with_point"]
+__all__ = ["Trial", "best", "objective_for", "optimize", "with_point"]

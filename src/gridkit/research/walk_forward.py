@@ -31,7 +31,7 @@ from attrs import frozen
 from gridkit.core.components import Optimizer
 from gridkit.core.errors import ConfigError
 from gridkit.research.space import Space
-from gridkit.research.trials import OBJECTIVES, Trial, best, optimize
+from gridkit.research.trials import Trial, best, objective_for, optimize
 
 
 @frozen
@@ -93,7 +93,7 @@ def data_span(pipeline: Mapping[str, Any], base_dir: Path | None, source: str) -
 
 def walk_forward(pipeline: Mapping[str, Any], space: Space,
                  make_optimizer: Callable[[], Optimizer], *, count: int = 4,
-                 in_sample: float = 0.75, anchored: bool = False, objective: str = "return",
+                 in_sample: float = 0.75, anchored: bool = False, objective: Any = "return",
                  max_drawdown: float | None = None, budget: int | None = None, seed: int = 0,
                  base_dir: Path | None = None, source: str = "<walk-forward>",
                  workers: int | None = 1, scheduler: str | None = None,
@@ -102,9 +102,7 @@ def walk_forward(pipeline: Mapping[str, Any], space: Space,
     """Search each window's in-sample stretch with a fresh optimizer (``make_optimizer()``,
     seeded with ``seed``), run its best point on the out-of-sample stretch that follows;
     every window, in order. The search arguments are :func:`~gridkit.research.optimize`'s."""
-    if objective not in OBJECTIVES:
-        raise ConfigError(f"objective: unknown {objective!r}; objectives are: "
-                          f"{', '.join(OBJECTIVES)}")
+    objective = objective_for(objective)  # (an unknown one is refused before any window)
     first, last = data_span(pipeline, base_dir, source)
     done = []
     for w in windows(first, last, count, in_sample, anchored):

@@ -37,11 +37,14 @@ class RunnerSpec:
     base_dir: str | None
     source: str
     fused: bool = True
+    #: The summary keys the objective reads (None: the whole summary: no fused runner).
+    reads: tuple[str, ...] | None = ()
 
     def key(self) -> str:
         """The runner's identity: workers keep one runner per key."""
         return json.dumps([self.pipeline, [d.path for d in self.space.dimensions],
-                           self.base_dir, self.source, self.fused], sort_keys=True, default=str)
+                           self.base_dir, self.source, self.fused, self.reads],
+                          sort_keys=True, default=str)
 
 
 _RUNNERS: dict[str, Any] = {}
@@ -55,8 +58,8 @@ def runner(spec: RunnerSpec) -> Any:
         from gridkit.research.runners import PluginRunner, runner_for
 
         base = Path(spec.base_dir) if spec.base_dir is not None else None
-        built = (runner_for(spec.pipeline, spec.space, base, spec.source)[0] if spec.fused
-                 else PluginRunner(spec.pipeline, base, spec.source))
+        built = (runner_for(spec.pipeline, spec.space, base, spec.source, spec.reads)[0]
+                 if spec.fused else PluginRunner(spec.pipeline, base, spec.source))
         _RUNNERS.clear()  # one search at a time: the last one's arrays are let go
         _RUNNERS[key] = built
     return built
