@@ -53,11 +53,14 @@ def optimize(space_file: str, db: str | None, resume: bool, write_best: str | No
     if write_best is not None and not Path(write_best).resolve().parent.is_dir():
         raise ConfigError(f"--write-best: no such folder {Path(write_best).parent}")
     optimizer = _optimizer(search)
-    if search.walk_forward is not None:
+    if search.walk_forward is not None or search.scan is not None:
         if resume:
-            raise ConfigError("--resume: a walk-forward search runs whole; start it again "
-                              "without --resume")
-        _walk(search, db, write_best, budget, workers, scheduler, as_json, quiet)
+            raise ConfigError(f"--resume: a {'walk-forward' if search.scan is None else 'scan'}"
+                              f" search runs whole; start it again without --resume")
+        if search.scan is not None:
+            _scan(search, db, write_best, budget, workers, scheduler, as_json, quiet)
+        else:
+            _walk(search, db, write_best, budget, workers, scheduler, as_json, quiet)
         return
     store = SearchStore(db) if db is not None else None
     replay: list[Any] = []
@@ -226,6 +229,84 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
     if written:
         click.echo(f"written           {written} (the last window's fit: gridkit run "
                    f"{written})")
+    sys.stdout.flush()
+
+
+def _scan(search: Any, db: str | None, write_best: str | None, budget: int | None,
+          workers: int | None, scheduler: str | None, as_json: bool, quiet: bool) -> None:
+    """A multi-symbol scan: each symbol searched, the symbols ranked by their best trials;
+    ``--write-best`` writes the best symbol's best pipeline."""
+    from gridkit.cli import _jsonable
+    from gridkit.research.scan import as_stored, ranking, scan
+    from gridkit.research.search_store import SearchStore
+
+    store = SearchStore(db) if db is not None else None
+    search_id = (store.open_search(str(Path(search.path).resolve()), search.identity())
+                 if store is not None else None)
+    offset = {"n": 0, "symbol": None, "base": 0}
+
+    def kept(symbol: str, trial: Any) -> None:
+        if offset["symbol"] != symbol:
+            offset["symbol"], offset["base"] = symbol, offset["n"]
+        offset["n"] += 1
+        if store is not None and search_id is not None:
+            store.add_trial(search_id, as_stored(symbol, search.scan[symbol], trial,
+                                                 offset["base"]))
+        if not quiet and not as_json:
+            score = "none" if trial.error or math.isnan(trial.score) else f"{trial.score:.6g}"
+            click.echo(f"{symbol:<12} trial {trial.number + 1}  score {score}", err=True)
+
+    preflight = logging.getLogger("gridkit.preflight")
+    level = preflight.level
+    preflight.setLevel(logging.ERROR)
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    status = "finished"
+    try:
+        results = scan(search.pipeline_data, search.space, lambda: _optimizer(search),
+                       search.scan, on_trial=kept, objective=search.objective,
+                       max_drawdown=search.max_drawdown,
+                       budget=budget if budget is not None else search.budget,
+                       seed=search.seed, base_dir=search.pipeline_path.parent,
+                       source=str(search.pipeline_path), workers=workers,
+                       scheduler=scheduler, constraints=search.constraints)
+    except KeyboardInterrupt:
+        status = "stopped"
+        click.echo("stopped", err=True)
+        return
+    finally:
+        preflight.setLevel(level)
+        signal.signal(signal.SIGTERM, old_term)
+        if store is not None:
+            if search_id is not None:
+                store.finish(search_id, status)
+            store.close()
+    ranked = ranking(results)
+    written = None
+    top_symbol, top = ranked[0]
+    if write_best is not None and top is not None:
+        _write_best(search, as_stored(top_symbol, search.scan[top_symbol], top, 0),
+                    Path(write_best))
+        written = write_best
+    rows = [{"symbol": sym, "trials": len(results[sym]),
+             "best": None if t is None else {"number": t.number, "params": t.params,
+                                             "score": t.score, "return_pct": t.return_pct,
+                                             "max_drawdown": t.max_drawdown}}
+            for sym, t in ranked]
+    if as_json:
+        click.echo(json.dumps(_jsonable({"objective": search.objective_name, "symbols": rows,
+                                         "written": written})))
+        return
+    click.echo(f"{'symbol':<12} {search.objective_name:>12} {'return':>9} {'drawdown':>9}  "
+               f"best point")
+    for sym, t in ranked:
+        if t is None:
+            click.echo(f"{sym:<12} {'-':>12}  no trial scored")
+            continue
+        click.echo(f"{sym:<12} {t.score:>12.6g} {t.return_pct:>+8.2f}% "
+                   f"{t.max_drawdown:>8.2%}  "
+                   + ", ".join(f"{k}={v!r}" for k, v in t.params.items()))
+    if written:
+        click.echo(f"written           {written} ({top_symbol}: gridkit run {written})")
     sys.stdout.flush()
 
 

@@ -21,6 +21,9 @@ the objective of one search.
         " > 2 * executor.maker_fee",
     ]
 
+    [scan."ETH/USDT"]                   # optional: the same search on several symbols
+    "source.path" = "data/ETH_USDT-5m.json.gz"   # (relative to the pipeline's folder)
+
     [walk_forward]                      # optional: fit on windows, score out of sample
     windows = 4                         # out-of-sample stretches
     mode = "rolling"                    # rolling | anchored
@@ -41,7 +44,7 @@ from gridkit.research.space import Space, parse_space
 from gridkit.research.trials import objective_for
 
 _KEYS = ("pipeline", "objective", "max_drawdown", "budget", "seed", "optimizer", "space",
-         "constraints", "walk_forward")
+         "constraints", "walk_forward", "scan")
 _WALK_KEYS = ("windows", "mode", "in_sample")
 
 
@@ -65,6 +68,8 @@ class SearchFile:
     walk_forward: dict[str, Any] | None = None
     #: The ``constraints``, parsed (:mod:`gridkit.research.constraints`).
     constraints: tuple[Any, ...] = ()
+    #: The ``[scan]`` table: symbol -> the options that differ for it (None: one symbol).
+    scan: dict[str, dict[str, Any]] | None = None
 
     @property
     def objective_name(self) -> str:
@@ -78,7 +83,7 @@ class SearchFile:
                 "optimizer": {"use": self.optimizer, **self.optimizer_options},
                 "objective": self.objective, "max_drawdown": self.max_drawdown,
                 "seed": self.seed, "walk_forward": self.walk_forward,
-                "constraints": [c.text for c in self.constraints]}
+                "constraints": [c.text for c in self.constraints], "scan": self.scan}
 
 
 def load_search(path: str | Path) -> SearchFile:
@@ -147,13 +152,47 @@ def load_search(path: str | Path) -> SearchFile:
             constraints = parse_constraints(items, known)
         except ConfigError as err:
             problems.extend(err.problems)
+    scan = _scan(data.get("scan"), pipeline_data, pipeline_path, problems)
+    if scan is not None and walk is not None:
+        problems.append("scan and walk_forward: one or the other in a search file")
     if problems:
         raise ConfigError(problems, str(p))
     assert space is not None
     return SearchFile(p, pipeline_path, pipeline_data, space, dict(data["space"]),
                       str(opt["use"]), {k: v for k, v in opt.items() if k != "use"},
                       objective, None if dd is None else float(dd), budget, seed, walk,
-                      tuple(constraints))
+                      tuple(constraints), scan)
+
+
+def _scan(table: Any, pipeline_data: dict[str, Any], pipeline_path: Path,
+          problems: list[str]) -> dict[str, dict[str, Any]] | None:
+    """The ``[scan]`` table (symbol -> its options), each symbol's pipeline checked; or None."""
+    if table is None:
+        return None
+    if not isinstance(table, Mapping) or not table or not all(
+            isinstance(v, Mapping) for v in table.values()):
+        problems.append('scan: a table per symbol, e.g. [scan."ETH/USDT"] with '
+                        '"source.path" = "data/ETH_USDT-5m.json.gz"')
+        return None
+    if not pipeline_data:
+        return None
+    from gridkit.core.errors import GridkitError
+    from gridkit.research.scan import symbol_pipeline
+    from gridkit.runtime.engine import build_pipeline
+    from gridkit.runtime.pipeline_file import pipeline_from_data
+
+    out: dict[str, dict[str, Any]] = {}
+    for symbol, overrides in table.items():
+        out[str(symbol)] = dict(overrides)
+        try:
+            built = build_pipeline(pipeline_from_data(
+                symbol_pipeline(pipeline_data, str(symbol), overrides), str(pipeline_path),
+                pipeline_path.parent))
+            for lane in built.lanes:  # its data file is there (before any symbol runs)
+                lane.source.validate(built.run)
+        except GridkitError as err:
+            problems.append(f"scan.{symbol!r}: {err}")
+    return out
 
 
 def _walk_forward(table: Any, problems: list[str]) -> dict[str, Any] | None:
