@@ -30,7 +30,8 @@ from gridkit.runtime.pipeline_file import pipeline_from_data
 SAME = ("bars_seen", "bars_accepted", "bars_dropped", "dropped_by", "first_ts", "last_ts",
         "orders_placed", "orders_rejected", "rejected_by", "open_orders", "orders_cancelled",
         "buy_fills", "sell_fills", "fees_paid", "final_cash", "final_base", "final_price",
-        "final_equity", "realized_profit", "return_pct", "max_drawdown", "halted", "grid")
+        "final_equity", "realized_profit", "return_pct", "max_drawdown", "halted", "grid",
+        "sharpe", "sortino", "profit_factor")
 
 
 def pipeline(source: dict[str, Any], lower: float, upper: float, grids: int, qty: float, *,

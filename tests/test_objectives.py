@@ -34,7 +34,8 @@ def scores(objective: Any, fused: bool) -> list[tuple[float | None, str]]:
     return [(None if math.isnan(t.score) else t.score, t.path) for t in trials]
 
 
-@pytest.mark.parametrize("name", ["return", "calmar", "grid-profit", "grid-apr"])
+@pytest.mark.parametrize("name", ["return", "calmar", "sharpe", "sortino", "profit-factor",
+                                  "grid-profit", "grid-apr"])
 def test_built_in_objectives_score_fused_trials_as_the_engine(name: str) -> None:
     fused, plugin = scores(name, True), scores(name, False)
     assert [s for s, _ in fused] == [s for s, _ in plugin]
@@ -81,7 +82,8 @@ def test_a_plugin_objective_scores_trials(gridkit_register_plugin: Any) -> None:
 
 def test_an_unknown_objective_names_the_installed_ones() -> None:
     with pytest.raises(ConfigError, match="objective: unknown 'sharpe-ish'; objectives are: "
-                                          "calmar, grid-apr, grid-profit, return"):
+                                          "calmar, grid-apr, grid-profit, profit-factor, "
+                                          "return, sharpe, sortino"):
         objective_for("sharpe-ish")
     with pytest.raises(ConfigError, match="objective: a name"):
         objective_for({"options": 1})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 #: A year in epoch milliseconds, as exchange grid bots annualize (365 days).
@@ -10,6 +11,29 @@ YEAR_MS = 365 * 86_400_000
 
 def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
+
+
+def return_ratios(returns: list[Any], years: float) -> tuple[float | None, float | None]:
+    """Annualized Sharpe and Sortino ratios of the marks' equity returns (``Account.returns``:
+    count, sum, sum of squares, sum of the negative ones' squares), with no risk-free rate:
+    the mean return over its standard deviation (Sharpe, 1966) or over its downside deviation
+    (Sortino and Price, 1994), times the square root of the marks per year. None when the run
+    is too short or never moved (or, for Sortino, never lost)."""
+    n, total, squares, down = returns
+    if n < 2 or years <= 0:
+        return None, None
+    mean = total / n
+    var = squares / n - mean * mean
+    scale = math.sqrt(n / years)
+    sharpe = mean / math.sqrt(var) * scale if var > 0 else None
+    sortino = mean / math.sqrt(down / n) * scale if down > 0 else None
+    return sharpe, sortino
+
+
+def profit_factor(win: float, loss: float) -> float | None:
+    """Gross profit over gross loss of the closing fills (FIFO lots, after fees); None when
+    nothing lost."""
+    return win / loss if loss > 0 else None
 
 
 def grid_figures(positions: list[Any], start: tuple[int, float] | None, last_price: float
@@ -86,6 +110,15 @@ def grid_accounting(run: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]]
            if "grid_profit" in st]
     total["strategy_grid_profit"] = sum(own) if own else None
     return total, per
+
+
+def _ratios(acct: Any, grid: dict[str, Any]) -> dict[str, Any]:
+    years = grid["duration_days"] * 86_400_000 / YEAR_MS
+    sharpe, sortino = return_ratios(acct.returns, years)
+    positions = list(acct.positions.values())
+    return {"sharpe": sharpe, "sortino": sortino,
+            "profit_factor": profit_factor(sum(p.gross_win for p in positions),
+                                           sum(p.gross_loss for p in positions))}
 
 
 def summarize(run: Any) -> dict[str, Any]:
@@ -181,6 +214,7 @@ def summarize(run: Any) -> dict[str, Any]:
         "final_equity": equity, "realized_profit": acct.realized,
         "return_pct": (equity / acct.capital - 1.0) * 100.0 if acct.capital else 0.0,
         "max_drawdown": acct.max_drawdown, "halted": run.halted,
+        **_ratios(acct, grid),
         "grid": grid,
         # Paper and live: the figures of the last heartbeat line (already computed: free).
         "heartbeat": (run.heartbeat.last or None) if run.heartbeat is not None else None,

@@ -35,7 +35,8 @@ NONE, PENDING, QUEUED, LIVE = 0, 1, 2, 3
 FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
 FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit",
-           "halt_drawdown", "max_base")
+           "halt_drawdown", "max_base", "gross_win", "gross_loss", "returns", "returns_sum",
+           "returns_squares", "returns_down_squares")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
             "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips",
@@ -108,7 +109,7 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     lot_q = np.empty(n + 8)
     lot_b = np.empty(n + 8)
     lot_i = np.zeros(3, dtype=np.int64)  # head, count, round trips
-    lot_f = np.zeros(1)  # profit realized by closing lots
+    lot_f = np.zeros(3)  # profit realized by closing lots; its wins and losses apart
     cash = capital
     base = 0.0
     most_base = 0.0  # the largest inventory held (worst case of a falling market)
@@ -116,6 +117,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     peak = capital
     max_dd = 0.0
     dd = 0.0
+    # Account.returns: the marks' returns, how many, their sum, squares, negative squares.
+    rn, rs, rq, rd = 0, 0.0, 0.0, 0.0
     # The executor's holds: cash its open buys reserve, base its open sells reserve, base the
     # queued market buy brings.
     cash_held = 0.0
@@ -146,10 +149,10 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
         b += 1
         tripped = False
         if start >= 0 and nq == 0:  # skip, marking to market, to the next bar that fills
-            b, equity, peak, max_dd, dd, last, tripped = _quiet(
+            b, equity, peak, max_dd, dd, last, tripped, rn, rs, rq, rd = _quiet(
                 b, accepted, low, high, close, oprice[best_buy] if best_buy >= 0 else -np.inf,
                 oprice[best_sell] if best_sell < n else np.inf, cash, base, equity, peak,
-                max_dd, last, dd_limit if halted_at < 0 else np.inf)
+                max_dd, last, dd_limit if halted_at < 0 else np.inf, rn, rs, rq, rd)
             if b == nbars:
                 break
         if not accepted[b]:
@@ -257,7 +260,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                                        obuy, oqty, oprice, actions, base, sc, ic)
         if not tripped:
             # --- the account marked at the close (Account.mark) ----------------------------
-            equity, peak, max_dd, dd = _mark(cash, base, c, peak, max_dd)
+            equity, peak, max_dd, dd, rn, rs, rq, rd = _mark(cash, base, c, peak, max_dd,
+                                                             equity, rn, rs, rq, rd)
         # --- the strategy's start: the grid laid at the first close (relay) ----------------
         if start < 0:
             start = b
@@ -393,7 +397,7 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
         if ostat[i] == LIVE:
             open_orders += 1
     figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd,
-                        most_base])
+                        most_base, lot_f[1], lot_f[2], rn, rs, rq, rd])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
                          last, mkt_refused, lot_i[2], base_refused, size_refused, cancelled,
                          halted_at],
@@ -405,12 +409,21 @@ _SELLS, _NPARKED, _NACTIONS = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
-def _mark(cash, base, close, peak, max_dd):  # pragma: no cover - numba
-    """Account.mark of one spot position: equity, the peak and the largest drawdown; and the
-    drawdown now (Account.drawdown: the same expression, 0.0 at a new peak)."""
+def _mark(cash, base, close, peak, max_dd, prev, rn, rs, rq, rd):  # pragma: no cover - numba
+    """Account.mark of one spot position: equity, the peak and the largest drawdown; the
+    drawdown now (Account.drawdown: the same expression, 0.0 at a new peak); and the return
+    since ``prev``, the last mark's equity, added to the sums (Account.returns)."""
     equity = cash
     if base != 0.0:
         equity += base * close
+    if prev > 0:
+        r = equity / prev - 1.0
+        if r == r:
+            rn += 1
+            rs += r
+            rq += r * r
+            if r < 0:
+                rd += r * r
     dd = 0.0
     if equity > peak:
         peak = equity
@@ -419,12 +432,12 @@ def _mark(cash, base, close, peak, max_dd):  # pragma: no cover - numba
         dd = (peak - equity) / peak
         if dd > max_dd:
             max_dd = dd
-    return equity, peak, max_dd, dd
+    return equity, peak, max_dd, dd, rn, rs, rq, rd
 
 
 @njit(cache=True)
 def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, max_dd,
-           last, dd_limit):  # pragma: no cover - numba
+           last, dd_limit, rn, rs, rq, rd):  # pragma: no cover - numba
     """From bar ``b``, mark the accepted bars that reach neither the best buy nor the best
     sell; stop at the first that does (or at the end), or right after marking one whose
     drawdown reaches ``dd_limit`` (``tripped``). A tight loop of its own, so the compiler
@@ -437,11 +450,12 @@ def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, m
                     _limit_reached(False, sell, low[b], high[b]):
                 break
             last = b
-            equity, peak, max_dd, dd = _mark(cash, base, close[b], peak, max_dd)
+            equity, peak, max_dd, dd, rn, rs, rq, rd = _mark(cash, base, close[b], peak,
+                                                             max_dd, equity, rn, rs, rq, rd)
             if dd >= dd_limit:
-                return b, equity, peak, max_dd, dd, last, True
+                return b, equity, peak, max_dd, dd, last, True, rn, rs, rq, rd
         b += 1
-    return b, equity, peak, max_dd, dd, last, False
+    return b, equity, peak, max_dd, dd, last, False, rn, rs, rq, rd
 
 
 @njit(cache=True, inline="always")
@@ -471,6 +485,10 @@ def _book_lots(signed, price, fee, lot_q, lot_b, lot_i, lot_f):  # pragma: no co
         closed = min(qty - left, qty)
         gain -= fee * closed / qty
         lot_f[0] += gain
+        if gain > 0:
+            lot_f[1] += gain
+        else:
+            lot_f[2] -= gain
         lot_i[2] += 1
     if left > EPS:
         per_unit = fee / qty

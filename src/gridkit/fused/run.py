@@ -155,14 +155,18 @@ def run_fused(run: Any) -> np.ndarray | None:
         isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
         bool(p.executor.config.check_balance), **risk_params(p.risk))
     _book(run, arrays, out)
-    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd, _ = (
-        float(x) for x in figures)
+    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd = (
+        float(x) for x in figures[:8])
     if (acct.cash, pos.qty, pos.grid_profit, pos.round_trips) != (
             cash, base, lots_profit, int(counters[9])):  # the same operations in the same order
         raise RuntimeError(f"fused booking disagrees with the kernel: cash {acct.cash!r} vs "
                            f"{cash!r}, base {pos.qty!r} vs {base!r}, lots' profit "
                            f"{pos.grid_profit!r} vs {lots_profit!r}")
     acct.equity, acct.peak, acct.max_drawdown = equity, peak, max_dd
+    acct.returns = [int(figures[11]), float(figures[12]), float(figures[13]),
+                    float(figures[14])]
+    if (pos.gross_win, pos.gross_loss) != (float(figures[9]), float(figures[10])):
+        raise RuntimeError("fused booking disagrees with the kernel on the gross win or loss")
     last = arrays.bars[int(counters[7])]
     pos.price = last.close
     ctx.bar = ctx.event = last

@@ -1,6 +1,7 @@
-"""Built-in search objectives (kind ``objective``): ``return``, ``calmar``, ``grid-profit``,
-``grid-apr``. Each reads only figures the fused runner computes, so searches scored by them
-run their trials on the fused kernels when the pipeline has a fused form."""
+"""Built-in search objectives (kind ``objective``): ``return``, ``calmar``, ``sharpe``,
+``sortino``, ``profit-factor``, ``grid-profit``, ``grid-apr``. Each reads only figures the fused
+runner computes, so searches scored by them run their trials on the fused kernels when the
+pipeline has a fused form."""
 
 from __future__ import annotations
 
@@ -59,7 +60,46 @@ class GridApr(Objective):
         return math.nan if apr is None else float(apr)
 
 
+class _SummaryRatio(Objective):
+    """An objective that is one of the summary's ratios (None there: no score)."""
+
+    key = ""
+
+    def score(self, summary: Mapping[str, Any]) -> float:
+        value = summary.get(self.key)
+        return math.nan if value is None else float(value)
+
+
+class Sharpe(_SummaryRatio):
+    """The annualized Sharpe ratio of the marks' equity returns, no risk-free rate (the
+    summary's ``sharpe``: mean return over its standard deviation, times the square root of
+    the marks per year; Sharpe, "Mutual Fund Performance", *Journal of Business* 39, 1966)."""
+
+    name = "sharpe"
+    key = "sharpe"
+    reads = frozenset({"sharpe"})
+
+
+class Sortino(_SummaryRatio):
+    """The annualized Sortino ratio: as ``sharpe``, over the downside deviation (only the
+    losing marks count as risk; Sortino and Price, "Performance Measurement in a Downside Risk
+    Framework", *Journal of Investing* 3(3), 1994). No score for a run that never lost."""
+
+    name = "sortino"
+    key = "sortino"
+    reads = frozenset({"sortino"})
+
+
+class ProfitFactor(_SummaryRatio):
+    """Gross profit over gross loss of the closing fills (FIFO lots, after fees): above 1 the
+    grid's closed trades made money. No score for a run whose closing fills never lost."""
+
+    name = "profit-factor"
+    key = "profit_factor"
+    reads = frozenset({"profit_factor"})
+
+
 @hookimpl
 def gridkit_register_objectives(register: Any) -> None:
-    for cls in (ReturnPct, Calmar, GridProfit, GridApr):
+    for cls in (ReturnPct, Calmar, Sharpe, Sortino, ProfitFactor, GridProfit, GridApr):
         register(cls)

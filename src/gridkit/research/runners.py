@@ -15,7 +15,7 @@ from typing import Any
 
 from gridkit.core.errors import ConfigError, GridkitError
 from gridkit.research.space import Space, with_point
-from gridkit.summary import YEAR_MS
+from gridkit.summary import YEAR_MS, profit_factor, return_ratios
 
 #: What a summary-reading objective is given.
 Summary = Mapping[str, Any]
@@ -156,7 +156,8 @@ class FusedRunner:
         capital = float(cfg.pipeline.capital)
         first = int(accepted.argmax()) if accepted.any() else -1
         if first < 0:
-            return _figures(capital, capital, 0.0, 0, 0.0, 0.0, 0.0)
+            return {**_figures(capital, capital, 0.0, 0, 0.0, 0.0, 0.0), "sharpe": None,
+                    "sortino": None, "profit_factor": None}
         a = arrays
         bar = Bar(int(a.ts[first]), float(a.open[first]), float(a.high[first]),
                   float(a.low[first]), float(a.close[first]), float(a.volume[first]))
@@ -180,8 +181,14 @@ class FusedRunner:
             bool(ex.config.check_balance), **self.risk)
         years = (float(a.ts[int(counters[7])]) - float(a.ts[first])) / 86_400_000 \
             * 86_400_000 / YEAR_MS
-        return _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
-                        float(figures[6]), float(figures[8]), years)
+        out = _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
+                       float(figures[6]), float(figures[8]), years)
+        sharpe, sortino = return_ratios(
+            [int(figures[11]), float(figures[12]), float(figures[13]), float(figures[14])],
+            years)
+        out.update(sharpe=sharpe, sortino=sortino,
+                   profit_factor=profit_factor(float(figures[9]), float(figures[10])))
+        return out
 
 
 def _figures(capital: float, equity: float, max_dd: float, orders: int,
@@ -201,7 +208,8 @@ def _figures(capital: float, equity: float, max_dd: float, orders: int,
 
 #: The summary keys the fused runner computes (what an objective may read from its trials).
 FUSED_KEYS = frozenset({"status", "backtest_path", "final_equity", "max_drawdown", "max_base",
-                        "return_pct", "orders_placed", "grid"})
+                        "return_pct", "orders_placed", "grid", "sharpe", "sortino",
+                        "profit_factor"})
 
 
 def runner_for(pipeline: Mapping[str, Any], space: Space, base_dir: Path | None,

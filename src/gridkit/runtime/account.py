@@ -36,15 +36,19 @@ _EPS = 1e-12
 class Position:
     """What the account holds of one instrument, and what it has earned on it."""
 
-    __slots__ = ("avg_price", "buy_fills", "fees", "funding", "grid_profit", "kind",
-                 "last_closer", "leverage", "liquidation_fees", "lots", "mm_amount", "mmr",
-                 "price", "qty", "realized", "round_trips", "sell_fills", "side", "symbol")
+    __slots__ = ("avg_price", "buy_fills", "fees", "funding", "grid_profit", "gross_loss",
+                 "gross_win", "kind", "last_closer", "leverage", "liquidation_fees", "lots",
+                 "mm_amount", "mmr", "price", "qty", "realized", "round_trips", "sell_fills",
+                 "side", "symbol")
     #: The fields of :meth:`snapshot`, in order: those a state saved before the grid
     #: accounting holds, then the lots and their counters (so such a state still restores).
     _STATE = ("avg_price", "buy_fills", "fees", "funding", "kind", "leverage", "mm_amount",
               "mmr", "price", "qty", "realized", "sell_fills", "side", "symbol",
-              "grid_profit", "liquidation_fees", "lots", "round_trips", "last_closer")
+              "grid_profit", "liquidation_fees", "lots", "round_trips", "last_closer",
+              "gross_win", "gross_loss")
     _OLD_STATE = 14
+    #: A state saved with the lots but before the gross win and loss were kept.
+    _LOTS_STATE = 19
 
     def __init__(self, symbol: str, kind: str = SPOT, side: str = "", leverage: float = 1.0,
                  mmr: float = 0.004, mm_amount: float = 0.0) -> None:
@@ -77,6 +81,9 @@ class Position:
         self.last_closer = ""
         #: Clearance fees of liquidations (quote): not part of any lot.
         self.liquidation_fees = 0.0
+        #: The closing fills' profits (after fees) and losses, summed apart: profit factor.
+        self.gross_win = 0.0
+        self.gross_loss = 0.0
 
     def floating(self, price: float | None = None) -> float:
         """Unrealized profit of the open lots at ``price`` (default: the last mark) against
@@ -116,6 +123,10 @@ class Position:
             closed = min(qty - left, qty)
             gain -= fee * closed / qty
             self.grid_profit += gain
+            if gain > 0:
+                self.gross_win += gain
+            else:
+                self.gross_loss -= gain
             if not order_id or order_id != self.last_closer:
                 self.round_trips += 1
                 self.last_closer = order_id
@@ -156,7 +167,7 @@ class Position:
     def restore(self, state: tuple[Any, ...]) -> None:
         """Put back what :meth:`snapshot` returned. A state saved before the lots were kept
         restores with one lot: the position at its average cost (what the lots sum to)."""
-        if len(state) not in (len(self._STATE), self._OLD_STATE):
+        if len(state) not in (len(self._STATE), self._LOTS_STATE, self._OLD_STATE):
             raise ValueError(f"a position state of {len(state)} fields")
         for name, value in zip(self._STATE, state, strict=False):
             setattr(self, name, deque([list(lot) for lot in value]) if name == "lots" else value)
@@ -171,7 +182,7 @@ class Account:
 
     __slots__ = ("_list", "buy_fills", "capital", "cash", "equity", "fees", "funding",
                  "max_drawdown", "other_fees", "peak", "positions", "quote", "realized",
-                 "sell_fills")
+                 "returns", "sell_fills")
 
     def __init__(self, capital: float, quote: str = "") -> None:
         self.capital = capital
@@ -190,6 +201,9 @@ class Account:
         self.equity = capital
         self.peak = capital
         self.max_drawdown = 0.0
+        #: The marks' equity returns, each ``equity / previous equity - 1``: how many, their
+        #: sum, their sum of squares and that of the negative ones (Sharpe and Sortino).
+        self.returns = [0, 0.0, 0.0, 0.0]
 
     def add(self, position: Position) -> Position:
         """Open the book of a position (once per symbol, or per side in hedge mode)."""
@@ -365,6 +379,16 @@ class Account:
         for p in self._list:
             if p.qty:
                 equity += p.value
+        prev = self.equity
+        if prev > 0:
+            r = equity / prev - 1.0
+            if r == r:  # (a NaN mark is no return)
+                rs = self.returns
+                rs[0] += 1
+                rs[1] += r
+                rs[2] += r * r
+                if r < 0:
+                    rs[3] += r * r
         self.equity = equity
         if equity > self.peak:
             self.peak = equity
@@ -392,6 +416,7 @@ class Account:
         """The account's state, for resume."""
         out: dict[str, Any] = {name: getattr(self, name) for name in self.__slots__
                                if name not in ("_list", "positions")}
+        out["returns"] = list(self.returns)  # (a copy: the state does not move on)
         out["positions"] = [(p.symbol, p.side, p.snapshot()) for p in self._list]
         return out
 
