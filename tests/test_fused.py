@@ -40,7 +40,7 @@ def pipeline(source: dict[str, Any], lower: float, upper: float, grids: int, qty
              features: tuple[str, ...] = ("rsi",), end: str = "",
              risk: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
     strategy: dict[str, Any] = {"use": use, "qty": qty}
-    if use in ("static", "fibonacci"):
+    if use in ("static", "fibonacci") and lower > 0:
         strategy.update(lower=lower, upper=upper)
     if use == "static":
         strategy.update(grids=grids, mode=mode)
@@ -95,8 +95,7 @@ def assert_same(data: dict[str, Any], tmp: Path) -> tuple[dict[str, Any], list[t
     assert fused_fills == plugin_fills
     for key in SAME:
         assert _same(fused[key], plugin[key]), (key, fused[key], plugin[key])
-    for key in ("round_trips", "grid_profit", "holding_cells", "parked_cells"):
-        assert fused["components"]["strategy"][key] == plugin["components"]["strategy"][key]
+    assert _same(fused["components"]["strategy"], plugin["components"]["strategy"])
     assert fused["components"]["executor"] == plugin["components"]["executor"]
     for k in range(len(data.get("risk", []))):
         assert fused["components"].get(f"risk[{k}]") == plugin["components"].get(f"risk[{k}]")
@@ -161,6 +160,20 @@ def test_refusals_and_parked_cells_are_exercised(data_dir: Path, tmp_path: Path)
     assert plugin["rejected_by"].get("simulated: insufficient cash", 0) > 0
 
 
+def test_a_symmetric_grid_recentres_alike(data_dir: Path, tmp_path: Path) -> None:
+    source = {"use": "freqtrade-json",
+              "path": str(data_dir / "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json")}
+    for k, (mode, risk) in enumerate((("arithmetic", ()), ("geometric", (
+            {"use": "position-size", "max_fraction": 0.6},
+            {"use": "drawdown", "limit": 0.12})))):
+        data = pipeline(source, 0, 0, 0, 0.01, risk=risk)
+        data["strategy"] = {"use": "symmetric", "levels": 6, "spacing": 0.004, "qty": 0.01,
+                            "mode": mode, "cooldown": 20}
+        plugin, _ = assert_same(data, tmp_path / str(k))
+        assert plugin["components"]["strategy"]["recentres"] > 5
+        assert plugin["orders_cancelled"] > 0
+
+
 def test_the_example_risk_checks_refuse_and_halt_alike(data_dir: Path, tmp_path: Path) -> None:
     source = {"use": "freqtrade-json",
               "path": str(data_dir / "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json")}
@@ -200,7 +213,7 @@ corruption = st.lists(st.tuples(st.integers(0, 2999), st.sampled_from(
        grids=st.integers(2, 60), mode=st.sampled_from(["arithmetic", "geometric"]),
        qty=st.floats(0.0005, 0.05), capital=st.floats(200, 50_000),
        maker=st.sampled_from([0.0, 0.0002, 0.001]), check=st.booleans(),
-       use=st.sampled_from(["static", "fibonacci", "geometric", "asymmetric"]),
+       use=st.sampled_from(["static", "fibonacci", "geometric", "asymmetric", "symmetric"]),
        bad=corruption,
        size=st.one_of(st.none(), st.fixed_dictionaries({"max_fraction": st.floats(0.05, 1.0)}),
                       st.fixed_dictionaries({"max_base": st.floats(0.001, 0.5)})),
@@ -249,6 +262,9 @@ def test_random_grids_on_corrupted_real_bars_fill_the_same(
     if use == "asymmetric":
         data["strategy"].update(spacing_up=width / 12, spacing_down=width / 15,
                                 levels_up=max(1, grids // 5), levels_down=max(1, grids // 4))
+    if use == "symmetric":  # re-centres when the close leaves it, after `cooldown` bars
+        data["strategy"].update(levels=max(1, grids // 6), spacing=width / 40,
+                                cooldown=grids % 7 * 5, mode=mode)
     assert_same(data, tmp)
 
 
@@ -274,8 +290,9 @@ def test_why_not_names_the_component_that_has_no_fused_form(btc_1m: Path,
     stop["strategy"]["stop_loss"] = 40000
     assert "controls" in why_not(_built(stop, tmp_path))
     trailing = copy.deepcopy(base)
-    trailing["strategy"] = {"use": "symmetric", "levels": 5, "spacing": 0.01, "qty": 0.01}
-    assert why_not(_built(trailing, tmp_path)).startswith("strategy (symmetric) has no fused")
+    trailing["strategy"] = {"use": "trailing", "lower": 50000, "upper": 60000, "grids": 10,
+                            "qty": 0.01}
+    assert why_not(_built(trailing, tmp_path)).startswith("strategy (trailing) has no fused")
     stored = {**base, "store": {"use": "sqlite", "path": str(tmp_path / "x.db")}}
     assert "keeps the order journal" in why_not(_built(stored, tmp_path))
 

@@ -76,3 +76,18 @@ def test_points_without_a_fused_form_fall_back_to_the_engine() -> None:
     assert [(t.params["strategy.on_exit"], t.path) for t in trials] == [
         ("hold", "fused"), ("pause", "plugin")]
     assert all(t.error is None for t in trials)
+
+
+def test_symmetric_trials_recentre_as_the_engine_does() -> None:
+    data = plain_example()
+    data["strategy"] = {"use": "symmetric", "levels": 5, "spacing": 0.005, "qty": 0.01,
+                        "cooldown": 30}
+    space = parse_space({"strategy.spacing": {"low": 0.002, "high": 0.02, "log": True},
+                         "strategy.levels": {"low": 2, "high": 10, "int": True},
+                         "strategy.mode": {"choices": ["arithmetic", "geometric"]}})
+    kw: dict[str, Any] = {"objective": "sharpe", "budget": 6, "seed": 3, "base_dir": EXAMPLES}
+    fused = optimize(data, space, build(RandomSearch, {"trials": 6}), **kw)
+    plugin = optimize(data, space, build(RandomSearch, {"trials": 6}), fused=False, **kw)
+    assert [t.path for t in fused] == ["fused"] * 6
+    assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
+        (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]

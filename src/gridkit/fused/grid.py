@@ -36,11 +36,12 @@ FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
 FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit",
            "halt_drawdown", "max_base", "gross_win", "gross_loss", "returns", "returns_sum",
-           "returns_squares", "returns_down_squares")
+           "returns_squares", "returns_down_squares", "banked_profit", "lower", "upper")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
             "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips",
-            "max_base_refused", "max_fraction_refused", "cancelled", "halted_bar")
+            "max_base_refused", "max_fraction_refused", "cancelled", "halted_bar",
+            "banked_round_trips", "recentres", "engine_halted")
 #: Position.book_lots' tolerance (gridkit.runtime.account._EPS).
 EPS = 1e-12
 
@@ -63,7 +64,9 @@ def _record(out, k, bar, buy, price, qty, fee, cell):  # pragma: no cover - numb
 @njit(cache=True)
 def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capital, maker,
                   taker, check_balance, max_base=np.inf, max_fraction=np.inf,
-                  position_size=False, dd_limit=np.inf):  # pragma: no cover - numba
+                  position_size=False, dd_limit=np.inf, levels=0, spacing=0.0,
+                  geometric=False, cooldown=0, lower=-np.inf,
+                  upper=np.inf):  # pragma: no cover - numba
     """Trade the grid of ``lines`` (N+1, increasing) and ``qtys`` (N) over the accepted bars;
     the first accepted bar lays it at its close.
 
@@ -73,12 +76,43 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     (against the ledger's open buys, as :class:`~gridkit.runtime.ledger.Ledger` keeps them);
     ``dd_limit``: the ``drawdown`` check's limit (inf: none), which halts trading — every open
     order cancelled, none placed — at the first close whose drawdown reaches it.
+    ``levels`` > 0: the ``symmetric`` grid's re-centring — once ``cooldown`` accepted bars
+    have passed since the last centring, a close outside [``lower``, ``upper``] lays the grid
+    again around it (``levels`` cells each side, ``spacing`` apart, ``geometric`` lines or
+    not): every order of the grid cancelled, the cells seeded at the close, the difference in
+    base traded with one market order (:func:`~gridkit.plugins.grids.controls.relay`), in the
+    order the engine sends them.
     Returns ``(fills, figures, counters, state, parked, order)``: the fills (rows of
     :data:`FILL_COLUMNS`), :data:`FIGURES`, :data:`COUNTERS`, and per cell its state, whether it
     is parked, and its open order's status.
     """
     n = lines.shape[0] - 1
     nbars = close.shape[0]
+    lines = lines.copy()  # (the re-centring lays them again)
+    recenter = levels > 0
+    # ctx.index (accepted bars so far) of each bar, for the re-centring's cooldown
+    cum = np.cumsum(accepted) if recenter else np.zeros(1, dtype=np.int64)
+    centred_at = 1
+    edge_lo, edge_hi = (lower, upper) if recenter else (-np.inf, np.inf)
+    recentres = 0
+    banked_trips = 0
+    banked_profit = 0.0
+    old_live = 0  # orders a re-centring on this bar is to cancel (the ledger's, for a halt)
+    relayed = False
+    # A re-centring's followups (orders the old cells decided on this bar) and cancels
+    f_buy = np.zeros(n + 1, dtype=np.bool_)
+    f_qty = np.zeros(n + 1)
+    f_price = np.zeros(n + 1)
+    f_held = np.zeros(n + 1)
+    f_verdict = np.zeros(n + 1, dtype=np.int8)
+    nf = 0
+    c_live = np.zeros(n + 1, dtype=np.bool_)  # a live order (else followup c_ref)
+    c_ref = np.zeros(n + 1, dtype=np.int64)
+    c_buy = np.zeros(n + 1, dtype=np.bool_)
+    c_qty = np.zeros(n + 1)
+    c_held = np.zeros(n + 1)
+    nc = 0
+    mkt_buy = True
     state = np.zeros(n, dtype=np.int8)
     ostat = np.zeros(n, dtype=np.int8)
     obuy = np.zeros(n, dtype=np.bool_)
@@ -142,6 +176,7 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     cancelled = 0
     halted_at = -1
     halt_dd = 0.0
+    engine_halted = 0
     start = -1
     last = -1
     b = -1
@@ -152,7 +187,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             b, equity, peak, max_dd, dd, last, tripped, rn, rs, rq, rd = _quiet(
                 b, accepted, low, high, close, oprice[best_buy] if best_buy >= 0 else -np.inf,
                 oprice[best_sell] if best_sell < n else np.inf, cash, base, equity, peak,
-                max_dd, last, dd_limit if halted_at < 0 else np.inf, rn, rs, rq, rd)
+                max_dd, last, dd_limit if halted_at < 0 else np.inf, rn, rs, rq, rd,
+                edge_lo, edge_hi, cum, centred_at + cooldown)
             if b == nbars:
                 break
         if not accepted[b]:
@@ -168,13 +204,17 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                 i = queue[q]
                 if i < 0:  # the market order: at this bar's open, before the limits (rule 4)
                     px = open_[b]
-                    out = _record(out, nfill, b, True, px, mkt_qty, _fee(px, mkt_qty, taker), -1)
+                    out = _record(out, nfill, b, mkt_buy, px, mkt_qty,
+                                  _fee(px, mkt_qty, taker), -1)
                     done[nd] = nfill
                     nd += 1
                     nfill += 1
                     if check_balance:
-                        cash_held = max(0.0, cash_held - mkt_held)
-                        base_coming = max(0.0, base_coming - mkt_coming)
+                        if mkt_buy:
+                            cash_held = max(0.0, cash_held - mkt_held)
+                            base_coming = max(0.0, base_coming - mkt_coming)
+                        else:
+                            base_held = max(0.0, base_held - mkt_held)
                     mkt = NONE
                 else:
                     ostat[i] = LIVE
@@ -279,11 +319,73 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             for i in range(n):
                 _order_for(i, True, state, qtys, lines, selling, parked, ostat, obuy, oqty,
                            oprice, actions, base, sc, ic)
+        elif recenter and cum[b] - centred_at >= cooldown and (c > edge_hi or c < edge_lo):
+            # --- SymmetricGrid.on_bar: re-centre on the close (GridControls.lay, relay) -----
+            relayed = True
+            recentres += 1
+            banked_trips += round_trips
+            banked_profit += grid_profit
+            round_trips = 0
+            grid_profit = 0.0
+            nf = 0
+            for a in range(ic[_NACTIONS]):  # the old cells' orders decided on this bar
+                i = actions[a]
+                if ostat[i] == PENDING:
+                    f_buy[nf], f_qty[nf], f_price[nf] = obuy[i], oqty[i], oprice[i]
+                    c_ref[i] = nf  # (by cell for now: the cancels below read it)
+                    nf += 1
+            held_old = 0
+            for i in range(n):
+                if state[i] == HOLDING:
+                    held_old += 1
+            nc = 0
+            old_live = 0
+            for i in range(n):  # GridCells.cancel_all: by cell, each order it has
+                if ostat[i] == LIVE:
+                    c_live[nc], c_buy[nc], c_qty[nc], c_held[nc] = True, obuy[i], oqty[i], \
+                        oheld[i]
+                    old_live += 1
+                    nc += 1
+                elif ostat[i] == PENDING:
+                    c_live[nc], c_ref[nc] = False, c_ref[i]
+                    nc += 1
+            edge_lo = c * (1 - levels * spacing)
+            edge_hi = c * (1 + levels * spacing)
+            if geometric:
+                ratio = edge_hi / edge_lo
+                for i in range(n + 1):
+                    lines[i] = edge_lo * ratio ** (i / n)
+            else:
+                step = (edge_hi - edge_lo) / n
+                for i in range(n + 1):
+                    lines[i] = edge_lo + i * step
+            held_new = 0
+            for i in range(n):
+                ostat[i] = NONE
+                selling[i] = 0.0
+                parked[i] = False
+                has_entry[i] = False
+                state[i] = HOLDING if lines[i] >= c else EMPTY
+                held_new += state[i]
+            sc[0] = 0.0
+            ic[_SELLS] = 0
+            ic[_NPARKED] = 0
+            ic[_NACTIONS] = 0
+            best_buy, best_sell = -1, n
+            for i in range(n):
+                _order_for(i, True, state, qtys, lines, selling, parked, ostat, obuy, oqty,
+                           oprice, actions, base, sc, ic)
+            net = (held_new - held_old) * qtys[0]
+            if net != 0.0:
+                mkt = PENDING
+                mkt_buy = net > 0
+                mkt_qty = abs(net)
+            centred_at = cum[b]
         # --- the risk stage: drawdown halts trading (Drawdown.on_bar, apply.halt) ----------
         if halted_at < 0 and dd >= dd_limit:
             halted_at = b
             halt_dd = dd
-            cancelled = nq  # every open order: the queued ones and the live ones
+            cancelled += nq + old_live  # every open order: the queued ones and the live ones
             for i in range(n):
                 if ostat[i] == LIVE:
                     cancelled += 1
@@ -293,6 +395,209 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             best_buy, best_sell = -1, n
             ic[_NACTIONS] = 0  # what the strategy decided on this bar is dropped
         if halted_at >= 0:
+            if relayed and halted_at < b:  # a halted run's strategy still re-centres: the
+                # engine refuses each order it sends (apply.execute: "trading halted")
+                for a in range(ic[_NACTIONS]):
+                    if ostat[actions[a]] == PENDING:
+                        engine_halted += 1
+                        ostat[actions[a]] = NONE
+                if mkt == PENDING:
+                    engine_halted += 1
+            relayed = False
+            ic[_NACTIONS] = 0
+            mkt = NONE
+            continue
+        if relayed:
+            relayed = False
+            old_live = 0
+            # --- the execute stage after a re-centring: the followups, the cancels, the
+            # market order and the new cells' orders, in the engine's order ----------------
+            for k in range(nf):  # requests and position-size: the followups first
+                f_verdict[k] = 0
+                if position_size and f_buy[k]:
+                    f_verdict[k] = _size_check(base, open_buy_qty, f_qty[k], max_base,
+                                               max_fraction, equity, c)
+                if f_buy[k]:
+                    open_buy_qty = open_buy_qty + f_qty[k]
+                    open_buys += 1
+            m_verdict = 0
+            if mkt == PENDING:
+                if position_size and mkt_buy:
+                    m_verdict = _size_check(base, open_buy_qty, mkt_qty, max_base,
+                                            max_fraction, equity, c)
+                if mkt_buy:
+                    open_buy_qty = open_buy_qty + mkt_qty
+                    open_buys += 1
+            ns = 0
+            for a in range(ic[_NACTIONS]):
+                if ostat[actions[a]] == PENDING:
+                    sending[ns] = actions[a]
+                    ns += 1
+            ic[_NACTIONS] = 0
+            for k in range(ns):
+                i = sending[k]
+                verdict[k] = 0
+                if position_size and obuy[i]:
+                    verdict[k] = _size_check(base, open_buy_qty, oqty[i], max_base,
+                                             max_fraction, equity, c)
+                if obuy[i]:
+                    open_buy_qty = open_buy_qty + oqty[i]
+                    open_buys += 1
+            # the risk's refusals booked, in order (the old cells ignore theirs)
+            for k in range(nf):
+                if f_verdict[k] != 0:
+                    if f_verdict[k] == 1:
+                        base_refused += 1
+                    else:
+                        size_refused += 1
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - (f_qty[k] - 0.0) if open_buys else 0.0
+            if mkt == PENDING and m_verdict != 0:
+                if m_verdict == 1:
+                    base_refused += 1
+                else:
+                    size_refused += 1
+                open_buys -= 1
+                open_buy_qty = open_buy_qty - (mkt_qty - 0.0) if open_buys else 0.0
+            for k in range(ns):
+                if verdict[k] == 1 or verdict[k] == 3:
+                    i = sending[k]
+                    if verdict[k] == 1:
+                        base_refused += 1
+                    else:
+                        size_refused += 1
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - (oqty[i] - 0.0) if open_buys else 0.0
+                    ostat[i] = NONE
+                    _unsell(i, selling, sc, ic)
+                    if not parked[i]:
+                        parked[i] = True
+                        ic[_NPARKED] += 1
+            # the executor: followups submitted, the cancels, the market order, the new orders
+            for k in range(nf):
+                if f_verdict[k] != 0:
+                    continue
+                if not check_balance:
+                    f_held[k] = 0.0
+                elif f_buy[k]:
+                    cost = f_price[k] * f_qty[k] * (1 + maker)
+                    if cost > cash - cash_held + 1e-9:
+                        f_verdict[k] = 2
+                    else:
+                        cash_held = cash_held + cost
+                        f_held[k] = cost
+                elif f_qty[k] > base + base_coming - base_held + 1e-12:
+                    f_verdict[k] = 2
+                else:
+                    base_held = base_held + f_qty[k]
+                    f_held[k] = f_qty[k]
+            for k in range(nc):
+                if c_live[k]:
+                    buy, held = c_buy[k], c_held[k]
+                else:
+                    r = c_ref[k]
+                    if f_verdict[r] != 0:  # refused: the executor never had it
+                        continue
+                    buy, held = f_buy[r], f_held[r]
+                if check_balance:
+                    if buy:
+                        cash_held = max(0.0, cash_held - held)
+                    else:
+                        base_held = max(0.0, base_held - held)
+            if mkt == PENDING and m_verdict == 0 and check_balance:
+                if mkt_buy:
+                    cost = c * mkt_qty * (1 + taker)
+                    if cost > cash - cash_held + 1e-9:
+                        m_verdict = 2
+                    else:
+                        cash_held = cash_held + cost
+                        mkt_held = cost
+                        mkt_coming = mkt_qty
+                        base_coming = base_coming + mkt_qty
+                elif mkt_qty > base + base_coming - base_held + 1e-12:
+                    m_verdict = 2
+                else:
+                    base_held = base_held + mkt_qty
+                    mkt_held = mkt_qty
+                    mkt_coming = 0.0
+            for k in range(ns):
+                if verdict[k] != 0 or not check_balance:
+                    continue
+                i = sending[k]
+                if obuy[i]:
+                    cost = oprice[i] * oqty[i] * (1 + maker)
+                    if cost > cash - cash_held + 1e-9:
+                        verdict[k] = 2
+                    else:
+                        cash_held = cash_held + cost
+                        oheld[i] = cost
+                elif oqty[i] > base + base_coming - base_held + 1e-12:
+                    verdict[k] = 2
+                else:
+                    base_held = base_held + oqty[i]
+                    oheld[i] = oqty[i]
+            # its refusals booked first, in order; then its reports: the followups accepted,
+            # the cancels, the market order and the new orders accepted
+            for k in range(nf):
+                if f_verdict[k] == 2:
+                    if f_buy[k]:
+                        no_cash += 1
+                        open_buys -= 1
+                        open_buy_qty = open_buy_qty - (f_qty[k] - 0.0) if open_buys else 0.0
+                    else:
+                        no_base += 1
+            if mkt == PENDING and m_verdict == 2:
+                mkt_refused += 1
+                if mkt_buy:
+                    no_cash += 1
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - (mkt_qty - 0.0) if open_buys else 0.0
+                else:
+                    no_base += 1
+            for k in range(ns):
+                if verdict[k] == 2:
+                    i = sending[k]
+                    if obuy[i]:
+                        no_cash += 1
+                        open_buys -= 1
+                        open_buy_qty = open_buy_qty - (oqty[i] - 0.0) if open_buys else 0.0
+                    else:
+                        no_base += 1
+                    ostat[i] = NONE
+                    _unsell(i, selling, sc, ic)
+                    if not parked[i]:
+                        parked[i] = True
+                        ic[_NPARKED] += 1
+            for k in range(nf):
+                if f_verdict[k] == 0:
+                    placed += 1
+            for k in range(nc):
+                if c_live[k]:
+                    buy, qty = c_buy[k], c_qty[k]
+                else:
+                    r = c_ref[k]
+                    if f_verdict[r] != 0:
+                        continue
+                    buy, qty = f_buy[r], f_qty[r]
+                cancelled += 1
+                if buy:
+                    open_buys -= 1
+                    open_buy_qty = open_buy_qty - (qty - 0.0) if open_buys else 0.0
+            if mkt == PENDING:
+                if m_verdict == 0:
+                    placed += 1
+                    mkt = QUEUED
+                    queue[nq] = -1
+                    nq += 1
+                else:
+                    mkt = NONE
+            for k in range(ns):
+                if verdict[k] == 0:
+                    placed += 1
+                    i = sending[k]
+                    ostat[i] = QUEUED
+                    queue[nq] = i
+                    nq += 1
             continue
         # --- the execute stage (apply.execute): risk checks and the ledger's requests, the
         # risk's refusals booked, the executor's balance checks, its refusals booked ---------
@@ -311,13 +616,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             qty = mkt_qty if i < 0 else oqty[i]
             verdict[k] = 0
             if position_size and is_buy:  # PositionSize.check
-                exposure = base + open_buy_qty + qty
-                if exposure > max_base + 1e-12:
-                    verdict[k] = 1
-                elif equity > 0:
-                    share = exposure * c / equity
-                    if share > max_fraction + 1e-12:
-                        verdict[k] = 3
+                verdict[k] = _size_check(base, open_buy_qty, qty, max_base, max_fraction,
+                                         equity, c)
             if is_buy:  # Ledger.request
                 open_buy_qty = open_buy_qty + qty
                 open_buys += 1
@@ -397,15 +697,31 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
         if ostat[i] == LIVE:
             open_orders += 1
     figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd,
-                        most_base, lot_f[1], lot_f[2], rn, rs, rq, rd])
+                        most_base, lot_f[1], lot_f[2], rn, rs, rq, rd, banked_profit, edge_lo,
+                        edge_hi])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
                          last, mkt_refused, lot_i[2], base_refused, size_refused, cancelled,
-                         halted_at],
+                         halted_at, banked_trips, recentres, engine_halted],
                         dtype=np.int64)
-    return out[:nfill].copy(), figures, counters, state, parked, ostat
+    return out[:nfill].copy(), figures, counters, state, parked, ostat, lines
 
 
 _SELLS, _NPARKED, _NACTIONS = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _size_check(base, open_buy_qty, qty, max_base, max_fraction, equity,
+                price):  # pragma: no cover - numba
+    """PositionSize.check of a buy: 0 passes, 1 above ``max_base``, 3 above ``max_fraction``
+    of equity (the exposure counts the base held and every open buy)."""
+    exposure = base + open_buy_qty + qty
+    if exposure > max_base + 1e-12:
+        return 1
+    if equity > 0:
+        share = exposure * price / equity
+        if share > max_fraction + 1e-12:
+            return 3
+    return 0
 
 
 @njit(cache=True, inline="always")
@@ -437,17 +753,22 @@ def _mark(cash, base, close, peak, max_dd, prev, rn, rs, rq, rd):  # pragma: no 
 
 @njit(cache=True)
 def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, max_dd,
-           last, dd_limit, rn, rs, rq, rd):  # pragma: no cover - numba
+           last, dd_limit, rn, rs, rq, rd, edge_lo, edge_hi, cum,
+           ready):  # pragma: no cover - numba
     """From bar ``b``, mark the accepted bars that reach neither the best buy nor the best
-    sell; stop at the first that does (or at the end), or right after marking one whose
-    drawdown reaches ``dd_limit`` (``tripped``). A tight loop of its own, so the compiler
-    keeps its few values in registers: most bars of a grid's life are these."""
+    sell, nor close outside [``edge_lo``, ``edge_hi``] once ``cum`` (ctx.index) reaches
+    ``ready`` (a re-centring); stop at the first that does (or at the end), or right after
+    marking one whose drawdown reaches ``dd_limit`` (``tripped``). A tight loop of its own,
+    so the compiler keeps its few values in registers: most bars of a grid's life are these."""
     n = close.shape[0]
     dd = 0.0
     while b < n:
         if accepted[b]:
             if _limit_reached(True, buy, low[b], high[b]) or \
                     _limit_reached(False, sell, low[b], high[b]):
+                break
+            c = close[b]
+            if (c > edge_hi or c < edge_lo) and cum[b] >= ready:  # a re-centring's bar
                 break
             last = b
             equity, peak, max_dd, dd, rn, rs, rq, rd = _mark(cash, base, close[b], peak,

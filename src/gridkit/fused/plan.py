@@ -3,12 +3,12 @@
 A pipeline fuses when it is a one-symbol spot backtest of bars whose components all have a
 compiled twin in :mod:`gridkit.fused`: the built-in ``timestamp``, ``price``, ``volume`` and
 ``ohlc`` validators, the built-in bar features the feature fuser runs, a grid whose lines stay
-where the first close lays them (``static``, ``geometric``, ``asymmetric``, ``fibonacci``) in
-its default controls (long, ``on_exit = "hold"``, no stop or take-profit), the ``simulated``
-executor with rate fees, the ``position-size`` and ``drawdown`` risk checks (once each), and
-no other risk check, signal, filter, regime rule, attention module, monitor or feedback. The
-components are matched by exact class, so a subclass that changes a method runs on the plugin
-path.
+where the first close lays them (``static``, ``geometric``, ``asymmetric``, ``fibonacci``) or
+that re-centres on the close (``symmetric``, with no regime rule to follow), in its default
+controls (long, ``on_exit = "hold"``, no stop or take-profit), the ``simulated`` executor with
+rate fees, the ``position-size`` and ``drawdown`` risk checks (once each), and no other risk
+check, signal, filter, regime rule, attention module, monitor or feedback. The components are
+matched by exact class, so a subclass that changes a method runs on the plugin path.
 """
 
 from __future__ import annotations
@@ -21,13 +21,28 @@ AUTO_MIN_BARS = 100_000
 
 
 def fused_grids() -> tuple[type, ...]:
-    """The grid classes whose lines stay where the start lays them."""
+    """The grid classes the fused kernel runs: those whose lines stay where the start lays
+    them, and ``symmetric``, which it re-centres as the strategy does."""
     from gridkit.plugins.grids.asymmetric import AsymmetricGrid
     from gridkit.plugins.grids.fibonacci import FibonacciGrid
     from gridkit.plugins.grids.geometric import GeometricGrid
     from gridkit.plugins.grids.static import StaticGrid
+    from gridkit.plugins.grids.symmetric import SymmetricGrid
 
-    return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid)
+    return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid, SymmetricGrid)
+
+
+def grid_params(strategy: Any) -> dict[str, Any]:
+    """The fused grid kernel's re-centring arguments for ``strategy`` after its start (none
+    but for ``symmetric``)."""
+    from gridkit.plugins.grids.symmetric import SymmetricGrid
+
+    if type(strategy) is not SymmetricGrid:
+        return {}
+    c = strategy.config
+    return {"levels": int(c.levels), "spacing": float(c.spacing),
+            "geometric": c.mode == "geometric", "cooldown": int(c.cooldown),
+            "lower": float(strategy.lower), "upper": float(strategy.upper)}
 
 
 def risk_problem(checks: list[Any]) -> tuple[Any, str] | None:
@@ -68,9 +83,10 @@ def risk_params(checks: list[Any]) -> dict[str, Any]:
 def strategy_problem(strategy: Any) -> str | None:
     """Why ``strategy`` has no fused form (None: it has), as the end of a sentence."""
     if type(strategy) not in fused_grids():
-        return "has no fused form (fused grids: static, geometric, asymmetric, fibonacci)"
+        return ("has no fused form (fused grids: static, geometric, asymmetric, fibonacci, "
+                "symmetric)")
     c = strategy.config
-    if c.direction != "long" or c.on_exit != "hold" or any(
+    if c.direction != "long" or getattr(c, "on_exit", "hold") != "hold" or any(
             getattr(c, name) is not None for name in ("stop_loss", "take_profit",
                                                       "stop_loss_equity",
                                                       "take_profit_equity")):

@@ -112,7 +112,7 @@ def run_fused(run: Any) -> np.ndarray | None:
     window). None when the data cannot be arrays: ``run.path`` then says why, and the caller
     runs the event loop."""
     from gridkit.fused.grid import grid_backtest
-    from gridkit.fused.plan import risk_params
+    from gridkit.fused.plan import grid_params, risk_params
     from gridkit.runtime.stages import _preflight, fees
 
     p = run.pipeline
@@ -150,10 +150,10 @@ def run_fused(run: Any) -> np.ndarray | None:
         raise ConfigError("strategy: its lines are not strictly increasing, which a fused "
                           "backtest needs; set [pipeline] fuse = \"off\"")
     maker, taker = fees(p, lane.info)
-    out, figures, counters, state, parked, _ = grid_backtest(
+    out, figures, counters, state, parked, _, final_lines = grid_backtest(
         arrays.open, arrays.high, arrays.low, arrays.close, accepted, lines, qtys,
         isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
-        bool(p.executor.config.check_balance), **risk_params(p.risk))
+        bool(p.executor.config.check_balance), **risk_params(p.risk), **grid_params(strat))
     _book(run, arrays, out)
     cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd = (
         float(x) for x in figures[:8])
@@ -178,6 +178,14 @@ def run_fused(run: Any) -> np.ndarray | None:
     cells.order_of = [None] * cells.n
     cells.round_trips = int(counters[4])
     cells.grid_profit = grid_profit
+    if int(counters[15]):  # re-centred (symmetric): the last laying's cells and what it banked
+        cells.lines = [float(x) for x in final_lines]
+        strat.recentres = int(counters[15])
+        strat.banked_trips = int(counters[14])
+        strat.banked_profit = float(figures[15])
+        strat.lower, strat.upper = float(figures[16]), float(figures[17])
+    if counters[16]:
+        run.rejected["engine: trading halted"] = int(counters[16])
     p.executor.fills = int(counters[0])
     run.orders_placed = int(counters[1])
     name = p.origin(p.executor)[1].name
@@ -185,6 +193,7 @@ def run_fused(run: Any) -> np.ndarray | None:
         if counters[slot]:
             run.rejected[f"{name}: {reason}"] = int(counters[slot])
     run.fused_open_orders = int(counters[5])
+    run.orders_cancelled = int(counters[12])  # (a re-centring's cancels, a halt's)
     _risk(run, arrays, counters, halt_dd)
     return out
 
@@ -209,7 +218,6 @@ def _risk(run: Any, arrays: BarArrays, counters: np.ndarray, halt_dd: float) -> 
             check.tripped_at, check.halting = int(arrays.ts[int(counters[13])]), True
             reason = f"drawdown {halt_dd:.2%} reached the limit {c.limit:.2%}"
             run.halted = run.lanes[0].ctx.halted = reason
-            run.orders_cancelled = int(counters[12])
 
 
 def _features(lr: Any, lane: Any, ctx: Any, arrays: BarArrays, accepted: np.ndarray) -> None:

@@ -135,7 +135,7 @@ class FusedRunner:
 
         from gridkit.core.types import Bar
         from gridkit.fused.grid import grid_backtest
-        from gridkit.fused.plan import strategy_problem
+        from gridkit.fused.plan import grid_params, strategy_problem
         from gridkit.runtime.account import Account
         from gridkit.runtime.build import construct
         from gridkit.runtime.context import Context
@@ -178,7 +178,7 @@ class FusedRunner:
             a.open, a.high, a.low, a.close, accepted, lines,
             np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
             capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
-            bool(ex.config.check_balance), **self.risk)
+            bool(ex.config.check_balance), **self.risk, **grid_params(strat))
         years = (float(a.ts[int(counters[7])]) - float(a.ts[first])) / 86_400_000 \
             * 86_400_000 / YEAR_MS
         out = _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
