@@ -224,36 +224,13 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                     elif i < best_sell:
                         best_sell = i
             nq = 0
-            i = best_buy
-            while i >= 0:
-                if ostat[i] == LIVE and obuy[i]:
-                    if not _limit_reached(True, oprice[i], lo, hi):
-                        break
-                    out = _record(out, nfill, b, True, oprice[i], oqty[i],
-                                  _fee(oprice[i], oqty[i], maker), i)
-                    done[nd] = nfill
-                    nd += 1
-                    nfill += 1
-                    ostat[i] = NONE
-                    if check_balance:
-                        cash_held = max(0.0, cash_held - oheld[i])
-                i -= 1
-            best_buy = i
-            i = best_sell
-            while i < n:
-                if ostat[i] == LIVE and not obuy[i]:
-                    if not _limit_reached(False, oprice[i], lo, hi):
-                        break
-                    out = _record(out, nfill, b, False, oprice[i], oqty[i],
-                                  _fee(oprice[i], oqty[i], maker), i)
-                    done[nd] = nfill
-                    nd += 1
-                    nfill += 1
-                    ostat[i] = NONE
-                    if check_balance:
-                        base_held = max(0.0, base_held - oheld[i])
-                i += 1
-            best_sell = i
+            # the buys the bar reached, best (highest) first; then the sells, lowest first
+            best_buy, out, nfill, nd, cash_held = _drain(
+                True, best_buy, -1, n, ostat, obuy, oprice, oqty, oheld, lo, hi, out, nfill,
+                done, nd, b, maker, check_balance, cash_held)
+            best_sell, out, nfill, nd, base_held = _drain(
+                False, best_sell, 1, n, ostat, obuy, oprice, oqty, oheld, lo, hi, out, nfill,
+                done, nd, b, maker, check_balance, base_held)
             # --- booking each fill (ledger, account), and the cell's answer ----------------
             for d in range(nd):
                 r = done[d]
@@ -406,205 +383,22 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             relayed = False
             ic[_NACTIONS] = 0
             mkt = NONE
+            nf = nc = old_live = 0
             continue
-        if relayed:
-            relayed = False
-            old_live = 0
-            # --- the execute stage after a re-centring: the followups, the cancels, the
-            # market order and the new cells' orders, in the engine's order ----------------
-            for k in range(nf):  # requests and position-size: the followups first
-                f_verdict[k] = 0
-                if position_size and f_buy[k]:
-                    f_verdict[k] = _size_check(base, open_buy_qty, f_qty[k], max_base,
-                                               max_fraction, equity, c)
-                if f_buy[k]:
-                    open_buy_qty = open_buy_qty + f_qty[k]
-                    open_buys += 1
-            m_verdict = 0
-            if mkt == PENDING:
-                if position_size and mkt_buy:
-                    m_verdict = _size_check(base, open_buy_qty, mkt_qty, max_base,
-                                            max_fraction, equity, c)
-                if mkt_buy:
-                    open_buy_qty = open_buy_qty + mkt_qty
-                    open_buys += 1
-            ns = 0
-            for a in range(ic[_NACTIONS]):
-                if ostat[actions[a]] == PENDING:
-                    sending[ns] = actions[a]
-                    ns += 1
-            ic[_NACTIONS] = 0
-            for k in range(ns):
-                i = sending[k]
-                verdict[k] = 0
-                if position_size and obuy[i]:
-                    verdict[k] = _size_check(base, open_buy_qty, oqty[i], max_base,
-                                             max_fraction, equity, c)
-                if obuy[i]:
-                    open_buy_qty = open_buy_qty + oqty[i]
-                    open_buys += 1
-            # the risk's refusals booked, in order (the old cells ignore theirs)
-            for k in range(nf):
-                if f_verdict[k] != 0:
-                    if f_verdict[k] == 1:
-                        base_refused += 1
-                    else:
-                        size_refused += 1
-                    open_buys -= 1
-                    open_buy_qty = open_buy_qty - (f_qty[k] - 0.0) if open_buys else 0.0
-            if mkt == PENDING and m_verdict != 0:
-                if m_verdict == 1:
-                    base_refused += 1
-                else:
-                    size_refused += 1
-                open_buys -= 1
-                open_buy_qty = open_buy_qty - (mkt_qty - 0.0) if open_buys else 0.0
-            for k in range(ns):
-                if verdict[k] == 1 or verdict[k] == 3:
-                    i = sending[k]
-                    if verdict[k] == 1:
-                        base_refused += 1
-                    else:
-                        size_refused += 1
-                    open_buys -= 1
-                    open_buy_qty = open_buy_qty - (oqty[i] - 0.0) if open_buys else 0.0
-                    ostat[i] = NONE
-                    _unsell(i, selling, sc, ic)
-                    if not parked[i]:
-                        parked[i] = True
-                        ic[_NPARKED] += 1
-            # the executor: followups submitted, the cancels, the market order, the new orders
-            for k in range(nf):
-                if f_verdict[k] != 0:
-                    continue
-                if not check_balance:
-                    f_held[k] = 0.0
-                elif f_buy[k]:
-                    cost = f_price[k] * f_qty[k] * (1 + maker)
-                    if cost > cash - cash_held + 1e-9:
-                        f_verdict[k] = 2
-                    else:
-                        cash_held = cash_held + cost
-                        f_held[k] = cost
-                elif f_qty[k] > base + base_coming - base_held + 1e-12:
-                    f_verdict[k] = 2
-                else:
-                    base_held = base_held + f_qty[k]
-                    f_held[k] = f_qty[k]
-            for k in range(nc):
-                if c_live[k]:
-                    buy, held = c_buy[k], c_held[k]
-                else:
-                    r = c_ref[k]
-                    if f_verdict[r] != 0:  # refused: the executor never had it
-                        continue
-                    buy, held = f_buy[r], f_held[r]
-                if check_balance:
-                    if buy:
-                        cash_held = max(0.0, cash_held - held)
-                    else:
-                        base_held = max(0.0, base_held - held)
-            if mkt == PENDING and m_verdict == 0 and check_balance:
-                if mkt_buy:
-                    cost = c * mkt_qty * (1 + taker)
-                    if cost > cash - cash_held + 1e-9:
-                        m_verdict = 2
-                    else:
-                        cash_held = cash_held + cost
-                        mkt_held = cost
-                        mkt_coming = mkt_qty
-                        base_coming = base_coming + mkt_qty
-                elif mkt_qty > base + base_coming - base_held + 1e-12:
-                    m_verdict = 2
-                else:
-                    base_held = base_held + mkt_qty
-                    mkt_held = mkt_qty
-                    mkt_coming = 0.0
-            for k in range(ns):
-                if verdict[k] != 0 or not check_balance:
-                    continue
-                i = sending[k]
-                if obuy[i]:
-                    cost = oprice[i] * oqty[i] * (1 + maker)
-                    if cost > cash - cash_held + 1e-9:
-                        verdict[k] = 2
-                    else:
-                        cash_held = cash_held + cost
-                        oheld[i] = cost
-                elif oqty[i] > base + base_coming - base_held + 1e-12:
-                    verdict[k] = 2
-                else:
-                    base_held = base_held + oqty[i]
-                    oheld[i] = oqty[i]
-            # its refusals booked first, in order; then its reports: the followups accepted,
-            # the cancels, the market order and the new orders accepted
-            for k in range(nf):
-                if f_verdict[k] == 2:
-                    if f_buy[k]:
-                        no_cash += 1
-                        open_buys -= 1
-                        open_buy_qty = open_buy_qty - (f_qty[k] - 0.0) if open_buys else 0.0
-                    else:
-                        no_base += 1
-            if mkt == PENDING and m_verdict == 2:
-                mkt_refused += 1
-                if mkt_buy:
-                    no_cash += 1
-                    open_buys -= 1
-                    open_buy_qty = open_buy_qty - (mkt_qty - 0.0) if open_buys else 0.0
-                else:
-                    no_base += 1
-            for k in range(ns):
-                if verdict[k] == 2:
-                    i = sending[k]
-                    if obuy[i]:
-                        no_cash += 1
-                        open_buys -= 1
-                        open_buy_qty = open_buy_qty - (oqty[i] - 0.0) if open_buys else 0.0
-                    else:
-                        no_base += 1
-                    ostat[i] = NONE
-                    _unsell(i, selling, sc, ic)
-                    if not parked[i]:
-                        parked[i] = True
-                        ic[_NPARKED] += 1
-            for k in range(nf):
-                if f_verdict[k] == 0:
-                    placed += 1
-            for k in range(nc):
-                if c_live[k]:
-                    buy, qty = c_buy[k], c_qty[k]
-                else:
-                    r = c_ref[k]
-                    if f_verdict[r] != 0:
-                        continue
-                    buy, qty = f_buy[r], f_qty[r]
-                cancelled += 1
-                if buy:
-                    open_buys -= 1
-                    open_buy_qty = open_buy_qty - (qty - 0.0) if open_buys else 0.0
-            if mkt == PENDING:
-                if m_verdict == 0:
-                    placed += 1
-                    mkt = QUEUED
-                    queue[nq] = -1
-                    nq += 1
-                else:
-                    mkt = NONE
-            for k in range(ns):
-                if verdict[k] == 0:
-                    placed += 1
-                    i = sending[k]
-                    ostat[i] = QUEUED
-                    queue[nq] = i
-                    nq += 1
-            continue
-        # --- the execute stage (apply.execute): risk checks and the ledger's requests, the
-        # risk's refusals booked, the executor's balance checks, its refusals booked ---------
-        ns = 0
+        # --- the execute stage (apply.execute), in the engine's order: after a
+        # re-centring the old cells' followups, then the cancels; the market order; the
+        # cells' orders. Risk checks and the ledger's requests, the risk's refusals booked,
+        # the executor's balance checks (SimulatedBase.submit), its refusals booked ---------
+        for k in range(nf):  # requests and position-size: the followups first
+            f_verdict[k], open_buy_qty, open_buys = _request(
+                f_buy[k], f_qty[k], position_size, base, open_buy_qty, open_buys, max_base,
+                max_fraction, equity, c)
+        m_verdict = 0
         if mkt == PENDING:
-            sending[ns] = -1
-            ns += 1
+            m_verdict, open_buy_qty, open_buys = _request(
+                mkt_buy, mkt_qty, position_size, base, open_buy_qty, open_buys, max_base,
+                max_fraction, equity, c)
+        ns = 0
         for a in range(ic[_NACTIONS]):
             if ostat[actions[a]] == PENDING:
                 sending[ns] = actions[a]
@@ -612,86 +406,136 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
         ic[_NACTIONS] = 0
         for k in range(ns):
             i = sending[k]
-            is_buy = i < 0 or obuy[i]
-            qty = mkt_qty if i < 0 else oqty[i]
-            verdict[k] = 0
-            if position_size and is_buy:  # PositionSize.check
-                verdict[k] = _size_check(base, open_buy_qty, qty, max_base, max_fraction,
-                                         equity, c)
-            if is_buy:  # Ledger.request
-                open_buy_qty = open_buy_qty + qty
-                open_buys += 1
+            verdict[k], open_buy_qty, open_buys = _request(
+                obuy[i], oqty[i], position_size, base, open_buy_qty, open_buys, max_base,
+                max_fraction, equity, c)
+        # the risk's refusals booked, in order (the old cells ignore theirs)
+        for k in range(nf):
+            if f_verdict[k] != 0:
+                if f_verdict[k] == 1:
+                    base_refused += 1
+                else:
+                    size_refused += 1
+                open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, f_qty[k])
+        if mkt == PENDING and m_verdict != 0:
+            if m_verdict == 1:
+                base_refused += 1
+            else:
+                size_refused += 1
+            open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, mkt_qty)
         for k in range(ns):
             if verdict[k] == 1 or verdict[k] == 3:
                 i = sending[k]
-                open_buys -= 1
-                open_buy_qty = open_buy_qty - ((mkt_qty if i < 0 else oqty[i]) - 0.0) \
-                    if open_buys else 0.0
                 if verdict[k] == 1:
                     base_refused += 1
                 else:
                     size_refused += 1
-                if i < 0:
-                    mkt = NONE
+                open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, oqty[i])
+                _park(i, ostat, selling, parked, sc, ic)
+        # the executor: followups submitted, the cancels, the market order, the new orders
+        for k in range(nf):
+            if f_verdict[k] != 0:
+                continue
+            if not check_balance:
+                f_held[k] = 0.0
+                continue
+            ok, cash_held, base_held, f_held[k] = _hold(
+                f_buy[k], f_price[k], f_qty[k], maker, cash, cash_held, base, base_coming,
+                base_held)
+            if not ok:
+                f_verdict[k] = 2
+        for k in range(nc):
+            if c_live[k]:
+                buy, held = c_buy[k], c_held[k]
+            else:
+                r = c_ref[k]
+                if f_verdict[r] != 0:  # refused: the executor never had it
+                    continue
+                buy, held = f_buy[r], f_held[r]
+            if check_balance:
+                if buy:
+                    cash_held = max(0.0, cash_held - held)
                 else:
-                    ostat[i] = NONE
-                    _unsell(i, selling, sc, ic)
-                    if not parked[i]:
-                        parked[i] = True
-                        ic[_NPARKED] += 1
-        for k in range(ns):  # SimulatedBase.submit
+                    base_held = max(0.0, base_held - held)
+        if mkt == PENDING and m_verdict == 0 and check_balance:
+            # (a market order is checked at the last mark, the close, with the taker fee)
+            ok, cash_held, base_held, mkt_held = _hold(
+                mkt_buy, c, mkt_qty, taker, cash, cash_held, base, base_coming, base_held)
+            if not ok:
+                m_verdict = 2
+            elif mkt_buy:  # the base it brings counts for the sells sent after it
+                mkt_coming = mkt_qty
+                base_coming = base_coming + mkt_qty
+            else:
+                mkt_coming = 0.0
+        for k in range(ns):
             if verdict[k] != 0 or not check_balance:
                 continue
             i = sending[k]
-            if i < 0:
-                cost = c * mkt_qty * (1 + taker)
-                if cost > cash - cash_held + 1e-9:
-                    verdict[k] = 2
-                else:
-                    cash_held = cash_held + cost
-                    mkt_held = cost
-                    mkt_coming = mkt_qty
-                    base_coming = base_coming + mkt_qty
-            elif obuy[i]:
-                cost = oprice[i] * oqty[i] * (1 + maker)
-                if cost > cash - cash_held + 1e-9:
-                    verdict[k] = 2
-                else:
-                    cash_held = cash_held + cost
-                    oheld[i] = cost
-            elif oqty[i] > base + base_coming - base_held + 1e-12:
-                verdict[k] = 2
+            ok, cash_held, base_held, held = _hold(obuy[i], oprice[i], oqty[i], maker, cash,
+                                                   cash_held, base, base_coming, base_held)
+            if ok:
+                oheld[i] = held
             else:
-                base_held = base_held + oqty[i]
-                oheld[i] = oqty[i]
-        for k in range(ns):
-            i = sending[k]
-            if verdict[k] == 2:
-                is_buy = i < 0 or obuy[i]
-                if is_buy:
+                verdict[k] = 2
+        # its refusals booked first, in order; then its reports: the followups accepted,
+        # the cancels, the market order and the new orders accepted
+        for k in range(nf):
+            if f_verdict[k] == 2:
+                if f_buy[k]:
                     no_cash += 1
-                    open_buys -= 1
-                    open_buy_qty = open_buy_qty - ((mkt_qty if i < 0 else oqty[i]) - 0.0) \
-                        if open_buys else 0.0
+                    open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, f_qty[k])
                 else:
                     no_base += 1
-                if i < 0:
-                    mkt_refused += 1
-                    mkt = NONE
-                else:  # GridCells.on_rejected: park the cell until the grid's next fill
-                    ostat[i] = NONE
-                    _unsell(i, selling, sc, ic)
-                    if not parked[i]:
-                        parked[i] = True
-                        ic[_NPARKED] += 1
-            elif verdict[k] == 0:
+        if mkt == PENDING and m_verdict == 2:
+            mkt_refused += 1
+            if mkt_buy:
+                no_cash += 1
+                open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, mkt_qty)
+            else:
+                no_base += 1
+        for k in range(ns):
+            if verdict[k] == 2:
+                i = sending[k]
+                if obuy[i]:
+                    no_cash += 1
+                    open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, oqty[i])
+                else:
+                    no_base += 1
+                _park(i, ostat, selling, parked, sc, ic)
+        for k in range(nf):
+            if f_verdict[k] == 0:
                 placed += 1
+        for k in range(nc):
+            if c_live[k]:
+                buy, qty = c_buy[k], c_qty[k]
+            else:
+                r = c_ref[k]
+                if f_verdict[r] != 0:
+                    continue
+                buy, qty = f_buy[r], f_qty[r]
+            cancelled += 1
+            if buy:
+                open_buy_qty, open_buys = _close_buy(open_buy_qty, open_buys, qty)
+        if mkt == PENDING:
+            if m_verdict == 0:
+                placed += 1
+                mkt = QUEUED
+                queue[nq] = -1
+                nq += 1
+            else:
+                mkt = NONE
+        for k in range(ns):
+            if verdict[k] == 0:
+                placed += 1
+                i = sending[k]
+                ostat[i] = QUEUED
                 queue[nq] = i
                 nq += 1
-                if i < 0:
-                    mkt = QUEUED
-                else:
-                    ostat[i] = QUEUED
+        nf = 0
+        nc = 0
+        relayed = False
+        old_live = 0
     open_orders = nq  # the queued ones (the market order among them) and the live ones
     for i in range(n):
         if ostat[i] == LIVE:
@@ -707,6 +551,79 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
 
 
 _SELLS, _NPARKED, _NACTIONS = 0, 1, 2
+
+
+@njit(cache=True, inline="always")
+def _drain(is_buy, i, step, n, ostat, obuy, oprice, oqty, oheld, low, high, out, nfill, done,
+           nd, b, maker, check_balance, held):  # pragma: no cover - numba
+    """SimulatedExecutor._drain: from cell ``i`` (the best live order of the side) walking by
+    ``step``, fill the side's live orders the bar reaches at their own price with the maker
+    fee, each releasing what it held; stop at the first it does not reach. Returns the new
+    best cell (-1 or ``n``: none), the fills' array, its length, this bar's fills and the
+    side's holds."""
+    while 0 <= i < n:
+        if ostat[i] == LIVE and obuy[i] == is_buy:
+            if not _limit_reached(is_buy, oprice[i], low, high):
+                break
+            out = _record(out, nfill, b, is_buy, oprice[i], oqty[i],
+                          _fee(oprice[i], oqty[i], maker), i)
+            done[nd] = nfill
+            nd += 1
+            nfill += 1
+            ostat[i] = NONE
+            if check_balance:
+                held = max(0.0, held - oheld[i])
+        i += step
+    return i, out, nfill, nd, held
+
+
+@njit(cache=True, inline="always")
+def _hold(buy, price, qty, rate, cash, cash_held, base, base_coming,
+          base_held):  # pragma: no cover - numba
+    """SimulatedBase._reserve on a spot market: ``(ok, cash_held, base_held, held)`` — a buy
+    holds ``price * qty * (1 + rate)`` of the free cash, a sell ``qty`` of the free base
+    (counting what a queued market buy brings); refused when they do not cover it."""
+    if buy:
+        cost = price * qty * (1 + rate)
+        if cost > cash - cash_held + 1e-9:
+            return False, cash_held, base_held, 0.0
+        return True, cash_held + cost, base_held, cost
+    if qty > base + base_coming - base_held + 1e-12:
+        return False, cash_held, base_held, 0.0
+    return True, cash_held, base_held + qty, qty
+
+
+@njit(cache=True, inline="always")
+def _close_buy(open_buy_qty, open_buys, qty):  # pragma: no cover - numba
+    """Ledger._close of a buy that filled nothing (refused or cancelled): its quantity out of
+    the open buys, and no float residue once none is open."""
+    open_buys -= 1
+    return (open_buy_qty - (qty - 0.0) if open_buys else 0.0), open_buys
+
+
+@njit(cache=True, inline="always")
+def _park(i, ostat, selling, parked, sc, ic):  # pragma: no cover - numba
+    """GridCells.on_rejected: cell ``i``'s order was refused; it waits for the next fill."""
+    ostat[i] = NONE
+    _unsell(i, selling, sc, ic)
+    if not parked[i]:
+        parked[i] = True
+        ic[_NPARKED] += 1
+
+
+@njit(cache=True, inline="always")
+def _request(buy, qty, position_size, base, open_buy_qty, open_buys, max_base, max_fraction,
+             equity, price):  # pragma: no cover - numba
+    """One order through the risk checks and into the ledger (apply.execute):
+    ``(verdict, open_buy_qty, open_buys)``, the verdict :func:`_size_check`'s for a buy when
+    ``position-size`` runs (else 0); the ledger counts every requested buy, refused or not."""
+    verdict = 0
+    if position_size and buy:
+        verdict = _size_check(base, open_buy_qty, qty, max_base, max_fraction, equity, price)
+    if buy:
+        open_buy_qty = open_buy_qty + qty
+        open_buys += 1
+    return verdict, open_buy_qty, open_buys
 
 
 @njit(cache=True, inline="always")

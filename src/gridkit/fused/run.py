@@ -105,6 +105,20 @@ def validate(arrays: BarArrays, validators: list[Any]) -> np.ndarray:
     return accepted
 
 
+def lane_bars(pipeline: Any) -> tuple[BarArrays, np.ndarray] | str:
+    """A built (not yet set up) pipeline's first lane as arrays and its accepted mask: its
+    source and validators set up, its bars read within the run's window and validated; or
+    why its bars cannot be arrays."""
+    lane = pipeline.lanes[0]
+    for component in (lane.source, *lane.validators):
+        component.setup(pipeline.run)
+    section = pipeline.config.pipeline
+    arrays = bar_arrays(lane.source, section.start, section.end)
+    if isinstance(arrays, str):
+        return arrays
+    return arrays, validate(arrays, lane.validators)
+
+
 def run_fused(run: Any) -> np.ndarray | None:
     """Run the lane of ``run`` fused, leaving its account, counters, strategy, validators and
     features where the event loop would have; the fills, rows of

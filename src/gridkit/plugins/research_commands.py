@@ -138,13 +138,11 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
     """A walk-forward search: each window's fit and its out-of-sample result, the results'
     summary and the parameters' stability; ``--write-best`` writes the last window's fit."""
     from gridkit.cli import _jsonable
-    from gridkit.research.search_store import SearchStore
     from gridkit.research.walk_forward import stability, walk_forward
 
     wf = search.walk_forward
-    store = SearchStore(db) if db is not None else None
-    search_id = (store.open_search(str(Path(search.path).resolve()), search.identity())
-                 if store is not None else None)
+    kept = _Kept(search, db)
+    store, search_id = kept.store, kept.search_id
 
     def shown(w: Any) -> None:
         if store is not None and search_id is not None:
@@ -160,11 +158,7 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
                    f"{_day(w.in_end)} score {_num(w.fit.score) if w.fit else '-'}  "
                    f"out {_day(w.out_start)}..{_day(w.out_end)}  {out}", err=True)
 
-    preflight = logging.getLogger("gridkit.preflight")
-    level = preflight.level
-    preflight.setLevel(logging.ERROR)
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    with kept:
         done = walk_forward(search.pipeline_data, search.space, lambda: _optimizer(search),
                             count=wf["windows"], in_sample=float(wf["in_sample"]),
                             anchored=wf["mode"] == "anchored", objective=search.objective,
@@ -174,18 +168,8 @@ def _walk(search: Any, db: str | None, write_best: str | None, budget: int | Non
                             source=str(search.pipeline_path), workers=workers,
                             scheduler=scheduler, constraints=search.constraints,
                             on_window=shown)
-    except KeyboardInterrupt:
-        if store is not None and search_id is not None:
-            store.finish(search_id, "stopped")
-        click.echo("stopped", err=True)
+    if kept.stopped:
         return
-    finally:
-        preflight.setLevel(level)
-        signal.signal(signal.SIGTERM, old_term)
-        if store is not None:
-            if search_id is not None:
-                store.finish(search_id, "finished")
-            store.close()
     scored = [w.result for w in done if w.result is not None and not math.isnan(
         w.result.score)]
     last_fit = next((w.fit for w in reversed(done) if w.fit is not None), None)
@@ -238,11 +222,9 @@ def _scan(search: Any, db: str | None, write_best: str | None, budget: int | Non
     ``--write-best`` writes the best symbol's best pipeline."""
     from gridkit.cli import _jsonable
     from gridkit.research.scan import as_stored, ranking, scan
-    from gridkit.research.search_store import SearchStore
 
-    store = SearchStore(db) if db is not None else None
-    search_id = (store.open_search(str(Path(search.path).resolve()), search.identity())
-                 if store is not None else None)
+    runs = _Kept(search, db)
+    store, search_id = runs.store, runs.search_id
     offset = {"n": 0, "symbol": None, "base": 0}
 
     def kept(symbol: str, trial: Any) -> None:
@@ -256,12 +238,7 @@ def _scan(search: Any, db: str | None, write_best: str | None, budget: int | Non
             score = "none" if trial.error or math.isnan(trial.score) else f"{trial.score:.6g}"
             click.echo(f"{symbol:<12} trial {trial.number + 1}  score {score}", err=True)
 
-    preflight = logging.getLogger("gridkit.preflight")
-    level = preflight.level
-    preflight.setLevel(logging.ERROR)
-    old_term = signal.signal(signal.SIGTERM, _interrupt)
-    status = "finished"
-    try:
+    with runs:
         results = scan(search.pipeline_data, search.space, lambda: _optimizer(search),
                        search.scan, on_trial=kept, objective=search.objective,
                        max_drawdown=search.max_drawdown,
@@ -269,17 +246,8 @@ def _scan(search: Any, db: str | None, write_best: str | None, budget: int | Non
                        seed=search.seed, base_dir=search.pipeline_path.parent,
                        source=str(search.pipeline_path), workers=workers,
                        scheduler=scheduler, constraints=search.constraints)
-    except KeyboardInterrupt:
-        status = "stopped"
-        click.echo("stopped", err=True)
+    if runs.stopped:
         return
-    finally:
-        preflight.setLevel(level)
-        signal.signal(signal.SIGTERM, old_term)
-        if store is not None:
-            if search_id is not None:
-                store.finish(search_id, status)
-            store.close()
     ranked = ranking(results)
     written = None
     top_symbol, top = ranked[0]
@@ -308,6 +276,41 @@ def _scan(search: Any, db: str | None, write_best: str | None, budget: int | Non
     if written:
         click.echo(f"written           {written} ({top_symbol}: gridkit run {written})")
     sys.stdout.flush()
+
+
+class _Kept:
+    """A walk-forward or scan search's run: its search-store row (with ``--db``) finished as
+    ``finished``, ``stopped`` (SIGINT or SIGTERM, said in one line) or ``failed``; the
+    pre-flight lines of every trial quieted while it runs."""
+
+    def __init__(self, search: Any, db: str | None) -> None:
+        from gridkit.research.search_store import SearchStore
+
+        self.store = SearchStore(db) if db is not None else None
+        self.search_id = (self.store.open_search(str(Path(search.path).resolve()),
+                                                 search.identity())
+                          if self.store is not None else None)
+        self.stopped = False
+
+    def __enter__(self) -> _Kept:
+        self._preflight = logging.getLogger("gridkit.preflight")
+        self._level = self._preflight.level
+        self._preflight.setLevel(logging.ERROR)
+        self._term = signal.signal(signal.SIGTERM, _interrupt)
+        return self
+
+    def __exit__(self, kind: Any, err: Any, tb: Any) -> bool:
+        self._preflight.setLevel(self._level)
+        signal.signal(signal.SIGTERM, self._term)
+        self.stopped = kind is KeyboardInterrupt
+        if self.store is not None:
+            if self.search_id is not None:
+                self.store.finish(self.search_id, "stopped" if self.stopped else
+                                  "failed" if kind is not None else "finished")
+            self.store.close()
+        if self.stopped:
+            click.echo("stopped", err=True)
+        return self.stopped  # a stop is the search's end, not an error
 
 
 def _num(x: float | None) -> str:

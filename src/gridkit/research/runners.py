@@ -88,7 +88,7 @@ class FusedRunner:
         """A fused runner for the search, or why the search runs each point on its own (the
         pipeline has no fused form, or the space varies what the fused runner keeps)."""
         from gridkit.fused.plan import why_not
-        from gridkit.fused.run import bar_arrays, validate
+        from gridkit.fused.run import lane_bars
         from gridkit.runtime.engine import build_pipeline
         from gridkit.runtime.pipeline_file import pipeline_from_data
 
@@ -115,14 +115,10 @@ class FusedRunner:
         reason = why_not(built)
         if reason is not None:
             return reason
-        lane = built.lanes[0]
-        for component in (lane.source, *lane.validators):
-            component.setup(built.run)
-        section = built.config.pipeline
-        arrays = bar_arrays(lane.source, section.start, section.end)
-        if isinstance(arrays, str):
-            return arrays
-        return cls(pipeline, base_dir, source, built, arrays, validate(arrays, lane.validators))
+        got = lane_bars(built)
+        if isinstance(got, str):
+            return got
+        return cls(pipeline, base_dir, source, built, *got)
 
     def __call__(self, params: Mapping[str, Any]) -> Summary | str:
         """The figures the objectives read, as the point's run summary has them."""

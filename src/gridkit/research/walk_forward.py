@@ -72,20 +72,17 @@ def windows(first: int, last: int, count: int, in_sample: float,
 def data_span(pipeline: Mapping[str, Any], base_dir: Path | None, source: str) -> tuple[int,
                                                                                            int]:
     """The timestamps of the first and the last accepted bar of the pipeline's window."""
-    from gridkit.fused.run import bar_arrays, validate
+    from gridkit.fused.run import lane_bars
     from gridkit.research.runners import trial_data
     from gridkit.runtime.engine import build_pipeline
     from gridkit.runtime.pipeline_file import pipeline_from_data
 
-    built = build_pipeline(pipeline_from_data(trial_data(pipeline, {}), source, base_dir))
-    lane = built.lanes[0]
-    for component in (lane.source, *lane.validators):
-        component.setup(built.run)
-    section = built.config.pipeline
-    arrays = bar_arrays(lane.source, section.start, section.end)
-    if isinstance(arrays, str):
-        raise ConfigError(f"walk_forward: the data cannot be cut into windows: {arrays}")
-    ts = arrays.ts[validate(arrays, lane.validators)]
+    got = lane_bars(build_pipeline(pipeline_from_data(trial_data(pipeline, {}), source,
+                                                      base_dir)))
+    if isinstance(got, str):
+        raise ConfigError(f"walk_forward: the data cannot be cut into windows: {got}")
+    arrays, accepted = got
+    ts = arrays.ts[accepted]
     if len(ts) < 2:
         raise ConfigError("walk_forward: the data holds fewer than two accepted bars")
     return int(ts[0]), int(ts[-1])
