@@ -48,7 +48,9 @@ def test_the_cli_ranks_the_pairs_keeps_the_trials_and_writes_the_winner(
                          cwd=tmp_path, capture_output=True, text=True)
     assert got.returncode == 0, got.stderr
     out = json.loads(got.stdout)
-    assert [r["symbol"] for r in out["symbols"]][:1] and len(out["symbols"]) == 4
+    assert len(out["symbols"]) == 4
+    scores = [r["best"]["score"] for r in out["symbols"] if r["best"] is not None]
+    assert scores and scores == sorted(scores, reverse=True)  # ranked, best first
     with sqlite3.connect(tmp_path / "s.db") as conn:
         rows = conn.execute("SELECT number, params FROM trials ORDER BY number").fetchall()
     assert [n for n, _ in rows] == list(range(12))  # 4 symbols x 3 trials, none doubled

@@ -73,7 +73,10 @@ def test_each_window_runs_its_best_point_out_of_sample_as_gridkit_run() -> None:
     st = stability(done)
     assert set(st) == set(SPACE)
     assert st["strategy.grids"]["values"] == [w.fit.params["strategy.grids"] for w in done]
-    assert st["strategy.lower"]["cv"] >= 0
+    lower = st["strategy.lower"]
+    mean = sum(lower["values"]) / 3
+    assert lower["mean"] == pytest.approx(mean)
+    assert lower["cv"] == pytest.approx(lower["std"] / mean) and lower["std"] > 0
 
 
 def search_file(tmp_path: Path, walk: str) -> Path:
@@ -123,3 +126,20 @@ def test_bad_walk_forward_tables_are_one_line(tmp_path: Path) -> None:
     got = gridkit("optimize", str(search_file(tmp_path, "windows = 2")), "--db", "x.db",
                   "--resume", cwd=tmp_path)
     assert got.returncode == 2 and "walk-forward search runs whole" in got.stderr
+
+
+def test_the_data_file_is_read_once_for_every_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gridkit.plugins.sources import FreqtradeJson
+
+    reads: list[str] = []
+    setup = FreqtradeJson.setup
+
+    def counted(self: Any, run: Any) -> None:
+        reads.append(self.config.path)
+        setup(self, run)
+
+    monkeypatch.setattr(FreqtradeJson, "setup", counted)
+    done = walk_forward(example(), parse_space(SPACE),
+                        lambda: build(RandomSearch, {"trials": 3}), count=3, base_dir=EXAMPLES)
+    assert len(done) == 3 and all(w.result is not None for w in done)
+    assert len(reads) == 1  # the span, 3 fits and 3 out-of-sample runs: one parse

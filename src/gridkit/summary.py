@@ -224,7 +224,7 @@ def summarize(run: Any) -> dict[str, Any]:
                      for spec, reg in (p.origin(c) for c in p.components())},
         "components": comps,
         # (A fused backtest has no per-event stages to time.)
-        "latency_us": run.timer.percentiles() if run.fused_open_orders is None else None,
+        "latency_us": None if (run.path or {}).get("fused") else run.timer.percentiles(),
         "elapsed_s": run.elapsed,
         "backtest_path": run.path,
         "events_per_s": run.seen / run.elapsed if run.elapsed > 0 else None,

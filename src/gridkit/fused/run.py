@@ -11,6 +11,8 @@ average price, realized profit) is computed by the same code as on the plugin pa
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -34,10 +36,12 @@ class BarArrays(NamedTuple):
     bars: list[Bar]
 
 
-def bar_arrays(source: Any, start: str = "", end: str = "") -> BarArrays | str:
-    """The source's bars within ``[start, end]`` as it would replay them, or why they cannot
-    be arrays (an event that is not a bar, a timestamp out of int64 range)."""
-    events: Any = iter(source.events())
+def bar_arrays(source: Any, start: str = "", end: str = "",
+               events: Any = None) -> BarArrays | str:
+    """The source's bars within ``[start, end]`` as it would replay them (``events``: those
+    it replays, already read), or why they cannot be arrays (an event that is not a bar, a
+    timestamp out of int64 range)."""
+    events = iter(source.events() if events is None else events)
     first, last = parse_time(start), parse_time(end)
     if first is not None:
         events = itertools.dropwhile(lambda e: e.ts < first, events)
@@ -105,15 +109,56 @@ def validate(arrays: BarArrays, validators: list[Any]) -> np.ndarray:
     return accepted
 
 
+#: Within :func:`shared_bars`: the events of each data file read so far, by file.
+_SHARED: dict[tuple[Any, ...], list[Any]] | None = None
+
+
+@contextmanager
+def shared_bars() -> Iterator[None]:
+    """Within it, :func:`lane_bars` reads each data file once: the searches of a walk-forward
+    cut their windows from the same bars instead of parsing the file for every window."""
+    global _SHARED
+    outer = _SHARED
+    if outer is None:
+        _SHARED = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _SHARED = None
+
+
+def _source_events(source: Any, run: Any) -> list[Any]:
+    """The source set up and its events read; from :func:`shared_bars`' files when the same
+    file (path, size, modification time) with the same options was read already."""
+    key = None
+    path = getattr(source.config, "path", None)
+    if _SHARED is not None and isinstance(path, str):
+        try:
+            st = run.resolve(path).stat()
+            key = (type(source).__qualname__, repr(source.config), str(run.resolve(path)),
+                   st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = None  # (setup says what is wrong with the file)
+    if key is not None and _SHARED is not None and key in _SHARED:
+        return _SHARED[key]
+    source.setup(run)
+    events = list(source.events())
+    if key is not None and _SHARED is not None:
+        _SHARED[key] = events
+    return events
+
+
 def lane_bars(pipeline: Any) -> tuple[BarArrays, np.ndarray] | str:
     """A built (not yet set up) pipeline's first lane as arrays and its accepted mask: its
     source and validators set up, its bars read within the run's window and validated; or
     why its bars cannot be arrays."""
     lane = pipeline.lanes[0]
-    for component in (lane.source, *lane.validators):
-        component.setup(pipeline.run)
+    events = _source_events(lane.source, pipeline.run)
+    for v in lane.validators:
+        v.setup(pipeline.run)
     section = pipeline.config.pipeline
-    arrays = bar_arrays(lane.source, section.start, section.end)
+    arrays = bar_arrays(lane.source, section.start, section.end, events)
     if isinstance(arrays, str):
         return arrays
     return arrays, validate(arrays, lane.validators)

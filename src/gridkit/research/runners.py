@@ -38,8 +38,6 @@ class PluginRunner:
     """Each point built and run by the engine, as ``gridkit run`` runs it (``[pipeline] fuse``
     as the pipeline says: a long backtest may still take the fused path)."""
 
-    path = "plugin"
-
     def __init__(self, pipeline: Mapping[str, Any], base_dir: Path | None, source: str) -> None:
         self.pipeline, self.base_dir, self.source = pipeline, base_dir, source
 
@@ -63,8 +61,6 @@ class PluginRunner:
 class FusedRunner:
     """The data read and validated once; each point a strategy started on the first accepted
     bar and one call of :func:`gridkit.fused.grid.grid_backtest`. Build with :meth:`make`."""
-
-    path = "fused"
 
     def __init__(self, pipeline: Mapping[str, Any], base_dir: Path | None, source: str,
                  built: Any, arrays: Any, accepted: Any) -> None:

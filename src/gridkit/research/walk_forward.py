@@ -99,7 +99,21 @@ def walk_forward(pipeline: Mapping[str, Any], space: Space,
     """Search each window's in-sample stretch with a fresh optimizer (``make_optimizer()``,
     seeded with ``seed``), run its best point on the out-of-sample stretch that follows;
     every window, in order. The search arguments are :func:`~gridkit.research.optimize`'s."""
+    from gridkit.fused.run import shared_bars
+
     objective = objective_for(objective)  # (an unknown one is refused before any window)
+    with shared_bars():  # the data file read once for every window's searches
+        return _walk(pipeline, space, make_optimizer, count, in_sample, anchored, objective,
+                     max_drawdown, budget, seed, base_dir, source, workers, scheduler,
+                     constraints, on_window)
+
+
+def _walk(pipeline: Mapping[str, Any], space: Space, make_optimizer: Callable[[], Optimizer],
+          count: int, in_sample: float, anchored: bool, objective: Any,
+          max_drawdown: float | None, budget: int | None, seed: int, base_dir: Path | None,
+          source: str, workers: int | None, scheduler: str | None,
+          constraints: Sequence[Any],
+          on_window: Callable[[Window], None] | None) -> list[Window]:
     first, last = data_span(pipeline, base_dir, source)
     done = []
     for w in windows(first, last, count, in_sample, anchored):

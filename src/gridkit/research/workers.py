@@ -79,8 +79,6 @@ def run_point(spec: RunnerSpec, params: Mapping[str, Any]) -> Result:
 class InProcess:
     """Trials one after the other, in this process."""
 
-    workers = 1
-
     def map(self, spec: RunnerSpec, points: Sequence[Mapping[str, Any]]) -> Iterator[Result]:
         for params in points:
             yield run_point(spec, params)
@@ -98,7 +96,6 @@ class Processes:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self.workers = workers
         methods = multiprocessing.get_all_start_methods()
         ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         runner(spec)  # built before the fork: the workers share its arrays
@@ -136,7 +133,6 @@ class DaskCluster:
         except (OSError, TimeoutError, ValueError) as err:
             raise ConfigError(f"--scheduler {address}: cannot reach the Dask scheduler "
                               f"({type(err).__name__}: {err})") from None
-        self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
         self._futures: list[Any] = []
 
     def map(self, spec: RunnerSpec, points: Sequence[Mapping[str, Any]]) -> Iterator[Result]:
