@@ -153,6 +153,10 @@ def test_every_real_ohlcv_file_fills_the_same(rel: str, data_dir: Path, tmp_path
     # (A slice of tests/data may be too short for the grid to trade: then it is the
     # validators' and the marks' agreement that is checked.)
     assert len(fills) > expect(10, -1), "the grid trades on this file"
+    # The grid that lays itself from the ATR, again as the close and the ATR move.
+    data["strategy"] = {"use": "volatility-adjusted", "levels": 6, "qty": qty / 2, "k": 2.5,
+                        "cooldown": 10, "threshold": 0.2}
+    assert_same(data, tmp_path / "volatility")
 
 
 def test_refusals_and_parked_cells_are_exercised(data_dir: Path, tmp_path: Path) -> None:
@@ -175,6 +179,27 @@ def test_a_symmetric_grid_recentres_alike(data_dir: Path, tmp_path: Path) -> Non
         plugin, _ = assert_same(data, tmp_path / str(k))
         assert plugin["components"]["strategy"]["recentres"] > 5
         assert plugin["orders_cancelled"] > 0
+
+
+@pytest.mark.parametrize(("measure", "mode", "risk"), [
+    ("atr", "arithmetic", ()),
+    ("sigma", "geometric", ({"use": "position-size", "max_fraction": 0.6},
+                            {"use": "drawdown", "limit": 0.12}))])
+def test_a_volatility_adjusted_grid_lays_itself_alike(
+        measure: str, mode: str, risk: tuple[dict[str, Any], ...], data_dir: Path,
+        tmp_path: Path) -> None:
+    source = {"use": "freqtrade-json",
+              "path": str(data_dir / "ohlcv/tooyipjee-freqtrade/BTC_USDT-1m.json")}
+    data = pipeline(source, 0, 0, 0, 0.01, risk=risk, features=("rsi", "atr", "volatility"))
+    # Laid once the feature is warm (not at the first bar), then again as the close leaves
+    # the grid or the volatility moves past the threshold.
+    data["strategy"] = {"use": "volatility-adjusted", "levels": 5, "qty": 0.01,
+                        "measure": measure, "k": 3.0, "mode": mode, "cooldown": 15,
+                        "threshold": 0.3, "min_spacing": 0.001, "max_spacing": 0.02}
+    plugin, fills = assert_same(data, tmp_path)
+    stats = plugin["components"]["strategy"]
+    assert stats["relays"] > 5 and plugin["orders_cancelled"] > 0
+    assert fills[0][0] > plugin["first_ts"], "not laid before the feature is warm"
 
 
 def test_the_example_risk_checks_refuse_and_halt_alike(data_dir: Path, tmp_path: Path) -> None:
@@ -216,7 +241,8 @@ corruption = st.lists(st.tuples(st.integers(0, 2999), st.sampled_from(
        grids=st.integers(2, 60), mode=st.sampled_from(["arithmetic", "geometric"]),
        qty=st.floats(0.0005, 0.05), capital=st.floats(200, 50_000),
        maker=st.sampled_from([0.0, 0.0002, 0.001]), check=st.booleans(),
-       use=st.sampled_from(["static", "fibonacci", "geometric", "asymmetric", "symmetric"]),
+       use=st.sampled_from(["static", "fibonacci", "geometric", "asymmetric", "symmetric",
+                            "volatility-adjusted"]),
        bad=corruption,
        size=st.one_of(st.none(), st.fixed_dictionaries({"max_fraction": st.floats(0.05, 1.0)}),
                       st.fixed_dictionaries({"max_base": st.floats(0.001, 0.5)})),
@@ -258,7 +284,7 @@ def test_random_grids_on_corrupted_real_bars_fill_the_same(
         [{"use": "drawdown", "limit": halt}] if halt else [])
     data = pipeline(source, lower, lower * (1 + width), grids, qty, capital=capital, mode=mode,
                     maker=maker, taker=maker * 2, check_balance=check, use=use,
-                    risk=tuple(risk))
+                    risk=tuple(risk), features=("rsi", "atr", "volatility"))
     if use == "geometric":
         data["strategy"].update(spacing=width / 20, levels=min(6, max(2, grids // 4)),
                                 growth=1.1)
@@ -268,6 +294,12 @@ def test_random_grids_on_corrupted_real_bars_fill_the_same(
     if use == "symmetric":  # re-centres when the close leaves it, after `cooldown` bars
         data["strategy"].update(levels=max(1, grids // 6), spacing=width / 40,
                                 cooldown=grids % 7 * 5, mode=mode)
+    if use == "volatility-adjusted":  # laid when the feature is warm, again as it moves
+        data["strategy"].update(levels=max(1, grids // 6), mode=mode, k=width * 40,
+                                measure="atr" if grids % 2 else "sigma",
+                                cooldown=grids % 7 * 5, threshold=0.05 + width,
+                                min_spacing=0.0005, max_spacing=min(0.05, 0.9 / max(
+                                    1, grids // 6)))
     assert_same(data, tmp)
 
 

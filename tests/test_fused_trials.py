@@ -91,3 +91,20 @@ def test_symmetric_trials_recentre_as_the_engine_does() -> None:
     assert [t.path for t in fused] == ["fused"] * 6
     assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
         (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]
+
+
+def test_volatility_adjusted_trials_lay_as_the_engine_does() -> None:
+    data = plain_example()
+    data["strategy"] = {"use": "volatility-adjusted", "levels": 5, "qty": 0.01}
+    data["features"] = [{"use": "rsi"}, {"use": "atr"}]
+    space = parse_space({"strategy.k": {"low": 1.0, "high": 6.0},
+                         "strategy.threshold": {"low": 0.1, "high": 0.6},
+                         "strategy.cooldown": {"low": 0, "high": 60, "int": True},
+                         "strategy.mode": {"choices": ["arithmetic", "geometric"]}})
+    kw: dict[str, Any] = {"objective": "sortino", "budget": 6, "seed": 5, "base_dir": EXAMPLES}
+    fused = optimize(data, space, build(RandomSearch, {"trials": 6}), **kw)
+    plugin = optimize(data, space, build(RandomSearch, {"trials": 6}), fused=False, **kw)
+    assert [t.path for t in fused] == ["fused"] * 6
+    assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
+        (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]
+    assert len({t.orders for t in fused}) > 3

@@ -36,12 +36,13 @@ FILL_COLUMNS = ("bar", "buy", "price", "qty", "fee", "cell")
 #: Slots of the ``figures`` result.
 FIGURES = ("cash", "base", "equity", "peak", "max_drawdown", "grid_profit", "lots_profit",
            "halt_drawdown", "max_base", "gross_win", "gross_loss", "returns", "returns_sum",
-           "returns_squares", "returns_down_squares", "banked_profit", "lower", "upper")
+           "returns_squares", "returns_down_squares", "banked_profit", "lower", "upper",
+           "spacing", "measured")
 #: Slots of the ``counters`` result.
 COUNTERS = ("fills", "orders_placed", "insufficient_cash", "insufficient_base", "round_trips",
             "open_orders", "start_bar", "last_bar", "market_rejected", "lots_round_trips",
             "max_base_refused", "max_fraction_refused", "cancelled", "halted_bar",
-            "banked_round_trips", "recentres", "engine_halted")
+            "banked_round_trips", "recentres", "engine_halted", "centred_at")
 #: Position.book_lots' tolerance (gridkit.runtime.account._EPS).
 EPS = 1e-12
 
@@ -61,12 +62,11 @@ def _record(out, k, bar, buy, price, qty, fee, cell):  # pragma: no cover - numb
     return out
 
 
-@njit(cache=True)
 def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capital, maker,
                   taker, check_balance, max_base=np.inf, max_fraction=np.inf,
                   position_size=False, dd_limit=np.inf, levels=0, spacing=0.0,
-                  geometric=False, cooldown=0, lower=-np.inf,
-                  upper=np.inf):  # pragma: no cover - numba
+                  geometric=False, cooldown=0, lower=-np.inf, upper=np.inf, measured=None,
+                  k=0.0, min_spacing=0.0, max_spacing=0.0, threshold=0.0):
     """Trade the grid of ``lines`` (N+1, increasing) and ``qtys`` (N) over the accepted bars;
     the first accepted bar lays it at its close.
 
@@ -82,14 +82,38 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
     not): every order of the grid cancelled, the cells seeded at the close, the difference in
     base traded with one market order (:func:`~gridkit.plugins.grids.controls.relay`), in the
     order the engine sends them.
-    Returns ``(fills, figures, counters, state, parked, order)``: the fills (rows of
-    :data:`FILL_COLUMNS`), :data:`FIGURES`, :data:`COUNTERS`, and per cell its state, whether it
-    is parked, and its open order's status.
+    ``measured``: the ``volatility-adjusted`` grid's measured volatility m after each bar (NaN
+    where unknown), with ``levels``, ``geometric``, ``cooldown`` and its ``k``,
+    ``min_spacing``, ``max_spacing`` and ``threshold``: the grid is laid (``lines`` only sets
+    how many) at the first accepted close where m is known, with the spacing ``k*m`` clamped,
+    and laid again as :class:`~gridkit.plugins.grids.volatility_adjusted
+    .VolatilityAdjustedGrid` decides — the close out of the grid, or m moved past the
+    threshold.
+    Returns ``(fills, figures, counters, state, parked, order, lines)``: the fills (rows of
+    :data:`FILL_COLUMNS`), :data:`FIGURES`, :data:`COUNTERS`, per cell its state, whether it
+    is parked and its open order's status, and the lines last laid.
     """
+    vol = np.empty(0) if measured is None else np.ascontiguousarray(measured,
+                                                                     dtype=np.float64)
+    return _grid_kernel(open_, high, low, close, accepted, lines, qtys, uniform, capital,
+                        maker, taker, check_balance, max_base, max_fraction, position_size,
+                        dd_limit, levels, spacing, geometric, cooldown, lower, upper, vol,
+                        k, min_spacing, max_spacing, threshold)  # (k: the kernel's vk)
+
+
+@njit(cache=True)
+def _grid_kernel(open_, high, low, close, accepted, lines, qtys, uniform, capital, maker,
+                 taker, check_balance, max_base, max_fraction, position_size, dd_limit, levels,
+                 spacing, geometric, cooldown, lower, upper, vol, vk, min_spacing, max_spacing,
+                 threshold):  # pragma: no cover - numba
+    """:func:`grid_backtest`'s loop (every argument given; ``vol`` empty: no measured
+    volatility; ``vk``: its ``k``)."""
     n = lines.shape[0] - 1
     nbars = close.shape[0]
     lines = lines.copy()  # (the re-centring lays them again)
     recenter = levels > 0
+    vmode = vol.shape[0] > 0  # volatility-adjusted: the spacing follows vol, laid when known
+    m0 = 0.0  # the measured volatility the grid was laid with
     # ctx.index (accepted bars so far) of each bar, for the re-centring's cooldown
     cum = np.cumsum(accepted) if recenter else np.zeros(1, dtype=np.int64)
     centred_at = 1
@@ -188,7 +212,8 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                 b, accepted, low, high, close, oprice[best_buy] if best_buy >= 0 else -np.inf,
                 oprice[best_sell] if best_sell < n else np.inf, cash, base, equity, peak,
                 max_dd, last, dd_limit if halted_at < 0 else np.inf, rn, rs, rq, rd,
-                edge_lo, edge_hi, cum, centred_at + cooldown)
+                edge_lo, edge_hi, cum, centred_at + cooldown, vmode, vol, m0, threshold, vk,
+                min_spacing, max_spacing, spacing)
             if b == nbars:
                 break
         if not accepted[b]:
@@ -280,8 +305,18 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             equity, peak, max_dd, dd, rn, rs, rq, rd = _mark(cash, base, c, peak, max_dd,
                                                              equity, rn, rs, rq, rd)
         # --- the strategy's start: the grid laid at the first close (relay) ----------------
-        if start < 0:
+        # (volatility-adjusted: at the first close where the measured volatility is known)
+        if start < 0 and vmode and vol[b] != vol[b]:
+            pass
+        elif start < 0:
             start = b
+            if vmode:
+                m0 = vol[b]
+                spacing = _clamp(vk * m0, min_spacing, max_spacing)
+                _lay_lines(lines, c, levels, spacing, geometric)
+                edge_lo, edge_hi = lines[0], lines[n]  # (its lower and upper: the lines')
+                centred_at = cum[b]
+                relayed = True
             holding_n = 0
             holding_q = 0.0
             for i in range(n):
@@ -296,8 +331,16 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             for i in range(n):
                 _order_for(i, True, state, qtys, lines, selling, parked, ostat, obuy, oqty,
                            oprice, actions, base, sc, ic)
-        elif recenter and cum[b] - centred_at >= cooldown and (c > edge_hi or c < edge_lo):
-            # --- SymmetricGrid.on_bar: re-centre on the close (GridControls.lay, relay) -----
+        elif recenter and cum[b] - centred_at >= cooldown and (
+                c > edge_hi or c < edge_lo or (vmode and _drifted(
+                    vol[b], m0, threshold, vk, min_spacing, max_spacing, spacing))):
+            # --- SymmetricGrid.on_bar: re-centre on the close (GridControls.lay, relay);
+            # VolatilityAdjustedGrid.on_bar: the same with the spacing of this bar's m -------
+            if vmode:
+                mm = vol[b]
+                if mm == mm:
+                    m0 = mm
+                spacing = _clamp(vk * m0, min_spacing, max_spacing)
             relayed = True
             recentres += 1
             banked_trips += round_trips
@@ -326,16 +369,9 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
                 elif ostat[i] == PENDING:
                     c_live[nc], c_ref[nc] = False, c_ref[i]
                     nc += 1
-            edge_lo = c * (1 - levels * spacing)
-            edge_hi = c * (1 + levels * spacing)
-            if geometric:
-                ratio = edge_hi / edge_lo
-                for i in range(n + 1):
-                    lines[i] = edge_lo * ratio ** (i / n)
-            else:
-                step = (edge_hi - edge_lo) / n
-                for i in range(n + 1):
-                    lines[i] = edge_lo + i * step
+            edge_lo, edge_hi = _lay_lines(lines, c, levels, spacing, geometric)
+            if vmode:
+                edge_lo, edge_hi = lines[0], lines[n]
             held_new = 0
             for i in range(n):
                 ostat[i] = NONE
@@ -542,10 +578,10 @@ def grid_backtest(open_, high, low, close, accepted, lines, qtys, uniform, capit
             open_orders += 1
     figures = np.array([cash, base, equity, peak, max_dd, grid_profit, lot_f[0], halt_dd,
                         most_base, lot_f[1], lot_f[2], rn, rs, rq, rd, banked_profit, edge_lo,
-                        edge_hi])
+                        edge_hi, spacing, m0])
     counters = np.array([nfill, placed, no_cash, no_base, round_trips, open_orders, start,
                          last, mkt_refused, lot_i[2], base_refused, size_refused, cancelled,
-                         halted_at, banked_trips, recentres, engine_halted],
+                         halted_at, banked_trips, recentres, engine_halted, centred_at],
                         dtype=np.int64)
     return out[:nfill].copy(), figures, counters, state, parked, ostat, lines
 
@@ -670,10 +706,11 @@ def _mark(cash, base, close, peak, max_dd, prev, rn, rs, rq, rd):  # pragma: no 
 
 @njit(cache=True)
 def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, max_dd,
-           last, dd_limit, rn, rs, rq, rd, edge_lo, edge_hi, cum,
-           ready):  # pragma: no cover - numba
+           last, dd_limit, rn, rs, rq, rd, edge_lo, edge_hi, cum, ready, vmode, vol, m0,
+           threshold, k, min_spacing, max_spacing, spacing):  # pragma: no cover - numba
     """From bar ``b``, mark the accepted bars that reach neither the best buy nor the best
-    sell, nor close outside [``edge_lo``, ``edge_hi``] once ``cum`` (ctx.index) reaches
+    sell, nor close outside [``edge_lo``, ``edge_hi``] (nor, ``vmode``, see the measured
+    volatility ``vol`` drift from ``m0``: :func:`_drifted`) once ``cum`` (ctx.index) reaches
     ``ready`` (a re-centring); stop at the first that does (or at the end), or right after
     marking one whose drawdown reaches ``dd_limit`` (``tripped``). A tight loop of its own,
     so the compiler keeps its few values in registers: most bars of a grid's life are these."""
@@ -685,7 +722,9 @@ def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, m
                     _limit_reached(False, sell, low[b], high[b]):
                 break
             c = close[b]
-            if (c > edge_hi or c < edge_lo) and cum[b] >= ready:  # a re-centring's bar
+            if (c > edge_hi or c < edge_lo or (vmode and _drifted(
+                    vol[b], m0, threshold, k, min_spacing, max_spacing, spacing))) \
+                    and cum[b] >= ready:  # a re-centring's bar
                 break
             last = b
             equity, peak, max_dd, dd, rn, rs, rq, rd = _mark(cash, base, close[b], peak,
@@ -694,6 +733,37 @@ def _quiet(b, accepted, low, high, close, buy, sell, cash, base, equity, peak, m
                 return b, equity, peak, max_dd, dd, last, True, rn, rs, rq, rd
         b += 1
     return b, equity, peak, max_dd, dd, last, False, rn, rs, rq, rd
+
+
+@njit(cache=True, inline="always")
+def _clamp(s, low, high):  # pragma: no cover - numba
+    """volatility_adjusted.clamp_spacing of ``s = k*m``."""
+    return low if s < low else high if s > high else s
+
+
+@njit(cache=True, inline="always")
+def _drifted(m, m0, threshold, k, low, high, spacing):  # pragma: no cover - numba
+    """VolatilityAdjustedGrid.on_bar: m known, moved by more than ``threshold`` of ``m0``, and
+    its clamped spacing not the grid's."""
+    return m == m and abs(m - m0) > threshold * m0 and _clamp(k * m, low, high) != spacing
+
+
+@njit(cache=True, inline="always")
+def _lay_lines(lines, c, levels, spacing, geometric):  # pragma: no cover - numba
+    """A centred grid's lines at close ``c`` into ``lines`` (``levels`` cells each side,
+    ``spacing`` apart: cells.grid_lines); its lowest and highest line."""
+    n = lines.shape[0] - 1
+    edge_lo = c * (1 - levels * spacing)
+    edge_hi = c * (1 + levels * spacing)
+    if geometric:
+        ratio = edge_hi / edge_lo
+        for i in range(n + 1):
+            lines[i] = edge_lo * ratio ** (i / n)
+    else:
+        step = (edge_hi - edge_lo) / n
+        for i in range(n + 1):
+            lines[i] = edge_lo + i * step
+    return edge_lo, edge_hi
 
 
 @njit(cache=True, inline="always")

@@ -4,7 +4,8 @@ A pipeline fuses when it is a one-symbol spot backtest of bars whose components 
 compiled twin in :mod:`gridkit.fused`: the built-in ``timestamp``, ``price``, ``volume`` and
 ``ohlc`` validators, the built-in bar features the feature fuser runs, a grid whose lines stay
 where the first close lays them (``static``, ``geometric``, ``asymmetric``, ``fibonacci``) or
-that re-centres on the close (``symmetric``, with no regime rule to follow), in its default
+that lays itself again (``symmetric`` on the close, ``volatility-adjusted`` on the close and its
+measured volatility; no regime rule to follow), in its default
 controls (long, ``on_exit = "hold"``, no stop or take-profit), the ``simulated`` executor with
 rate fees, the ``position-size`` and ``drawdown`` risk checks (once each), and no other risk
 check, signal, filter, regime rule, attention module, monitor or feedback. The components are
@@ -22,27 +23,57 @@ AUTO_MIN_BARS = 100_000
 
 def fused_grids() -> tuple[type, ...]:
     """The grid classes the fused kernel runs: those whose lines stay where the start lays
-    them, and ``symmetric``, which it re-centres as the strategy does."""
+    them, and ``symmetric`` and ``volatility-adjusted``, which it lays again as the strategy
+    does."""
     from gridkit.plugins.grids.asymmetric import AsymmetricGrid
     from gridkit.plugins.grids.fibonacci import FibonacciGrid
     from gridkit.plugins.grids.geometric import GeometricGrid
     from gridkit.plugins.grids.static import StaticGrid
     from gridkit.plugins.grids.symmetric import SymmetricGrid
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
 
-    return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid, SymmetricGrid)
+    return (StaticGrid, GeometricGrid, AsymmetricGrid, FibonacciGrid, SymmetricGrid,
+            VolatilityAdjustedGrid)
 
 
-def grid_params(strategy: Any) -> dict[str, Any]:
-    """The fused grid kernel's re-centring arguments for ``strategy`` after its start (none
-    but for ``symmetric``)."""
+def grid_params(strategy: Any, measured: Any = None) -> dict[str, Any]:
+    """The fused grid kernel's re-laying arguments for ``strategy`` after its start (none but
+    for ``symmetric`` and ``volatility-adjusted``; ``measured``: the latter's measured
+    volatility per bar, :func:`gridkit.fused.run.measured_volatility`)."""
     from gridkit.plugins.grids.symmetric import SymmetricGrid
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
 
-    if type(strategy) is not SymmetricGrid:
-        return {}
+    kind = type(strategy)
     c = strategy.config
+    if kind is VolatilityAdjustedGrid:
+        return {"levels": int(c.levels), "geometric": c.mode == "geometric",
+                "cooldown": int(c.cooldown), "measured": measured, "k": float(c.k),
+                "min_spacing": float(c.min_spacing), "max_spacing": float(c.max_spacing),
+                "threshold": float(c.threshold)}
+    if kind is not SymmetricGrid:
+        return {}
     return {"levels": int(c.levels), "spacing": float(c.spacing),
             "geometric": c.mode == "geometric", "cooldown": int(c.cooldown),
             "lower": float(strategy.lower), "upper": float(strategy.upper)}
+
+
+def kernel_grid(strategy: Any) -> tuple[Any, Any, bool] | str:
+    """The grid kernel's ``lines``, ``qtys`` and ``uniform`` for a started ``strategy``, or
+    why its lines cannot run fused. (A ``volatility-adjusted`` grid lays its own lines in the
+    kernel: these only say how many cells.)"""
+    import numpy as np
+
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
+
+    if type(strategy) is VolatilityAdjustedGrid:
+        c = strategy.config
+        n = 2 * int(c.levels)
+        return np.arange(n + 1, dtype=np.float64), np.full(n, float(c.qty)), True
+    cells = strategy.cells
+    lines = np.array(cells.lines, dtype=np.float64)
+    if not np.all(np.diff(lines) > 0):
+        return "the grid's lines are not strictly increasing, which a fused backtest needs"
+    return lines, np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float))
 
 
 def risk_problem(checks: list[Any]) -> tuple[Any, str] | None:
@@ -84,7 +115,7 @@ def strategy_problem(strategy: Any) -> str | None:
     """Why ``strategy`` has no fused form (None: it has), as the end of a sentence."""
     if type(strategy) not in fused_grids():
         return ("has no fused form (fused grids: static, geometric, asymmetric, fibonacci, "
-                "symmetric)")
+                "symmetric, volatility-adjusted)")
     c = strategy.config
     if c.direction != "long" or getattr(c, "on_exit", "hold") != "hold" or any(
             getattr(c, name) is not None for name in ("stop_loss", "take_profit",

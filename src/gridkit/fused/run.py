@@ -170,8 +170,9 @@ def run_fused(run: Any) -> np.ndarray | None:
     :data:`~gridkit.fused.grid.FILL_COLUMNS` (the bar as an index of the source's bars in the
     window). None when the data cannot be arrays: ``run.path`` then says why, and the caller
     runs the event loop."""
+    from gridkit.core.errors import ConfigError
     from gridkit.fused.grid import grid_backtest
-    from gridkit.fused.plan import grid_params, risk_params
+    from gridkit.fused.plan import grid_params, kernel_grid, risk_params
     from gridkit.runtime.stages import _preflight, fees
 
     p = run.pipeline
@@ -196,25 +197,29 @@ def run_fused(run: Any) -> np.ndarray | None:
     ctx.bar = ctx.event = first
     saved_index, ctx.index = ctx.index, 1
     acct.mark(pos, first.close)
-    _preflight(run, lr)
     strat = lane.strategy
+    got = measured_volatility(strat, lane.features, arrays, accepted)
+    measured = None
+    if got is not None:  # it starts on its feature's value at the first bar, not the last
+        measured, values = got
+        key, last_value = strat.key, ctx.features[strat.key]
+        ctx.features[key] = float(values[int(index[0])])
+    _preflight(run, lr)
     strat.start(ctx)
+    if got is not None:
+        ctx.features[key] = last_value
     ctx.index = saved_index
-    cells = strat.cells
-    lines = np.array(cells.lines, dtype=np.float64)
-    qtys = np.array(cells.qtys, dtype=np.float64)
-    if not np.all(np.diff(lines) > 0):
-        from gridkit.core.errors import ConfigError
-
-        raise ConfigError("strategy: its lines are not strictly increasing, which a fused "
-                          "backtest needs; set [pipeline] fuse = \"off\"")
+    grid = kernel_grid(strat)
+    if isinstance(grid, str):
+        raise ConfigError(f"strategy: {grid}; set [pipeline] fuse = \"off\"")
+    lines, qtys, uniform = grid
     maker, taker = fees(p, lane.info)
     out, figures, counters, state, parked, _, final_lines = grid_backtest(
-        arrays.open, arrays.high, arrays.low, arrays.close, accepted, lines, qtys,
-        isinstance(cells.qty, (int, float)), float(acct.capital), maker, taker,
-        bool(p.executor.config.check_balance), **risk_params(p.risk), **grid_params(strat))
+        arrays.open, arrays.high, arrays.low, arrays.close, accepted, lines, qtys, uniform,
+        float(acct.capital), maker, taker, bool(p.executor.config.check_balance),
+        **risk_params(p.risk), **grid_params(strat, measured))
     _book(run, arrays, out)
-    cash, base, equity, peak, max_dd, grid_profit, lots_profit, halt_dd = (
+    cash, base, equity, peak, max_dd, _grid_profit, lots_profit, halt_dd = (
         float(x) for x in figures[:8])
     if (acct.cash, pos.qty, pos.grid_profit, pos.round_trips) != (
             cash, base, lots_profit, int(counters[9])):  # the same operations in the same order
@@ -232,17 +237,7 @@ def run_fused(run: Any) -> np.ndarray | None:
     lr.started = True
     lr.first_ts = first.ts
     lr.start_bar = (first.ts, first.close)
-    cells.state = [int(s) for s in state]
-    cells.parked = {int(i) for i in np.flatnonzero(parked)}
-    cells.order_of = [None] * cells.n
-    cells.round_trips = int(counters[4])
-    cells.grid_profit = grid_profit
-    if int(counters[15]):  # re-centred (symmetric): the last laying's cells and what it banked
-        cells.lines = [float(x) for x in final_lines]
-        strat.recentres = int(counters[15])
-        strat.banked_trips = int(counters[14])
-        strat.banked_profit = float(figures[15])
-        strat.lower, strat.upper = float(figures[16]), float(figures[17])
+    _leave_grid(strat, figures, counters, state, parked, final_lines, measured is not None)
     if counters[16]:
         run.rejected["engine: trading halted"] = int(counters[16])
     p.executor.fills = int(counters[0])
@@ -255,6 +250,60 @@ def run_fused(run: Any) -> np.ndarray | None:
     run.orders_cancelled = int(counters[12])  # (a re-centring's cancels, a halt's)
     _risk(run, arrays, counters, halt_dd)
     return out
+
+
+def _leave_grid(strat: Any, figures: np.ndarray, counters: np.ndarray, state: np.ndarray,
+                parked: np.ndarray, final_lines: np.ndarray, volatility: bool) -> None:
+    """The grid strategy's cells and counters as its own run would leave them."""
+    from gridkit.plugins.grids.cells import GridCells
+
+    laid = int(counters[6]) >= 0
+    if volatility and laid:  # (it may have been laid in the kernel only, after its start)
+        if strat.cells is None:
+            strat.cells = GridCells([float(x) for x in final_lines], strat.config.qty)
+        strat.relays = int(counters[15])
+        strat.spacing, strat.laid_with = float(figures[18]), float(figures[19])
+        strat.laid_at = int(counters[17])
+    cells = strat.cells
+    if cells is None:  # never laid: nothing traded
+        return
+    cells.state = [int(s) for s in state]
+    cells.parked = {int(i) for i in np.flatnonzero(parked)}
+    cells.order_of = [None] * len(state)
+    cells.round_trips = int(counters[4])
+    cells.grid_profit = float(figures[5])
+    if int(counters[15]) or volatility:  # laid again: the last laying's cells, what it banked
+        cells.lines = [float(x) for x in final_lines]
+        if not volatility:
+            strat.recentres = int(counters[15])
+        strat.banked_trips = int(counters[14])
+        strat.banked_profit = float(figures[15])
+        strat.lower, strat.upper = float(figures[16]), float(figures[17])
+
+
+def measured_volatility(strategy: Any, features: list[tuple[str, Any]], arrays: BarArrays,
+                        accepted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """A ``volatility-adjusted`` grid's measured volatility m after each bar and the values of
+    the feature it reads (NaN where not known), from a fused pass of that feature; None for
+    another strategy, or when no feature has its key (its start says so)."""
+    from gridkit.plugins.grids.volatility_adjusted import VolatilityAdjustedGrid
+
+    if type(strategy) is not VolatilityAdjustedGrid:
+        return None
+    from gridkit.fused.features import step_features
+    from gridkit.plugins.features.fusion import FusedBars
+
+    feature = next((f for k, f in features if k == strategy.key), None)
+    if feature is None:
+        return None
+    fused = FusedBars([feature.fused_layout()])
+    values = np.full(len(arrays.close), np.nan)
+    step_features(fused.ints, fused.floats, accepted, arrays.high, arrays.low, arrays.close,
+                  arrays.volume, 0, values)
+    if strategy.config.measure != "atr":
+        return values, values
+    with np.errstate(divide="ignore", invalid="ignore"):  # m = ATR/close, as it divides
+        return values / arrays.close, values
 
 
 def _risk(run: Any, arrays: BarArrays, counters: np.ndarray, halt_dd: float) -> None:

@@ -71,6 +71,10 @@ class FusedRunner:
         self.run_info = built.run
         self.symbol = built.lanes[0].symbol
         self.arrays, self.accepted = arrays, accepted
+        self.features = built.lanes[0].features
+        #: A volatility-adjusted grid's measured volatility and feature values over
+        #: :attr:`arrays`, by the feature and measure it reads.
+        self._measured: dict[tuple[str, str], Any] = {}
         self.registry = build_registry(get_host(), exclude=built.config.plugins.disable)
         from gridkit.fused.plan import risk_params
 
@@ -123,11 +127,11 @@ class FusedRunner:
     def run(self, params: Mapping[str, Any], arrays: Any, accepted: Any) -> Summary | str:
         """The point's figures on other bars (``arrays``, a :class:`~gridkit.fused.run
         .BarArrays`, and their accepted mask): a stress path, say."""
-        import numpy as np
 
         from gridkit.core.types import Bar
         from gridkit.fused.grid import grid_backtest
-        from gridkit.fused.plan import grid_params, strategy_problem
+        from gridkit.fused.plan import grid_params, kernel_grid, strategy_problem
+        from gridkit.fused.run import measured_volatility
         from gridkit.runtime.account import Account
         from gridkit.runtime.build import construct
         from gridkit.runtime.context import Context
@@ -158,19 +162,27 @@ class FusedRunner:
         ctx.bar = ctx.event = bar
         ctx.index = 1
         account.mark(ctx.position, bar.close)
+        reads = (getattr(strat, "key", ""), getattr(strat.config, "measure", ""))
+        got = self._measured.get(reads) if arrays is self.arrays else None
+        if got is None:
+            got = measured_volatility(strat, self.features, a, accepted)
+            if arrays is self.arrays:
+                self._measured[reads] = got
+        measured = None
+        if got is not None:  # its start reads the feature's value at the first bar
+            measured = got[0]
+            ctx.features[reads[0]] = float(got[1][first])
         try:
             strat.start(ctx)
         except GridkitError as err:
             return str(err)
-        cells = strat.cells
-        lines = np.array(cells.lines, dtype=np.float64)
-        if not np.all(np.diff(lines) > 0):
-            return "the grid's lines are not strictly increasing"
+        grid = kernel_grid(strat)
+        if isinstance(grid, str):
+            return grid
         _, figures, counters, *_ = grid_backtest(
-            a.open, a.high, a.low, a.close, accepted, lines,
-            np.array(cells.qtys, dtype=np.float64), isinstance(cells.qty, (int, float)),
-            capital, float(ex.config.maker_fee), float(ex.config.taker_fee),
-            bool(ex.config.check_balance), **self.risk, **grid_params(strat))
+            a.open, a.high, a.low, a.close, accepted, *grid, capital,
+            float(ex.config.maker_fee), float(ex.config.taker_fee),
+            bool(ex.config.check_balance), **self.risk, **grid_params(strat, measured))
         years = (float(a.ts[int(counters[7])]) - float(a.ts[first])) / 86_400_000 \
             * 86_400_000 / YEAR_MS
         out = _figures(capital, float(figures[2]), float(figures[4]), int(counters[1]),
