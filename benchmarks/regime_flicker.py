@@ -62,7 +62,7 @@ def load(path: Path) -> list[Bar]:
     cls = ParquetSource if path.suffix == ".feather" else FreqtradeJson
     source = cls(cls.Config(path=str(path)))
     source.setup(RunInfo("flicker", "backtest", "X", 1.0))
-    return source.bars
+    return list(source.events())
 
 
 def fold_hours(bars: list[Bar]) -> list[Bar]:

@@ -34,7 +34,7 @@ def accepted_bars() -> tuple[FusedRunner, Any, np.ndarray]:
     assert isinstance(runner, FusedRunner)
     real = np.flatnonzero(runner.accepted)
     bars = runner.arrays._replace(**{k: getattr(runner.arrays, k)[real] for k in
-                                     ("ts", "open", "high", "low", "close", "volume")}, bars=[])
+                                     ("ts", "open", "high", "low", "close", "volume")})
     return runner, bars, np.ones(len(real), dtype=np.bool_)
 
 

@@ -129,6 +129,17 @@ class Source(Component):
         """How many events :meth:`events` will yield, if known (drives the progress bar)."""
         return None
 
+    def columns(self) -> Mapping[str, np.ndarray] | None:
+        """The bars :meth:`events` yields, as columns, if the source holds them so; else None.
+
+        Optional, after ``setup``: ``{"ts": int64 epoch ms, "open", "high", "low", "close",
+        "volume": float64}``, equal arrays, in :meth:`events`' order and with its values. A
+        fused backtest (:mod:`gridkit.fused`) reads them instead of making a
+        :class:`~gridkit.Bar` per row: a file source of many bars that keeps them as arrays
+        saves that memory. The default, None, has it read :meth:`events`.
+        """
+        return None
+
 
 class Validator(Component):
     """Accepts or drops each event before anything else sees it; never raises on bad data."""

@@ -681,7 +681,13 @@ def _size_check(base, open_buy_qty, qty, max_base, max_fraction, equity,
 def _mark(cash, base, close, peak, max_dd, prev, rn, rs, rq, rd):  # pragma: no cover - numba
     """Account.mark of one spot position: equity, the peak and the largest drawdown; the
     drawdown now (Account.drawdown: the same expression, 0.0 at a new peak); and the return
-    since ``prev``, the last mark's equity, added to the sums (Account.returns)."""
+    since ``prev``, the last mark's equity, added to the sums (Account.returns).
+
+    Written without the branches whose way a price path makes random (a return below zero, a
+    new peak): selects instead, so a bar costs no mispredicted jump. Every value is the one
+    the branches give, bit for bit: a return at or above zero adds ``0.0*0.0`` to the
+    downside squares, and at a new peak the drawdown is ``0.0/peak`` and cannot raise the
+    largest one."""
     equity = cash
     if base != 0.0:
         equity += base * close
@@ -691,16 +697,11 @@ def _mark(cash, base, close, peak, max_dd, prev, rn, rs, rq, rd):  # pragma: no 
             rn += 1
             rs += r
             rq += r * r
-            if r < 0:
-                rd += r * r
-    dd = 0.0
-    if equity > peak:
-        peak = equity
-        dd = (peak - equity) / peak if peak > 0 else 0.0
-    elif peak > 0:
-        dd = (peak - equity) / peak
-        if dd > max_dd:
-            max_dd = dd
+            neg = r if r < 0 else 0.0
+            rd += neg * neg
+    peak = equity if equity > peak else peak
+    dd = (peak - equity) / peak if peak > 0 else 0.0
+    max_dd = dd if dd > max_dd else max_dd
     return equity, peak, max_dd, dd, rn, rs, rq, rd
 
 

@@ -25,7 +25,7 @@ TS_LIMIT = 2**53
 
 
 class BarArrays(NamedTuple):
-    """A lane's bars within the run's window, as columns; ``bars`` keeps the Bar objects."""
+    """A lane's bars within the run's window, as columns."""
 
     ts: np.ndarray
     open: np.ndarray
@@ -33,16 +33,25 @@ class BarArrays(NamedTuple):
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
-    bars: list[Bar]
+
+    def bar(self, i: int) -> Bar:
+        """Bar ``i`` as the source replays it."""
+        return Bar(int(self.ts[i]), float(self.open[i]), float(self.high[i]),
+                   float(self.low[i]), float(self.close[i]), float(self.volume[i]))
 
 
 def bar_arrays(source: Any, start: str = "", end: str = "",
                events: Any = None) -> BarArrays | str:
     """The source's bars within ``[start, end]`` as it would replay them (``events``: those
-    it replays, already read), or why they cannot be arrays (an event that is not a bar, a
-    timestamp out of int64 range)."""
-    events = iter(source.events() if events is None else events)
+    it replays, already read, or its :meth:`~gridkit.Source.columns`), or why they cannot be
+    arrays (an event that is not a bar, a timestamp out of int64 range)."""
     first, last = parse_time(start), parse_time(end)
+    columns = source.columns() if events is None else (
+        events if isinstance(events, dict) else None)
+    if columns is not None:
+        return _window(BarArrays(*(np.asarray(columns[role]) for role in BarArrays._fields)),
+                       first, last)
+    events = iter(source.events() if events is None else events)
     if first is not None:
         events = itertools.dropwhile(lambda e: e.ts < first, events)
     if last is not None:
@@ -54,14 +63,30 @@ def bar_arrays(source: Any, start: str = "", end: str = "",
         ts = np.fromiter((b.ts for b in bars), dtype=np.int64, count=len(bars))
     except (OverflowError, TypeError, ValueError):
         return "a timestamp out of the int64 range"
-    if len(ts) and (ts.max() > TS_LIMIT or ts.min() < -TS_LIMIT):
-        return "a timestamp beyond 2**53 ms"
 
     def col(name: str) -> np.ndarray:
         return np.fromiter((getattr(b, name) for b in bars), dtype=np.float64, count=len(bars))
 
-    return BarArrays(ts, col("open"), col("high"), col("low"), col("close"), col("volume"),
-                     bars)
+    return _window(BarArrays(ts, col("open"), col("high"), col("low"), col("close"),
+                             col("volume")), None, None)
+
+
+def _window(arrays: BarArrays, first: int | None, last: int | None) -> BarArrays | str:
+    """``arrays`` from the first bar at or after ``first`` up to (not including) the first
+    after it beyond ``last``, as the event loop's window cuts a replay; or why the timestamps
+    cannot be a kernel's."""
+    ts = arrays.ts
+    lo = 0 if first is None else int(np.argmax(ts >= first)) if (ts >= first).any() else len(ts)
+    hi = len(ts)
+    if last is not None:
+        beyond = np.flatnonzero(ts[lo:] > last)
+        hi = lo + int(beyond[0]) if len(beyond) else len(ts)
+    if lo or hi < len(ts):
+        arrays = BarArrays(*(col[lo:hi] for col in arrays))
+    ts = arrays.ts
+    if len(ts) and (ts.max() > TS_LIMIT or ts.min() < -TS_LIMIT):
+        return "a timestamp beyond 2**53 ms"
+    return arrays
 
 
 def validator_program(validators: list[Any]) -> tuple[np.ndarray, int, float, float]:
@@ -110,7 +135,7 @@ def validate(arrays: BarArrays, validators: list[Any]) -> np.ndarray:
 
 
 #: Within :func:`shared_bars`: the events of each data file read so far, by file.
-_SHARED: dict[tuple[Any, ...], list[Any]] | None = None
+_SHARED: dict[tuple[Any, ...], Any] | None = None
 
 
 @contextmanager
@@ -128,9 +153,10 @@ def shared_bars() -> Iterator[None]:
             _SHARED = None
 
 
-def _source_events(source: Any, run: Any) -> list[Any]:
-    """The source set up and its events read; from :func:`shared_bars`' files when the same
-    file (path, size, modification time) with the same options was read already."""
+def _source_events(source: Any, run: Any) -> Any:
+    """The source set up and its events read (its columns, if it has them); from
+    :func:`shared_bars`' files when the same file (path, size, modification time) with the
+    same options was read already."""
     key = None
     path = getattr(source.config, "path", None)
     if _SHARED is not None and isinstance(path, str):
@@ -143,7 +169,9 @@ def _source_events(source: Any, run: Any) -> list[Any]:
     if key is not None and _SHARED is not None and key in _SHARED:
         return _SHARED[key]
     source.setup(run)
-    events = list(source.events())
+    events = source.columns()
+    if events is None:
+        events = list(source.events())
     if key is not None and _SHARED is not None:
         _SHARED[key] = events
     return events
@@ -184,7 +212,7 @@ def run_fused(run: Any) -> np.ndarray | None:
         run.path = {"fused": False, "why": arrays}
         return None
     accepted = validate(arrays, lane.validators)
-    n = len(arrays.bars)
+    n = len(arrays.ts)
     run.seen = lr.consumed = lr.bars_seen = n
     index = np.flatnonzero(accepted)
     lr.accepted = ctx.index = run.timer.count = len(index)
@@ -192,7 +220,7 @@ def run_fused(run: Any) -> np.ndarray | None:
     if not len(index):
         return np.empty((0, 6))
     # The strategy starts in Python on the first accepted bar, as the strategy stage does.
-    first = arrays.bars[int(index[0])]
+    first = arrays.bar(int(index[0]))
     acct, pos = run.account, ctx.position
     ctx.bar = ctx.event = first
     saved_index, ctx.index = ctx.index, 1
@@ -231,7 +259,7 @@ def run_fused(run: Any) -> np.ndarray | None:
                     float(figures[14])]
     if (pos.gross_win, pos.gross_loss) != (float(figures[9]), float(figures[10])):
         raise RuntimeError("fused booking disagrees with the kernel on the gross win or loss")
-    last = arrays.bars[int(counters[7])]
+    last = arrays.bar(int(counters[7]))
     pos.price = last.close
     ctx.bar = ctx.event = last
     lr.started = True

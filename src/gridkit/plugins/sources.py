@@ -17,10 +17,12 @@ import math
 import re
 import sys
 import zlib
+from array import array
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from json.decoder import WHITESPACE
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from attrs import frozen
 
@@ -31,8 +33,15 @@ from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Bar, Trade
 from gridkit.runtime.context import RunInfo
 
+if TYPE_CHECKING:
+    import numpy as np
+
 NAN = float("nan")
 ROLES = ("ts", "open", "high", "low", "close", "volume")
+#: A file of more bars than this keeps them as columns (8 bytes a value, against about 250
+#: bytes a :class:`~gridkit.Bar` object) and makes each Bar as it replays; a smaller one makes
+#: its Bars once, when it loads, so that replaying them costs nothing per event.
+COLUMNS_FROM = 100_000
 
 
 def _number(value: Any) -> float:
@@ -97,21 +106,56 @@ class _FileSource(Source):
         _exists(run, self.config.path)
 
 
+class BarColumns(NamedTuple):
+    """Bars as six columns: epoch-ms timestamps (``array('q')``) and five ``array('d')``."""
+
+    ts: array
+    open: array
+    high: array
+    low: array
+    close: array
+    volume: array
+
+    @classmethod
+    def empty(cls) -> BarColumns:
+        return cls(array("q"), *(array("d") for _ in range(5)))
+
+
 class _LoadedBars(_FileSource):
-    """A file source that reads every bar during ``setup`` (the load phase), so replaying them
-    costs nothing per event; ``rows`` and ``malformed`` count what the file held."""
+    """A file source that reads every bar during ``setup`` (the load phase); ``rows`` and
+    ``malformed`` count what the file held. Up to :data:`COLUMNS_FROM` bars are kept as Bar
+    objects (replaying them costs nothing per event), more as :class:`BarColumns`."""
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         self.bars: list[Bar] = []
+        self._columns: BarColumns | None = None
         self.rows = 0
         self.malformed = 0
 
+    def _keep(self, columns: BarColumns) -> None:
+        """Keep the bars read: as columns if there are more than :data:`COLUMNS_FROM`."""
+        if len(columns.ts) > COLUMNS_FROM:
+            self._columns, self.bars = columns, []
+        else:
+            self._columns = None
+            self.bars = [Bar(*row) for row in zip(*columns, strict=True)]
+
     def events(self) -> Iterator[Bar]:
-        return iter(self.bars)
+        if self._columns is None:
+            return iter(self.bars)
+        return _replay(self._columns)
 
     def size_hint(self) -> int | None:
-        return len(self.bars)
+        return len(self.bars) if self._columns is None else len(self._columns.ts)
+
+    def columns(self) -> dict[str, np.ndarray] | None:
+        if self._columns is None:
+            return None
+        import numpy as np
+
+        return {role: np.frombuffer(col, dtype=np.int64 if role == "ts" else np.float64)
+                for role, col in zip(ROLES, self._columns, strict=True)}
 
     def stats(self) -> dict[str, Any]:
         return {"rows": self.rows, "malformed_rows": self.malformed}
@@ -132,33 +176,53 @@ class FreqtradeJson(_LoadedBars):
 
     def setup(self, run: RunInfo) -> None:
         path = run.resolve(self.config.path)
+        rows = self._read(path)
+        self.malformed = rows.malformed
+        # A single bad price becomes NaN for the validators to count; a file where no row has
+        # four numeric prices (freqtrade's trades files: [ms, id, type, side, ...]) is not
+        # OHLCV. Numeric strings count: raw Binance klines send prices as strings.
+        if not rows.priced:
+            raise DataError(f"data file {path} has no OHLCV rows "
+                            f"(expected [ms, open, high, low, close, volume])")
+        self.rows = len(rows.columns.ts)
+        self._keep(rows.columns)
+
+    def _read(self, path: Path) -> _Rows:
+        """The file's rows. The usual file, an array of rows, is read a row at a time from
+        its text, so a year of 1m bars never exists as half a million lists (nor its bytes
+        beside its text); anything else, and any error, is read again and parsed whole, which
+        says what is wrong."""
         raw = _read_bytes(path)
+        # float() is the fast path; it would read a JSON true as 1.0, so files holding a
+        # boolean anywhere take the careful path, which turns every bad cell into NaN.
+        careful = b"true" in raw or b"false" in raw
         try:
-            data = json.loads(raw)
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        del raw
+        rows = _Rows(careful)
+        if text and _stream_rows(text, rows):
+            return rows
+        del text
+        rows = _Rows(careful)
+        try:
+            data = json.loads(_read_bytes(path))
         except json.JSONDecodeError as err:
             raise DataError(f"data file {path} is truncated or not valid JSON "
                             f"(line {err.lineno}, column {err.colno}: {err.msg})") from None
         except UnicodeDecodeError:
             raise DataError(f"data file {path} is not text (is it the right file?)") from None
+        except RecursionError:
+            raise DataError(f"data file {path} is nested too deeply to be OHLCV rows") from None
         if isinstance(data, dict):
             data = self._from_columns(data, path)
         if not isinstance(data, list):
             raise DataError(f"data file {path} is not freqtrade OHLCV: expected a JSON array of "
                             f"[ms, open, high, low, close, volume] rows, got {type(data).__name__}")
-        rows = [r for r in data if isinstance(r, list) and len(r) >= 6 and _is_timestamp(r[0])]
-        self.malformed = len(data) - len(rows)
-        # A single bad price becomes NaN for the validators to count; a file where no row has
-        # four numeric prices (freqtrade's trades files: [ms, id, type, side, ...]) is not
-        # OHLCV. Numeric strings count: raw Binance klines send prices as strings.
-        if not any(all(math.isfinite(_number(x)) for x in r[1:5]) for r in rows):
-            raise DataError(f"data file {path} has no OHLCV rows "
-                            f"(expected [ms, open, high, low, close, volume])")
-        self.rows = len(rows)
-        # Bars are made here, in the load phase, so replay costs nothing per event. float()
-        # is the fast path; it would read a JSON true as 1.0, so files holding a boolean
-        # anywhere take the careful path, which turns every bad cell into NaN.
-        careful = b"true" in raw or b"false" in raw
-        self.bars = [self._bar(r, careful) for r in rows]
+        for r in data:
+            rows.add(r)
+        return rows
 
     @staticmethod
     def _from_columns(data: dict[str, Any], path: Path) -> list[list[Any]]:
@@ -172,16 +236,76 @@ class FreqtradeJson(_LoadedBars):
             raise DataError(f"data file {path}: OHLCV columns have different lengths")
         return [list(row) for row in zip(*series, strict=True)]
 
-    @staticmethod
-    def _bar(r: list[Any], careful: bool) -> Bar:
-        if not careful:
-            try:
-                return Bar(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]),
-                           float(r[5]))
-            except (TypeError, ValueError, OverflowError):
-                pass
-        num = _number
-        return Bar(int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
+
+
+_DECODER = json.JSONDecoder()
+
+
+def _stream_rows(text: str, rows: _Rows) -> bool:
+    """Feed each element of ``text``, a JSON array, to ``rows``; False (``rows`` then holds a
+    part) when ``text`` is not one JSON array, or not valid JSON."""
+    ws, decode = WHITESPACE.match, _DECODER.raw_decode
+    i = ws(text, 0).end()
+    if text[i:i + 1] != "[":
+        return False
+    i = ws(text, i + 1).end()
+    if text[i:i + 1] != "]":
+        try:
+            while True:
+                row, i = decode(text, i)
+                rows.add(row)
+                i = ws(text, i).end()
+                if text[i:i + 1] == "]":
+                    break
+                if text[i:i + 1] != ",":
+                    return False
+                i = ws(text, i + 1).end()
+        except (json.JSONDecodeError, RecursionError):
+            return False
+    return ws(text, i + 1).end() == len(text)
+
+
+class _Rows:
+    """freqtrade rows read into :class:`BarColumns`: a row is ``[ms, open, high, low, close,
+    volume, ...]`` with a numeric timestamp (others are counted in ``malformed``); a cell
+    that is not a number is NaN."""
+
+    def __init__(self, careful: bool) -> None:
+        self.careful = careful
+        self.columns = BarColumns.empty()
+        self.malformed = 0
+        #: Whether a row had four finite prices.
+        self.priced = False
+        self._append = tuple(col.append for col in self.columns)
+
+    def add(self, r: Any) -> None:
+        if not (isinstance(r, list) and len(r) >= 6 and _is_timestamp(r[0])):
+            self.malformed += 1
+            return
+        values = None if self.careful else _plain_row(r)
+        if values is None:
+            num = _number
+            values = (int(r[0]), num(r[1]), num(r[2]), num(r[3]), num(r[4]), num(r[5]))
+        for append, v in zip(self._append, values, strict=True):
+            append(v)
+        if not self.priced:
+            isfinite = math.isfinite
+            self.priced = (isfinite(values[1]) and isfinite(values[2]) and
+                           isfinite(values[3]) and isfinite(values[4]))
+
+
+def _plain_row(r: list[Any]) -> tuple[Any, ...] | None:
+    """A row of plain numbers converted (None if a cell is not one)."""
+    try:
+        return (int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _replay(columns: BarColumns, chunk: int = 4096) -> Iterator[Bar]:
+    """The Bars of ``columns``, made as they are replayed, a chunk of rows at a time."""
+    for k in range(0, len(columns.ts), chunk):
+        yield from map(Bar, *(col[k:k + chunk].tolist() for col in columns))
 
 
 def _check_roles(columns: dict[str, str], roles: tuple[str, ...]) -> None:

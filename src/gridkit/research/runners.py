@@ -128,7 +128,6 @@ class FusedRunner:
         """The point's figures on other bars (``arrays``, a :class:`~gridkit.fused.run
         .BarArrays`, and their accepted mask): a stress path, say."""
 
-        from gridkit.core.types import Bar
         from gridkit.fused.grid import grid_backtest
         from gridkit.fused.plan import grid_params, kernel_grid, strategy_problem
         from gridkit.fused.run import measured_volatility
@@ -155,8 +154,7 @@ class FusedRunner:
             return {**_figures(capital, capital, 0.0, 0, 0.0, 0.0, 0.0), "sharpe": None,
                     "sortino": None, "profit_factor": None}
         a = arrays
-        bar = Bar(int(a.ts[first]), float(a.open[first]), float(a.high[first]),
-                  float(a.low[first]), float(a.close[first]), float(a.volume[first]))
+        bar = a.bar(first)
         account = Account(capital, self.symbol.split("/")[-1])
         ctx = Context(self.run_info, account, symbol=self.symbol)
         ctx.bar = ctx.event = bar

@@ -69,7 +69,7 @@ def stress(pipeline: Mapping[str, Any], shocks: Shocks = Shocks(), *,
                           f"{len(real):,} accepted bars", source)
     # The accepted bars only: the paths are made of real, valid bars.
     bars = arrays._replace(**{k: getattr(arrays, k)[real] for k in
-                              ("ts", "open", "high", "low", "close", "volume")}, bars=[])
+                              ("ts", "open", "high", "low", "close", "volume")})
     every = np.ones(len(real), dtype=np.bool_)
     base = _run(runner, bars, every)
     rng = np.random.default_rng(shocks.seed)

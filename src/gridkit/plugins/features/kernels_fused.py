@@ -52,6 +52,13 @@ def price_change_step(ist, fst, io, fo, period, x):  # pragma: no cover - numba
     return out
 
 
+@njit(cache=True, inline="always")
+def _wrap(j, cap):  # pragma: no cover - numba
+    """``j % cap`` for 0 <= j < 2*cap: a ring index without an integer division (tens of
+    cycles, several per bar)."""
+    return j - cap if j >= cap else j
+
+
 @njit(cache=True)
 def price_position_step(ist, fst, io, fo, period, h, lo, x):  # pragma: no cover - numba
     """``PricePosition.update`` with its two monotonic deques kept as rings of ``period + 1``.
@@ -68,29 +75,29 @@ def price_position_step(ist, fst, io, fo, period, h, lo, x):  # pragma: no cover
     lo_v = fo + cap
     head = ist[io + 1]
     n = ist[io + 2]
-    while n > 0 and fst[hi_v + (head + n - 1) % cap] <= h:
+    while n > 0 and fst[hi_v + _wrap(head + n - 1, cap)] <= h:
         n -= 1
-    back = (head + n) % cap
+    back = _wrap(head + n, cap)
     fst[hi_v + back] = h
     ist[hi_i + back] = i
     n += 1
     start = i - period
     if ist[hi_i + head] <= start:
-        head = (head + 1) % cap
+        head = _wrap(head + 1, cap)
         n -= 1
     ist[io + 1] = head
     ist[io + 2] = n
     hh = fst[hi_v + head]
     head = ist[io + 3]
     n = ist[io + 4]
-    while n > 0 and fst[lo_v + (head + n - 1) % cap] >= lo:
+    while n > 0 and fst[lo_v + _wrap(head + n - 1, cap)] >= lo:
         n -= 1
-    back = (head + n) % cap
+    back = _wrap(head + n, cap)
     fst[lo_v + back] = lo
     ist[lo_i + back] = i
     n += 1
     if ist[lo_i + head] <= start:
-        head = (head + 1) % cap
+        head = _wrap(head + 1, cap)
         n -= 1
     ist[io + 3] = head
     ist[io + 4] = n
