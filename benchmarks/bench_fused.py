@@ -7,10 +7,16 @@ year of minutes (525,600 bars). Every figure stands beside a baseline taken in t
 * **kernels** — the fused static grid (bars/s) beside a numba pass that only reads the same
   arrays (the memory-bound ceiling); the fused default pipeline (the four validators, the ten
   core features, the grid); the plugin path (``fuse = "off"``) on the example's month.
+  Beside them, vectorbt's exact grid of the same lines (``Portfolio.from_order_func``,
+  flexible; ``vectorbt_grid.py``) where a Python with vectorbt is at hand: vectorbt pins its
+  own numba and pandas, so give it a virtualenv of its own and name its python in
+  ``GRIDKIT_VECTORBT_PYTHON`` (``python -m venv /tmp/vbt && /tmp/vbt/bin/pip install
+  vectorbt``).
 * **search** — 1,000 static-grid trials (``grids``, ``lower``, ``upper``, ``qty`` drawn at
   random) over the year on the fused runner, in one process and on every core.
 * **start-up and memory** — ``gridkit run`` of the year, fused, in a fresh process: with
-  numba's on-disk cache empty (cold: every kernel compiles) and filled (warm); its peak RSS.
+  numba's on-disk cache empty (cold: every kernel compiles) and filled (warm); its peak RSS,
+  and the plugin path's (``fuse = "off"``), beside a process that only imports numba.
 
 Run from the repository root: ``python benchmarks/bench_fused.py [--quick]``.
 """
@@ -80,10 +86,9 @@ def _pipeline(path: Path, lines: tuple[float, float], fuse: str, features: bool)
 def _kernels(quick: bool, arrays: dict[str, np.ndarray]) -> Section:
     from numba import njit
 
-    from gridkit.fused.features import step_features
     from gridkit.fused.grid import grid_backtest
+    from gridkit.fused.run import BarArrays, start_features
     from gridkit.fused.validate import validate_bars
-    from gridkit.plugins.features.fusion import BAR_FUSER
     from gridkit.runtime.engine import build_pipeline, run_pipeline
     from gridkit.runtime.pipeline_file import parse_pipeline
 
@@ -116,13 +121,15 @@ def _kernels(quick: bool, arrays: dict[str, np.ndarray]) -> Section:
     program = np.array([0, 1, 2, 4], dtype=np.int64)
     cfg = parse_pipeline(_pipeline(EXAMPLE_DATA, (lines[0], lines[-1]), "on", True))
     features = [f for _, f in build_pipeline(cfg).lanes[0].features]
+    bars = BarArrays(ts, o, h, lo, c, v)
 
-    def default() -> Any:
+    def default() -> Any:  # as gridkit.fused.run.run_fused runs them
         accepted = validate_bars(ts, o, h, lo, c, v, program, 0, np.inf, 86_400_000.0)[0]
-        fused = BAR_FUSER.program(features)
-        step_features(fused.ints, fused.floats, accepted, h, lo, c, v)
-        return grid_backtest(o, h, lo, c, accepted, lines, qtys, True, 100_000.0, 0.001,
-                             0.001, True)
+        wait = start_features(features, bars, accepted)
+        out = grid_backtest(o, h, lo, c, accepted, lines, qtys, True, 100_000.0, 0.001, 0.001,
+                            True)
+        wait()
+        return out
 
     timings: dict[str, float] = {}
     runs = (("read", lambda: read_only(o, h, lo, c, ok)), ("grid", grid),
@@ -166,14 +173,46 @@ def _kernels(quick: bool, arrays: dict[str, np.ndarray]) -> Section:
     ]
     notes = [f"read-only pass {timings['read'] * 1e3:.2f} ms, example grid "
              f"{timings['example'] * 1e3:.2f} ms, busy grid {timings['grid'] * 1e3:.2f} ms, "
-             f"default pipeline {timings['default'] * 1e3:.2f} ms (of which the ten features "
-             f"step a program of ten rows per bar: the most of it)",
-             "vectorbt is not installed in this environment (it pins its own numba and "
-             "pandas versions): no same-run figure; the issue quotes about 2 M bars/s for "
-             "its exact grid (from_order_func) on this machine"]
+             f"default pipeline {timings['default'] * 1e3:.2f} ms (the validators' pass, then the "
+             f"ten features in two groups on two threads beside the grid: the features' "
+             f"own arithmetic is the most of it)"]
+    vbt = _vectorbt(np.column_stack([ts, o, h, lo, c, v]), example_lines, 0.005, 0.001,
+                    repeat)
+    if isinstance(vbt, str):
+        notes.append(vbt)
+    else:
+        vbt_rate = n / vbt["seconds"]
+        rows.append(Row("fused static grid / vectorbt", example_rate / vbt_rate, "x",
+                        ">= 30x", at_least(example_rate / vbt_rate, 30.0), vbt_rate,
+                        "bars/s", f"vectorbt {vbt['vectorbt']} exact grid",
+                        f"the example's grid in Portfolio.from_order_func (flexible: several "
+                        f"fills a bar), {vbt['fills']:,} orders against the kernel's "
+                        f"{example_fills:,} fills; benchmarks/vectorbt_grid.py"))
     return Section("fused", "Fused backtest kernels",
                    "The compiled loops over a year of real 1m bars (laid end to end), best of "
                    "N, beside a numba pass that only reads the same arrays.", rows, notes)
+
+
+def _vectorbt(bars: np.ndarray, lines: np.ndarray, qty: float, fee: float,
+              repeat: int) -> dict[str, Any] | str:
+    """vectorbt's exact grid on ``bars`` (benchmarks/vectorbt_grid.py) under the Python of
+    ``GRIDKIT_VECTORBT_PYTHON`` (vectorbt pins its own numba and pandas: a virtualenv of its
+    own), else this one; or why there is no figure."""
+    python = os.environ.get("GRIDKIT_VECTORBT_PYTHON", sys.executable)
+    probe = subprocess.run([python, "-c", "import vectorbt"], capture_output=True)
+    if probe.returncode:
+        return ("vectorbt is not installed (it pins its own numba and pandas; install it in a "
+                "virtualenv of its own and set GRIDKIT_VECTORBT_PYTHON to its python): no "
+                "same-run figure")
+    folder = Path(tempfile.mkdtemp())
+    np.save(folder / "bars.npy", bars)
+    np.save(folder / "lines.npy", lines)
+    res = subprocess.run([python, str(Path(__file__).with_name("vectorbt_grid.py")),
+                          str(folder / "bars.npy"), str(folder / "lines.npy"), str(qty),
+                          str(fee), str(repeat)], capture_output=True, text=True)
+    if res.returncode:
+        return f"vectorbt's grid failed: {res.stderr.strip().splitlines()[-1:]}"
+    return json.loads(res.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
 def _search(quick: bool, path: Path, lines: tuple[float, float]) -> Section:
@@ -217,9 +256,22 @@ def _search(quick: bool, path: Path, lines: tuple[float, float]) -> Section:
                    f"call to its return.", rows, [])
 
 
+def _peak_rss(args: list[str]) -> float:
+    """The peak RSS (MB) of a fresh ``python args...`` process."""
+    code = ("import resource, subprocess, sys\n"
+            "subprocess.run([sys.executable, *sys.argv[1:]], check=True, "
+            "stdout=subprocess.DEVNULL)\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    res = subprocess.run([sys.executable, "-c", code, *args], env=SUBPROCESS_ENV, cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    return int(res.stdout.split()[-1]) / 1024
+
+
 def _startup(quick: bool, path: Path, lines: tuple[float, float]) -> Section:
     toml = Path(tempfile.mkdtemp()) / "year.toml"
     toml.write_text(_pipeline(path, lines, "on", False))
+    off = toml.with_name("year-off.toml")
+    off.write_text(_pipeline(path, lines, "off", False))
     code = ("import resource, subprocess, sys, time\n"
             "t = time.perf_counter()\n"
             "p = subprocess.run([sys.executable, '-m', 'gridkit', 'run', sys.argv[1], "
@@ -245,6 +297,8 @@ def _startup(quick: bool, path: Path, lines: tuple[float, float]) -> Section:
     cold = min(s for s, _ in out["cold"])
     warm = min(s for s, _ in out["warm"])
     rss = max(r for _, r in out["warm"]) / 1024
+    numba_rss = _peak_rss(["-c", "import numba"])
+    plugin_rss = _peak_rss(["-m", "gridkit", "run", str(off), "--quiet"])
     summary = json.loads(subprocess.run(
         [sys.executable, "-m", "gridkit", "run", str(toml), "--quiet", "--json"],
         capture_output=True, text=True, cwd=REPO, env=SUBPROCESS_ENV, check=True).stdout)
@@ -253,9 +307,13 @@ def _startup(quick: bool, path: Path, lines: tuple[float, float]) -> Section:
             "kernel compiles; a fresh process, best of the runs"),
         Row("gridkit run, a year fused, warm", warm, "s", baseline=cold, baseline_unit="s",
             baseline_name="cold", how="the kernels loaded from numba's on-disk cache"),
-        Row("peak RSS, a year fused", rss, "MB", "< 150 MB", at_most(rss, 150.0),
-            how="ru_maxrss of the gridkit run process: about 100 MB is Python, numpy and "
-                "numba imported; the rest the JSON parsed into rows, the bars and the arrays"),
+        Row("peak RSS, a year on the plugin path", plugin_rss, "MB", "< 150 MB",
+            at_most(plugin_rss, 150.0), how="ru_maxrss of gridkit run with fuse = \"off\": "
+            "the file's text and its bars as columns (a Bar made per event as it replays)"),
+        Row("peak RSS, a year fused", rss, "MB", "< 150 MB", at_most(rss, 150.0), numba_rss,
+            "MB", "a process that only imports numba",
+            how="ru_maxrss of the gridkit run process: numba's import is most of it; the "
+                "data is the file's text while it is read and six columns"),
     ]
     return Section("fused-start", "Fused run: start-up and memory",
                    f"gridkit run of a pipeline of {YEAR:,} 1m bars with fuse = \"on\" in "

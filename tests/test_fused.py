@@ -343,3 +343,40 @@ def test_auto_fuses_long_data_and_on_refuses_what_it_cannot(btc_1m: Path,
     data["pipeline"]["fuse"] = "on"
     with pytest.raises(ConfigError, match=r'pipeline.fuse: "on", but risk\[0\] \(daily-loss\)'):
         run_pipeline(_built(data, tmp_path))
+
+
+def test_a_feature_that_raises_is_named_as_on_the_plugin_path(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """With no validator a zero close reaches volatility's log: both paths name it, though
+    the fused one steps the features in groups on threads of their own."""
+    rows = _real_rows(data_dir)[:2000]
+    rows = [list(r) for r in rows]
+    rows[1500][4] = 0.0
+    (tmp_path / "bars.json").write_text(json.dumps(rows))
+    data = pipeline({"use": "freqtrade-json", "path": "bars.json"}, 50000, 60000, 10, 0.01,
+                    features=("rsi", "volatility", "atr", "price-position"))
+    data["validators"] = []
+    lines = []
+    for fuse in ("off", "on"):
+        d = copy.deepcopy(data)
+        d["pipeline"]["fuse"] = fuse
+        with pytest.raises(Exception) as err:
+            run_pipeline(build_pipeline(pipeline_from_data(d, "<t>", tmp_path)))
+        lines.append(str(err.value))
+    assert all("feature 'volatility'" in line and "(features[1]): ValueError: math domain "
+               "error" in line for line in lines), lines
+
+
+def test_features_split_into_groups_of_about_equal_cost(btc_1m: Path, tmp_path: Path) -> None:
+    from gridkit.fused.run import feature_groups
+
+    names = ("rsi", "atr", "ema", "volatility", "bb-position", "price-change",
+             "price-position", "trend-strength", "volume-ratio", "volume-acceleration")
+    data = pipeline({"use": "freqtrade-json", "path": str(btc_1m)}, 1, 2, 2, 1.0,
+                    features=names)
+    features = [f for _, f in _built(data, tmp_path).lanes[0].features]
+    two = feature_groups(features, 2)
+    assert sorted(map(len, two)) == [5, 5] and sum(two, []) != features
+    assert sorted(sum(two, []), key=features.index) == features
+    assert feature_groups(features, 1) == [features]
+    assert feature_groups(features[:1], 8) == [features[:1]]

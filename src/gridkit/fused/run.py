@@ -11,13 +11,16 @@ average price, realized profit) is computed by the same code as on the plugin pa
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from gridkit.core.types import Bar, Fill
+from gridkit.plugins.features.fused_kinds import BB_POSITION, PRICE_POSITION, VOLATILITY
 from gridkit.runtime.pipeline_file import parse_time
 
 #: Timestamps beyond this (ms) would overflow the kernels' int64 differences: plugin path.
@@ -198,11 +201,6 @@ def run_fused(run: Any) -> np.ndarray | None:
     :data:`~gridkit.fused.grid.FILL_COLUMNS` (the bar as an index of the source's bars in the
     window). None when the data cannot be arrays: ``run.path`` then says why, and the caller
     runs the event loop."""
-    from gridkit.core.errors import ConfigError
-    from gridkit.fused.grid import grid_backtest
-    from gridkit.fused.plan import grid_params, kernel_grid, risk_params
-    from gridkit.runtime.stages import _preflight, fees
-
     p = run.pipeline
     lr = run.lanes[0]
     lane, ctx = lr.lane, lr.ctx
@@ -216,7 +214,25 @@ def run_fused(run: Any) -> np.ndarray | None:
     run.seen = lr.consumed = lr.bars_seen = n
     index = np.flatnonzero(accepted)
     lr.accepted = ctx.index = run.timer.count = len(index)
-    _features(lr, lane, ctx, arrays, accepted)
+    finish_features = _features(lr, lane, ctx, arrays, accepted)
+    try:
+        out = _trade(run, lr, arrays, accepted, index)
+    finally:
+        finish_features()
+    return out
+
+
+def _trade(run: Any, lr: Any, arrays: BarArrays, accepted: np.ndarray,
+           index: np.ndarray) -> np.ndarray:
+    """The strategy started on the first accepted bar, the grid kernel over the rest, and
+    the run left as the event loop leaves it; the fills."""
+    from gridkit.core.errors import ConfigError
+    from gridkit.fused.grid import grid_backtest
+    from gridkit.fused.plan import grid_params, kernel_grid, risk_params
+    from gridkit.runtime.stages import _preflight, fees
+
+    p = run.pipeline
+    lane, ctx = lr.lane, lr.ctx
     if not len(index):
         return np.empty((0, 6))
     # The strategy starts in Python on the first accepted bar, as the strategy stage does.
@@ -228,14 +244,11 @@ def run_fused(run: Any) -> np.ndarray | None:
     strat = lane.strategy
     got = measured_volatility(strat, lane.features, arrays, accepted)
     measured = None
-    if got is not None:  # it starts on its feature's value at the first bar, not the last
-        measured, values = got
-        key, last_value = strat.key, ctx.features[strat.key]
-        ctx.features[key] = float(values[int(index[0])])
+    if got is not None:  # it starts on its feature's value at the first bar (the last
+        measured, values = got  # values are put in place once the features are stepped)
+        ctx.features[strat.key] = float(values[int(index[0])])
     _preflight(run, lr)
     strat.start(ctx)
-    if got is not None:
-        ctx.features[key] = last_value
     ctx.index = saved_index
     grid = kernel_grid(strat)
     if isinstance(grid, str):
@@ -356,19 +369,87 @@ def _risk(run: Any, arrays: BarArrays, counters: np.ndarray, halt_dd: float) -> 
             run.halted = run.lanes[0].ctx.halted = reason
 
 
-def _features(lr: Any, lane: Any, ctx: Any, arrays: BarArrays, accepted: np.ndarray) -> None:
-    """Step the lane's features over the accepted bars; their last values into the context."""
-    if not lane.features:
-        return
+def _features(lr: Any, lane: Any, ctx: Any, arrays: BarArrays,
+              accepted: np.ndarray) -> Callable[[], None]:
+    """Start stepping the lane's features over the accepted bars (:func:`start_features`);
+    the returned function waits for them and puts their last values into the context."""
+    features = [f for _, f in lane.features]
+    if not features:
+        return lambda: None
+    wait = start_features(features, arrays, accepted)
+
+    def finish() -> None:
+        values = wait()
+        for key, f in lane.features:
+            ctx.features[key] = values[id(f)]
+        lr.fused = [key for key, _ in lane.features]
+
+    return finish
+
+
+def start_features(features: list[Any], arrays: BarArrays,
+                   accepted: np.ndarray) -> Callable[[], dict[int, float]]:
+    """Start stepping fusable ``features`` over the accepted bars, in groups of about equal
+    cost (:func:`feature_groups`, one per core), each a fused program on a thread of its own:
+    the compiled step releases the GIL and the groups share no state, so the values are those
+    of one program stepping them all. Returns a function that waits for them: their last
+    values by ``id`` of the feature, or it raises what a step raised, the feature named (in
+    ``gridkit_component``, as the plugin path's fused step names it)."""
     from gridkit.fused.features import step_features
     from gridkit.plugins.features.fusion import BAR_FUSER
 
-    fused = BAR_FUSER.program([f for _, f in lane.features])
-    step_features(fused.ints, fused.floats, accepted, arrays.high, arrays.low, arrays.close,
-                  arrays.volume)
-    for (key, _), value in zip(lane.features, fused.values.tolist(), strict=True):
-        ctx.features[key] = value
-    lr.fused = [key for key, _ in lane.features]
+    groups = feature_groups(features, _cores())
+    programs = [BAR_FUSER.program(group) for group in groups]
+    errors: list[BaseException] = []
+
+    def step(fused: Any, group: list[Any]) -> None:
+        try:
+            step_features(fused.ints, fused.floats, accepted, arrays.high, arrays.low,
+                          arrays.close, arrays.volume)
+        except Exception as err:
+            err.gridkit_component = group[fused.current()]  # type: ignore[attr-defined]
+            errors.append(err)
+
+    threads = [threading.Thread(target=step, args=pair, daemon=True)
+               for pair in zip(programs, groups, strict=True)]
+    for t in threads:
+        t.start()
+
+    def wait() -> dict[int, float]:
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return {id(f): v for fused, group in zip(programs, groups, strict=True)
+                for f, v in zip(group, fused.values.tolist(), strict=True)}
+
+    return wait
+
+
+#: The relative cost of a bar of each fused feature kind (from ``benchmarks/bench_fused.py``'s
+#: year): the rolling extremes' deques and the log return cost most.
+_KIND_COST = {PRICE_POSITION: 4.0, VOLATILITY: 2.0, BB_POSITION: 2.0}
+
+
+def feature_groups(features: list[Any], parts: int) -> list[list[Any]]:
+    """``features`` in at most ``parts`` groups of about equal cost (the costliest first, each
+    to the cheapest group so far), each in its original order."""
+    parts = max(1, min(parts, len(features)))
+    load = [0.0] * parts
+    member: list[list[int]] = [[] for _ in range(parts)]
+    costs = [_KIND_COST.get(f.fused_layout().kind, 1.0) for f in features]
+    for i in sorted(range(len(features)), key=lambda i: -costs[i]):
+        g = load.index(min(load))
+        load[g] += costs[i]
+        member[g].append(i)
+    return [[features[i] for i in sorted(m)] for m in member if m]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def _book(run: Any, arrays: BarArrays, out: np.ndarray) -> None:
