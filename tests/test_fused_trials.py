@@ -78,33 +78,37 @@ def test_points_without_a_fused_form_fall_back_to_the_engine() -> None:
     assert all(t.error is None for t in trials)
 
 
+def random_trials_agree(data: dict[str, Any], space: dict[str, Any], objective: str,
+                        seed: int) -> list[Any]:
+    """Six random points run fused and through the engine: the same figures; the fused ones."""
+    kw: dict[str, Any] = {"objective": objective, "budget": 6, "seed": seed,
+                          "base_dir": EXAMPLES}
+    fused = optimize(data, parse_space(space), build(RandomSearch, {"trials": 6}), **kw)
+    plugin = optimize(data, parse_space(space), build(RandomSearch, {"trials": 6}),
+                      fused=False, **kw)
+    assert [t.path for t in fused] == ["fused"] * 6
+    assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
+        (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]
+    return fused
+
+
 def test_symmetric_trials_recentre_as_the_engine_does() -> None:
     data = plain_example()
     data["strategy"] = {"use": "symmetric", "levels": 5, "spacing": 0.005, "qty": 0.01,
                         "cooldown": 30}
-    space = parse_space({"strategy.spacing": {"low": 0.002, "high": 0.02, "log": True},
-                         "strategy.levels": {"low": 2, "high": 10, "int": True},
-                         "strategy.mode": {"choices": ["arithmetic", "geometric"]}})
-    kw: dict[str, Any] = {"objective": "sharpe", "budget": 6, "seed": 3, "base_dir": EXAMPLES}
-    fused = optimize(data, space, build(RandomSearch, {"trials": 6}), **kw)
-    plugin = optimize(data, space, build(RandomSearch, {"trials": 6}), fused=False, **kw)
-    assert [t.path for t in fused] == ["fused"] * 6
-    assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
-        (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]
+    random_trials_agree(data, {"strategy.spacing": {"low": 0.002, "high": 0.02, "log": True},
+                               "strategy.levels": {"low": 2, "high": 10, "int": True},
+                               "strategy.mode": {"choices": ["arithmetic", "geometric"]}},
+                        "sharpe", 3)
 
 
 def test_volatility_adjusted_trials_lay_as_the_engine_does() -> None:
     data = plain_example()
     data["strategy"] = {"use": "volatility-adjusted", "levels": 5, "qty": 0.01}
     data["features"] = [{"use": "rsi"}, {"use": "atr"}]
-    space = parse_space({"strategy.k": {"low": 1.0, "high": 6.0},
-                         "strategy.threshold": {"low": 0.1, "high": 0.6},
-                         "strategy.cooldown": {"low": 0, "high": 60, "int": True},
-                         "strategy.mode": {"choices": ["arithmetic", "geometric"]}})
-    kw: dict[str, Any] = {"objective": "sortino", "budget": 6, "seed": 5, "base_dir": EXAMPLES}
-    fused = optimize(data, space, build(RandomSearch, {"trials": 6}), **kw)
-    plugin = optimize(data, space, build(RandomSearch, {"trials": 6}), fused=False, **kw)
-    assert [t.path for t in fused] == ["fused"] * 6
-    assert [(t.score, t.return_pct, t.max_drawdown, t.orders) for t in fused] == [
-        (t.score, t.return_pct, t.max_drawdown, t.orders) for t in plugin]
+    fused = random_trials_agree(data, {
+        "strategy.k": {"low": 1.0, "high": 6.0},
+        "strategy.threshold": {"low": 0.1, "high": 0.6},
+        "strategy.cooldown": {"low": 0, "high": 60, "int": True},
+        "strategy.mode": {"choices": ["arithmetic", "geometric"]}}, "sortino", 5)
     assert len({t.orders for t in fused}) > 3
