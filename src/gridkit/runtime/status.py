@@ -14,22 +14,10 @@ from gridkit.core.errors import DataError
 
 def read_status(path: Path, run_id: int | None = None) -> dict[str, Any]:
     """The state of run ``run_id`` (default: the last) in the store at ``path``."""
-    if not path.is_file():
-        raise DataError(f"store not found: {path}")
-    from gridkit.plugins.stores import is_gridkit_store
+    from gridkit.runtime.runs import open_store
 
-    try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.Error as err:
-        raise DataError(f"cannot open store {path}: {err}") from None
-    try:
-        if not is_gridkit_store(conn):
-            raise DataError(f"{path} is not a gridkit store")
+    with open_store(path) as conn:
         return _status(conn, path, run_id)
-    except sqlite3.DatabaseError as err:
-        raise DataError(f"store {path} is not a usable SQLite database: {err}") from None
-    finally:
-        conn.close()
 
 
 def _status(conn: sqlite3.Connection, path: Path, run_id: int | None) -> dict[str, Any]:

@@ -1,0 +1,101 @@
+"""``gridkit runs list | show | export``: the runs a store holds, read-only.
+
+Declared in gridkit's ``gridkit.commands`` entry-point group: ``gridkit --help`` reads the short
+help from this file without importing it. The reading and the exports are
+:mod:`gridkit.runtime.runs`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+DB = click.option("--db", required=True, type=click.Path(dir_okay=False),
+                  help="The store (SQLite file) the runs recorded into.")
+AS_JSON = click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+
+
+@click.group("runs")
+def runs() -> None:
+    """List the runs of a store, show one, export its orders, fills or equity."""
+
+
+@runs.command("list")
+@DB
+@AS_JSON
+def list_(db: str, as_json: bool) -> None:
+    """Every run of the store: status, period, return and drawdown."""
+    from gridkit.runtime.runs import list_runs, open_store
+
+    with open_store(Path(db)) as conn:
+        rows = list_runs(conn)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    head = ("run", "name", "mode", "status", "from", "to", "return", "drawdown")
+    table = [head] + [(str(r["run"]), r["name"] or "", r["mode"] or "", r["status"] or "",
+                       r["from"] or "-", r["to"] or "-", _pct(r["return_pct"], 1.0, "+"),
+                       _pct(r["max_drawdown"], 100.0)) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@runs.command("show")
+@DB
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@AS_JSON
+def show(db: str, run_id: int | None, as_json: bool) -> None:
+    """One run (default: the last): its figures, configuration and summary."""
+    from gridkit.runtime.runs import open_store, show_run
+
+    with open_store(Path(db)) as conn:
+        info = show_run(conn, Path(db), run_id)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        if key in ("config", "summary"):
+            continue
+        if key == "return_pct":
+            value = _pct(value, 1.0, "+")
+        elif key == "max_drawdown":
+            value = _pct(value, 100.0)
+        click.echo(f"{key:<13} {value if value is not None else '-'}")
+    summary: dict[str, Any] = info.get("summary") or {}
+    for key in ("final_equity", "buy_fills", "sell_fills", "fees_paid", "halted"):
+        if summary.get(key) is not None:
+            click.echo(f"{key:<13} {summary[key]}")
+
+
+@runs.command("export")
+@DB
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@click.option("--table", type=click.Choice(["orders", "fills", "equity"]), required=True,
+              help="What to export.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "parquet"]),
+              default=None, help="Default: from OUT's extension, else csv.")
+@click.option("--out", required=True, type=click.Path(), help="The file to write.")
+@AS_JSON
+def export(db: str, run_id: int | None, table: str, fmt: str | None, out: str,
+           as_json: bool) -> None:
+    """Write one run's orders, fills or equity curve (default: the last run) to a file."""
+    from gridkit.runtime.runs import export as write
+    from gridkit.runtime.runs import open_store
+
+    target = Path(out)
+    fmt = fmt or {".json": "json", ".parquet": "parquet"}.get(target.suffix.lower(), "csv")
+    with open_store(Path(db)) as conn:
+        n = write(conn, Path(db), run_id, table, fmt, target)
+    if as_json:
+        click.echo(json.dumps({"table": table, "format": fmt, "rows": n, "out": str(target)}))
+    else:
+        click.echo(f"wrote {n:,} {table} rows to {target} ({fmt})")
+
+
+def _pct(value: Any, scale: float, sign: str = "") -> str:
+    return f"{value * scale:{sign}.2f}%" if isinstance(value, (int, float)) else "-"
