@@ -213,7 +213,7 @@ INSERT INTO runs (name, status) VALUES ('old', 'finished');
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM runs ORDER BY id")] == [
             "old", "btc-static-grid"]
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 if os.name != "posix":  # pragma: no cover

@@ -51,6 +51,7 @@ from gridkit.core.errors import (
     ExchangeUnreachable,
     GridkitError,
     PluginError,
+    TamperedError,
 )
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import (
@@ -90,6 +91,7 @@ from gridkit.runtime.ledger import Ledger, OrderState
 __version__ = "0.1.0"
 
 __all__ = [
+    # Config validators for component options; raise OptionError for your own checks.
     "Accepted",
     "Account",
     "AccountView",
@@ -125,7 +127,6 @@ __all__ = [
     "NoOptions",
     "Objective",
     "Optimizer",
-    # Config validators for component options; raise OptionError for your own checks.
     "OptionError",
     "Order",
     "OrderRequested",
@@ -147,6 +148,7 @@ __all__ = [
     "Source",
     "Store",
     "Strategy",
+    "TamperedError",
     "Trade",
     "Unhalted",
     "Validator",

@@ -435,13 +435,24 @@ class Executor(Component):
 
 
 class Monitor(Component):
-    """Watches the run (metrics, alerts, audit); never changes it."""
+    """Watches the run (metrics, alerts, audit); never changes it.
+
+    A monitor overrides :meth:`on_event` (called after each accepted event), :meth:`bind`
+    (to receive the run's journal records) or both; the engine calls only what it overrides,
+    so a monitor that reads the journal costs the event loop nothing per event.
+    """
 
     kind = "monitor"
 
     def on_event(self, ctx: Context) -> None:
         """Called after each accepted event has been fully processed."""
         raise NotImplementedError
+
+    def bind(self, journal: Any, store: Store) -> None:
+        """Called once before the first event, after the run is opened in ``store``, with the
+        run's :class:`~gridkit.runtime.journal.Journal`: ``journal.subscribe(fn, marks)``
+        hands ``fn`` every record from now on (order requests, reports, halts, parameter and
+        phase changes) and the marks to ``marks``. The default keeps nothing."""
 
 
 class Feedback(Component):

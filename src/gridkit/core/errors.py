@@ -48,6 +48,13 @@ class ComponentError(GridkitError):
         )
 
 
+class TamperedError(GridkitError):
+    """A store's records fail their integrity check: an audit chain with a broken link (exit
+    status 1, as the data, not the command, is wrong)."""
+
+    exit_code = 1
+
+
 class ExchangeUnreachable(GridkitError):
     """The exchange could not be reached (or refused the API keys) when a paper or live run
     started: nothing was sent. Exit status 3, so a supervisor can tell it from bad input."""

@@ -38,7 +38,7 @@ def is_gridkit_store(conn: Any) -> bool:
     return "runs" in tables and (app == APPLICATION_ID
                                  or (app == 0 and {"orders", "fills", "equity"} <= tables))
 #: ``PRAGMA user_version``: the schema's number. 0 with the tables below is version 1.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: The store's tables. Every row carries the id of its run, so runs can share one file.
 SCHEMA = """
@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE TABLE IF NOT EXISTS state (
     run_id INTEGER PRIMARY KEY REFERENCES runs(id), saved FLOAT, digest TEXT, data BLOB
+);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id), ts INTEGER, kind TEXT,
+    entry TEXT, prev TEXT, hash TEXT
 );
 CREATE INDEX IF NOT EXISTS idx_orders_run_id_ts ON orders (run_id, ts);
 CREATE INDEX IF NOT EXISTS idx_fills_run_id_ts ON fills (run_id, ts);
@@ -109,6 +113,10 @@ class SqliteStore(Store):
         self._fills: list[tuple[Any, ...]] = []
         self._equity: list[tuple[Any, ...]] = []
         self._journal: list[tuple[Any, ...]] = []
+        #: Audit entries to chain and write with the next commit: (ts, kind, data).
+        self._audit: list[tuple[Any, str, dict[str, Any]]] = []
+        #: The audit chain's last (seq, hash), read from the file when first needed.
+        self._audit_head: tuple[int, str] | None = None
         self.rows_written = 0
         self.migrated_from: int | None = None
         self._keep_equity = self.config.equity
@@ -149,7 +157,7 @@ class SqliteStore(Store):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        ours = {"runs", "orders", "fills", "equity", "journal", "state"}
+        ours = {"runs", "orders", "fills", "equity", "journal", "state", "audit"}
         # app 0 with only gridkit's table names: a gridkit store, or one whose creation was
         # cut short (the schema is created in one transaction since version 2)
         if app not in (0, APPLICATION_ID) or (app == 0 and not tables <= ours):
@@ -273,12 +281,20 @@ class SqliteStore(Store):
             self._journal.append((rid, getattr(record, "ts", None), kind.__name__,
                                   json.dumps(data, default=str)))
 
+    def audit(self, ts: Any, kind: str, data: Mapping[str, Any]) -> None:
+        """Append an entry to the audit log (``gridkit.runtime.audit``): chained and written
+        with the journal rows of the next commit, in the same transaction."""
+        self._audit.append((ts, kind, dict(data)))
+
     def commit(self, state: bytes | None = None) -> None:
-        if not (self._orders or self._fills or self._equity or self._journal
+        if not (self._orders or self._fills or self._equity or self._journal or self._audit
                 or state is not None):
             return
         conn = self.db
+        head = None
         with conn:  # one transaction: all of it or none of it
+            if self._audit:
+                head = self._chain(conn)
             if self._orders:
                 conn.executemany("INSERT INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                                  self._orders)
@@ -294,8 +310,29 @@ class SqliteStore(Store):
                              (self.run_id, time.time(), hashlib.sha256(state).hexdigest(),
                               state))
         self.rows_written += (len(self._orders) + len(self._fills) + len(self._equity)
-                              + len(self._journal))
+                              + len(self._journal) + len(self._audit))
         self._orders, self._fills, self._equity, self._journal = [], [], [], []
+        if head is not None:  # (only once the transaction holding it committed)
+            self._audit_head, self._audit = head, []
+
+    def _chain(self, conn: Any) -> tuple[int, str]:
+        """Insert the queued audit entries, each hashed with the one before; the new head."""
+        from gridkit.runtime.audit import GENESIS, canonical, link
+
+        if self._audit_head is None:
+            row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            self._audit_head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
+        seq, prev = self._audit_head
+        rows = []
+        for ts, kind, data in self._audit:
+            seq += 1
+            entry = canonical({"run": self.run_id, "seq": seq, "ts": ts, "kind": kind,
+                               "data": data})
+            digest = link(prev, entry)
+            rows.append((seq, self.run_id, ts, kind, entry, prev, digest))
+            prev = digest
+        conn.executemany("INSERT INTO audit VALUES (?,?,?,?,?,?,?)", rows)
+        return seq, prev
 
     def finish_run(self, status: str, summary: Mapping[str, Any], error: str | None,
                    state: bytes | None = None) -> None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from gridkit.core.components import Component, Validator
+from gridkit.core.components import Component, Monitor, Validator
 from gridkit.core.errors import ComponentError, ConfigError, GridkitError
 from gridkit.core.types import Bar
 from gridkit.credentials import redact
@@ -110,6 +110,10 @@ def run_pipeline(pipeline: Pipeline,
 
             _guard(pipeline, pipeline.feedback, "binding to the tunables",
                    pipeline.feedback.bind, Tuner(run))
+        for monitor in pipeline.monitors:  # (only those that read the journal)
+            if type(monitor).bind is not Monitor.bind:
+                _guard(pipeline, monitor, "binding to the journal", monitor.bind, run.journal,
+                       store)
         if resume or pipeline.run.mode != "backtest":
             _reconcile(run)
         pipeline.host.call_each("gridkit_pipeline_built", exclude=pipeline.config.plugins.disable,

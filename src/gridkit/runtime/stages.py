@@ -16,7 +16,7 @@ from typing import Any
 
 from attrs import define
 
-from gridkit.core.components import Feature, RiskCheck, Strategy, Validator
+from gridkit.core.components import Feature, Monitor, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
 from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
 from gridkit.runtime import apply as path
@@ -85,7 +85,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     risk_lift = tuple(r.lift for r in p.risk if path.overrides(r, RiskCheck, "lift"))
     risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
                         if path.overrides(r, RiskCheck, "check"))
-    monitors = tuple(m.on_event for m in p.monitors)
+    monitors = tuple(m.on_event for m in p.monitors if path.overrides(m, Monitor, "on_event"))
     feedback = p.feedback
     every = feedback.every if feedback is not None else 0
     plans = path.overrides(strat, Strategy, "on_bar")
