@@ -99,3 +99,59 @@ def export(db: str, run_id: int | None, table: str, fmt: str | None, out: str,
 
 def _pct(value: Any, scale: float, sign: str = "") -> str:
     return f"{value * scale:{sign}.2f}%" if isinstance(value, (int, float)) else "-"
+
+
+@click.command("compare")
+@click.argument("runs_", metavar="RUN RUN [RUN...]", nargs=-1, required=True)
+@click.option("--db", type=click.Path(dir_okay=False),
+              help="The store the runs given by number are in.")
+@AS_JSON
+def compare(runs_: tuple[str, ...], db: str | None, as_json: bool) -> None:
+    """Runs side by side, and each one's gap from the first: fees, slippage, missed fills.
+
+    A RUN is a run number in --db, a store file (its last run) or FILE:NUMBER.
+    """
+    from gridkit.core.errors import ConfigError
+    from gridkit.runtime.compare import compare as side_by_side
+
+    specs: list[tuple[Path, int | None]] = []
+    for token in runs_:
+        path, _, number = token.rpartition(":")
+        if token.isdigit():
+            if db is None:
+                raise ConfigError(f"run {token}: give the store it is in with --db PATH")
+            specs.append((Path(db), int(token)))
+        elif path and number.isdigit():
+            specs.append((Path(path), int(number)))
+        else:
+            specs.append((Path(token), None))
+    if len(specs) < 2:
+        raise ConfigError("compare needs at least two runs")
+    out = side_by_side(specs)
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    runs, gaps = out["runs"], out["gaps"]
+    labels = [k for k in runs[0] if k not in ("store",)]
+    cols = [[_cell(r[k]) for k in labels] for r in runs]
+    width = max(len(k) for k in labels)
+    widths = [max(len(c) for c in col) for col in cols]
+    for i, label in enumerate(labels):
+        click.echo(f"{label:<{width}}  " + "  ".join(
+            col[i].rjust(w) for col, w in zip(cols, widths, strict=True)))
+    for g in gaps:
+        click.echo(f"\nrun {g['run']} against run {g['against']}: return "
+                   f"{_cell(g['return_gap_pct'])} points, equity {_cell(g['equity_gap'])}")
+        click.echo(f"  fees        {_cell(g['fees'])} more paid")
+        click.echo(f"  slippage    {_cell(g['slippage'])} lost on {g['matched_fills']:,} "
+                   f"matched fills")
+        click.echo(f"  missed      {g['missed_fills']:,} fills ({_cell(g['missed_qty'])} base); "
+                   f"extra {g['extra_fills']:,} ({_cell(g['extra_qty'])} base)")
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    return str(value)
