@@ -5,13 +5,14 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from typing import Any, Literal
 
 import attrs
 from attrs import frozen
 
 from gridkit.core.components import Monitor, Store
-from gridkit.core.config import at_least, option, positive
+from gridkit.core.config import OptionError, at_least, non_negative, option, positive
 from gridkit.core.errors import ConfigError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
@@ -173,8 +174,158 @@ class Prometheus(Monitor):
         return {"url": f"http://{self.config.host}:{self.port}", "scrapes": self.scrapes}
 
 
+#: The figures an alert may name beyond :data:`gridkit.runtime.metrics.FIGURES`, which the
+#: alerts monitor counts from the journal itself.
+ALERT_FIGURES = ("rejections_in_row", "events_since_fill")
+
+
+def _figure_names() -> Any:
+    from gridkit.runtime.metrics import FIGURES
+
+    def check(instance: Any, attribute: Any, value: dict[str, float]) -> None:
+        for name in value:
+            if name not in FIGURES + ALERT_FIGURES:
+                raise OptionError(attribute.name, f"no figure {name!r} (figures: "
+                                  f"{', '.join(FIGURES + ALERT_FIGURES)})")
+    return check
+
+
+class Alerts(Monitor):
+    """Thresholds on the run's figures, and a halt, sent to a webhook when they are crossed.
+
+    ``above`` and ``below`` map a figure of :class:`Metrics` — or ``rejections_in_row`` (order
+    refusals since the last acceptance) or ``events_since_fill`` (a grid stalled) — to its
+    threshold: ``above = {drawdown = 0.1, rss_mb = 400, last_event_age_s = 120}``. They are
+    checked every ``every`` events; an alert is sent when its condition becomes true, and again
+    only after ``repeat_after`` seconds while it stays true (deduplicated); a halt is sent at
+    once (``on_halt``). Each alert is one JSON POST to ``url`` — a plain object (``format`` =
+    json) or the message shape of Slack, Discord or Telegram (whose ``chat_id`` it needs) —
+    sent from a thread of its own, at most ``per_minute`` a minute, retried with backoff on a
+    failure or a 5xx answer; a webhook that times out or fails is a warning in the log, and
+    the bot keeps trading.
+    """
+
+    name = "alerts"
+
+    @frozen
+    class Config:
+        url: str = option(doc="The webhook to POST to (http or https).")
+        format: Literal["json", "slack", "discord", "telegram"] = option(
+            "json", doc="The body: a plain JSON object, or Slack's, Discord's or Telegram's "
+                        "message shape.")
+        chat_id: str = option("", doc="Telegram: the chat the bot posts to.")
+        above: dict[str, float] = option(factory=dict, validator=_figure_names(),
+                                         doc="Alert when a figure rises above its value.")
+        below: dict[str, float] = option(factory=dict, validator=_figure_names(),
+                                         doc="Alert when a figure falls below its value.")
+        on_halt: bool = option(True, doc="Alert when trading halts.")
+        every: int = option(100, doc="Check the thresholds every this many events.",
+                            validator=at_least(1))
+        repeat_after: float = option(3600.0, doc="Seconds before an alert still true is sent "
+                                                 "again.", validator=non_negative())
+        per_minute: int = option(20, doc="At most this many alerts a minute (the rest are "
+                                         "dropped and counted).", validator=at_least(1))
+        timeout: float = option(5.0, doc="Seconds to wait for the webhook to answer.",
+                                validator=positive())
+        retries: int = option(3, doc="Attempts after the first on a failure or a 5xx answer.",
+                              validator=non_negative())
+
+        def __attrs_post_init__(self) -> None:
+            if not self.url.startswith(("http://", "https://")):
+                raise OptionError("url", f"must be an http or https URL, got {self.url!r}")
+            if self.format == "telegram" and not self.chat_id:
+                raise OptionError("chat_id", "Telegram needs the chat to post to")
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        from gridkit.runtime.metrics import RunMetrics
+
+        self.metrics = RunMetrics()
+        self.sender: Any = None
+        self.run_name = ""
+        self.rejections_in_row = 0
+        self.events_since_fill = 0
+        self.fired = 0
+        self._due = self.config.every
+        #: Per rule: when it was last sent (None: not true at the last check).
+        self._active: dict[str, float | None] = {}
+
+    def setup(self, run: Any) -> None:
+        from gridkit.runtime.alerts import Sender
+
+        c = self.config
+        self.run_name = run.name
+        self.sender = Sender(c.url, c.format, c.chat_id, c.timeout, c.retries,
+                             per_minute=c.per_minute)
+
+    def bind(self, journal: Any, store: Store) -> None:
+        journal.subscribe(self.record, _no_marks)
+
+    def record(self, record: Any) -> None:
+        """Count refusals in a row and fills; a halt is alerted at once."""
+        kind = type(record)
+        if kind is Rejected:
+            self.rejections_in_row += 1
+        elif kind is Accepted:
+            self.rejections_in_row = 0
+        elif kind is Fill:
+            self.events_since_fill = 0
+        elif kind is j.Halted and self.config.on_halt:
+            self._fire("halted", f"trading halted: {record.reason}", None, None,
+                       getattr(record, "ts", None))
+
+    def on_event(self, ctx: Any) -> None:
+        self.metrics.on_event(ctx)
+        self.events_since_fill += 1
+        if self.metrics.events >= self._due:  # the thresholds every `every` events: O(1)
+            self._due += self.config.every
+            self.check()
+
+    def check(self) -> None:
+        """Compare every threshold with the figures now; alert those newly crossed."""
+        c = self.config
+        values = self.metrics.values()
+        values.update(rejections_in_row=self.rejections_in_row,
+                      events_since_fill=self.events_since_fill)
+        now = time.monotonic()
+        for side, rules in (("above", c.above), ("below", c.below)):
+            for figure, limit in rules.items():
+                v = values.get(figure)
+                hit = isinstance(v, (int, float)) and (v > limit if side == "above"
+                                                       else v < limit)
+                key = f"{figure} {side}"
+                if not hit:
+                    self._active[key] = None  # reset: the next crossing alerts again
+                    continue
+                last = self._active.get(key)
+                if last is None or now - last >= c.repeat_after:
+                    self._active[key] = now
+                    self._fire(key, f"{figure} {v:g} is {side} {limit:g}", v, limit,
+                               values.get("event_ts"))
+
+    def _fire(self, key: str, text: str, value: Any, limit: Any, ts: Any) -> None:
+        self.fired += 1
+        if self.sender is not None:
+            self.sender.send({"alert": key, "message": f"gridkit {self.run_name}: {text}",
+                              "value": value, "threshold": limit, "run": self.run_name,
+                              "ts": ts})
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.close()
+
+    def snapshot(self) -> Any:
+        return None  # (alerts already sent are not state: a resumed run checks afresh)
+
+    def stats(self) -> dict[str, Any]:
+        s = self.sender
+        return {"fired": self.fired, "sent": s.sent if s else 0, "failed": s.failed if s else 0,
+                "dropped": s.dropped if s else 0}
+
+
 @hookimpl
 def gridkit_register_monitors(register: Any) -> None:
     register(Audit)
     register(Metrics)
     register(Prometheus)
+    register(Alerts)

@@ -15,6 +15,12 @@ import sys
 import time
 from typing import Any
 
+#: The numeric figures :meth:`RunMetrics.values` gives (what thresholds and gauges may name).
+FIGURES = ("equity", "cash", "return", "drawdown", "max_drawdown", "fills", "fees",
+           "round_trips", "grid_profit", "avg_profit_per_trip", "profit_factor", "win_share",
+           "sharpe", "sortino", "grid_apr", "total_apr", "events", "events_per_s",
+           "last_event_age_s", "event_ts", "rss_mb", "peak_rss_mb", "cpu_s")
+
 
 class RunMetrics:
     """The figures of the run whose events it is shown (:meth:`on_event`)."""
