@@ -155,3 +155,27 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4f}"
     return str(value)
+
+
+@click.command("report")
+@DB
+@click.argument("run_id", metavar="[RUN]", type=int, required=False)
+@click.option("--out", type=click.Path(), default=None,
+              help="The HTML file to write (default: report-RUN.html here).")
+@AS_JSON
+def report(db: str, run_id: int | None, out: str | None, as_json: bool) -> None:
+    """One self-contained HTML report of a run (default: the last): charts, summary, config."""
+    from gridkit.runtime.report import write_report
+    from gridkit.runtime.runs import open_store, show_run
+
+    if out is None:
+        with open_store(Path(db)) as conn:
+            rid = show_run(conn, Path(db), run_id)["run"]
+        out = f"report-{rid}.html"
+    info = write_report(Path(db), run_id, Path(out))
+    if as_json:
+        click.echo(json.dumps({**info, "out": out}))
+        return
+    what = "partial report (the run has no summary yet)" if info["partial"] else "report"
+    click.echo(f"wrote the {what} of run {info['run']} to {out} ({info['bytes']:,} bytes, "
+               f"{info['traces']} traces; opens offline)")

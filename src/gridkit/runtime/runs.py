@@ -104,7 +104,7 @@ def export(conn: sqlite3.Connection, path: Path, run_id: int | None, table: str,
     columns = EXPORTS[table]
     rows = [tuple(r[c] for c in columns) for r in Database(conn)[table].rows_where(
         "run_id = ?", [rid], select=", ".join(columns), order_by="rowid")]
-    _write_atomically(out, lambda f: _WRITERS[fmt](f, columns, rows))
+    write_atomically(out, lambda f: _WRITERS[fmt](f, columns, rows))
     return len(rows)
 
 
@@ -159,7 +159,9 @@ def _when(seconds: Any) -> str | None:
         return None
 
 
-def _write_atomically(out: Path, write: Any) -> None:
+def write_atomically(out: Path, write: Any) -> None:
+    """Call ``write(f)`` on a temporary file beside ``out``, then rename it over ``out``: the
+    file is whole or untouched; one DataError line if it cannot be written."""
     folder = out.parent if str(out.parent) else Path(".")
     if not folder.is_dir():
         raise DataError(f"cannot write {out}: no folder {folder}")
@@ -172,12 +174,19 @@ def _write_atomically(out: Path, write: Any) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_umask())  # (mkstemp's file is private; an export is not)
         os.replace(tmp, out)
     except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(err, OSError):
             raise DataError(f"cannot write {out}: {err.strerror or err}") from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _csv(f: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
