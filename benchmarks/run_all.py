@@ -25,7 +25,7 @@ from common import BENCH_DIR, REPO, Section, calibrate, cpu_seconds, machine, te
 
 SCRIPTS = ("bench_cli.py", "bench_example.py", "bench_engine.py", "bench_features.py",
            "bench_book.py", "bench_book_features.py", "bench_attention.py", "bench_risk.py",
-           "bench_fused.py")
+           "bench_fused.py", "bench_monitors.py")
 RESULTS = BENCH_DIR / "RESULTS.rst"
 
 

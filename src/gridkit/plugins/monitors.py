@@ -49,7 +49,7 @@ class Audit(Monitor):
             raise ConfigError("monitors: audit needs a store that keeps a file ([store] path, "
                               "or gridkit run --db PATH)")
         self._store = store
-        journal.subscribe(self.record, _no_marks)
+        journal.subscribe(self.record, False)
 
     def record(self, record: Any) -> None:
         """Append ``record`` to the log if it is of an audited kind."""
@@ -70,9 +70,6 @@ class Audit(Monitor):
         return {"entries": self.entries}
 
 
-def _no_marks(*args: Any) -> None:
-    return None
-
 
 class Metrics(Monitor):
     """The run's trading and system figures, kept as it runs; in the summary at the end.
@@ -92,9 +89,15 @@ class Metrics(Monitor):
         from gridkit.runtime.metrics import RunMetrics
 
         self.metrics = RunMetrics()
+
+    def setup(self, run: Any) -> None:
+        from gridkit.runtime.metrics import RunMetrics
+
+        # (a backtest's events need no wall clock; the engine calls the metrics' own method)
+        self.metrics = RunMetrics(clock=run.mode != "backtest")
         self.on_event = self.metrics.on_event  # type: ignore[method-assign]
 
-    def on_event(self, ctx: Any) -> None:  # (replaced per instance by the metrics' own)
+    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
         self.metrics.on_event(ctx)
 
     def snapshot(self) -> Any:
@@ -139,19 +142,21 @@ class Prometheus(Monitor):
         from gridkit.runtime.metrics import RunMetrics
 
         self.metrics = RunMetrics()
-        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
         self.server: Any = None
         self.port: int | None = None
         self.scrapes = 0
         self._live = False
 
-    def on_event(self, ctx: Any) -> None:  # (replaced per instance by the metrics' own)
+    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
         self.metrics.on_event(ctx)
 
     def setup(self, run: Any) -> None:
+        from gridkit.runtime.metrics import RunMetrics
         from gridkit.runtime.metrics_http import serve
 
         self._live = run.mode != "backtest"
+        self.metrics = RunMetrics(clock=self._live)
+        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
         c = self.config
         self.server = serve(c.host, c.port, self)
         self.port = self.server.server_address[1]
@@ -174,6 +179,8 @@ class Prometheus(Monitor):
         return {"url": f"http://{self.config.host}:{self.port}", "scrapes": self.scrapes}
 
 
+#: The figures that read the process (/proc): computed for the alerts only when named.
+SYSTEM_FIGURES = ("rss_mb", "peak_rss_mb", "cpu_s")
 #: The figures an alert may name beyond :data:`gridkit.runtime.metrics.FIGURES`, which the
 #: alerts monitor counts from the journal itself.
 ALERT_FIGURES = ("rejections_in_row", "events_since_fill")
@@ -244,22 +251,27 @@ class Alerts(Monitor):
         self.sender: Any = None
         self.run_name = ""
         self.rejections_in_row = 0
-        self.events_since_fill = 0
+        self._fill_at = 0  # the event count at the last fill
         self.fired = 0
-        self._due = self.config.every
         #: Per rule: when it was last sent (None: not true at the last check).
         self._active: dict[str, float | None] = {}
+        self._system = any(name in SYSTEM_FIGURES for name in (*self.config.above,
+                                                                 *self.config.below))
 
     def setup(self, run: Any) -> None:
         from gridkit.runtime.alerts import Sender
+        from gridkit.runtime.metrics import RunMetrics
 
         c = self.config
         self.run_name = run.name
+        # The checks ride on the metrics' own per-event call, every `every` events.
+        self.metrics = RunMetrics(clock=run.mode != "backtest", every=c.every, hook=self.check)
+        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
         self.sender = Sender(c.url, c.format, c.chat_id, c.timeout, c.retries,
                              per_minute=c.per_minute)
 
     def bind(self, journal: Any, store: Store) -> None:
-        journal.subscribe(self.record, _no_marks)
+        journal.subscribe(self.record, False)
 
     def record(self, record: Any) -> None:
         """Count refusals in a row and fills; a halt is alerted at once."""
@@ -269,24 +281,20 @@ class Alerts(Monitor):
         elif kind is Accepted:
             self.rejections_in_row = 0
         elif kind is Fill:
-            self.events_since_fill = 0
+            self._fill_at = self.metrics.events
         elif kind is j.Halted and self.config.on_halt:
             self._fire("halted", f"trading halted: {record.reason}", None, None,
                        getattr(record, "ts", None))
 
-    def on_event(self, ctx: Any) -> None:
+    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
         self.metrics.on_event(ctx)
-        self.events_since_fill += 1
-        if self.metrics.events >= self._due:  # the thresholds every `every` events: O(1)
-            self._due += self.config.every
-            self.check()
 
     def check(self) -> None:
         """Compare every threshold with the figures now; alert those newly crossed."""
         c = self.config
-        values = self.metrics.values()
+        values = self.metrics.values(system=self._system)
         values.update(rejections_in_row=self.rejections_in_row,
-                      events_since_fill=self.events_since_fill)
+                      events_since_fill=self.metrics.events - self._fill_at)
         now = time.monotonic()
         for side, rules in (("above", c.above), ("below", c.below)):
             for figure, limit in rules.items():

@@ -70,7 +70,7 @@ class Heartbeat:
     def attach(self) -> Heartbeat:
         """Follow the run's order events through its journal (for ``grid_quiet``)."""
         if self.quiet > 0:
-            self.run.journal.subscribe(self.on_record, _no_marks)
+            self.run.journal.subscribe(self.on_record, False)
         return self
 
     def on_record(self, record: Any) -> None:
@@ -165,6 +165,3 @@ class Heartbeat:
         self.last = figures
         return figures
 
-
-def _no_marks(*_: Any) -> None:
-    """Marks are not order events."""

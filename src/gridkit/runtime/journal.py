@@ -126,13 +126,15 @@ class Journal:
         self.dirty = True
 
     def subscribe(self, fn: Callable[[Any], None],
-                  marks: Callable[..., None] | None = None) -> None:
+                  marks: Callable[..., None] | bool | None = None) -> None:
         """Receive every record from now on; marks through ``marks(ts, symbol, price, cash,
-        position, equity)`` if given, else as :class:`Mark` records through ``fn``."""
-        self.subscribers.append((fn, marks))
+        position, equity)`` if given, as :class:`Mark` records through ``fn`` if None, and
+        not at all if False (a subscriber that wants none costs the per-bar marks nothing)."""
+        self.subscribers.append((fn, marks))  # type: ignore[arg-type]
         self.emit = _fan_out(tuple(f for f, _ in self.subscribers))
-        mark_fns = tuple(m if m is not None else _as_record(f) for f, m in self.subscribers)
-        self.mark = _fan_out(mark_fns)
+        mark_fns = tuple(m if callable(m) else _as_record(f) for f, m in self.subscribers
+                         if m is not False)
+        self.mark = _fan_out(mark_fns) if mark_fns else _none
 
 
 def _none(*args: Any) -> None:

@@ -13,6 +13,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: The numeric figures :meth:`RunMetrics.values` gives (what thresholds and gauges may name).
@@ -23,33 +24,64 @@ FIGURES = ("equity", "cash", "return", "drawdown", "max_drawdown", "fills", "fee
 
 
 class RunMetrics:
-    """The figures of the run whose events it is shown (:meth:`on_event`)."""
+    """The figures of the run whose events it is shown (:meth:`on_event`).
 
-    def __init__(self) -> None:
+    ``clock``: note the wall time of each event (paper and live runs, for the last event's
+    age and a stale feed; a backtest's events come as fast as the loop runs, and skipping the
+    clock keeps its cost per event to a few attribute writes). ``hook`` is called every
+    ``every`` events (the alerts' checks), from the same call."""
+
+    def __init__(self, clock: bool = True, every: int = 0,
+                 hook: Callable[[], None] | None = None) -> None:
         self.ctx: Any = None
         self.events = 0
         self.first_ts: int | None = None
         self.started = time.monotonic()
         self.last_event: float | None = None
+        self.clock = clock
+        self.every, self.hook = every, hook
+        self._due = 1  # the first event, then every `every` (none: never again)
+        self.on_event = self._timed if clock else self._counted  # type: ignore[method-assign]
 
     def on_event(self, ctx: Any) -> None:
         """Called after each accepted event: O(1), no allocation."""
+        (self._timed if self.clock else self._counted)(ctx)
+
+    def _counted(self, ctx: Any) -> None:
         self.ctx = ctx
-        self.events += 1
+        n = self.events = self.events + 1
+        if n >= self._due:
+            self._tick(ctx)
+
+    def _timed(self, ctx: Any) -> None:
+        self.ctx = ctx
         self.last_event = time.monotonic()
+        n = self.events = self.events + 1
+        if n >= self._due:
+            self._tick(ctx)
+
+    def _tick(self, ctx: Any) -> None:
         if self.first_ts is None:
             self.first_ts = getattr(ctx.event, "ts", None)
+        if self.every and self.hook is not None:
+            self._due = self.events + self.every
+            if self.events > 1:
+                self.hook()
+        else:
+            self._due = sys.maxsize
 
-    def values(self) -> dict[str, Any]:
-        """Every figure now: numbers (None where not known yet) and a few labels."""
+    def values(self, system: bool = True) -> dict[str, Any]:
+        """Every figure now: numbers (None where not known yet) and a few labels; without the
+        process's memory and CPU unless ``system`` (they read /proc)."""
         from gridkit.summary import YEAR_MS, profit_factor, return_ratios
 
         now = time.monotonic()
         out: dict[str, Any] = {"events": self.events,
                                "events_per_s": self.events / max(now - self.started, 1e-9),
                                "last_event_age_s": (now - self.last_event
-                                                    if self.last_event is not None else None),
-                               **_system()}
+                                                    if self.last_event is not None else None)}
+        if system:
+            out.update(_system())
         ctx = self.ctx
         if ctx is None:
             return out
