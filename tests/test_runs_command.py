@@ -128,3 +128,28 @@ def test_export_failures_are_one_line_and_write_nothing(store: tuple[Path, list[
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.csv"]  # no temporary left
     res = gridkit("runs", "list", "--db", str(tmp_path / "missing.db"))
     assert res.returncode == 2 and "store not found" in res.stderr
+
+
+def test_datasette_opens_the_store_with_every_table_described(store: tuple[Path, list[dict]],
+                                                               tmp_path: Path) -> None:
+    db, summaries = store
+    meta = tmp_path / "metadata.json"
+    out = gridkit("runs", "metadata", "--db", str(db), "--out", str(meta))
+    assert out.returncode == 0, out.stderr
+    described = json.loads(meta.read_text())["databases"][db.stem]["tables"]
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE "
+                                             "type = 'table'")]
+        for table in tables:  # every table and every column says what it holds
+            columns = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            assert sorted(described[table]["columns"]) == sorted(columns), table
+            assert described[table]["description"]
+    datasette = Path(sys.executable).with_name("datasette")
+    got = subprocess.run([str(datasette), str(db), "-m", str(meta), "--get",
+                          f"/{db.stem}/runs.json?_shape=array"], capture_output=True,
+                         text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert [r["name"] for r in json.loads(got.stdout)] == [s["name"] for s in summaries]
+    page = subprocess.run([str(datasette), str(db), "-m", str(meta), "--get",
+                           f"/{db.stem}/fills"], capture_output=True, text=True, timeout=120)
+    assert "Every fill, in the order the run booked them." in page.stdout

@@ -97,6 +97,23 @@ def export(db: str, run_id: int | None, table: str, fmt: str | None, out: str,
         click.echo(f"wrote {n:,} {table} rows to {target} ({fmt})")
 
 
+@runs.command("metadata")
+@DB
+@click.option("--out", type=click.Path(), default=None,
+              help="Write it here (default: print it).")
+def metadata(db: str, out: str | None) -> None:
+    """Datasette's metadata for the store: what its tables and columns hold."""
+    from gridkit.runtime.runs import datasette_metadata, open_store, write_atomically
+
+    with open_store(Path(db)) as conn:
+        text = json.dumps(datasette_metadata(Path(db), conn), indent=2)
+    if out is None:
+        click.echo(text)
+        return
+    write_atomically(Path(out), lambda f: f.write(text.encode() + b"\n"))
+    click.echo(f"wrote {out}: datasette {db} -m {out}")
+
+
 def _pct(value: Any, scale: float, sign: str = "") -> str:
     return f"{value * scale:{sign}.2f}%" if isinstance(value, (int, float)) else "-"
 
