@@ -518,7 +518,16 @@ class CcxtExecutor(Executor):
         if order.position_side:
             params["positionSide"] = order.position_side.upper()
         price = None if ctype == "market" else order.price
-        return {"symbol": symbol, "type": ctype, "side": order.side, "amount": order.qty,
+        amount = order.qty
+        m = self.markets.get(symbol)
+        if m is not None:
+            from gridkit.trading.markets import round_qty
+
+            # On the lot within a float's noise (submit refused it otherwise), but ccxt
+            # truncates: 0.007919999999999983 would go as 0.00791, a step less than the
+            # journal's, and the order would stay open here once the exchange filled it.
+            amount = round_qty(order.qty, m)
+        return {"symbol": symbol, "type": ctype, "side": order.side, "amount": amount,
                 "price": price, "params": params}
 
     def _crosses(self, order: Order, symbol: str) -> bool:
