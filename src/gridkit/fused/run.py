@@ -411,9 +411,11 @@ def start_features(features: list[Any], arrays: BarArrays,
             errors.append(err)
 
     threads = [threading.Thread(target=step, args=pair, daemon=True)
-               for pair in zip(programs, groups, strict=True)]
+               for pair in zip(programs, groups, strict=True)] if len(groups) > 1 else []
     for t in threads:
         t.start()
+    if not threads:  # one core, or one feature: no thread to start
+        step(programs[0], groups[0])
 
     def wait() -> dict[int, float]:
         for t in threads:

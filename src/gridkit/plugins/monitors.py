@@ -71,7 +71,32 @@ class Audit(Monitor):
 
 
 
-class Metrics(Monitor):
+class _FigureMonitor(Monitor):
+    """A monitor over the run's figures (:class:`gridkit.runtime.metrics.RunMetrics`): the
+    engine calls the figures' own per-event method, bound in :meth:`watch` at setup."""
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        from gridkit.runtime.metrics import RunMetrics
+
+        self.metrics = RunMetrics()
+
+    def watch(self, run: Any, every: int = 0, hook: Any = None) -> None:
+        """Keep the figures of ``run`` (no wall clock per event in a backtest) and take their
+        per-event method as this monitor's; ``hook`` every ``every`` events."""
+        from gridkit.runtime.metrics import RunMetrics
+
+        self.metrics = RunMetrics(clock=run.mode != "backtest", every=every, hook=hook)
+        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
+
+    def on_event(self, ctx: Any) -> None:  # (replaced by watch with the figures' own)
+        self.metrics.on_event(ctx)
+
+    def snapshot(self) -> Any:
+        return None  # (figures of the run, not state: a resumed run reads them again)
+
+
+class Metrics(_FigureMonitor):
     """The run's trading and system figures, kept as it runs; in the summary at the end.
 
     Trading: equity, cash, return, drawdown and the largest one, fills, fees, round trips,
@@ -84,30 +109,14 @@ class Metrics(Monitor):
 
     name = "metrics"
 
-    def __init__(self, config: Any = None) -> None:
-        super().__init__(config)
-        from gridkit.runtime.metrics import RunMetrics
-
-        self.metrics = RunMetrics()
-
     def setup(self, run: Any) -> None:
-        from gridkit.runtime.metrics import RunMetrics
-
-        # (a backtest's events need no wall clock; the engine calls the metrics' own method)
-        self.metrics = RunMetrics(clock=run.mode != "backtest")
-        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
-
-    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
-        self.metrics.on_event(ctx)
-
-    def snapshot(self) -> Any:
-        return None  # (figures of the run, not state: a resumed run reads them again)
+        self.watch(run)
 
     def stats(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.values().items() if not isinstance(v, str)}
 
 
-class Prometheus(Monitor):
+class Prometheus(_FigureMonitor):
     """The run's figures over HTTP while it runs: ``/metrics``, ``/healthz``, a JSON dashboard.
 
     A server on ``host:port`` (localhost by default; ``port = 0`` takes a free one, named in
@@ -139,24 +148,16 @@ class Prometheus(Monitor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        from gridkit.runtime.metrics import RunMetrics
-
-        self.metrics = RunMetrics()
         self.server: Any = None
         self.port: int | None = None
         self.scrapes = 0
         self._live = False
 
-    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
-        self.metrics.on_event(ctx)
-
     def setup(self, run: Any) -> None:
-        from gridkit.runtime.metrics import RunMetrics
         from gridkit.runtime.metrics_http import serve
 
         self._live = run.mode != "backtest"
-        self.metrics = RunMetrics(clock=self._live)
-        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
+        self.watch(run)
         c = self.config
         self.server = serve(c.host, c.port, self)
         self.port = self.server.server_address[1]
@@ -172,9 +173,6 @@ class Prometheus(Monitor):
             self.server.server_close()
             self.server = None
 
-    def snapshot(self) -> Any:
-        return None
-
     def stats(self) -> dict[str, Any]:
         return {"url": f"http://{self.config.host}:{self.port}", "scrapes": self.scrapes}
 
@@ -186,18 +184,17 @@ SYSTEM_FIGURES = ("rss_mb", "peak_rss_mb", "cpu_s")
 ALERT_FIGURES = ("rejections_in_row", "events_since_fill")
 
 
-def _figure_names() -> Any:
+def _figure_names(instance: Any, attribute: Any, value: dict[str, float]) -> None:
+    """An alerts option's keys: figures the alerts can read."""
     from gridkit.runtime.metrics import FIGURES
 
-    def check(instance: Any, attribute: Any, value: dict[str, float]) -> None:
-        for name in value:
-            if name not in FIGURES + ALERT_FIGURES:
-                raise OptionError(attribute.name, f"no figure {name!r} (figures: "
-                                  f"{', '.join(FIGURES + ALERT_FIGURES)})")
-    return check
+    for name in value:
+        if name not in FIGURES + ALERT_FIGURES:
+            raise OptionError(attribute.name, f"no figure {name!r} (figures: "
+                              f"{', '.join(FIGURES + ALERT_FIGURES)})")
 
 
-class Alerts(Monitor):
+class Alerts(_FigureMonitor):
     """Thresholds on the run's figures, and a halt, sent to a webhook when they are crossed.
 
     ``above`` and ``below`` map a figure of :class:`Metrics` — or ``rejections_in_row`` (order
@@ -221,9 +218,9 @@ class Alerts(Monitor):
             "json", doc="The body: a plain JSON object, or Slack's, Discord's or Telegram's "
                         "message shape.")
         chat_id: str = option("", doc="Telegram: the chat the bot posts to.")
-        above: dict[str, float] = option(factory=dict, validator=_figure_names(),
+        above: dict[str, float] = option(factory=dict, validator=_figure_names,
                                          doc="Alert when a figure rises above its value.")
-        below: dict[str, float] = option(factory=dict, validator=_figure_names(),
+        below: dict[str, float] = option(factory=dict, validator=_figure_names,
                                          doc="Alert when a figure falls below its value.")
         on_halt: bool = option(True, doc="Alert when trading halts.")
         every: int = option(100, doc="Check the thresholds every this many events.",
@@ -245,9 +242,6 @@ class Alerts(Monitor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
-        from gridkit.runtime.metrics import RunMetrics
-
-        self.metrics = RunMetrics()
         self.sender: Any = None
         self.run_name = ""
         self.rejections_in_row = 0
@@ -260,13 +254,10 @@ class Alerts(Monitor):
 
     def setup(self, run: Any) -> None:
         from gridkit.runtime.alerts import Sender
-        from gridkit.runtime.metrics import RunMetrics
 
         c = self.config
         self.run_name = run.name
-        # The checks ride on the metrics' own per-event call, every `every` events.
-        self.metrics = RunMetrics(clock=run.mode != "backtest", every=c.every, hook=self.check)
-        self.on_event = self.metrics.on_event  # type: ignore[method-assign]
+        self.watch(run, c.every, self.check)  # (the checks ride on the per-event call)
         self.sender = Sender(c.url, c.format, c.chat_id, c.timeout, c.retries,
                              per_minute=c.per_minute)
 
@@ -285,9 +276,6 @@ class Alerts(Monitor):
         elif kind is j.Halted and self.config.on_halt:
             self._fire("halted", f"trading halted: {record.reason}", None, None,
                        getattr(record, "ts", None))
-
-    def on_event(self, ctx: Any) -> None:  # (replaced in setup by the metrics' own)
-        self.metrics.on_event(ctx)
 
     def check(self) -> None:
         """Compare every threshold with the figures now; alert those newly crossed."""
@@ -321,9 +309,6 @@ class Alerts(Monitor):
     def close(self) -> None:
         if self.sender is not None:
             self.sender.close()
-
-    def snapshot(self) -> Any:
-        return None  # (alerts already sent are not state: a resumed run checks afresh)
 
     def stats(self) -> dict[str, Any]:
         s = self.sender

@@ -110,8 +110,10 @@ def run_pipeline(pipeline: Pipeline,
 
             _guard(pipeline, pipeline.feedback, "binding to the tunables",
                    pipeline.feedback.bind, Tuner(run))
+        from gridkit.runtime.apply import overrides
+
         for monitor in pipeline.monitors:  # (only those that read the journal)
-            if type(monitor).bind is not Monitor.bind:
+            if overrides(monitor, Monitor, "bind"):
                 _guard(pipeline, monitor, "binding to the journal", monitor.bind, run.journal,
                        store)
         if resume or pipeline.run.mode != "backtest":
