@@ -28,7 +28,8 @@ cannot drift from it (the datasette approach):
     a hand-written definition list of run summary keys, checked against the keys a real run of
     ``examples/pipeline.toml`` returns: a key missing from either side is a build warning.
 ``.. gridkit-store-schema::``
-    the tables and columns the ``sqlite`` store creates, read back from a fresh database.
+    the tables and columns the ``sqlite`` store creates, from
+    :data:`gridkit.runtime.store_schema.TABLES`.
 ``.. gridkit-testing::`` with ``:what: fixtures`` or ``:what: contracts``
     the pytest fixtures, or the contract test bases, that :mod:`gridkit.testing` provides.
 
@@ -46,7 +47,6 @@ import json
 import os
 import re
 import shlex
-import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -586,35 +586,19 @@ class SummaryFieldsDirective(_Generated):
 
 
 class StoreSchemaDirective(_Generated):
-    """Tables and columns of the ``sqlite`` store, read back from a fresh database."""
+    """Tables and columns of the ``sqlite`` store, from its one declaration (which
+    ``tests/test_store_schema.py`` holds to the databases sqlite-utils makes from it)."""
 
     def run(self) -> list[nodes.Node]:
-        from gridkit.core.registry import build_registry
-        from gridkit.runtime.context import RunInfo
+        from gridkit.runtime.store_schema import BY_NAME
 
-        try:
-            with builtin_host() as host, tempfile.TemporaryDirectory() as tmp:
-                cls = build_registry(host).get("store", "sqlite").cls
-                store = cls(cls.Config(path="schema.db"))
-                store.setup(RunInfo("schema", "backtest", "X/Y", 1.0, Path(tmp)))
-                store.close()
-                conn = sqlite3.connect(Path(tmp, "schema.db"))
-                try:
-                    tables = [r[0] for r in conn.execute(
-                        "select name from sqlite_master where type = 'table' order by rowid")]
-                    columns = {t: [(r[1], r[2], r[5]) for r in
-                                   conn.execute(f"pragma table_info([{t}])")] for t in tables}
-                finally:
-                    conn.close()
-        except Exception as err:
-            return self.fail(err)
         rows = []
-        for t in tables:
-            cols = ", ".join(f"{name} ({typ.lower()}{', key' if pk else ''})"
-                             for name, typ, pk in columns[t])
-            rows.append([lit(t), cols])
-        return self.parse(list_table(["Table", "Columns"], rows, [14, 86]),
-                          "gridkit-store-schema")
+        for t in BY_NAME.values():
+            cols = "; ".join(f"``{c.name}`` ({c.type.__name__}{', key' if c.name == t.pk else ''})"
+                             f" {c.doc}" for c in t.columns)
+            rows.append([lit(t.name), f"{t.doc} {cols}"])
+        return self.parse(list_table(["Table", "What it holds, and its columns"], rows,
+                                     [14, 86]), "gridkit-store-schema")
 
 
 class TestingDirective(_Generated):

@@ -1,10 +1,9 @@
 """Built-in run store: ``sqlite``, in WAL mode; journal rows and state in one transaction.
 
-It talks to SQLite through the standard library: the hot path is batched inserts, and importing
-sqlite-utils would import pandas and numpy whenever they are installed (about a second per run,
-measured). ``gridkit`` marks its files (``PRAGMA application_id``) and numbers its schema
-(``PRAGMA user_version``): a file of another program is refused, an older gridkit store is
-migrated in place.
+Its schema is declared once in :mod:`gridkit.runtime.store_schema`, and sqlite-utils creates a
+store file or migrates an older one in place. The hot path is batched inserts through the
+standard library's ``sqlite3``. ``gridkit`` marks its files (``PRAGMA application_id``) and
+numbers its schema (``PRAGMA user_version``): a file of another program is refused.
 """
 
 from __future__ import annotations
@@ -25,63 +24,15 @@ from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
 from gridkit.runtime.context import RunInfo
 from gridkit.runtime.journal import Mark, OrderRequested
+from gridkit.runtime.store_schema import (
+    APPLICATION_ID,
+    BY_NAME,
+    MEMORY_DDL,
+    SCHEMA_VERSION,
+    V1_TABLES,
+    migrate,
+)
 
-#: ``PRAGMA application_id`` of a gridkit store: "grkt".
-APPLICATION_ID = 0x67726B74
-
-
-def is_gridkit_store(conn: Any) -> bool:
-    """True if the SQLite database open on ``conn`` is a gridkit store that holds runs: it
-    bears gridkit's application id, or (a store of schema version 1) gridkit's run tables."""
-    app = conn.execute("PRAGMA application_id").fetchone()[0]
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return "runs" in tables and (app == APPLICATION_ID
-                                 or (app == 0 and {"orders", "fills", "equity"} <= tables))
-#: ``PRAGMA user_version``: the schema's number. 0 with the tables below is version 1.
-SCHEMA_VERSION = 3
-
-#: The store's tables. Every row carries the id of its run, so runs can share one file.
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id INTEGER PRIMARY KEY, name TEXT, mode TEXT, symbol TEXT, capital FLOAT, status TEXT,
-    started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT, run_key TEXT,
-    resumed INTEGER DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS orders (
-    run_id INTEGER REFERENCES runs(id), order_id TEXT, ts INTEGER, status TEXT, side TEXT,
-    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER, symbol TEXT, reason TEXT
-);
-CREATE TABLE IF NOT EXISTS fills (
-    run_id INTEGER REFERENCES runs(id), order_id TEXT, ts INTEGER, side TEXT, price FLOAT,
-    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER, symbol TEXT, remaining FLOAT,
-    fee_currency TEXT
-);
-CREATE TABLE IF NOT EXISTS equity (
-    run_id INTEGER REFERENCES runs(id), ts INTEGER, close FLOAT, cash FLOAT, base FLOAT,
-    equity FLOAT, symbol TEXT
-);
-CREATE TABLE IF NOT EXISTS journal (
-    run_id INTEGER REFERENCES runs(id), ts INTEGER, kind TEXT, data TEXT
-);
-CREATE TABLE IF NOT EXISTS state (
-    run_id INTEGER PRIMARY KEY REFERENCES runs(id), saved FLOAT, digest TEXT, data BLOB
-);
-CREATE TABLE IF NOT EXISTS audit (
-    seq INTEGER PRIMARY KEY, run_id INTEGER REFERENCES runs(id), ts INTEGER, kind TEXT,
-    entry TEXT, prev TEXT, hash TEXT
-);
-CREATE INDEX IF NOT EXISTS idx_orders_run_id_ts ON orders (run_id, ts);
-CREATE INDEX IF NOT EXISTS idx_fills_run_id_ts ON fills (run_id, ts);
-CREATE INDEX IF NOT EXISTS idx_equity_run_id_ts ON equity (run_id, ts);
-"""
-#: Columns added since schema version 1 (gridkit 0.1's store): table -> [(column, type)].
-_ADDED = {
-    "runs": [("run_key", "TEXT"), ("resumed", "INTEGER DEFAULT 0")],
-    "orders": [("symbol", "TEXT"), ("reason", "TEXT")],
-    "fills": [("symbol", "TEXT"), ("remaining", "FLOAT"), ("fee_currency", "TEXT")],
-    "equity": [("symbol", "TEXT")],
-}
-_V1_TABLES = {"runs", "orders", "fills", "equity"}
 _STATUS = {Accepted: "open", Cancelled: "cancelled", Expired: "expired"}
 
 
@@ -157,30 +108,25 @@ class SqliteStore(Store):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        ours = {"runs", "orders", "fills", "equity", "journal", "state", "audit"}
         # app 0 with only gridkit's table names: a gridkit store, or one whose creation was
-        # cut short (the schema is created in one transaction since version 2)
-        if app not in (0, APPLICATION_ID) or (app == 0 and not tables <= ours):
+        # cut short (before schema version 2 it was not one transaction)
+        if app not in (0, APPLICATION_ID) or (app == 0 and not tables <= set(BY_NAME)):
             shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
             raise DataError(f"store {self.path} belongs to another program (tables: {shown}); "
                             f"give gridkit a file of its own (--db or [store] path)")
         if app == APPLICATION_ID and version > SCHEMA_VERSION:
             raise DataError(f"store {self.path} has schema version {version}, newer than this "
                             f"gridkit reads ({SCHEMA_VERSION}); upgrade gridkit")
-        if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
+        if self.path == ":memory:":  # new and throwaway: sqlite-utils' DDL, without its import
+            conn.executescript(f"BEGIN;\n{MEMORY_DDL}PRAGMA application_id = {APPLICATION_ID};\n"
+                               f"PRAGMA user_version = {SCHEMA_VERSION};\nCOMMIT;")
+            return
+        conn.execute("PRAGMA journal_mode=WAL")
         if app == APPLICATION_ID and version == SCHEMA_VERSION:
             return
-        script = ["BEGIN"]  # all of the schema or none of it, whenever the process dies
-        if tables and version < SCHEMA_VERSION and tables >= _V1_TABLES:
-            self.migrated_from = version or 1  # an older gridkit store: add what is new
-            for table, columns in _ADDED.items():
-                have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-                script += [f"ALTER TABLE {table} ADD COLUMN {column} {kind}"
-                           for column, kind in columns if column not in have]
-        script += [SCHEMA, f"PRAGMA application_id = {APPLICATION_ID}",
-                   f"PRAGMA user_version = {SCHEMA_VERSION}", "COMMIT"]
-        conn.executescript(";\n".join(script))
+        if tables and tables >= V1_TABLES:
+            self.migrated_from = version or 1  # an older gridkit store
+        migrate(conn)  # (sqlite-utils: created, or migrated in place, in one transaction)
 
     # --- runs --------------------------------------------------------------------------------
 

@@ -34,63 +34,13 @@ EXPORTS = {
 }
 FORMATS = ("csv", "json", "parquet")
 
-#: What each table and column of a store holds, for Datasette (:func:`datasette_metadata`).
-TABLES: dict[str, tuple[str, dict[str, str]]] = {
-    "runs": ("One row per run: what ran, how it ended, its configuration and summary.", {
-        "id": "Run number, as gridkit runs and --run name it.",
-        "name": "[pipeline] name.", "mode": "backtest, paper or live.",
-        "symbol": "The symbols traded, comma-separated.", "capital": "Starting capital.",
-        "status": "running, finished, stopped or failed.",
-        "started": "Start time, Unix seconds.", "finished": "End time, Unix seconds.",
-        "config": "The pipeline file as read (JSON).", "summary": "The run summary (JSON).",
-        "error": "The one-line error of a failed run.",
-        "run_key": "Prefix of the run's client order ids.",
-        "resumed": "Times the run was resumed."}),
-    "orders": ("The order journal: one row per event of an order, first its request.", {
-        "run_id": "The run.", "order_id": "Client order id.", "ts": "Event time, epoch ms.",
-        "status": "requested, open, partial, filled, cancelled, expired or rejected.",
-        "side": "buy or sell (on the request).", "kind": "limit or market (on the request).",
-        "price": "Limit price, or the fill's price.", "qty": "Quantity, base units.",
-        "tag": "The grid cell (-1: a market order of the strategy).",
-        "symbol": "Instrument.", "reason": "Why it was rejected, cancelled or expired."}),
-    "fills": ("Every fill, in the order the run booked them.", {
-        "run_id": "The run.", "order_id": "Client order id.", "ts": "Fill time, epoch ms.",
-        "side": "buy or sell.", "price": "Fill price.", "qty": "Quantity, base units.",
-        "fee": "Fee, in fee_currency.", "liquidity": "maker or taker.",
-        "tag": "The grid cell.", "symbol": "Instrument.",
-        "remaining": "What of the order is still open.",
-        "fee_currency": "Currency of the fee (empty: the quote)."}),
-    "equity": ("The equity curve: the account marked after each bar.", {
-        "run_id": "The run.", "ts": "Bar time, epoch ms.", "close": "The bar's close.",
-        "cash": "Cash, quote currency.", "base": "Position, base units.",
-        "equity": "Account equity, quote currency.", "symbol": "Instrument marked."}),
-    "journal": ("Other journal records: halts, pauses, funding, parameter and phase "
-                "changes.", {"run_id": "The run.", "ts": "Time, epoch ms.",
-                             "kind": "Record type.", "data": "Its fields (JSON)."}),
-    "state": ("What a stopped run resumes from (pickled, with its SHA-256).", {
-        "run_id": "The run.", "saved": "When, Unix seconds.", "digest": "SHA-256 of data.",
-        "data": "The state."}),
-    "audit": ("The audit log: a SHA-256 chain over order events, halts and changes "
-              "(gridkit audit verify).", {
-                  "seq": "Position in the chain.", "run_id": "The run.",
-                  "ts": "Time, epoch ms.", "kind": "Record type.",
-                  "entry": "The record as canonical JSON.",
-                  "prev": "Hash of the entry before.", "hash": "SHA-256 of prev + entry."}),
-    "halt_requests": ("Operators' gridkit halt and resume-trading requests, which a "
-                      "circuit-breaker check acts on.", {
-                          "id": "Request number.", "requested": "When, Unix seconds.",
-                          "action": "halt or resume.", "reason": "The operator's reason.",
-                          "run_id": "The run it was made for (empty: the next one)."}),
-}
-
-
 @contextmanager
 def open_store(path: Path) -> Iterator[sqlite3.Connection]:
     """A read-only connection to the gridkit store at ``path``; one DataError line if it is
     missing, not SQLite or not a gridkit store."""
     if not path.is_file():
         raise DataError(f"store not found: {path}")
-    from gridkit.plugins.stores import is_gridkit_store
+    from gridkit.runtime.store_schema import is_gridkit_store
 
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -110,13 +60,16 @@ def datasette_metadata(path: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Datasette's metadata for the store at ``path``: what each of its tables and columns
     holds (``datasette PATH -m metadata.json``); the runs table labelled by name."""
     present = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    from gridkit.runtime.store_schema import BY_NAME
+
     tables: dict[str, Any] = {}
-    for table, (text, columns) in TABLES.items():
+    for table, declared in BY_NAME.items():
         if table not in present:
             continue
         have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-        entry: dict[str, Any] = {"description": text,
-                                 "columns": {c: columns[c] for c in have if c in columns}}
+        docs = {c.name: c.doc for c in declared.columns}
+        entry: dict[str, Any] = {"description": declared.doc,
+                                 "columns": {c: docs[c] for c in have if c in docs}}
         if table == "runs":
             entry["label_column"] = "name"
         elif "ts" in have:

@@ -20,12 +20,6 @@ from gridkit.runtime.context import Context, RunInfo
 
 _log = logging.getLogger("gridkit.risk")
 
-#: The table of operator requests in a run's store: one row per ``gridkit halt`` (``action``
-#: ``halt``) or ``gridkit resume-trading`` (``resume``); the newest row is what stands.
-HALT_TABLE = """
-CREATE TABLE IF NOT EXISTS halt_requests (
-    id INTEGER PRIMARY KEY, requested FLOAT, action TEXT, reason TEXT, run_id INTEGER
-)"""
 
 
 def latest_request(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
@@ -43,7 +37,7 @@ def latest_request(conn: sqlite3.Connection) -> tuple[int, str, str] | None:
 
 def store_problem(path: Path) -> str | None:
     """Why ``path`` cannot take operator requests (one line), or None: it is a gridkit store."""
-    from gridkit.plugins.stores import is_gridkit_store
+    from gridkit.runtime.store_schema import is_gridkit_store
 
     if not path.is_file():
         return f"{path}: no such store (give the --db file a run records into)"
@@ -78,8 +72,14 @@ def write_request(path: Path, action: str, reason: str,
     except sqlite3.Error as err:
         raise DataError(f"{path}: cannot open it: {err}") from None
     try:
-        with conn:  # one transaction: the table and the request, or neither
-            conn.execute(HALT_TABLE)
+        # The table of requests (one row per ``gridkit halt`` or ``resume-trading``; the
+        # newest stands), made by sqlite-utils from its declaration on the first request.
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'halt_requests'"
+                            ).fetchone():
+            from gridkit.runtime.store_schema import HALT_REQUESTS, migrate
+
+            migrate(conn, (HALT_REQUESTS,))
+        with conn:
             last, config = conn.execute("SELECT id, config FROM runs ORDER BY id DESC "
                                         "LIMIT 1").fetchone() or (None, None)
             cur = conn.execute("INSERT INTO halt_requests (requested, action, reason, run_id) "
@@ -357,4 +357,4 @@ class CircuitBreaker(RiskCheck):
                 "store": self._db}
 
 
-__all__ = ["HALT_TABLE", "CircuitBreaker", "latest_request", "write_request"]
+__all__ = ["CircuitBreaker", "latest_request", "write_request"]
