@@ -272,10 +272,15 @@ def test_an_outage_pauses_trading_and_the_run_goes_on(
         s = run_pipeline(build_pipeline(parse_pipeline(paper_toml(
             server.url, "max_events = 1400\nstall = 0.3\nbackoff = 0.05\nmax_backoff = 0.2\n"
                         "clock = 0.1",
-            '[[monitors]]\nuse = "test-watch"\n')), watch_host, store_path=str(db)))
+            '[[monitors]]\nuse = "test-watch"\n[[monitors]]\nuse = "metrics"\n')), watch_host,
+            store_path=str(db)))
     assert s["status"] == "finished" and s["events"]["trades"]["seen"] == 1400
     src = s["components"]["source"]
     assert src["outages"] >= 1 and src["reconnects"] >= 1
+    # the metrics monitor counted the reconnects the stream logged, and timed the events
+    figures = s["components"]["monitors[1]"]
+    assert figures["reconnects"] >= 1 and figures["errors"] == 0
+    assert figures["latency_p50_ms"] <= figures["latency_p99_ms"]
     if outage == "silence":
         assert src["stalls"] >= 3  # failed again and again, and did not give up
         assert src["clock"] >= 10  # the engine heard from the source all along

@@ -219,6 +219,15 @@ class Attention(Component):
         after the run's state is restored, so keep what an earlier attach saved; the default
         keeps nothing."""
 
+    def figures(self) -> dict[str, Any]:
+        """What a monitor shows of this module while the run goes (``metrics``,
+        ``prometheus``' dashboard), read from another thread at any time, so only copies:
+        ``phase``, and for a phase controller ``progress`` (through the learning phase, 0 to
+        1), ``window`` (through the current comparison window), ``rollbacks``, and the
+        ``real`` and ``shadow`` books' ``win_rate``, ``profit_factor`` and ``max_drawdown``.
+        The default is the phase."""
+        return {"phase": self.phase}
+
 
 class Regime(Component):
     """Labels the market regime: a *score rule* scores one label, a *label rule* names one.

@@ -286,6 +286,19 @@ class Progressive(Attention):
                             "std": math.sqrt(m2 / (n - 1)) if n > 1 else float("nan")}
         return out
 
+    def figures(self) -> dict[str, Any]:
+        c = self.config
+        shadow = self.shadow
+        learned = min(self.observed / c.learn_events if c.learn_events else 1.0,
+                      self.real_trades / c.learn_trades if c.learn_trades else 1.0)
+        counted = (shadow.score if self.phase == "shadow" else self.real).trades if shadow else 0
+        return {"phase": self.phase,
+                "progress": min(1.0, learned) if self.phase == "learning" else 1.0,
+                "window": min(1.0, counted / c.shadow_trades) if shadow else 0.0,
+                "rollbacks": self.rollbacks, "proposal": {**self._w, **self._a},
+                "real": self.real.figures(),
+                "shadow": shadow.score.figures() if shadow is not None else {}}
+
     def stats(self) -> dict[str, Any]:
         shadow = self.shadow
         return {

@@ -839,9 +839,9 @@ class CcxtStream(Source):
                 wait = 0.0 if resync else self.backoff(failures)
                 _LOG.warning("%s stream down (%s); reconnecting in %.1f s (failure %d in a "
                              "row)", where, what, wait, failures,
-                             extra={"exchange": c.exchange, "symbol": self.symbol,
-                                    "stream": kind, "failures": failures, "wait": wait,
-                                    "error": what})
+                             extra={"event": "reconnect", "exchange": c.exchange,
+                                    "symbol": self.symbol, "stream": kind,
+                                    "failures": failures, "wait": wait, "error": what})
                 if not resync:
                     await _close_clients(ex)
                     await asyncio.sleep(wait)

@@ -19,8 +19,9 @@ from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
 from gridkit.runtime import journal as j
 
 #: The journal records the audit log keeps (marks, one per bar, are the equity curve's).
-AUDITED = (j.OrderRequested, j.CancelRequested, Accepted, Rejected, Fill, Cancelled, Expired,
-           j.Halted, j.Unhalted, j.Liquidated, j.Paused, j.ParamChanged, j.PhaseChanged)
+AUDITED = frozenset({j.OrderRequested, j.CancelRequested, Accepted, Rejected, Fill, Cancelled,
+                     Expired, j.Halted, j.Unhalted, j.Liquidated, j.Paused, j.ParamChanged,
+                     j.PhaseChanged})
 
 
 class Audit(Monitor):
@@ -53,7 +54,7 @@ class Audit(Monitor):
 
     def record(self, record: Any) -> None:
         """Append ``record`` to the log if it is of an audited kind."""
-        if isinstance(record, AUDITED):
+        if type(record) in AUDITED:  # (the journal's own record types, not subclasses)
             data = attrs.asdict(record, recurse=True)
             ts = data.pop("ts", None)
             self._store.audit(ts, type(record).__name__, data)
@@ -72,25 +73,35 @@ class Audit(Monitor):
 
 
 class _FigureMonitor(Monitor):
-    """A monitor over the run's figures (:class:`gridkit.runtime.metrics.RunMetrics`): the
-    engine calls the figures' own per-event method, bound in :meth:`watch` at setup."""
+    """A monitor over the run's figures (:class:`gridkit.runtime.metrics.RunMetrics`). The
+    figure monitors of one run share one RunMetrics, kept on the journal, and take its
+    per-event method as their own: the engine calls a method several monitors share once."""
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
         from gridkit.runtime.metrics import RunMetrics
 
-        self.metrics = RunMetrics()
+        self.metrics = RunMetrics()  # (until bound to the run's own)
+        self._clock = True
+        self._owner = False
 
-    def watch(self, run: Any, every: int = 0, hook: Any = None) -> None:
-        """Keep the figures of ``run`` (no wall clock per event in a backtest) and take their
-        per-event method as this monitor's; ``hook`` every ``every`` events."""
+    def setup(self, run: Any) -> None:
+        self._clock = run.mode != "backtest"  # (a backtest's figures need no wall clock)
+
+    def bind(self, journal: Any, store: Store) -> None:
         from gridkit.runtime.metrics import RunMetrics
 
-        self.metrics = RunMetrics(clock=run.mode != "backtest", every=every, hook=hook)
+        self.metrics, self._owner = RunMetrics.of(journal, self._clock)
+        if self._owner:
+            self.metrics.start(journal)
         self.on_event = self.metrics.on_event  # type: ignore[method-assign]
 
-    def on_event(self, ctx: Any) -> None:  # (replaced by watch with the figures' own)
+    def on_event(self, ctx: Any) -> None:  # (replaced by bind with the figures' own)
         self.metrics.on_event(ctx)
+
+    def close(self) -> None:
+        if self._owner:
+            self.metrics.close()
 
     def snapshot(self) -> Any:
         return None  # (figures of the run, not state: a resumed run reads them again)
@@ -99,18 +110,19 @@ class _FigureMonitor(Monitor):
 class Metrics(_FigureMonitor):
     """The run's trading and system figures, kept as it runs; in the summary at the end.
 
-    Trading: equity, cash, return, drawdown and the largest one, fills, fees, round trips,
-    grid profit and the average per round trip, profit factor, Sharpe and Sortino
-    (annualized over the bars' time), grid and total APR. System: events and events per
-    second, the age of the last event, resident memory (now and peak), CPU seconds. Each
-    event costs a few attribute writes; the figures are computed when read, from the sums the
-    account keeps (:class:`gridkit.runtime.metrics.RunMetrics`).
+    Trading: equity, cash, return, drawdown and the largest one, the day's return and loss,
+    fills, fees, round trips, grid profit and the average per round trip, profit factor, win
+    share, Sharpe, Sortino and Calmar (annualized over the bars' time), grid and total APR,
+    limit orders requested and filled (the grid fill rate), refusals. System: events and
+    events per second, the age of the last event, event latency p50 and p99, error lines and
+    reconnects logged, resident memory (now and peak), CPU seconds. Attention: each lane's
+    modules' phase, progress, weights and the real and shadow books' figures. Every figure and
+    its meaning is in :data:`gridkit.runtime.metrics.FIGURES`. Each event costs a few
+    attribute reads and writes; the figures are computed when read, from the sums the account
+    keeps (:class:`gridkit.runtime.metrics.RunMetrics`).
     """
 
     name = "metrics"
-
-    def setup(self, run: Any) -> None:
-        self.watch(run)
 
     def stats(self) -> dict[str, Any]:
         return {k: v for k, v in self.metrics.values().items() if not isinstance(v, str)}
@@ -156,8 +168,8 @@ class Prometheus(_FigureMonitor):
     def setup(self, run: Any) -> None:
         from gridkit.runtime.metrics_http import serve
 
+        super().setup(run)
         self._live = run.mode != "backtest"
-        self.watch(run)
         c = self.config
         self.server = serve(c.host, c.port, self)
         self.port = self.server.server_address[1]
@@ -172,16 +184,10 @@ class Prometheus(_FigureMonitor):
             self.server.shutdown()
             self.server.server_close()
             self.server = None
+        super().close()
 
     def stats(self) -> dict[str, Any]:
         return {"url": f"http://{self.config.host}:{self.port}", "scrapes": self.scrapes}
-
-
-#: The figures that read the process (/proc): computed for the alerts only when named.
-SYSTEM_FIGURES = ("rss_mb", "peak_rss_mb", "cpu_s")
-#: The figures an alert may name beyond :data:`gridkit.runtime.metrics.FIGURES`, which the
-#: alerts monitor counts from the journal itself.
-ALERT_FIGURES = ("rejections_in_row", "events_since_fill")
 
 
 def _figure_names(instance: Any, attribute: Any, value: dict[str, float]) -> None:
@@ -189,17 +195,18 @@ def _figure_names(instance: Any, attribute: Any, value: dict[str, float]) -> Non
     from gridkit.runtime.metrics import FIGURES
 
     for name in value:
-        if name not in FIGURES + ALERT_FIGURES:
+        if name not in FIGURES:
             raise OptionError(attribute.name, f"no figure {name!r} (figures: "
-                              f"{', '.join(FIGURES + ALERT_FIGURES)})")
+                              f"{', '.join(FIGURES)})")
 
 
 class Alerts(_FigureMonitor):
     """Thresholds on the run's figures, and a halt, sent to a webhook when they are crossed.
 
-    ``above`` and ``below`` map a figure of :class:`Metrics` — or ``rejections_in_row`` (order
-    refusals since the last acceptance) or ``events_since_fill`` (a grid stalled) — to its
-    threshold: ``above = {drawdown = 0.1, rss_mb = 400, last_event_age_s = 120}``. They are
+    ``above`` and ``below`` map a figure of :class:`Metrics` (any of
+    :data:`gridkit.runtime.metrics.FIGURES`: ``daily_loss``, ``rejections_in_row``,
+    ``events_since_fill`` for a grid stalled, ``latency_p99_ms`` ...) to its threshold:
+    ``above = {drawdown = 0.1, daily_loss = 0.05, rss_mb = 400, last_event_age_s = 120}``. They are
     checked every ``every`` events; an alert is sent when its condition becomes true, and again
     only after ``repeat_after`` seconds while it stays true (deduplicated); a halt is sent at
     once (``on_halt``). Each alert is one JSON POST to ``url`` — a plain object (``format`` =
@@ -242,10 +249,10 @@ class Alerts(_FigureMonitor):
 
     def __init__(self, config: Any = None) -> None:
         super().__init__(config)
+        from gridkit.runtime.metrics import SYSTEM_FIGURES
+
         self.sender: Any = None
         self.run_name = ""
-        self.rejections_in_row = 0
-        self._fill_at = 0  # the event count at the last fill
         self.fired = 0
         #: Per rule: when it was last sent (None: not true at the last check).
         self._active: dict[str, float | None] = {}
@@ -255,25 +262,21 @@ class Alerts(_FigureMonitor):
     def setup(self, run: Any) -> None:
         from gridkit.runtime.alerts import Sender
 
+        super().setup(run)
         c = self.config
         self.run_name = run.name
-        self.watch(run, c.every, self.check)  # (the checks ride on the per-event call)
         self.sender = Sender(c.url, c.format, c.chat_id, c.timeout, c.retries,
                              per_minute=c.per_minute)
 
     def bind(self, journal: Any, store: Store) -> None:
-        journal.subscribe(self.record, False)
+        super().bind(journal, store)
+        self.metrics.every(self.config.every, self.check)  # (rides on the per-event call)
+        if self.config.on_halt:
+            journal.subscribe(self.record, False)
 
     def record(self, record: Any) -> None:
-        """Count refusals in a row and fills; a halt is alerted at once."""
-        kind = type(record)
-        if kind is Rejected:
-            self.rejections_in_row += 1
-        elif kind is Accepted:
-            self.rejections_in_row = 0
-        elif kind is Fill:
-            self._fill_at = self.metrics.events
-        elif kind is j.Halted and self.config.on_halt:
+        """A halt is alerted at once."""
+        if type(record) is j.Halted:
             self._fire("halted", f"trading halted: {record.reason}", None, None,
                        getattr(record, "ts", None))
 
@@ -281,14 +284,12 @@ class Alerts(_FigureMonitor):
         """Compare every threshold with the figures now; alert those newly crossed."""
         c = self.config
         values = self.metrics.values(system=self._system)
-        values.update(rejections_in_row=self.rejections_in_row,
-                      events_since_fill=self.metrics.events - self._fill_at)
         now = time.monotonic()
         for side, rules in (("above", c.above), ("below", c.below)):
             for figure, limit in rules.items():
                 v = values.get(figure)
-                hit = isinstance(v, (int, float)) and (v > limit if side == "above"
-                                                       else v < limit)
+                hit = (isinstance(v, (int, float)) and not isinstance(v, bool)
+                       and (v > limit if side == "above" else v < limit))
                 key = f"{figure} {side}"
                 if not hit:
                     self._active[key] = None  # reset: the next crossing alerts again
@@ -309,6 +310,7 @@ class Alerts(_FigureMonitor):
     def close(self) -> None:
         if self.sender is not None:
             self.sender.close()
+        super().close()
 
     def stats(self) -> dict[str, Any]:
         s = self.sender

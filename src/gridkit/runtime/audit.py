@@ -27,9 +27,13 @@ from typing import Any
 GENESIS = "0" * 64
 
 
+#: (one encoder for every entry: ``json.dumps`` with options makes one per call)
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def canonical(entry: Any) -> str:
     """``entry`` as canonical JSON: keys sorted, no whitespace, non-JSON values as text."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":"), default=str)
+    return _ENCODE(entry)
 
 
 def link(prev: str, entry: str) -> str:

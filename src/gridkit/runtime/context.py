@@ -60,8 +60,8 @@ class Context:
     """
 
     __slots__ = (
-        "account", "adjust", "bar", "event", "feature_cost", "features", "halted", "index",
-        "ledger", "market",
+        "account", "adjust", "attention", "bar", "event", "feature_cost", "features", "halted",
+        "index", "ledger", "market",
         "paused", "phase_changed", "portfolio", "position", "regime", "regime_score", "run",
         "signals", "symbol", "weights",
     )
@@ -95,6 +95,9 @@ class Context:
         self.features: dict[str, float] = {}
         #: Attention weights by feature key (empty = all features weigh 1).
         self.weights: dict[str, float] = {}
+        #: The lane's attention modules, in order (the engine's; a monitor reads their
+        #: :meth:`~gridkit.Attention.figures`).
+        self.attention: tuple[Any, ...] = ()
         #: Mean time in seconds of one ``update`` of each bar feature, by feature key, sampled
         #: on every 4096th accepted bar (:data:`gridkit.runtime.timing.FEATURE_COST_SHIFT`);
         #: features the engine runs fused share their group's step time equally. Empty until

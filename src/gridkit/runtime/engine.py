@@ -184,6 +184,7 @@ def _new_run(pipeline: Pipeline) -> Run:
     run.by_symbol = {lr.lane.symbol: lr for lr in lanes}
     for lr in lanes:
         lr.ctx.phase_changed = _phase_forwarder(run, lr.ctx)
+        lr.ctx.attention = tuple(lr.lane.attention)
     return run
 
 

@@ -108,7 +108,7 @@ class Journal:
     without one get the object.
     """
 
-    __slots__ = ("dirty", "emit", "mark", "subscribers")
+    __slots__ = ("dirty", "emit", "mark", "shared", "subscribers")
 
     def __init__(self) -> None:
         self.subscribers: list[tuple[Callable[[Any], None], Callable[..., None] | None]] = []
@@ -119,6 +119,9 @@ class Journal:
         self.mark: Callable[..., None] = _none
         #: Set by :meth:`touch` (when subscribed): records came since the engine last committed.
         self.dirty = False
+        #: What the subscribers of one run share, by name: the figure monitors' one
+        #: :class:`~gridkit.runtime.metrics.RunMetrics` is ``shared["metrics"]``.
+        self.shared: dict[str, Any] = {}
 
     def touch(self, *record: Any) -> None:
         """A subscriber that only notes that something was journalled (paper and live runs

@@ -15,32 +15,9 @@ from typing import Any
 
 from gridkit.core.errors import ConfigError
 
-#: Each exported figure's help text (its unit in the name or here).
-HELP = {
-    "equity": "Account equity in the quote currency.",
-    "cash": "Free and held cash in the quote currency.",
-    "return": "Return since the start, as a fraction.",
-    "drawdown": "Drawdown from the equity peak now, as a fraction.",
-    "max_drawdown": "Largest drawdown from an equity peak, as a fraction.",
-    "fills": "Fills so far.",
-    "fees": "Fees paid so far, in the quote currency.",
-    "round_trips": "Closing fills matched against open lots (FIFO).",
-    "grid_profit": "Grid profit: realized profit of the closed lots, after fees.",
-    "avg_profit_per_trip": "Grid profit per round trip.",
-    "profit_factor": "Gross profit over gross loss of the closing fills.",
-    "win_share": "Share of the gross profit and loss that was profit.",
-    "sharpe": "Annualized Sharpe ratio of the marks' returns.",
-    "sortino": "Annualized Sortino ratio of the marks' returns.",
-    "grid_apr": "Grid profit over capital, per year of bars.",
-    "total_apr": "Return per year of bars.",
-    "events": "Accepted events processed.",
-    "events_per_s": "Accepted events per second of wall time since the start.",
-    "last_event_age_s": "Seconds since the last accepted event.",
-    "event_ts": "Time of the last accepted event, epoch milliseconds.",
-    "rss_mb": "Resident memory of the process now, MB.",
-    "peak_rss_mb": "Peak resident memory of the process, MB.",
-    "cpu_s": "CPU seconds used by the process.",
-}
+#: The figures exported as counters (they only grow); the rest are gauges.
+COUNTERS = frozenset({"events", "errors", "reconnects", "rejections", "orders_requested",
+                      "orders_filled"})
 
 
 class _Collector:
@@ -52,18 +29,50 @@ class _Collector:
     def collect(self) -> Any:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+        from gridkit.runtime.metrics import FIGURES
+
         values = self.monitor.metrics.values()
-        for key, text in HELP.items():
+        for key, text in FIGURES.items():
             v = values.get(key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 continue
-            family = CounterMetricFamily if key == "events" else GaugeMetricFamily
+            family = CounterMetricFamily if key in COUNTERS else GaugeMetricFamily
             yield family(f"gridkit_{key}", text, value=float(v))
         status, _ = self.monitor.health()
         yield GaugeMetricFamily("gridkit_halted", "1 while trading is halted.",
                                 value=1.0 if values.get("halted") else 0.0)
         yield GaugeMetricFamily("gridkit_healthy", "1 healthy, 0.5 degraded, 0 unhealthy.",
                                 value={"healthy": 1.0, "degraded": 0.5}.get(status, 0.0))
+        yield from _attention(values.get("attention") or {}, GaugeMetricFamily)
+
+
+def _attention(table: dict[str, Any], gauge: Any) -> Any:
+    """Each lane's attention as labelled gauges: the phase (1 on the current one), progress,
+    the weights applied, and the real and shadow books' figures."""
+    phase = gauge("gridkit_attention_phase", "1 on each attention module's current phase.",
+                  labels=["symbol", "module", "phase"])
+    progress = gauge("gridkit_attention_progress", "Progress through the learning phase.",
+                     labels=["symbol", "module"])
+    weight = gauge("gridkit_attention_weight", "Attention weight applied to a feature now.",
+                   labels=["symbol", "feature"])
+    book = gauge("gridkit_attention_book", "The real and shadow books' figures in the "
+                 "comparison window.", labels=["symbol", "module", "book", "figure"])
+    for symbol, lane in table.items():
+        for feature, w in (lane.get("weights") or {}).items():
+            if isinstance(w, (int, float)) and math.isfinite(w):
+                weight.add_metric([symbol, feature], float(w))
+        for module, figures in lane.items():
+            if module == "weights" or not isinstance(figures, dict):
+                continue
+            phase.add_metric([symbol, module, str(figures.get("phase"))], 1.0)
+            p = figures.get("progress")
+            if isinstance(p, (int, float)):
+                progress.add_metric([symbol, module], float(p))
+            for name in ("real", "shadow"):
+                for key, v in (figures.get(name) or {}).items():
+                    if isinstance(v, (int, float)) and math.isfinite(v):
+                        book.add_metric([symbol, module, name, key], float(v))
+    yield from (phase, progress, weight, book)
 
 
 def serve(host: str, port: int, monitor: Any) -> ThreadingHTTPServer:

@@ -85,7 +85,9 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     risk_lift = tuple(r.lift for r in p.risk if path.overrides(r, RiskCheck, "lift"))
     risk_checks = tuple((p.origin(r)[1].name, r.check) for r in p.risk
                         if path.overrides(r, RiskCheck, "check"))
-    monitors = tuple(m.on_event for m in p.monitors if path.overrides(m, Monitor, "on_event"))
+    # (a method several monitors share — the figure monitors' one RunMetrics — is called once)
+    monitors = tuple(dict.fromkeys(m.on_event for m in p.monitors
+                                   if path.overrides(m, Monitor, "on_event")))
     feedback = p.feedback
     every = feedback.every if feedback is not None else 0
     plans = path.overrides(strat, Strategy, "on_bar")
@@ -265,6 +267,11 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         if every and not lr.accepted % every:
             feedback.step(ctx)  # type: ignore[union-attr]
 
+    def one_monitor_stage(bar: Any) -> None:  # (the common case: no loop, no feedback test)
+        only(ctx)
+
+    only = monitors[0] if len(monitors) == 1 and not every else None
+
     # Stages with nothing to do are left out: no cost for what a pipeline does not use.
     positions = tuple(p_ for p_ in acct.positions.values() if p_.symbol == sym)
     perpetual = any(p_.kind != "spot" for p_ in positions)
@@ -275,7 +282,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
              ("strategy", strategy_stage),
              ("risk", risk_stage if risk_bar or risk_lift else None),
              ("execute", execute_stage),
-             ("monitor", monitor_stage if monitors or every else None)]
+             ("monitor", one_monitor_stage if only is not None
+              else monitor_stage if monitors or every else None)]
     stages = tuple(fn for _, fn in named if fn is not None)
     # The same stages with the features timed one by one, for the bars that sample their cost.
     cost_stages = tuple(feature_stage_timed if fn is feature_stage else fn for fn in stages)
