@@ -84,6 +84,7 @@ from gridkit.runtime.journal import (
     ParamChanged,
     Paused,
     PhaseChanged,
+    RegimeChanged,
     Unhalted,
 )
 from gridkit.runtime.ledger import Ledger, OrderState
@@ -137,6 +138,7 @@ __all__ = [
     "PluginError",
     "Position",
     "Regime",
+    "RegimeChanged",
     "Reject",
     "Rejected",
     "Rejection",

@@ -23,6 +23,7 @@ from gridkit.runtime.journal import (
     ParamChanged,
     Paused,
     PhaseChanged,
+    RegimeChanged,
     Unhalted,
 )
 
@@ -118,6 +119,9 @@ class EventLog:
             self._line(INFO, "phase_changed",
                        f"phase of {record.path}: {record.old} -> {record.new}",
                        path=record.path, old=record.old, new=record.new)
+        elif kind is RegimeChanged:
+            self._line(INFO, "regime_changed", f"regime of {record.symbol}: {record.label}",
+                       symbol=record.symbol, regime=record.label)
         elif kind is Liquidated:
             self._line(ERROR, "liquidated",
                        f"liquidation: {record.symbol} {record.qty:g} @ {record.price:.10g}, "

@@ -89,6 +89,16 @@ class PhaseChanged:
 
 
 @frozen
+class RegimeChanged:
+    """A lane's regime label changed (after dwell and hysteresis): ``label`` from ``ts`` on
+    (None: no rule ready). Per-regime figures of a stored run are read from these."""
+
+    ts: int
+    symbol: str
+    label: str | None
+
+
+@frozen
 class Mark:
     """The account marked after an event of ``symbol``: the equity curve."""
 

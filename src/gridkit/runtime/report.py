@@ -3,10 +3,11 @@
 Charts are drawn by plotly (``pip install 'gridkit[report]'``), whose JavaScript is embedded
 in the file, so nothing is fetched when it is viewed: equity and drawdown, the price with the
 grid's levels (the distinct prices of its limit orders) and every fill, the position, and the
-fees and funding paid over time; then the summary's figures (by symbol, by regime and by
-phase where the run had them) and the configuration. Long runs are thinned to a few thousand
-points a line, keeping each stretch's highest and lowest. A run still running (or killed
-before its summary) gives a partial report, marked as such.
+fees and funding paid over time, and the profit by regime and by attention phase where the run
+had them (:mod:`gridkit.runtime.breakdown`); then the summary's figures, the per-regime and
+per-phase tables (bars, profit, fills, fees) and the configuration. Long runs are thinned to a
+few thousand points a line, keeping each stretch's highest and lowest. A run still running (or
+killed before its summary) gives a partial report, marked as such.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gridkit.core.errors import ConfigError
+from gridkit.runtime.breakdown import phase_changes, regime_changes, split
 from gridkit.runtime.runs import open_store, show_run, write_atomically
 
 #: At most this many points a line (each bucket keeps its first, lowest, highest and last).
@@ -47,17 +49,23 @@ def write_report(db: Path, run_id: int | None, out: Path) -> dict[str, Any]:
             "SELECT DISTINCT price FROM orders WHERE run_id = ? AND status = 'requested' AND "
             "kind = 'limit' AND price IS NOT NULL ORDER BY price", (rid,))]
         funding = _funding(conn, rid)
+        capital = float(conn.execute("SELECT capital FROM runs WHERE id = ?", (rid,)
+                                     ).fetchone()[0] or 0.0)
+        regimes, phases = regime_changes(conn, rid), phase_changes(conn, rid)
     summary = info.get("summary") or {}
     partial = not summary
+    split_by = {"regime": split(marks, fills, regimes, capital) if regimes else [],
+                "phase": split(marks, fills, {"": phases}, capital) if phases else []}
     figures = [_equity(go, marks), _price(go, marks, fills, levels), _position(go, marks),
                _costs(go, fills, funding)]
+    figures += [_profit_by(go, what, rows) for what, rows in split_by.items() if rows]
     divs = []
     traces = 0
     for k, fig in enumerate(figures):
         traces += len(fig.data)
         divs.append(pio.to_html(fig, full_html=False, include_plotlyjs=(k == 0),
                                 div_id=f"chart{k}", config={"displaylogo": False}))
-    page = _page(info, summary, partial, divs, traces)
+    page = _page(info, summary, partial, divs, traces, split_by)
     write_atomically(out, lambda f: f.write(page.encode()))
     return {"run": rid, "partial": partial, "traces": traces, "bytes": len(page.encode())}
 
@@ -181,6 +189,22 @@ def _costs(go: Any, fills: list[tuple[Any, ...]], funding: list[tuple[int, float
     return _layout(fig, "Fees and funding paid (cumulative, quote currency)")
 
 
+def _profit_by(go: Any, what: str, rows: list[dict[str, Any]]) -> Any:
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=[r["label"] for r in rows], y=[r["profit"] for r in rows],
+                         name=f"profit by {what}",
+                         text=[f"{r['share'] * 100:.0f} % of bars" for r in rows]))
+    return _layout(fig, f"Profit by {what} (equity change, quote currency)", 320)
+
+
+def _split_table(rows: list[dict[str, Any]]) -> str:
+    keys = ("label", "bars", "share", "profit", "return_pct", "fills", "fees")
+    head = "".join(f"<th>{k}</th>" for k in keys)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(k)))}</td>" for k in keys)
+                   + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _table(rows: list[tuple[str, Any]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
                     for k, v in rows)
@@ -198,7 +222,7 @@ def _fmt(v: Any) -> str:
 
 
 def _page(info: dict[str, Any], summary: dict[str, Any], partial: bool, divs: list[str],
-          traces: int) -> str:
+          traces: int, split_by: dict[str, list[dict[str, Any]]]) -> str:
     name = html.escape(str(info.get("name") or f"run {info['run']}"))
     banner = ("<p class=partial>Partial report: the run has no summary yet (it is running, "
               "or was killed before it ended); the charts hold what the store holds.</p>"
@@ -214,11 +238,12 @@ def _page(info: dict[str, Any], summary: dict[str, Any], partial: bool, divs: li
     grid = summary.get("grid")
     if isinstance(grid, dict):
         body.append("<h2>Grid</h2>" + _table(list(grid.items())))
-    for section, title in (("symbols", "By symbol"), ("regime", "By regime"),
-                           ("attention", "By phase")):
-        part = summary.get(section)
-        if isinstance(part, dict) and part:
-            body.append(f"<h2>{title}</h2>" + _table(list(part.items())))
+    part = summary.get("symbols")
+    if isinstance(part, dict) and part:
+        body.append("<h2>By symbol</h2>" + _table(list(part.items())))
+    for what, rows in split_by.items():
+        if rows:
+            body.append(f"<h2>By {what}</h2>" + _split_table(rows))
     config = json.dumps(info.get("config") or {}, indent=2, default=str)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>gridkit report: {name}</title>

@@ -18,9 +18,10 @@ from attrs import define
 
 from gridkit.core.components import Feature, Monitor, RiskCheck, Strategy, Validator
 from gridkit.core.errors import ComponentError, DataError
-from gridkit.core.types import EVENT_KINDS, Bar, Funding, Trade
+from gridkit.core.types import EVENT_KINDS, Bar, Funding, FundingPaid, Trade
 from gridkit.runtime import apply as path
 from gridkit.runtime import fusion, regime
+from gridkit.runtime.journal import RegimeChanged
 from gridkit.runtime.regime import hold
 from gridkit.runtime.runstate import LaneRun, Run
 from gridkit.runtime.timing import (
@@ -95,6 +96,8 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     apply, execute = path.apply_reports, path.execute
     reports = executor.reports
     paused_seen: list[str | None] = [ctx.paused]
+    regime_seen: list[str | None] = [ctx.regime]  # (a resumed run's, restored)
+    emit = run.journal.emit
     acct, pos, journal_mark = run.account, ctx.position, run.journal.mark
     acct_mark = acct.mark
 
@@ -197,6 +200,9 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
                 cur, lr.regime_pending, lr.regime_count, cand, dwell)
             ctx.regime = new
             ctx.regime_score = best if new == best_label else cur_score
+        if ctx.regime != regime_seen[0]:  # (a change, journalled: per-regime figures)
+            regime_seen[0] = ctx.regime
+            emit(RegimeChanged(bar.ts, sym, ctx.regime))
         if signals:
             fired = []
             for update in signals:
@@ -427,6 +433,8 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
                 price = lr.ctx.position.price
             paid = run.account.fund(sym, rates[i], price)
             run.journal.emit(Funding(at, rates[i], price))
+            if paid:  # (what was booked, as a live executor reports it: for the report)
+                run.journal.emit(FundingPaid(at, sym, paid))
             path.mark(run, lr, at, price)
             lr.funding_paid += paid
             lr.funding_i = i + 1
