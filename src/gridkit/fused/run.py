@@ -103,10 +103,7 @@ def validator_program(validators: list[Any]) -> tuple[np.ndarray, int, float, fl
     for v in validators:
         if type(v) is TimestampValidator:
             codes.append(fv.TIMESTAMP)
-            interval = int(v.config.interval_ms)
-            max_jump = float(v._max_jump)
-            if v._tolerance != np.inf:
-                horizon = v._now() + v._tolerance
+            interval, horizon, max_jump = v.limits()
         elif type(v) is VolumeValidator:
             codes.append(fv.VOLUME_KEEP if v.config.zero == "keep" else fv.VOLUME_DROP)
         else:
@@ -130,10 +127,8 @@ def validate(arrays: BarArrays, validators: list[Any]) -> np.ndarray:
                     if counts[row, k]}
         if type(v) is TimestampValidator:
             last, has_last, step, held, has_held, _pending = (int(x) for x in tstate)
-            v.last = last if has_last else -np.inf
-            v.step = step or None
-            v.held = held if has_held else None
-            v._steps = [(int(a), int(b)) for a, b in steps]
+            v.resume_from(last if has_last else -np.inf, step or None,
+                          held if has_held else None, [(int(a), int(b)) for a, b in steps])
     return accepted
 
 
@@ -229,7 +224,7 @@ def _trade(run: Any, lr: Any, arrays: BarArrays, accepted: np.ndarray,
     from gridkit.core.errors import ConfigError
     from gridkit.fused.grid import grid_backtest
     from gridkit.fused.plan import grid_params, kernel_grid, risk_params
-    from gridkit.runtime.stages import _preflight, fees
+    from gridkit.runtime.stages import fees, preflight_strategy
 
     p = run.pipeline
     lane, ctx = lr.lane, lr.ctx
@@ -247,7 +242,7 @@ def _trade(run: Any, lr: Any, arrays: BarArrays, accepted: np.ndarray,
     if got is not None:  # it starts on its feature's value at the first bar (the last
         measured, values = got  # values are put in place once the features are stepped)
         ctx.features[strat.key] = float(values[int(index[0])])
-    _preflight(run, lr)
+    preflight_strategy(run, lr)
     strat.start(ctx)
     ctx.index = saved_index
     grid = kernel_grid(strat)

@@ -175,6 +175,23 @@ class TimestampValidator(_Counting):
         clock = self.clock
         return clock() if clock is not None else time.time() * 1000.0
 
+    # --- for the fused pass (gridkit.fused.run), which checks a whole file at once ----------
+
+    def limits(self) -> tuple[int, float, float]:
+        """What a pass over a whole file checks against: the configured interval (0: learnt
+        from the bars), the horizon (now plus the future tolerance; inf: off) and the largest
+        jump that is not held back (inf: off)."""
+        horizon = self._now() + self._tolerance if self._tolerance != INF else INF
+        return int(self.config.interval_ms), horizon, float(self._max_jump)
+
+    def resume_from(self, last: float, step: int | None, held: int | None,
+                    learning: list[tuple[int, int]]) -> None:
+        """Take the state a pass over the bars left: the last accepted timestamp, the step
+        (None: not learnt yet), the bar held back as a jump, and the steps learnt from so far;
+        so the next bar is judged as if this validator had seen every one."""
+        self.last, self.step, self.held = last, step, held
+        self._steps = learning
+
     def _future(self, ts: int) -> bool:
         """Whether ``ts`` lies past the wall clock plus the tolerance; reads the clock."""
         if self._tolerance == INF:

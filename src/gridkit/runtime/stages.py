@@ -220,7 +220,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
         else:
             if lane.info is not None:
                 _check_tick(lane, bar)
-            _preflight(run, lr)
+            preflight_strategy(run, lr)
             got = strat.start(ctx)
             lr.started = True
             lr.first_ts = bar.ts
@@ -450,7 +450,7 @@ def _funding_stage(run: Run, lr: LaneRun) -> Callable[[int], None]:
     return fund
 
 
-def _preflight(run: Run, lr: LaneRun) -> None:
+def preflight_strategy(run: Run, lr: LaneRun) -> None:
     """The strategy's pre-flight findings before its first order: in a paper or live run
     (real money at stake, or its rehearsal) errors stop the run; warnings, and a backtest's
     errors, are logged (DESIGN.md §9: one line each) — a backtest may study a bad grid."""
