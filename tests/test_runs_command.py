@@ -153,3 +153,9 @@ def test_datasette_opens_the_store_with_every_table_described(store: tuple[Path,
     page = subprocess.run([str(datasette), str(db), "-m", str(meta), "--get",
                            f"/{db.stem}/fills"], capture_output=True, text=True, timeout=120)
     assert "Every fill, in the order the run booked them." in page.stdout
+    # a row's run is shown by its name: the store's foreign keys and the runs' label column
+    labelled = subprocess.run([str(datasette), str(db), "-m", str(meta), "--get",
+                               f"/{db.stem}/fills.json?_labels=on&_shape=array&_size=1"],
+                              capture_output=True, text=True, timeout=120)
+    row = json.loads(labelled.stdout)[0]
+    assert row["run_id"] == {"value": 1, "label": summaries[0]["name"]}
