@@ -69,6 +69,10 @@ def test_error_lines_and_reconnects_are_counted_while_started() -> None:
     logging.getLogger("gridkit.executor").error("after the run")
     v = m.values(system=False)
     assert (v["errors"], v["reconnects"]) == (1, 1)
+    # a paper or live run that reconnected lately is degraded, and says why
+    status, reasons = m.health(stale_after=60.0, live=True)
+    assert status == "degraded" and reasons[0].startswith("reconnecting: 1 reconnects")
+    assert m.health(stale_after=60.0, live=False) == ("healthy", [])
 
 
 def test_hooks_run_every_so_many_events() -> None:

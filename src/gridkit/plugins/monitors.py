@@ -139,7 +139,8 @@ class Prometheus(_FigureMonitor):
       format written by the ``prometheus_client`` library (``pip install 'gridkit[monitoring]'``);
     * ``GET /healthz`` — ``{"status": "healthy" | "degraded" | "unhealthy", "reasons": [...]}``:
       unhealthy when trading is halted or, in paper and live runs, no event came for
-      ``stale_after`` seconds; degraded while the feed is paused (reconnecting, stale data).
+      ``stale_after`` seconds; degraded while the feed is paused (stale data, a stream
+      down) or when a reconnect was logged in the last ``stale_after`` seconds.
       Status 200, or 503 when unhealthy, for a load balancer or a supervisor;
     * ``GET /api/v1/dashboard`` — every figure as one JSON object.
 

@@ -310,8 +310,9 @@ class RunMetrics:
 
     def health(self, stale_after: float, live: bool) -> tuple[str, list[str]]:
         """``healthy``, ``degraded`` or ``unhealthy``, with the reasons: trading halted
-        (unhealthy), the feed paused or reconnecting (degraded), no event for
-        ``stale_after`` seconds in a paper or live run (unhealthy)."""
+        (unhealthy), the feed paused, or a reconnect logged in the last ``stale_after``
+        seconds (degraded), no event for ``stale_after`` seconds in a paper or live run
+        (unhealthy)."""
         reasons, status = [], "healthy"
         for symbol, ctx in list(self.lanes.items()):
             where = f" ({symbol})" if len(self.lanes) > 1 else ""
@@ -321,8 +322,14 @@ class RunMetrics:
             if ctx.paused:
                 reasons.append(f"paused{where}: {ctx.paused}")
                 status = "degraded" if status == "healthy" else status
+        now = time.monotonic()
+        reconnected = self.log.reconnected
+        if live and reconnected is not None and now - reconnected < stale_after:
+            reasons.append(f"reconnecting: {self.log.reconnects} reconnects, the last "
+                           f"{now - reconnected:.0f} s ago")
+            status = "degraded" if status == "healthy" else status
         if live and self.last_event is not None:
-            age = time.monotonic() - self.last_event
+            age = now - self.last_event
             if age > stale_after:
                 reasons.append(f"stale feed: no event for {age:.0f} s")
                 status = "unhealthy"
@@ -336,12 +343,15 @@ class _LogCounter(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.errors = self.reconnects = 0
+        #: When the last reconnect was logged (monotonic seconds), or None.
+        self.reconnected: float | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.levelno >= logging.ERROR:
             self.errors += 1
         if getattr(record, "event", None) == "reconnect":
             self.reconnects += 1
+            self.reconnected = time.monotonic()
 
     def handle(self, record: logging.LogRecord) -> bool:  # (no lock: two int additions)
         if record.levelno >= self.level:
