@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from gridkit.runtime.audit import GENESIS, link, verify
+from gridkit.runtime.audit import GENESIS, canonical, entry, link, verify
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipeline.toml"
 
@@ -162,3 +164,20 @@ def test_bad_input_is_one_line(tmp_path: Path) -> None:
     assert gridkit("run", str(EXAMPLE), "--db", str(plain), "-q").returncode == 0
     out = gridkit("audit", "verify", "--db", str(plain))
     assert out.returncode == 0 and "holds no audit entries" in out.stdout
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(run=st.integers(0, 2**31), seq=st.integers(1, 2**40),
+       ts=st.none() | st.integers(-(2**53), 2**53), kind=st.text(min_size=1),
+       data=st.dictionaries(st.text(), _VALUES, max_size=6))
+def test_an_entry_put_together_is_the_canonical_json_of_the_whole(
+        run: int, seq: int, ts: int | None, kind: str, data: dict) -> None:
+    """The store encodes each record's fields when it is journalled and puts the entry
+    together at the commit: the same text, byte for byte, as encoding the whole entry."""
+    whole = canonical({"run": run, "seq": seq, "ts": ts, "kind": kind, "data": data})
+    assert entry(run, seq, ts, kind, canonical(data)) == whole

@@ -22,6 +22,7 @@ from gridkit.core.config import at_least, option
 from gridkit.core.errors import DataError
 from gridkit.core.hookspecs import hookimpl
 from gridkit.core.types import Accepted, Cancelled, Expired, Fill, Rejected
+from gridkit.runtime.audit import GENESIS, canonical, entry, link
 from gridkit.runtime.context import RunInfo
 from gridkit.runtime.journal import Mark, OrderRequested
 from gridkit.runtime.store_schema import (
@@ -64,8 +65,8 @@ class SqliteStore(Store):
         self._fills: list[tuple[Any, ...]] = []
         self._equity: list[tuple[Any, ...]] = []
         self._journal: list[tuple[Any, ...]] = []
-        #: Audit entries to chain and write with the next commit: (ts, kind, data).
-        self._audit: list[tuple[Any, str, dict[str, Any]]] = []
+        #: Audit entries to chain and write with the next commit: (ts, kind, data as JSON).
+        self._audit: list[tuple[Any, str, str]] = []
         #: The audit chain's last (seq, hash), read from the file when first needed.
         self._audit_head: tuple[int, str] | None = None
         self.rows_written = 0
@@ -230,7 +231,8 @@ class SqliteStore(Store):
     def audit(self, ts: Any, kind: str, data: Mapping[str, Any]) -> None:
         """Append an entry to the audit log (``gridkit.runtime.audit``): chained and written
         with the journal rows of the next commit, in the same transaction."""
-        self._audit.append((ts, kind, dict(data)))
+        # (encoded now: a string waits for the commit at no cost to the garbage collector)
+        self._audit.append((ts, kind, canonical(data)))
 
     def commit(self, state: bytes | None = None) -> None:
         if not (self._orders or self._fills or self._equity or self._journal or self._audit
@@ -263,19 +265,18 @@ class SqliteStore(Store):
 
     def _chain(self, conn: Any) -> tuple[int, str]:
         """Insert the queued audit entries, each hashed with the one before; the new head."""
-        from gridkit.runtime.audit import GENESIS, canonical, link
 
         if self._audit_head is None:
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             self._audit_head = (int(row[0]), str(row[1])) if row else (0, GENESIS)
         seq, prev = self._audit_head
         rows = []
+        run = self.run_id
         for ts, kind, data in self._audit:
             seq += 1
-            entry = canonical({"run": self.run_id, "seq": seq, "ts": ts, "kind": kind,
-                               "data": data})
-            digest = link(prev, entry)
-            rows.append((seq, self.run_id, ts, kind, entry, prev, digest))
+            text = entry(run, seq, ts, kind, data)
+            digest = link(prev, text)
+            rows.append((seq, run, ts, kind, text, prev, digest))
             prev = digest
         conn.executemany("INSERT INTO audit VALUES (?,?,?,?,?,?,?)", rows)
         return seq, prev

@@ -36,6 +36,15 @@ def canonical(entry: Any) -> str:
     return _ENCODE(entry)
 
 
+def entry(run: Any, seq: int, ts: Any, kind: str, data: str) -> str:
+    """The canonical entry of one record, ``data`` being its fields' canonical JSON already:
+    the same text as ``canonical({"run", "seq", "ts", "kind", "data"})``, put together from
+    parts (the keys in sorted order) so each record's fields are encoded once, when it is
+    journalled, and wait for the commit as a string."""
+    return (f'{{"data":{data},"kind":{_ENCODE(kind)},"run":{_ENCODE(run)},"seq":{int(seq)},'
+            f'"ts":{_ENCODE(ts)}}}')
+
+
 def link(prev: str, entry: str) -> str:
     """The hash of ``entry`` chained after ``prev``: SHA-256 of their concatenation, hex."""
     return hashlib.sha256((prev + entry).encode()).hexdigest()
