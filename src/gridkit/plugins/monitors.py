@@ -272,14 +272,13 @@ class Alerts(_FigureMonitor):
     def bind(self, journal: Any, store: Store) -> None:
         super().bind(journal, store)
         self.metrics.every(self.config.every, self.check)  # (rides on the per-event call)
-        if self.config.on_halt:
-            journal.subscribe(self.record, False)
+        if self.config.on_halt:  # (and the halts on the figures' own journal reader)
+            self.metrics.on_halt.append(self.halted)
 
-    def record(self, record: Any) -> None:
+    def halted(self, record: Any) -> None:
         """A halt is alerted at once."""
-        if type(record) is j.Halted:
-            self._fire("halted", f"trading halted: {record.reason}", None, None,
-                       getattr(record, "ts", None))
+        self._fire("halted", f"trading halted: {record.reason}", None, None,
+                   getattr(record, "ts", None))
 
     def check(self) -> None:
         """Compare every threshold with the figures now; alert those newly crossed."""

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gridkit.core.types import Accepted, Bar, Fill, Rejected
-from gridkit.runtime.journal import OrderRequested
+from gridkit.runtime.journal import Halted, OrderRequested
 
 #: Every numeric figure of :meth:`RunMetrics.values`, with what it is: what thresholds may
 #: name and what ``/metrics`` exports (as ``gridkit_<name>``).
@@ -107,6 +107,8 @@ class RunMetrics:
         self.last_event: float | None = None
         self.clock = clock
         self._hooks: list[list[Any]] = []  # [every, fn, next due]
+        #: Called with each ``Halted`` record (the alerts' halt alert: no subscriber more).
+        self.on_halt: list[Callable[[Any], None]] = []
         self._due = 1  # the first event, then the hooks' next
         self._day_end = -sys.maxsize  # the current UTC day's end, epoch ms
         self.day_equity: float | None = None
@@ -204,6 +206,9 @@ class RunMetrics:
             self.rejections_in_row += 1
         elif kind is Accepted:
             self.rejections_in_row = 0
+        elif kind is Halted:
+            for fn in self.on_halt:
+                fn(record)
 
     def values(self, system: bool = True) -> dict[str, Any]:
         """Every figure now: numbers (None where not known yet) and a few labels and tables
