@@ -20,6 +20,19 @@ from gridkit.testing import build, sample_path
 
 T = TypeVar("T")
 
+#: The schema of gridkit 0.1's store (version 1), with one old run: what migrations start from.
+STORE_V1 = """
+CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT, mode TEXT, symbol TEXT, capital FLOAT,
+    status TEXT, started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT);
+CREATE TABLE orders (run_id INTEGER, order_id INTEGER, ts INTEGER, status TEXT, side TEXT,
+    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER);
+CREATE TABLE fills (run_id INTEGER, order_id INTEGER, ts INTEGER, side TEXT, price FLOAT,
+    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER);
+CREATE TABLE equity (run_id INTEGER, ts INTEGER, close FLOAT, cash FLOAT, base FLOAT,
+    equity FLOAT);
+INSERT INTO runs (name, status) VALUES ('old', 'finished');
+"""
+
 #: A static grid section for pipelines whose strategy does not matter to the test.
 STRATEGY = """
 [strategy]

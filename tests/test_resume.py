@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gridkit import Context, Monitor, hookimpl
+from helpers import STORE_V1
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "pipeline.toml"
 GRIDKIT = [sys.executable, "-m", "gridkit.cli"]
@@ -196,17 +197,7 @@ def test_another_programs_sqlite_file_is_refused_untouched(tmp_path: Path) -> No
 def test_an_older_gridkit_store_is_migrated(tmp_path: Path) -> None:
     db = tmp_path / "old.db"
     with sqlite3.connect(db) as conn:  # the schema of gridkit 0.1's store
-        conn.executescript("""
-CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT, mode TEXT, symbol TEXT, capital FLOAT,
-    status TEXT, started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT);
-CREATE TABLE orders (run_id INTEGER, order_id INTEGER, ts INTEGER, status TEXT, side TEXT,
-    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER);
-CREATE TABLE fills (run_id INTEGER, order_id INTEGER, ts INTEGER, side TEXT, price FLOAT,
-    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER);
-CREATE TABLE equity (run_id INTEGER, ts INTEGER, close FLOAT, cash FLOAT, base FLOAT,
-    equity FLOAT);
-INSERT INTO runs (name, status) VALUES ('old', 'finished');
-""")
+        conn.executescript(STORE_V1)
     out = gridkit("run", str(EXAMPLE), "--db", str(db), "--json", "--quiet")
     summary = json.loads(out.stdout)
     assert summary["components"]["store"]["migrated_from_schema"] == 1

@@ -19,17 +19,9 @@ from gridkit.runtime.store_schema import (
     migrate,
     render_ddl,
 )
+from helpers import STORE_V1
 
-V1 = """
-CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT, mode TEXT, symbol TEXT, capital FLOAT,
-    status TEXT, started FLOAT, finished FLOAT, config TEXT, summary TEXT, error TEXT);
-CREATE TABLE orders (run_id INTEGER, order_id INTEGER, ts INTEGER, status TEXT, side TEXT,
-    kind TEXT, price FLOAT, qty FLOAT, tag INTEGER);
-CREATE TABLE fills (run_id INTEGER, order_id INTEGER, ts INTEGER, side TEXT, price FLOAT,
-    qty FLOAT, fee FLOAT, liquidity TEXT, tag INTEGER);
-CREATE TABLE equity (run_id INTEGER, ts INTEGER, close FLOAT, cash FLOAT, base FLOAT,
-    equity FLOAT);
-INSERT INTO runs (name, status) VALUES ('old', 'finished');
+V1 = STORE_V1 + """
 INSERT INTO orders (run_id, order_id, ts, status) VALUES (1, 7, 1000, 'requested');
 """
 
