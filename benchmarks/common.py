@@ -140,8 +140,8 @@ def fmt(value: float | None, unit: str) -> str:
         return f"{value:.2f} s"
     if unit in ("µs", "ns/bar", "ns", "µs/bar"):
         return f"{value:,.0f} {unit}" if value >= 100 else f"{value:.1f} {unit}"
-    if unit == "x":
-        return f"{value:.1f}x"
+    if unit == "x":  # (two decimals near 1: a 1.14x must not print as a target's 1.1x)
+        return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
     if unit == "":
         return f"{value:g}"
     return f"{value:,.3g} {unit}"
