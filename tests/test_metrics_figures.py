@@ -161,3 +161,31 @@ def test_every_figure_is_documented_and_alertable(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"no figure .no_such.*daily_loss.*latency_p99_ms"):
         build_pipeline(pipeline_from_data(data, "<t>", tmp_path))
     assert all(text.endswith(".") or text.endswith(")") for text in FIGURES.values())
+
+
+def test_the_monitor_docstrings_example_counts_every_fill(gridkit_host: Any) -> None:
+    """The monitor :class:`gridkit.Monitor`'s docstring shows, run as written on the example."""
+    import inspect
+    import textwrap
+
+    import gridkit
+    from gridkit import hookimpl
+
+    doc = inspect.getdoc(gridkit.Monitor) or ""
+    code = textwrap.dedent(doc.split("::\n", 1)[1])
+    namespace: dict[str, Any] = {"gridkit": gridkit}
+    exec(code, namespace)
+    cls = namespace["CellFills"]
+
+    class Plugin:
+        @staticmethod
+        @hookimpl
+        def gridkit_register_monitors(register: Any) -> None:
+            register(cls)
+
+    gridkit_host.register(Plugin, "cell-fills-plugin")
+    data = example()
+    data["monitors"] = [{"use": "cell-fills"}]
+    s = run_pipeline(build_pipeline(pipeline_from_data(data, "<t>", EXAMPLES), gridkit_host))
+    by_cell = s["components"]["monitors[0]"]["fills_by_cell"]
+    assert sum(by_cell.values()) == s["buy_fills"] + s["sell_fills"] > 100

@@ -448,7 +448,34 @@ class Monitor(Component):
 
     A monitor overrides :meth:`on_event` (called after each accepted event), :meth:`bind`
     (to receive the run's journal records) or both; the engine calls only what it overrides,
-    so a monitor that reads the journal costs the event loop nothing per event.
+    so a monitor that reads the journal costs the event loop nothing per event. Anything slow
+    (a network call, a file) belongs on a thread of the monitor's own, started in ``setup``
+    and stopped in ``close``, as the built-in ``prometheus`` and ``alerts`` do.
+
+    Monitors of one run may share what they compute through ``journal.shared`` (a dict): the
+    built-in figure monitors keep their one :class:`gridkit.runtime.metrics.RunMetrics` there
+    as ``"metrics"``, which a monitor of your own may read (``RunMetrics.of(journal, clock)``)
+    instead of counting again. A per-event method several monitors share (bound in ``bind``
+    as ``self.on_event``) is called once per event.
+
+    A monitor that counts the fills of each grid cell::
+
+        class CellFills(gridkit.Monitor):
+            name = "cell-fills"
+
+            def __init__(self, config=None):
+                super().__init__(config)
+                self.by_cell = {}
+
+            def bind(self, journal, store):
+                journal.subscribe(self.record, False)  # records, not the per-bar marks
+
+            def record(self, record):
+                if type(record) is gridkit.Fill:
+                    self.by_cell[record.tag] = self.by_cell.get(record.tag, 0) + 1
+
+            def stats(self):
+                return {"fills_by_cell": self.by_cell}  # in the run summary
     """
 
     kind = "monitor"
