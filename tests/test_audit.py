@@ -109,6 +109,20 @@ def test_an_edited_and_rehashed_row_breaks_the_next_link(store: tuple[Path, dict
     assert f"audit row {seq + 1} (rowid {seq + 1}): does not follow row {seq}" in line
 
 
+def test_a_last_row_rewritten_as_other_json_is_named(store: tuple[Path, dict],
+                                                     tmp_path: Path) -> None:
+    """The chain's head rewritten and rehashed as JSON that is not an entry (a list): one
+    line naming it, not a traceback."""
+    db = copy_of(store[0], tmp_path)
+    with sqlite3.connect(db) as conn:
+        seq, prev = conn.execute("SELECT seq, prev FROM audit ORDER BY seq DESC LIMIT 1"
+                                 ).fetchone()
+        conn.execute("UPDATE audit SET entry = '[1]', hash = ? WHERE seq = ?",
+                     (link(prev, "[1]"), seq))
+    line = tamper(db, "")
+    assert f"audit row {seq} (rowid {seq}): edited: its entry is not a JSON object" in line
+
+
 def test_a_deleted_row_is_named(store: tuple[Path, dict], tmp_path: Path) -> None:
     db = copy_of(store[0], tmp_path)
     line = tamper(db, "DELETE FROM audit WHERE seq IN (100, 101)")

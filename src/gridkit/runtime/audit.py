@@ -89,6 +89,8 @@ def _check(seq: Any, expected: int, run_id: Any, ts: Any, kind: Any, entry: Any,
         data = json.loads(entry)
     except ValueError:
         return "edited: its entry is not JSON"
+    if not isinstance(data, dict):
+        return "edited: its entry is not a JSON object"
     if (data.get("seq"), data.get("run"), data.get("ts"), data.get("kind")) != (
             seq, run_id, ts, kind):
         return "edited: its columns disagree with its entry"

@@ -97,7 +97,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
     reports = executor.reports
     paused_seen: list[str | None] = [ctx.paused]
     regime_seen: list[str | None] = [ctx.regime]  # (a resumed run's, restored)
-    emit = run.journal.emit
+    journal = run.journal  # (its emit is read when called: subscribers may come after this)
     acct, pos, journal_mark = run.account, ctx.position, run.journal.mark
     acct_mark = acct.mark
 
@@ -202,7 +202,7 @@ def build_stages(run: Run, lr: LaneRun) -> LaneStages:
             ctx.regime_score = best if new == best_label else cur_score
         if ctx.regime != regime_seen[0]:  # (a change, journalled: per-regime figures)
             regime_seen[0] = ctx.regime
-            emit(RegimeChanged(bar.ts, sym, ctx.regime))
+            journal.emit(RegimeChanged(bar.ts, sym, ctx.regime))
         if signals:
             fired = []
             for update in signals:
