@@ -1,6 +1,7 @@
 """Built-in monitors: ``audit`` (a hash-chained log of what the run sent and heard),
-``metrics`` (the run's trading and system figures) and ``prometheus`` (those figures over HTTP:
-``/metrics``, ``/healthz``, ``/api/v1/dashboard``)."""
+``metrics`` (the run's trading, system and attention figures), ``prometheus`` (those figures
+over HTTP: ``/metrics``, ``/healthz``, ``/api/v1/dashboard``) and ``alerts`` (thresholds on
+them, posted to a webhook)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,6 @@ class Audit(Monitor):
         return {"entries": self.entries}
 
 
-
 class _FigureMonitor(Monitor):
     """A monitor over the run's figures (:class:`gridkit.runtime.metrics.RunMetrics`). The
     figure monitors of one run share one RunMetrics, kept on the journal, and take its
@@ -82,7 +82,7 @@ class _FigureMonitor(Monitor):
         from gridkit.runtime.metrics import RunMetrics
 
         self.metrics = RunMetrics()  # (until bound to the run's own)
-        self._clock = True
+        self._clock = True  # (paper and live runs: wall-clock figures, staleness)
         self._owner = False
 
     def setup(self, run: Any) -> None:
@@ -164,13 +164,11 @@ class Prometheus(_FigureMonitor):
         self.server: Any = None
         self.port: int | None = None
         self.scrapes = 0
-        self._live = False
 
     def setup(self, run: Any) -> None:
         from gridkit.runtime.metrics_http import serve
 
         super().setup(run)
-        self._live = run.mode != "backtest"
         c = self.config
         self.server = serve(c.host, c.port, self)
         self.port = self.server.server_address[1]
@@ -178,7 +176,7 @@ class Prometheus(_FigureMonitor):
                          daemon=True).start()
 
     def health(self) -> tuple[str, list[str]]:
-        return self.metrics.health(self.config.stale_after, self._live)
+        return self.metrics.health(self.config.stale_after, live=self._clock)
 
     def close(self) -> None:
         if self.server is not None:

@@ -265,7 +265,6 @@ class SqliteStore(Store):
 
     def _chain(self, conn: Any) -> tuple[int, str]:
         """Insert the queued audit entries, each hashed with the one before; the new head."""
-
         if self._audit_head is None:
             row = conn.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
             self._audit_head = (int(row[0]), str(row[1])) if row else (0, GENESIS)

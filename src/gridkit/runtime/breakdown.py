@@ -11,9 +11,10 @@ so the labels' profits add up to the run's whole change of equity.
 from __future__ import annotations
 
 import bisect
-import json
 import sqlite3
 from typing import Any
+
+from gridkit.runtime.runs import journal_records
 
 #: The label of the time before a lane's first regime (no rule ready yet).
 NO_LABEL = "(none)"
@@ -22,9 +23,7 @@ NO_LABEL = "(none)"
 def regime_changes(conn: sqlite3.Connection, run_id: int) -> dict[str, list[tuple[int, str]]]:
     """Per symbol, the regime changes of the run in time order: ``[(ts, label), ...]``."""
     out: dict[str, list[tuple[int, str]]] = {}
-    for ts, data in conn.execute("SELECT ts, data FROM journal WHERE run_id = ? AND kind = "
-                                 "'RegimeChanged' ORDER BY rowid", (run_id,)):
-        d = _json(data)
+    for ts, d in journal_records(conn, run_id, "RegimeChanged"):
         out.setdefault(str(d.get("symbol") or ""), []).append(
             (int(ts), str(d.get("label") or NO_LABEL)))
     return out
@@ -34,9 +33,7 @@ def phase_changes(conn: sqlite3.Connection, run_id: int) -> list[tuple[int, str]
     """The run's attention phase changes in time order, ``[(ts, phase), ...]``, starting with
     the first phase at the run's first moment; a run with several phased modules labels each
     phase ``path: phase``."""
-    rows = [(int(ts), _json(data)) for ts, data in conn.execute(
-        "SELECT ts, data FROM journal WHERE run_id = ? AND kind = 'PhaseChanged' "
-        "ORDER BY rowid", (run_id,))]
+    rows = [(int(ts), d) for ts, d in journal_records(conn, run_id, "PhaseChanged")]
     if not rows:
         return []
     paths = {str(d.get("path")) for _, d in rows}
@@ -85,10 +82,3 @@ def split(marks: list[tuple[Any, ...]], fills: list[tuple[Any, ...]],
         r["return_pct"] = r["profit"] / capital * 100 if capital else None
     return list(out.values())
 
-
-def _json(text: Any) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        return {}
-    return value if isinstance(value, dict) else {}

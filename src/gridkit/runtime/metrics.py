@@ -86,7 +86,7 @@ _DAY_MS = 86_400_000
 
 
 class RunMetrics:
-    """The figures of the run whose events it is shown (:meth:`on_event`) and whose journal
+    """The figures of the run whose events it is shown (``on_event``) and whose journal
     records it reads (:meth:`record`).
 
     ``clock``: note the wall time of each event (paper and live runs: the last event's age, a
@@ -121,7 +121,8 @@ class RunMetrics:
         self.log = _LogCounter()
         self._system_at: float | None = None
         self._system_values: dict[str, Any] = {}
-        self.on_event = self._timed if clock else self._counted  # type: ignore[method-assign]
+        #: ``on_event(ctx)``: called after each accepted event; O(1), no allocation.
+        self.on_event: Callable[[Any], None] = self._timed if clock else self._counted
 
     @classmethod
     def of(cls, journal: Any, clock: bool) -> tuple[RunMetrics, bool]:
@@ -147,10 +148,6 @@ class RunMetrics:
         self._hooks.append([n, fn, self.events + 1 + n])
         self._due = min(self._due, self.events + 1)
 
-    def on_event(self, ctx: Any) -> None:
-        """Called after each accepted event: O(1), no allocation."""
-        (self._timed if self.clock else self._counted)(ctx)
-
     def _counted(self, ctx: Any) -> None:
         if ctx is not self.ctx:
             self.ctx = self.lanes[ctx.symbol] = ctx
@@ -168,8 +165,8 @@ class RunMetrics:
             last, self._last_bar = self._last_bar, ts
             if last is not None and 0 < ts - last < self._bar_span:
                 self._bar_span = ts - last
-            ts += self._bar_span if self._bar_span != sys.maxsize else 0
-        if self._bar_span != sys.maxsize or type(event) is not Bar:
+            ts += self._bar_span  # (sys.maxsize until two bars came: no sample, below)
+        if ts < sys.maxsize:
             self.latency[self.latencies % LATENCY_SAMPLES] = time.time() * 1000.0 - ts
             self.latencies += 1
         self._counted(ctx)

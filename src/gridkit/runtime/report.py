@@ -21,7 +21,7 @@ from typing import Any
 
 from gridkit.core.errors import ConfigError
 from gridkit.runtime.breakdown import phase_changes, regime_changes, split
-from gridkit.runtime.runs import open_store, show_run, write_atomically
+from gridkit.runtime.runs import journal_records, open_store, show_run, write_atomically
 
 #: At most this many points a line (each bucket keeps its first, lowest, highest and last).
 MAX_POINTS = 4000
@@ -71,13 +71,11 @@ def write_report(db: Path, run_id: int | None, out: Path) -> dict[str, Any]:
 
 
 def _funding(conn: sqlite3.Connection, run_id: int) -> list[tuple[int, float]]:
-    rows = conn.execute("SELECT ts, data FROM journal WHERE run_id = ? AND kind = "
-                        "'FundingPaid' ORDER BY rowid", (run_id,)).fetchall()
     out = []
-    for ts, data in rows:
+    for ts, fields in journal_records(conn, run_id, "FundingPaid"):
         try:
             # (a FundingPaid amount is what the account received: paid is its negative)
-            out.append((ts, -float(json.loads(data).get("amount", 0.0))))
+            out.append((ts, -float(fields.get("amount", 0.0))))
         except (TypeError, ValueError):
             continue
     return out

@@ -132,6 +132,19 @@ def export(conn: sqlite3.Connection, path: Path, run_id: int | None, table: str,
     return len(rows)
 
 
+def journal_records(conn: sqlite3.Connection, run_id: int, kind: str
+                    ) -> list[tuple[Any, dict[str, Any]]]:
+    """The run's journal records of ``kind`` (``"FundingPaid"``, ``"RegimeChanged"`` ...) in
+    the order they were journalled: ``[(ts, fields), ...]``; a row whose data is not a JSON
+    object (another program's edit) gives empty fields."""
+    out = []
+    for ts, data in conn.execute("SELECT ts, data FROM journal WHERE run_id = ? AND kind = ? "
+                                 "ORDER BY rowid", (run_id, kind)):
+        fields = _json(data)
+        out.append((ts, fields if isinstance(fields, dict) else {}))
+    return out
+
+
 def _row(conn: sqlite3.Connection, r: dict[str, Any]) -> dict[str, Any]:
     summary = _json(r.get("summary")) or {}
     out: dict[str, Any] = {"run": r["id"], "name": r["name"], "mode": r["mode"],
